@@ -1,0 +1,137 @@
+"""aigc-apps core SDK: LoRA fine-tuning, generation, embeddings, retrieval and storage.
+
+Everything a user imports lives here. Heavy modules (torch, transformers) load on first
+use, so ``import aigc_apps`` and the ``aigc`` CLI start fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # settings, errors, data, storage
+    "Settings": "aigc_apps.settings",
+    "get_settings": "aigc_apps.settings",
+    "sample_data_dir": "aigc_apps.settings",
+    "AigcError": "aigc_apps.errors",
+    "DataError": "aigc_apps.errors",
+    "ModelNotFoundError": "aigc_apps.errors",
+    "AdapterError": "aigc_apps.errors",
+    "NotFoundError": "aigc_apps.errors",
+    "read_records": "aigc_apps.data",
+    "ReadResult": "aigc_apps.data",
+    "Skip": "aigc_apps.data",
+    "content_hash": "aigc_apps.data",
+    "file_hash": "aigc_apps.data",
+    "Database": "aigc_apps.store",
+    "utcnow": "aigc_apps.store",
+    # models and generation
+    "MODEL_ALIASES": "aigc_apps.models",
+    "resolve_model": "aigc_apps.models",
+    "select_device": "aigc_apps.models",
+    "select_dtype": "aigc_apps.models",
+    "load_tokenizer": "aigc_apps.models",
+    "load_causal_lm": "aigc_apps.models",
+    "available_models": "aigc_apps.models",
+    "Generator": "aigc_apps.generation",
+    "GenerationConfig": "aigc_apps.generation",
+    # fine-tuning
+    "LoraTrainingConfig": "aigc_apps.finetune",
+    "LoraTrainer": "aigc_apps.finetune",
+    "TrainResult": "aigc_apps.finetune",
+    "TextClassifier": "aigc_apps.finetune",
+    "AdapterRegistry": "aigc_apps.finetune",
+    "merge_adapter": "aigc_apps.finetune",
+    # embeddings and retrieval
+    "Encoder": "aigc_apps.embeddings",
+    "VectorIndex": "aigc_apps.index",
+    "ContrastiveTuningConfig": "aigc_apps.encoder_tuning",
+    "tune_encoder": "aigc_apps.encoder_tuning",
+}
+
+__all__ = [
+    "MODEL_ALIASES",
+    "AdapterError",
+    "AdapterRegistry",
+    "AigcError",
+    "ContrastiveTuningConfig",
+    "DataError",
+    "Database",
+    "Encoder",
+    "GenerationConfig",
+    "Generator",
+    "LoraTrainer",
+    "LoraTrainingConfig",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "ReadResult",
+    "Settings",
+    "Skip",
+    "TextClassifier",
+    "TrainResult",
+    "VectorIndex",
+    "available_models",
+    "content_hash",
+    "file_hash",
+    "get_settings",
+    "load_causal_lm",
+    "load_tokenizer",
+    "merge_adapter",
+    "read_records",
+    "resolve_model",
+    "sample_data_dir",
+    "select_device",
+    "select_dtype",
+    "tune_encoder",
+    "utcnow",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aigc_apps' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from aigc_apps.data import ReadResult, Skip, content_hash, file_hash, read_records
+    from aigc_apps.embeddings import Encoder
+    from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
+    from aigc_apps.errors import (
+        AdapterError,
+        AigcError,
+        DataError,
+        ModelNotFoundError,
+        NotFoundError,
+    )
+    from aigc_apps.finetune import (
+        AdapterRegistry,
+        LoraTrainer,
+        LoraTrainingConfig,
+        TextClassifier,
+        TrainResult,
+        merge_adapter,
+    )
+    from aigc_apps.generation import GenerationConfig, Generator
+    from aigc_apps.index import VectorIndex
+    from aigc_apps.models import (
+        MODEL_ALIASES,
+        available_models,
+        load_causal_lm,
+        load_tokenizer,
+        resolve_model,
+        select_device,
+        select_dtype,
+    )
+    from aigc_apps.settings import Settings, get_settings, sample_data_dir
+    from aigc_apps.store import Database, utcnow

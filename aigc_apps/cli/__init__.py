@@ -1,0 +1,75 @@
+"""The ``aigc`` command: core commands plus every app found under ``aigc.apps`` entry points.
+
+Apps are Typer apps declared as entry points, so a company can add its own app by
+installing a package, without editing the core. Errors the user can fix
+(:class:`~aigc_apps.errors.AigcError`) are printed on one line with exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import entry_points
+
+import click
+import typer
+
+from aigc_apps.cli.adapters import adapters_app
+from aigc_apps.cli.commands import register_core_commands
+from aigc_apps.cli.output import err_console
+from aigc_apps.errors import AigcError
+
+APPS_GROUP = "aigc.apps"
+
+app = typer.Typer(
+    name="aigc",
+    help="Generative-AI apps on your own data: fine-tune, generate, retrieve, and run the apps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+register_core_commands(app)
+app.add_typer(adapters_app, name="adapters")
+
+
+def mount_apps(root: typer.Typer) -> list[str]:
+    """Add each installed app's Typer app under its entry-point name; returns the names."""
+    mounted = []
+    for ep in sorted(entry_points(group=APPS_GROUP), key=lambda e: e.name):
+        try:
+            sub = ep.load()
+        except Exception as exc:  # a broken plugin must not take the whole CLI down
+            err_console.print(f"[yellow]warning:[/] app {ep.name!r} not loaded: {exc}")
+            continue
+        root.add_typer(sub, name=ep.name)
+        mounted.append(ep.name)
+    return mounted
+
+
+mount_apps(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning user errors into one line."""
+    # Our own rich progress bars report training; library download/load bars are noise here.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="aigc", standalone_mode=False)
+    except AigcError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

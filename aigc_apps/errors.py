@@ -1,0 +1,27 @@
+"""Errors a user can act on.
+
+Everything raised as :class:`AigcError` is printed by the CLI as one line (no traceback)
+and exits non-zero, so messages must name the file, row, column or model at fault.
+"""
+
+from __future__ import annotations
+
+
+class AigcError(Exception):
+    """Base class for errors caused by input or environment, not by a bug."""
+
+
+class DataError(AigcError):
+    """A data file is missing, empty, malformed or lacks a needed column."""
+
+
+class ModelNotFoundError(AigcError):
+    """A base model cannot be found locally and cannot be downloaded."""
+
+
+class AdapterError(AigcError):
+    """An adapter folder is missing, corrupt or does not match its base model."""
+
+
+class NotFoundError(AigcError):
+    """A named thing (session, item, adapter, topic...) does not exist."""

@@ -1,0 +1,80 @@
+"""Workspace settings, each overridable by an ``AIGC_*`` environment variable.
+
+Settings are read from the environment every time :func:`get_settings` is called, so tests
+and embedding applications can point the SDK at another workspace without restarting.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path(".aigc")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the SDK keeps its state and which models it uses by default.
+
+    ``home`` holds converted models, adapters, FAISS indexes and the SQLite files.
+    """
+
+    home: Path = DEFAULT_HOME
+    device: str = "auto"
+    default_llm: str = "smollm2-135m-instruct"
+    default_encoder: str = "minilm-l6"
+    database_url: str | None = None
+    models_cache: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            home=Path(env.get("AIGC_HOME", str(DEFAULT_HOME))).expanduser(),
+            device=env.get("AIGC_DEVICE", "auto"),
+            default_llm=env.get("AIGC_LLM", "smollm2-135m-instruct"),
+            default_encoder=env.get("AIGC_ENCODER", "minilm-l6"),
+            database_url=env.get("AIGC_DATABASE_URL") or None,
+            models_cache=Path(env["AIGC_MODELS_DIR"]) if env.get("AIGC_MODELS_DIR") else None,
+        )
+
+    @property
+    def models_dir(self) -> Path:
+        """Converted bundled models; ``AIGC_MODELS_DIR`` shares one cache across workspaces."""
+        return self.models_cache or self.home / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+    def db_url(self, name: str) -> str:
+        """Database URL for the store called ``name`` (one per app).
+
+        ``AIGC_<NAME>_DB_URL`` wins, then ``AIGC_DATABASE_URL`` (shared server, tables are
+        namespaced per app), then a SQLite file ``<home>/<name>.db``.
+        """
+        specific = os.environ.get(f"AIGC_{name.upper()}_DB_URL")
+        if specific:
+            return specific
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / f'{name}.db').resolve()}"
+
+
+def sample_data_dir() -> Path:
+    """The project's bundled sample sets (``data/``); ``AIGC_DATA_DIR`` overrides."""
+    preset = os.environ.get("AIGC_DATA_DIR")
+    if preset:
+        return Path(preset)
+    beside_package = Path(__file__).resolve().parents[1] / "data"
+    return beside_package if beside_package.is_dir() else Path.cwd() / "data"
+
+
+def get_settings() -> Settings:
+    """Current settings, freshly read from the environment."""
+    return Settings.from_env()
