@@ -1,0 +1,100 @@
+"""Shared fixtures: an isolated workspace per test and a database URL per backend.
+
+``db_url`` runs a test twice, on SQLite and on PostgreSQL. PostgreSQL tests use a fresh
+schema each (dropped afterwards); they skip when no server answers, unless
+``AIGC_REQUIRE_PG=1`` (set by CI), where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get(
+    "AIGC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Converted bundled models, shared by all tests (conversion takes ~30 s)."""
+    preset = os.environ.get("AIGC_MODELS_DIR")
+    return Path(preset) if preset else tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_cache: Path) -> Path:
+    """Every test gets its own AIGC_HOME; converted models are shared via AIGC_MODELS_DIR."""
+    home = tmp_path / "aigc-home"
+    monkeypatch.setenv("AIGC_HOME", str(home))
+    monkeypatch.setenv("AIGC_MODELS_DIR", str(models_cache))
+    monkeypatch.delenv("AIGC_DATABASE_URL", raising=False)
+    return home
+
+
+def _pg_available() -> bool:
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    ok = _pg_available()
+    if not ok and os.environ.get("AIGC_REQUIRE_PG") == "1":
+        pytest.fail(f"PostgreSQL required (AIGC_REQUIRE_PG=1) but {PG_URL} does not answer")
+    return ok
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL on an empty store, once per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if not request.getfixturevalue("pg_available"):
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init 2-layer Llama with a ChatML tokenizer (built in about a second)."""
+    from tests.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init 2-layer BERT with a WordPiece tokenizer."""
+    from tests.tiny import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
