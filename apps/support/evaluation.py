@@ -1,0 +1,110 @@
+"""Offline evaluation of intent matching and handoff on a labelled query file.
+
+Accuracy counts the top-ranked intent; recall@k and MRR use the full ranking; handoff is
+the bot's real decision (template vs handoff), so the false-handoff rate on in-scope rows
+and the handoff recall on out-of-scope rows measure the calibrated threshold as deployed.
+Latency is the decision time per query (embedding, search, scoring), without generation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .bot import SupportBot
+
+
+@dataclass
+class EvalReport:
+    n: int
+    n_in_scope: int
+    n_oos: int
+    top1_accuracy: float | None
+    recall_at_5: float | None
+    mrr: float | None
+    oos_handoff_recall: float | None
+    false_handoff_rate: float | None
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ranking_metrics(
+    rankings: Sequence[Sequence[str]], gold: Sequence[str], k: int = 5
+) -> dict[str, float]:
+    """Top-1 accuracy, recall@k and mean reciprocal rank of ``gold`` in each ranking."""
+    if not gold:
+        return {"top1": float("nan"), "recall": float("nan"), "mrr": float("nan")}
+    top1 = recall = rr = 0.0
+    for ranked, g in zip(rankings, gold, strict=True):
+        ranked = list(ranked)
+        pos = ranked.index(g) + 1 if g in ranked else 0
+        top1 += pos == 1
+        recall += 0 < pos <= k
+        rr += 1.0 / pos if pos else 0.0
+    n = len(gold)
+    return {"top1": top1 / n, "recall": recall / n, "mrr": rr / n}
+
+
+def evaluate(
+    bot: SupportBot,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    oos_label: str | None = None,
+    latency_sample: int = 200,
+) -> EvalReport:
+    """Score ``bot`` on labelled queries; rows labelled ``oos_label`` should be handed off.
+
+    Queries are embedded in one batch for the metrics; latency is timed on the first
+    ``latency_sample`` queries, each decided alone as ``ask`` would (without the DB write).
+    A handoff counts when confidence is below the threshold and no document is relevant
+    (an intent recognised but lacking answer text is the knowledge base's gap, not a miss).
+    """
+    clean = [bot._clean(t) for t in texts]
+    vecs = bot.encoder.encode(clean)
+    rankings: list[list[str]] = []
+    gold: list[str] = []
+    handoff_in: list[bool] = []
+    handoff_oos: list[bool] = []
+    latencies: list[float] = []
+    for text in texts[:latency_sample]:
+        started = time.perf_counter()
+        bot.decide(bot._clean(text))
+        latencies.append((time.perf_counter() - started) * 1000)
+    for text, vec, label in zip(clean, vecs, labels, strict=True):
+        d = bot.decide(text, vec=vec)
+        handoff = d.path == "handoff" and d.confidence < bot.calibration.threshold
+        if oos_label is not None and label == oos_label:
+            handoff_oos.append(handoff)
+            continue
+        ranked = [
+            bot.kb.meta[int(k[5:])].intent or k if k.startswith("pair:") else k
+            for k in d.ranking.keys
+        ]
+        rankings.append(ranked)
+        gold.append(label)
+        handoff_in.append(handoff)
+    m = ranking_metrics(rankings, gold)
+    lat = np.asarray(latencies) if latencies else np.zeros(1)
+
+    def rate(xs: list[bool]) -> float | None:
+        return round(float(np.mean(xs)), 4) if xs else None
+
+    return EvalReport(
+        n=len(labels),
+        n_in_scope=len(gold),
+        n_oos=len(handoff_oos),
+        top1_accuracy=round(m["top1"], 4) if gold else None,
+        recall_at_5=round(m["recall"], 4) if gold else None,
+        mrr=round(m["mrr"], 4) if gold else None,
+        oos_handoff_recall=rate(handoff_oos),
+        false_handoff_rate=rate(handoff_in),
+        latency_p50_ms=round(float(np.percentile(lat, 50)), 2),
+        latency_p95_ms=round(float(np.percentile(lat, 95)), 2),
+    )

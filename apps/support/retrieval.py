@@ -1,0 +1,283 @@
+"""The knowledge index: encoder + two FAISS indexes (questions, document chunks) + entry metadata.
+
+FAISS ids are database entry ids. The index files are only written after the database
+transaction that changed the entries has committed, and on load the stored ids are checked
+against the database: any mismatch (a crash between commit and save, another encoder)
+triggers a rebuild from the database, which is always the source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from aigc_apps.embeddings import Encoder
+from aigc_apps.index import VectorIndex
+from aigc_apps.store import Database
+
+from .ingest import SourceItems, apply_source
+from .intent_head import IntentHead, fit_intent_head
+from .store import Entry, Intent, Source, get_setting, set_setting
+
+QUESTION_KINDS = ("example", "pair")
+HEAD_FLOOR = -20.0  # log probability for a key the head does not know (dialogue pairs)
+
+
+@dataclass(frozen=True)
+class EntryMeta:
+    id: int
+    kind: str
+    intent: str | None
+    text: str
+    answer: str | None
+    title: str | None
+    source: str
+
+    @property
+    def key(self) -> str:
+        """What a question entry votes for: its intent, or the dialogue pair itself."""
+        return self.intent if self.intent is not None else f"pair:{self.id}"
+
+
+@dataclass
+class RetrievalConfig:
+    """How neighbours become intent scores.
+
+    The score of an intent is its best neighbour's similarity plus ``vote_weight`` times the
+    log of its softmax-weighted votes among the ``k`` nearest questions (kNN voting), plus
+    ``head_weight`` times the log probability from the linear intent head (if fitted).
+    """
+
+    k: int = 10
+    vote_weight: float = 0.0
+    vote_temperature: float = 20.0
+    head_weight: float = 0.0
+
+
+@dataclass
+class Ranking:
+    """Intents (or dialogue pairs) for one query, best first, with the features of the best."""
+
+    keys: list[str]
+    scores: list[float]
+    top_entry: dict[str, EntryMeta] = field(default_factory=dict)
+    neighbour_ids: list[int] = field(default_factory=list)
+
+    @property
+    def margin(self) -> float:
+        if not self.scores:
+            return 0.0
+        return self.scores[0] - (self.scores[1] if len(self.scores) > 1 else 0.0)
+
+
+@dataclass
+class IngestReport:
+    files: list[str] = field(default_factory=list)
+    added_sources: int = 0
+    replaced_sources: int = 0
+    unchanged_sources: int = 0
+    entries_added: int = 0
+    entries_removed: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+class KnowledgeIndex:
+    """Encoder, FAISS indexes and entry metadata for one support database."""
+
+    def __init__(
+        self, db: Database, encoder: Encoder, index_dir: Path, config: RetrievalConfig | None = None
+    ) -> None:
+        self.db = db
+        self.encoder = encoder
+        self.index_dir = Path(index_dir)
+        self.config = config or RetrievalConfig()
+        self.meta: dict[int, EntryMeta] = {}
+        self.answers: dict[str, str | None] = {}
+        self.head: IntentHead | None = None
+        self.questions = VectorIndex(encoder.dim)
+        self.chunks = VectorIndex(encoder.dim)
+        self.load()
+
+    # -- persistence ------------------------------------------------------------------
+    def _paths(self) -> tuple[Path, Path]:
+        return self.index_dir / "questions.faiss", self.index_dir / "chunks.faiss"
+
+    def _refresh_meta(self) -> None:
+        with self.db.session() as s:
+            rows = s.execute(
+                select(Entry, Intent.name, Source.uri)
+                .join(Source, Entry.source_id == Source.id)
+                .outerjoin(Intent, Entry.intent_id == Intent.id)
+            ).all()
+            self.meta = {
+                e.id: EntryMeta(e.id, e.kind, name, e.text, e.answer, e.title, uri)
+                for e, name, uri in rows
+            }
+            self.answers = {i.name: i.answer for i in s.scalars(select(Intent))}
+
+    def _encoder_tag(self) -> str:
+        return f"{self.encoder.name}|{self.encoder.dim}"
+
+    def load(self) -> None:
+        """Read the index files; rebuild from the database when they disagree with it."""
+        self._refresh_meta()
+        qpath, cpath = self._paths()
+        with self.db.session() as s:
+            tag = get_setting(s, "index_encoder")
+        try:
+            if tag != self._encoder_tag():
+                raise ValueError("index built by another encoder")
+            self.questions = VectorIndex.load(qpath, dim=self.encoder.dim)
+            self.chunks = VectorIndex.load(cpath, dim=self.encoder.dim)
+            want_q = {i for i, m in self.meta.items() if m.kind in QUESTION_KINDS}
+            want_c = set(self.meta) - want_q
+            if (
+                set(self.questions.ids().tolist()) != want_q
+                or set(self.chunks.ids().tolist()) != want_c
+            ):
+                raise ValueError("index ids differ from the database")
+        except Exception:
+            self.rebuild()
+        head = IntentHead.load(self._head_path())
+        self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
+
+    def rebuild(self) -> int:
+        """Re-embed every entry from the database into fresh indexes; returns the count."""
+        self._refresh_meta()
+        self.questions = VectorIndex(self.encoder.dim)
+        self.chunks = VectorIndex(self.encoder.dim)
+        self._add(list(self.meta.values()))
+        self._save()
+        return len(self.meta)
+
+    def _save(self) -> None:
+        qpath, cpath = self._paths()
+        self.questions.save(qpath)
+        self.chunks.save(cpath)
+        with self.db.session() as s:
+            set_setting(s, "index_encoder", self._encoder_tag())
+
+    def _embed_text(self, m: EntryMeta) -> str:
+        return f"{m.title}: {m.text}" if m.kind == "chunk" and m.title else m.text
+
+    def _add(self, metas: Sequence[EntryMeta]) -> None:
+        if not metas:
+            return
+        vecs = self.encoder.encode([self._embed_text(m) for m in metas])
+        is_q = np.array([m.kind in QUESTION_KINDS for m in metas])
+        ids = np.array([m.id for m in metas], dtype=np.int64)
+        if is_q.any():
+            self.questions.add(ids[is_q], vecs[is_q])
+        if (~is_q).any():
+            self.chunks.add(ids[~is_q], vecs[~is_q])
+
+    def _head_path(self) -> Path:
+        return self.index_dir / "intent_head.npz"
+
+    def fit_head(self, exclude: Collection[int] = (), c: float = 10.0) -> IntentHead | None:
+        """Fit the linear intent head on example questions not in ``exclude``; saved beside
+        the index and dropped whenever the knowledge changes (refit by ``finetune``)."""
+        ids = [i for i, m in self.meta.items() if m.kind == "example" and i not in exclude]
+        vecs = self.questions.vectors(ids) if ids else np.zeros((0, self.encoder.dim))
+        self.head = fit_intent_head(vecs, [self.meta[i].key for i in ids], c, self._encoder_tag())
+        if self.head is not None:
+            self.head.save(self._head_path())
+        return self.head
+
+    def _drop_head(self) -> None:
+        self.head = None
+        self._head_path().unlink(missing_ok=True)
+
+    # -- ingest -------------------------------------------------------------------------
+    def ingest(self, items: Sequence[SourceItems]) -> IngestReport:
+        """Write all sources in one transaction; the index files follow only after commit."""
+        report = IngestReport(files=[i.uri for i in items])
+        removed: list[int] = []
+        added: list[EntryMeta] = []
+        try:
+            with self.db.session() as s:
+                for item in items:
+                    result = apply_source(s, item)
+                    report.skipped += [f"{Path(item.uri).name}: {sk}" for sk in item.skipped]
+                    setattr(
+                        report,
+                        f"{result.status}_sources",
+                        getattr(report, f"{result.status}_sources") + 1,
+                    )
+                    removed += result.removed_ids
+                    for e in result.added:
+                        intent = e.intent.name if e.intent is not None else None
+                        added.append(
+                            EntryMeta(e.id, e.kind, intent, e.text, e.answer, e.title, item.uri)
+                        )
+                self.questions.remove(removed)
+                self.chunks.remove(removed)
+                self._add(added)  # embedding inside the transaction: a failure rolls back
+        except BaseException:
+            self.load()  # the database rolled back; reload (or rebuild) the index to match
+            raise
+        report.entries_added, report.entries_removed = len(added), len(removed)
+        self._refresh_meta()
+        if added or removed:
+            self._save()
+            self._drop_head()  # trained on other knowledge: refit by finetune
+        return report
+
+    # -- search -------------------------------------------------------------------------
+    def rank(self, vec: np.ndarray, exclude: int | None = None) -> Ranking:
+        """Intents and dialogue pairs for one query vector, best first."""
+        cfg = self.config
+        k = cfg.k + (1 if exclude is not None else 0)
+        scores, ids = self.questions.search(vec[None, :], k)
+        best: dict[str, float] = {}
+        votes: dict[str, float] = defaultdict(float)
+        top: dict[str, EntryMeta] = {}
+        neighbours = []
+        for sc, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+            if i < 0 or i == exclude or i not in self.meta:
+                continue
+            m = self.meta[i]
+            neighbours.append(i)
+            if m.key not in best:
+                best[m.key], top[m.key] = sc, m
+            votes[m.key] += math.exp(cfg.vote_temperature * (sc - 1.0))
+        head_lp = self.head.log_proba(vec) if self.head is not None and cfg.head_weight else None
+        final = {}
+        for key, sc in best.items():
+            value = sc
+            if cfg.vote_weight:
+                value += cfg.vote_weight * math.log(votes[key]) / cfg.vote_temperature
+            if cfg.head_weight and head_lp is not None:
+                value += cfg.head_weight * head_lp.get(key, HEAD_FLOOR)
+            final[key] = value
+        order = sorted(final, key=lambda key: -final[key])
+        return Ranking(order, [final[k_] for k_ in order], top, neighbours)
+
+    def search_chunks(self, vec: np.ndarray, k: int = 3) -> list[tuple[EntryMeta, float]]:
+        if not len(self.chunks):
+            return []
+        scores, ids = self.chunks.search(vec[None, :], k)
+        return [
+            (self.meta[i], float(s))
+            for s, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True)
+            if i >= 0 and i in self.meta
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        kinds: dict[str, int] = defaultdict(int)
+        for m in self.meta.values():
+            kinds[m.kind] += 1
+        return {
+            "entries": len(self.meta),
+            "intents": len(self.answers),
+            "intents_with_answer": sum(1 for a in self.answers.values() if a),
+            **{f"{k}s": v for k, v in sorted(kinds.items())},
+            "encoder": self.encoder.name,
+        }

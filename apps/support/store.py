@@ -1,0 +1,171 @@
+"""Tables of the support bot: knowledge (sources, intents, entries), sessions and feedback.
+
+Every indexed text is one :class:`Entry`; its primary key is also its id in the FAISS index,
+so the index can always be rebuilt from the database (``aigc support reindex``). A
+:class:`Source` is one ingested file (or record batch); its ``content_hash`` makes re-ingest
+idempotent and a changed hash replaces the entries it owns.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from aigc_apps.settings import get_settings
+from aigc_apps.store import Database, utcnow
+
+APP = "support"
+
+
+class SupportBase(DeclarativeBase):
+    pass
+
+
+class Source(SupportBase):
+    """One ingested file: templates, a document or a dialogue log."""
+
+    __tablename__ = "support_sources"
+    __table_args__ = (UniqueConstraint("kind", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # templates | document | dialogues
+    uri: Mapped[str] = mapped_column(String(1000))
+    title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    entries: Mapped[list[Entry]] = relationship(
+        back_populates="source", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Intent(SupportBase):
+    """An answer template: an intent name and (optionally) the answer text."""
+
+    __tablename__ = "support_intents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Entry(SupportBase):
+    """One indexed text: an example question, a document chunk or a dialogue question."""
+
+    __tablename__ = "support_entries"
+    __table_args__ = (UniqueConstraint("source_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("support_sources.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # example | chunk | pair
+    intent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("support_intents.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)  # dialogue pairs
+    title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[Source] = relationship(back_populates="entries")
+    intent: Mapped[Intent | None] = relationship()
+
+
+class ChatSession(SupportBase):
+    """A conversation; ``handoff`` marks it for a human agent."""
+
+    __tablename__ = "support_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    handoff: Mapped[bool] = mapped_column(Boolean, default=False)
+    turns: Mapped[list[Turn]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="Turn.number"
+    )
+
+
+class Turn(SupportBase):
+    """One question and reply; text is stored with personal data masked."""
+
+    __tablename__ = "support_turns"
+    __table_args__ = (UniqueConstraint("session_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(String(16))  # template | generated | handoff
+    intent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    retrieved_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of entry ids
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    session: Mapped[ChatSession] = relationship(back_populates="turns")
+    feedback: Mapped[list[Feedback]] = relationship(
+        back_populates="turn", cascade="all, delete-orphan"
+    )
+
+
+class Feedback(SupportBase):
+    """A rating of one turn; a corrected answer becomes SFT training data."""
+
+    __tablename__ = "support_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("support_turns.id", ondelete="CASCADE"))
+    good: Mapped[bool] = mapped_column(Boolean)
+    correct_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    turn: Mapped[Turn] = relationship(back_populates="feedback")
+
+
+class Setting(SupportBase):
+    """Key/value state: calibrated thresholds, active encoder and generator adapter."""
+
+    __tablename__ = "support_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+MIGRATIONS: list[tuple[int, Any]] = []
+
+
+def open_db(url: str | None = None) -> Database:
+    """The support database (``--db`` URL or the workspace default), migrated."""
+    db = Database(url or get_settings().db_url(APP))
+    db.migrate(APP, SupportBase, MIGRATIONS)
+    return db
+
+
+def get_setting(s: Session, key: str, default: Any = None) -> Any:
+    row = s.get(Setting, key)
+    return json.loads(row.value) if row is not None else default
+
+
+def set_setting(s: Session, key: str, value: Any) -> None:
+    row = s.get(Setting, key)
+    if row is None:
+        s.add(Setting(key=key, value=json.dumps(value)))
+    else:
+        row.value = json.dumps(value)
+
+
+def load_settings(db: Database) -> dict[str, Any]:
+    with db.session() as s:
+        return {r.key: json.loads(r.value) for r in s.scalars(select(Setting))}

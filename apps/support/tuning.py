@@ -1,0 +1,257 @@
+"""Fine-tuning on the company's own data: the retriever's encoder and the answer generator.
+
+Retriever: contrastive pairs (example question -> another example of the same intent,
+dialogue question -> its answer), with the intent as the group so that two questions of
+one intent are never each other's negatives. A calibration split of examples is held out
+of tuning, so the handoff threshold is fitted on questions the encoder has not seen.
+Generator: LoRA SFT on dialogue pairs, template questions with their answers, and answers
+corrected (or approved) through feedback. Each run is recorded as active in the database.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Collection, Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from aigc_apps.embeddings import Encoder
+from aigc_apps.errors import DataError
+from aigc_apps.settings import get_settings
+
+from .bot import SYSTEM_PROMPT, SupportBot, index_dir_for
+from .retrieval import KnowledgeIndex, RetrievalConfig
+from .store import Feedback, Turn, get_setting, set_setting
+
+
+@dataclass
+class TuningReport:
+    encoder_dir: str | None = None
+    pairs: int = 0
+    calibration_examples: int = 0
+    encoder_seconds: float = 0.0
+    generator_adapter: str | None = None
+    sft_records: int = 0
+    generator_seconds: float = 0.0
+    generator_metrics: dict[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    retrieval: dict[str, Any] = field(default_factory=dict)
+    validation_top1: dict[str, float] = field(default_factory=dict)
+
+
+def calibration_split(kb: KnowledgeIndex, fraction: float = 0.1, seed: int = 0) -> list[int]:
+    """Example ids held out of tuning: ``fraction`` of each intent that has 4+ examples."""
+    by_intent: dict[str, list[int]] = defaultdict(list)
+    for i, m in sorted(kb.meta.items()):
+        if m.kind == "example":
+            by_intent[m.key].append(i)
+    rng = random.Random(seed)
+    held: list[int] = []
+    for ids in by_intent.values():
+        if len(ids) >= 4 and fraction > 0:
+            held += rng.sample(ids, max(1, round(fraction * len(ids))))
+    return sorted(held)
+
+
+def retriever_pairs(
+    kb: KnowledgeIndex,
+    exclude: Collection[int] = frozenset(),
+    per_example: int = 1,
+    seed: int = 0,
+) -> tuple[list[tuple[str, str]], list[Hashable]]:
+    """(query, positive) pairs with their group (the intent), from entries not in ``exclude``."""
+    rng = random.Random(seed)
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for i, m in kb.meta.items():
+        if m.kind == "example" and i not in exclude:
+            by_intent[m.key].append(m.text)
+    pairs: list[tuple[str, str]] = []
+    groups: list[Hashable] = []
+    for intent, texts in sorted(by_intent.items()):
+        for n, text in enumerate(texts):
+            others = texts[:n] + texts[n + 1 :]
+            answer = kb.answers.get(intent)
+            for _ in range(per_example):
+                positive = rng.choice(others) if others else answer
+                if positive:
+                    pairs.append((text, positive))
+                    groups.append(intent)
+    for m in kb.meta.values():
+        if m.kind == "pair" and m.answer and m.id not in exclude:
+            pairs.append((m.text, m.answer))
+            groups.append(m.key)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    return [pairs[i] for i in order], [groups[i] for i in order]
+
+
+def tune_retriever(
+    bot: SupportBot,
+    *,
+    epochs: int = 1,
+    batch_size: int = 64,
+    learning_rate: float | None = None,
+    max_steps: int | None = None,
+    calibration_fraction: float = 0.1,
+    lora: bool = False,
+    seed: int = 0,
+    out_dir: Path | None = None,
+) -> TuningReport:
+    """Tune the encoder on the knowledge base, make it active, reindex and recalibrate."""
+    from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
+
+    with bot.db.session() as s:
+        base = get_setting(s, "base_encoder") or bot.encoder_name
+    held = calibration_split(bot.kb, calibration_fraction, seed)
+    pairs, groups = retriever_pairs(bot.kb, set(held), per_example=max(1, epochs), seed=seed)
+    if len(pairs) < 2:
+        raise DataError("not enough examples to tune the retriever (ingest templates first)")
+    if max_steps:
+        pairs, groups = pairs[: max_steps * batch_size], groups[: max_steps * batch_size]
+    out = (
+        out_dir
+        or get_settings().adapters_dir / "support" / f"encoder-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    cfg = ContrastiveTuningConfig(
+        epochs=1,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=64,
+        symmetric=True,
+        lora=lora,
+        seed=seed,
+    )
+    started = time.perf_counter()
+    tune_encoder(base, pairs, out, cfg, groups=groups, show_progress=False)
+    seconds = time.perf_counter() - started
+    with bot.db.session() as s:
+        set_setting(s, "base_encoder", base)
+        set_setting(s, "active_encoder", str(out))
+        set_setting(s, "calibration_ids", held)
+    use_encoder(bot, str(out))
+    chosen, grid = select_retrieval(bot, held)
+    cal = bot.recalibrate(held or None)
+    return TuningReport(
+        encoder_dir=str(out),
+        pairs=len(pairs),
+        calibration_examples=len(held),
+        encoder_seconds=round(seconds, 1),
+        threshold=round(cal.threshold, 4),
+        retrieval=asdict(chosen),
+        validation_top1=grid,
+    )
+
+
+RETRIEVAL_GRID = [
+    RetrievalConfig(k=10, vote_weight=v, head_weight=h)
+    for h in (0.0, 0.03, 0.1, 0.3)
+    for v in (0.0, 1.0)
+]
+
+
+def select_retrieval(
+    bot: SupportBot, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
+) -> tuple[RetrievalConfig, dict[str, float]]:
+    """The scoring (1-NN, kNN voting, intent head) with the best leave-one-out top-1 on ``ids``.
+
+    ``ids`` must be examples the encoder was not tuned on; the intent head is fitted on the
+    other examples. The choice is stored and used by ``ask``; ties keep the simpler
+    (earlier) configuration.
+    """
+    ids = [i for i in ids if i in bot.kb.questions]
+    if not ids:
+        return bot.kb.config, {}
+    if bot.kb.fit_head(exclude=set(ids)) is None:
+        grid = [g for g in grid if not g.head_weight]
+    vecs = bot.kb.questions.vectors(ids)
+    results: dict[str, float] = {}
+    best, best_acc = bot.kb.config, -1.0
+    for cfg in grid:
+        bot.kb.config = cfg
+        hits = sum(
+            bool(r.keys) and r.keys[0] == bot.kb.meta[i].key
+            for i, v in zip(ids, vecs, strict=True)
+            for r in [bot.kb.rank(v, exclude=i)]
+        )
+        acc = hits / len(ids)
+        results[f"vote={cfg.vote_weight},head={cfg.head_weight}"] = round(acc, 4)
+        if acc > best_acc:
+            best, best_acc = cfg, acc
+    bot.kb.config = best
+    with bot.db.session() as s:
+        set_setting(s, "retrieval", asdict(best))
+    return best, results
+
+
+def use_encoder(bot: SupportBot, name: str) -> None:
+    """Switch ``bot`` to encoder ``name``; the index is rebuilt because the encoder changed."""
+    bot.encoder_name = name
+    bot.encoder = Encoder.from_pretrained(name)
+    bot.kb = KnowledgeIndex(bot.db, bot.encoder, index_dir_for(bot.db.url), bot.kb.config)
+
+
+def sft_records(bot: SupportBot, max_template_examples: int = 2) -> list[dict[str, Any]]:
+    """Prompt/response records: corrections and approved answers, dialogues, templates."""
+    system = SYSTEM_PROMPT.format(company=bot.company)
+    records: list[dict[str, Any]] = []
+    with bot.db.session() as s:
+        rows = s.execute(select(Feedback, Turn).join(Turn, Feedback.turn_id == Turn.id)).all()
+        for fb, turn in rows:
+            if fb.correct_answer:
+                records.append({"prompt": turn.question, "response": fb.correct_answer})
+            elif fb.good and turn.path != "handoff":
+                records.append({"prompt": turn.question, "response": turn.answer})
+    per_intent: dict[str, int] = defaultdict(int)
+    for m in bot.kb.meta.values():
+        if m.kind == "pair" and m.answer:
+            records.append({"prompt": m.text, "response": m.answer})
+        elif m.kind == "example" and per_intent[m.key] < max_template_examples:
+            answer = bot.kb.answers.get(m.key)
+            if answer:
+                per_intent[m.key] += 1
+                records.append({"prompt": m.text, "response": answer})
+    for r in records:
+        r["system"] = system
+    return records
+
+
+def tune_generator(
+    bot: SupportBot, *, max_steps: int = 30, batch_size: int = 4, out_dir: Path | None = None
+) -> TuningReport:
+    """LoRA SFT of the generator on :func:`sft_records`; the adapter becomes active."""
+    from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
+
+    records = sft_records(bot)
+    if len(records) < 2:
+        raise DataError("not enough question/answer pairs for generator tuning")
+    base = bot.llm or get_settings().default_llm
+    out = (
+        out_dir
+        or get_settings().adapters_dir / "support" / f"generator-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    cfg = LoraTrainingConfig(
+        base=base,
+        task="sft",
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=512,
+        eval_fraction=0.1 if len(records) >= 20 else 0.0,
+        system_col="system",
+        early_stopping_patience=0,
+    )
+    result = LoraTrainer(cfg).fit(records, out, register=False)
+    with bot.db.session() as s:
+        set_setting(s, "generator_adapter", str(result.adapter_dir))
+        set_setting(s, "generator_base", base)
+    bot.llm, bot.adapter, bot._generator = base, str(result.adapter_dir), None
+    return TuningReport(
+        generator_adapter=str(result.adapter_dir),
+        sft_records=len(records),
+        generator_seconds=round(result.train_seconds, 1),
+        generator_metrics=dict(result.metrics),
+    )

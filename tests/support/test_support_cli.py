@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aigc_apps.errors import DataError, NotFoundError
+from apps.support.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
+    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
+    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
+
+
+def run(*args: str) -> dict:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout) if "--json" in args else {"out": result.stdout}
+
+
+def test_cli_round_trip(env: None, db_url: str, kb_dir: Path, tmp_path: Path) -> None:
+    first = run("ingest", str(kb_dir), "--db", db_url, "--json")
+    assert first["entries_added"] > 100 and first["stats"]["intents"] == 42
+    again = run("ingest", str(kb_dir), "--db", db_url, "--json")
+    assert again["entries_added"] == 0 and again["unchanged_sources"] == 5
+
+    reply = run("ask", "Where is my order?", "--db", db_url, "--json")
+    assert set(reply) >= {"answer", "intent", "sources", "confidence", "handoff", "latency_ms"}
+    follow = run("ask", "and when?", "--session", reply["session_id"], "--db", db_url, "--json")
+    assert follow["turn"] == 2
+    run(
+        "feedback",
+        reply["session_id"],
+        "1",
+        "--bad",
+        "--correct-answer",
+        "Try again",
+        "--db",
+        db_url,
+    )
+    turns = run("session", reply["session_id"], "--db", db_url, "--json")
+    assert [t["turn"] for t in turns] == [1, 2]
+
+    labelled = tmp_path / "eval.csv"
+    labelled.write_text("q,label\nWhere is my order?,order_status\nWhat is 2+2?,OOS\n")
+    report = run(
+        "eval",
+        "--data",
+        str(labelled),
+        "--text-col",
+        "q",
+        "--intent-col",
+        "label",
+        "--oos-label",
+        "OOS",
+        "--db",
+        db_url,
+        "--json",
+    )
+    assert report["n_in_scope"] == 1 and report["n_oos"] == 1
+    assert 0 <= report["top1_accuracy"] <= 1
+    assert "reindexed" in run("reindex", "--db", db_url)["out"]
+    assert run("status", "--db", db_url, "--json")["examples"] == 133
+
+
+def test_cli_errors_are_aigc_errors(env: None, db_url: str, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="question is empty"):
+        runner.invoke(app, ["ask", "", "--db", db_url], catch_exceptions=False)
+    with pytest.raises(NotFoundError, match="session 'nope'"):
+        runner.invoke(
+            app, ["feedback", "nope", "1", "--good", "--db", db_url], catch_exceptions=False
+        )
+    with pytest.raises(DataError, match="--good or --bad"):
+        runner.invoke(app, ["feedback", "s", "1", "--db", db_url], catch_exceptions=False)
+    bad = tmp_path / "t.csv"
+    bad.write_text("question\nhi\n")
+    with pytest.raises(DataError, match="missing column 'text'"):
+        runner.invoke(app, ["ingest", str(bad), "--db", db_url], catch_exceptions=False)
+
+
+def test_chat_streams_and_keeps_one_session(env: None, db_url: str, kb_dir: Path) -> None:
+    run("ingest", str(kb_dir), "--db", db_url)
+    result = runner.invoke(
+        app,
+        ["chat", "--db", db_url],
+        input="Where is my order?\n\nignored\n",
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    assert result.stdout.count("you>") == 2 and result.stdout.count("turn ") == 1
+    assert "ignored" not in result.stdout
+
+
+def test_every_command_has_help() -> None:
+    for command in (
+        "ingest",
+        "ask",
+        "chat",
+        "feedback",
+        "reindex",
+        "status",
+        "session",
+        "finetune",
+        "eval",
+    ):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--db" in result.stdout

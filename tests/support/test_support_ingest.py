@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from aigc_apps.errors import DataError
+from apps.support import SupportBot, chunk_text, load_dialogues, load_document
+from apps.support.store import Entry, Intent, Source
+
+
+def db_ids(bot: SupportBot, kinds: tuple[str, ...]) -> set[int]:
+    with bot.db.session() as s:
+        return set(s.scalars(select(Entry.id).where(Entry.kind.in_(kinds))))
+
+
+def assert_in_step(bot: SupportBot) -> None:
+    assert set(bot.kb.questions.ids().tolist()) == db_ids(bot, ("example", "pair"))
+    assert set(bot.kb.chunks.ids().tolist()) == db_ids(bot, ("chunk",))
+
+
+def test_chunks_overlap_and_keep_section_titles() -> None:
+    words = " ".join(f"w{i}" for i in range(250))
+    chunks = chunk_text(f"# Guide\n\nIntro text.\n\n## Refunds\n\n{words}", "Guide", 100, 20)
+    assert [c.section for c in chunks] == ["Guide", "Refunds", "Refunds", "Refunds"]
+    second, third = chunks[1].text.split(), chunks[2].text.split()
+    assert second[-20:] == third[:20]  # overlap
+    assert all(len(c.text.split()) <= 100 for c in chunks)
+
+
+def test_html_document_title_and_text(kb_dir: Path) -> None:
+    items = load_document(kb_dir / "documents" / "warranty_and_repairs.html")
+    assert items.title == "Warranty and Repairs"
+    assert any(e.title == "Warranty and Repairs > Paid repairs" for e in items.entries)
+    assert not any("<p>" in e.text for e in items.entries)
+
+
+def test_dialogues_become_masked_pairs(kb_dir: Path) -> None:
+    items = load_dialogues(kb_dir / "dialogues.jsonl")
+    questions = [e.text for e in items.entries]
+    assert any("[EMAIL]" in q for q in questions) and not any("@" in q for q in questions)
+    assert "Can I use two promo codes on one order?" in questions
+    assert len(items.skipped) == 1 and items.skipped[0].row == 6  # agent-only dialogue
+
+
+def test_ingest_is_idempotent_and_index_matches_db(bot: SupportBot, kb_dir: Path, bow: Any) -> None:
+    stats = bot.stats()
+    assert stats["examples"] == 133 and stats["intents_with_answer"] == 42
+    assert stats["chunks"] > 10 and stats["pairs"] == 7
+    assert_in_step(bot)
+    again = bot.ingest([kb_dir])
+    assert (again.entries_added, again.entries_removed, again.unchanged_sources) == (0, 0, 5)
+    reopened = SupportBot(bot.db.url, encoder=bow)
+    assert len(reopened.kb.meta) == len(bot.kb.meta)
+    assert_in_step(reopened)
+
+
+def test_changed_document_replaces_its_chunks(bot: SupportBot, kb_dir: Path) -> None:
+    doc = kb_dir / "documents" / "shipping_policy.md"
+    before = db_ids(bot, ("chunk",))
+    doc.write_text(doc.read_text().replace("Reno, Nevada", "Sparks, Nevada"))
+    report = bot.ingest([doc])
+    assert report.replaced_sources == 1 and report.entries_removed == report.entries_added == 1
+    with bot.db.session() as s:
+        texts = s.scalars(select(Entry.text).where(Entry.kind == "chunk")).all()
+    assert any("Sparks" in t for t in texts) and not any("Reno" in t for t in texts)
+    assert len(db_ids(bot, ("chunk",)) & before) == len(before) - 1  # others kept their ids
+    assert_in_step(bot)
+
+
+def test_reindex_and_recovery_from_a_stale_index(bot: SupportBot, bow: Any) -> None:
+    n = len(bot.kb.meta)
+    for f in bot.kb.index_dir.glob("*.faiss*"):
+        f.unlink()
+    reopened = SupportBot(bot.db.url, encoder=bow)
+    assert len(reopened.kb.questions) + len(reopened.kb.chunks) == n
+    assert reopened.reindex() == n
+    assert_in_step(reopened)
+
+
+def test_failed_ingest_leaves_nothing_half_done(
+    bot: SupportBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,intent,answer\nDo you sell bikes?,bikes,No.\n")
+    count = len(bot.kb.meta)
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(bot.kb, "_add", boom)
+    with pytest.raises(RuntimeError):
+        bot.ingest([extra])
+    monkeypatch.undo()
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Intent).where(Intent.name == "bikes")) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(Source).where(Source.uri.like("%extra.csv")))
+            == 0
+        )
+    assert len(bot.kb.meta) == count
+    assert_in_step(bot)
+
+
+def test_custom_columns_and_answerless_query_log(db_url: str, tmp_path: Path, bow: Any) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text(
+        "query,category\nwhere is my card,card_arrival\ncard not here yet,card_arrival\n"
+        ",card_arrival\nfreeze my card,freeze\n"
+    )
+    bot = SupportBot(db_url, encoder=bow)
+    report = bot.ingest([log], text_col="query", intent_col="category")
+    assert report.entries_added == 3 and len(report.skipped) == 1
+    assert "empty 'query'" in report.skipped[0]
+    assert bot.kb.answers == {"card_arrival": None, "freeze": None}
+    bot.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("t.csv", "question,answer\nhi,hello\n", "missing column 'text'"),
+        ("empty.md", "   \n", "empty"),
+        ("t.jsonl", "", "empty"),
+        ("t.xyz", "x", "no supported files"),
+    ],
+)
+def test_bad_files_raise_one_line_errors(
+    db_url: str, tmp_path: Path, name: str, content: str, message: str, bow: Any
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    bot = SupportBot(db_url, encoder=bow)
+    with pytest.raises(DataError, match=message) as err:
+        bot.ingest([path])
+    assert "\n" not in str(err.value)
+    assert not bot.kb.meta
+    bot.db.dispose()
+
+
+def test_malformed_rows_are_counted_and_skipped(db_url: str, tmp_path: Path, bow: Any) -> None:
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text('text,intent\nhello there,greet\nbad,row,extra\n"good bye",bye\n')
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"text": "hi", "intent": "greet"}\n{not json\n{"text": "x"}\n')
+    bot = SupportBot(db_url, encoder=bow)
+    report = bot.ingest([csv_file, jsonl])
+    assert report.entries_added == 3
+    assert len(report.skipped) == 3
+    assert any("invalid JSON" in s for s in report.skipped)
+    bot.db.dispose()
