@@ -1,0 +1,169 @@
+"""Labelled data for training/eval (label names, splits) and the metrics a risk team reads.
+
+Labels are normalised (``neg``/``bearish``/``-1`` -> ``negative`` ...); a row with a label
+that is none of the three is skipped and counted, never guessed. A ``split`` column with
+``train``/``validation``/``test`` is honoured; without one the rows get a seeded split
+stratified by label, so results are reproducible and every class is in every part.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aigc_apps.data import Skip, read_records
+from aigc_apps.errors import DataError
+
+from .scoring import LABELS, normalize_label
+
+SPLITS = ("train", "validation", "test")
+_SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
+                  "valid": "validation", "val": "validation", "dev": "validation",
+                  "test": "test", "testing": "test"}
+
+
+@dataclass
+class LabelledData:
+    """Rows (``text``, ``label`` and maybe ``topic``) per split, plus what was skipped."""
+
+    path: str
+    splits: dict[str, list[dict[str, str]]]
+    skipped: list[Skip] = field(default_factory=list)
+    split_from_column: bool = False
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {name: dict(Counter(r["label"] for r in rows)) for name, rows in self.splits.items()}
+
+
+def load_labelled(
+    path: str | Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    topic_col: str | None = None,
+    split_col: str | None = "split",
+    seed: int = 42,
+    fractions: tuple[float, float] = (0.1, 0.1),
+) -> LabelledData:
+    """Read a labelled CSV/JSONL and return train/validation/test rows."""
+    result = read_records(path, required=[text_col, label_col])
+    if topic_col and not any(topic_col in r for r in result.records):
+        raise DataError(f"{path}: missing column {topic_col!r}")
+    skipped = list(result.skipped)
+    rows: list[dict[str, str]] = []
+    unknown: Counter[str] = Counter()
+    has_split = split_col is not None and any(
+        str(r.get(split_col) or "").strip() for r in result.records
+    )
+    for i, record in enumerate(result.records, start=1):
+        label = normalize_label(record[label_col])
+        if label is None:
+            unknown[str(record[label_col])] += 1
+            skipped.append(Skip(i, f"unknown label {str(record[label_col])[:40]!r} "
+                                   f"(expected {', '.join(LABELS)})"))
+            continue
+        row = {"text": str(record[text_col]).strip(), "label": label}
+        if topic_col:
+            row["topic"] = str(record.get(topic_col) or "").strip()
+        if has_split:
+            assert split_col is not None
+            split = _SPLIT_ALIASES.get(str(record.get(split_col) or "").strip().lower())
+            if split is None:
+                skipped.append(Skip(i, f"unknown split {record.get(split_col)!r} "
+                                       "(expected train, validation or test)"))
+                continue
+            row["split"] = split
+        rows.append(row)
+    if not rows:
+        detail = f"; labels found: {', '.join(list(unknown)[:5])}" if unknown else ""
+        raise DataError(f"{path}: no rows with a known label in {label_col!r}{detail}")
+    if has_split:
+        splits = {name: [r for r in rows if r["split"] == name] for name in SPLITS}
+        if not splits["train"]:
+            raise DataError(f"{path}: column {split_col!r} has no 'train' rows")
+        if not splits["validation"]:  # carve a validation set out of train
+            splits["train"], splits["validation"] = stratified_split(
+                splits["train"], fractions[0], seed)
+    else:
+        rest, test = stratified_split(rows, fractions[1], seed)
+        train, validation = stratified_split(rest, fractions[0] / (1 - fractions[1]), seed + 1)
+        splits = {"train": train, "validation": validation, "test": test}
+    return LabelledData(str(path), splits, skipped, has_split)
+
+
+def stratified_split(
+    rows: list[dict[str, str]], fraction: float, seed: int
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Seeded split keeping label proportions; each label with >= 2 rows gets one held out."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    for label in sorted(by_label):
+        group = by_label[label]
+        order = rng.permutation(len(group))
+        n_held = min(len(group) - 1, max(1, round(len(group) * fraction))) if len(group) > 1 else 0
+        held += [group[i] for i in order[:n_held]]
+        keep += [group[i] for i in order[n_held:]]
+    return keep, held
+
+
+@dataclass
+class EvalReport:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+
+    labels: list[str]
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]  # rows: true label, columns: predicted label
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "per_class": {k: {m: round(v, 4) for m, v in d.items()}
+                          for k, d in self.per_class.items()},
+            "labels": self.labels,
+            "confusion_matrix": self.confusion,
+        }
+
+
+def evaluate_predictions(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] = LABELS
+) -> EvalReport:
+    """Metrics computed from the confusion matrix (F1 of a class never predicted is 0)."""
+    if len(y_true) != len(y_pred) or not y_true:
+        raise DataError(f"need equal, non-empty label lists (got {len(y_true)}, {len(y_pred)})")
+    names = list(labels)
+    names += sorted({*y_true, *y_pred} - set(names))
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+    for t, p in zip(y_true, y_pred, strict=True):
+        matrix[index[t], index[p]] += 1
+    per_class: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(names):
+        tp, predicted, actual = matrix[i, i], matrix[:, i].sum(), matrix[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall),
+                           "f1": float(f1), "support": int(actual)}
+    present = [n for n in names if per_class[n]["support"] > 0 or matrix[:, index[n]].sum() > 0]
+    macro = float(np.mean([per_class[n]["f1"] for n in present]))
+    return EvalReport(
+        labels=names,
+        accuracy=float(np.trace(matrix) / matrix.sum()),
+        macro_f1=macro,
+        per_class=per_class,
+        confusion=matrix.tolist(),
+        n=len(y_true),
+    )

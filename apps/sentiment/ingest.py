@@ -1,0 +1,430 @@
+"""Scoring feeds into the store: batch files, growing files and stdin.
+
+Records are normalised (text, timestamp, source, id), deduplicated against the store and
+within the batch, scored in batches, matched to topics, and written together with their
+topics in one transaction per batch, so a record is stored whole or not at all. A bad line
+is a counted skip; ingest never stops on one. In follow mode each batch is flushed as soon
+as the feed goes quiet, and alert rules run after every stored batch.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from aigc_apps.data import Skip, content_hash
+from aigc_apps.errors import DataError
+from aigc_apps.store import Database, utcnow
+
+from .reader import EXTENSIONS, MAX_TEXT_CHARS, LineParser, RawRow
+from .scoring import LABELS, Scorer
+from .store import Record, RecordTopic
+from .topics import TopicHit, TopicMatcher
+
+TEXT_COLUMNS = ("text", "headline", "title", "sentence", "body", "content", "message")
+TIME_COLUMNS = ("timestamp", "ts", "time", "published_at", "published", "date", "created_at")
+ID_COLUMNS = ("id", "guid", "uuid", "message_id")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did; ``skipped`` lists each bad line with its reason."""
+
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    truncated: list[int] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    scoring_seconds: float = 0.0
+
+    def summary(self) -> str:
+        text = (
+            f"{self.stored} stored, {self.duplicates} duplicates, {len(self.skipped)} skipped "
+            f"of {self.rows + len(self.skipped)} lines in {self.seconds:.1f}s"
+        )
+        if self.stored and self.scoring_seconds:
+            text += f" ({self.stored / self.scoring_seconds:.0f} texts/s scoring)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "truncated_lines": self.truncated,
+            "skipped": [{"line": s.row, "reason": s.reason} for s in self.skipped],
+            "alerts": self.alerts,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class Incoming:
+    line: int
+    text: str
+    text_hash: str
+    ts: datetime
+    source: str
+    ext_id: str | None
+    url: str | None
+    truncated: bool
+
+
+def parse_timestamp(value: object) -> datetime:
+    """ISO 8601 (``Z`` allowed; naive means UTC) or Unix seconds/milliseconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    if number > 1e11:  # milliseconds
+        number /= 1000.0
+    return datetime.fromtimestamp(number, tz=timezone.utc)
+
+
+def _first(row: dict[str, Any], names: Iterable[str]) -> tuple[str | None, Any]:
+    for name in names:
+        if name in row and row[name] is not None and str(row[name]).strip() != "":
+            return name, row[name]
+    return None, None
+
+
+class Ingester:
+    """Scores and stores records; call :meth:`ingest_file` or :meth:`follow`.
+
+    ``alerts`` is anything with ``evaluate(db, topics, since) -> list[dict]`` (an
+    :class:`~apps.sentiment.alerts.AlertEngine`), run after each stored batch (live) or
+    at the end (files); ``on_alert`` sees each new alert as it fires.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        scorer: Scorer,
+        matcher: TopicMatcher | None = None,
+        *,
+        source: str = "",
+        text_col: str | None = None,
+        batch_size: int = 256,
+        alerts: Any = None,
+        on_alert: Callable[[dict[str, Any]], None] | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.scorer = scorer
+        self.matcher = matcher
+        self.source = source
+        self.text_cols = (text_col,) if text_col else TEXT_COLUMNS
+        self.batch_size = batch_size
+        self.alerts = alerts
+        self.on_alert = on_alert
+        self.now = now
+
+    # -- one record ---------------------------------------------------------------------
+    def normalize(self, row: RawRow) -> Incoming | Skip:
+        col, value = _first(row.data, self.text_cols)
+        if col is None:
+            present = [c for c in self.text_cols if c in row.data]
+            if not present:
+                expected = ", ".join(self.text_cols)
+                return Skip(row.line, f"no text field (expected one of {expected})")
+            return Skip(row.line, f"empty {present[0]!r}")
+        text = _CONTROL.sub(" ", str(value)).strip()
+        if not text:
+            return Skip(row.line, f"empty {col!r}")
+        truncated = len(text) > MAX_TEXT_CHARS
+        if truncated:
+            text = text[:MAX_TEXT_CHARS]
+        tcol, tvalue = _first(row.data, TIME_COLUMNS)
+        if tcol is None:
+            ts = self.now()
+        else:
+            try:
+                ts = parse_timestamp(tvalue)
+            except (ValueError, OverflowError, OSError):
+                return Skip(row.line, f"cannot parse {tcol!r} {str(tvalue)[:40]!r} as a timestamp")
+        source = str(row.data.get("source") or self.source or "").strip()[:200]
+        _, ext_id = _first(row.data, ID_COLUMNS)
+        url = str(row.data["url"]).strip() if row.data.get("url") else None
+        if ext_id is None and url:
+            ext_id = url
+        return Incoming(
+            line=row.line,
+            text=text,
+            text_hash=content_hash([" ".join(text.split()).casefold()]),
+            ts=ts.astimezone(timezone.utc),
+            source=source,
+            ext_id=str(ext_id).strip()[:500] if ext_id is not None else None,
+            url=url,
+            truncated=truncated,
+        )
+
+    # -- batches ------------------------------------------------------------------------
+    def _new_only(self, batch: list[Incoming], report: IngestReport) -> list[Incoming]:
+        """Drop records already stored or repeated inside the batch."""
+        hashes = {(r.source, r.text_hash) for r in batch}
+        ids = {(r.source, r.ext_id) for r in batch if r.ext_id is not None}
+        with self.db.session() as s:
+            seen_hash = set(
+                s.execute(
+                    select(Record.source, Record.text_hash).where(
+                        Record.text_hash.in_({h for _, h in hashes})
+                    )
+                ).tuples()
+            )
+            seen_id: set[tuple[str, str | None]] = set()
+            if ids:
+                seen_id = set(
+                    s.execute(
+                        select(Record.source, Record.ext_id).where(
+                            tuple_(Record.source, Record.ext_id).in_(list(ids))
+                        )
+                    ).tuples()
+                )
+        fresh = []
+        for r in batch:
+            key_h, key_i = (r.source, r.text_hash), (r.source, r.ext_id)
+            if key_h in seen_hash or (r.ext_id is not None and key_i in seen_id):
+                report.duplicates += 1
+                continue
+            seen_hash.add(key_h)
+            if r.ext_id is not None:
+                seen_id.add(key_i)
+            fresh.append(r)
+        return fresh
+
+    def _build(self, r: Incoming, p: np.ndarray, found: list[TopicHit]) -> Record:
+        record = Record(
+            source=r.source, ext_id=r.ext_id, url=r.url, text=r.text, text_hash=r.text_hash,
+            truncated=r.truncated, ts=r.ts, ingested_at=utcnow(),
+            label=LABELS[int(np.argmax(p))], p_negative=float(p[0]), p_neutral=float(p[1]),
+            p_positive=float(p[2]), score=float(p[2] - p[0]), model=self.scorer.name,
+        )
+        record.topics = [
+            RecordTopic(topic=h.topic, method=h.method, similarity=h.similarity) for h in found
+        ]
+        return record
+
+    def flush(self, batch: list[Incoming], report: IngestReport) -> dict[str, datetime]:
+        """Score and store ``batch`` (one transaction); returns topic -> earliest new record."""
+        fresh = self._new_only(batch, report)
+        if not fresh:
+            return {}
+        start = time.perf_counter()
+        texts = [r.text for r in fresh]
+        probs = np.asarray(self.scorer.predict_proba(texts), dtype=np.float64)
+        hits = self.matcher.match(texts) if self.matcher else [[] for _ in fresh]
+        report.scoring_seconds += time.perf_counter() - start
+        try:
+            with self.db.session() as s:
+                s.add_all(self._build(r, p, h) for r, p, h in zip(fresh, probs, hits, strict=True))
+            report.stored += len(fresh)
+        except IntegrityError:  # a concurrent ingester stored some first: go one by one
+            for r, p, h in zip(fresh, probs, hits, strict=True):
+                try:
+                    with self.db.session() as s:
+                        s.add(self._build(r, p, h))
+                    report.stored += 1
+                except IntegrityError:
+                    report.duplicates += 1
+        report.truncated.extend(r.line for r in fresh if r.truncated)
+        touched: dict[str, datetime] = {}
+        for r, found in zip(fresh, hits, strict=True):
+            for hit in found:
+                touched[hit.topic] = min(r.ts, touched.get(hit.topic, r.ts))
+        return touched
+
+    def _run_alerts(self, touched: dict[str, datetime], report: IngestReport) -> None:
+        """Evaluate alert rules for the topics that got records, from their earliest one."""
+        if self.alerts is None or not touched:
+            return
+        for topic in sorted(touched):
+            for alert in self.alerts.evaluate(self.db, [topic], since=touched[topic]):
+                report.alerts.append(alert)
+                if self.on_alert is not None:
+                    self.on_alert(alert)
+
+    def consume(
+        self, items: Iterable[RawRow | Skip | None], report: IngestReport, live: bool = False
+    ) -> IngestReport:
+        """Process parsed rows; ``None`` marks a quiet feed (flush now when ``live``)."""
+        start = time.perf_counter()
+        batch: list[Incoming] = []
+        touched: dict[str, datetime] = {}
+
+        def merge(new: dict[str, datetime]) -> None:
+            for topic, ts in new.items():
+                touched[topic] = min(ts, touched.get(topic, ts))
+
+        for item in items:
+            if item is None:
+                if batch:
+                    merge(self.flush(batch, report))
+                    batch = []
+                if live:
+                    self._run_alerts(touched, report)
+                    touched = {}
+                continue
+            if isinstance(item, Skip):
+                report.skipped.append(item)
+                continue
+            report.rows += 1
+            normal = self.normalize(item)
+            if isinstance(normal, Skip):
+                report.skipped.append(normal)
+                continue
+            batch.append(normal)
+            if len(batch) >= self.batch_size:
+                merge(self.flush(batch, report))
+                batch = []
+        if batch:
+            merge(self.flush(batch, report))
+        self._run_alerts(touched, report)
+        report.seconds += time.perf_counter() - start
+        return report
+
+    # -- inputs -------------------------------------------------------------------------
+    def ingest_file(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        """Ingest a whole CSV/TSV/JSONL file."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty")
+        parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
+        report = IngestReport()
+        with open(path, "rb") as handle:
+            self.consume(_parsed(parser, _lines(handle)), report)
+        return report
+
+    def ingest_stream(self, stream: IO[bytes], fmt: str | None = None) -> IngestReport:
+        """Ingest a binary stream (stdin) until it ends."""
+        return self.consume(_parsed(LineParser(fmt, "<stdin>"), _lines(stream)), IngestReport())
+
+    def follow(
+        self,
+        path: str | Path | None = None,
+        *,
+        fmt: str | None = None,
+        stop: threading.Event | None = None,
+        idle_timeout: float | None = None,
+        poll: float = 0.25,
+        from_start: bool = True,
+    ) -> IngestReport:
+        """Tail ``path`` (or stdin when ``None``) until ``stop`` is set, the stream ends
+        (stdin), or nothing new arrives for ``idle_timeout`` seconds. Whatever was written
+        before the stop is still read."""
+        stop = stop or threading.Event()
+        if path is None:
+            lines: Iterator[bytes | None] = _tail_stream(sys.stdin.buffer, stop, poll, idle_timeout)
+            parser = LineParser(fmt, "<stdin>")
+        else:
+            path = Path(path)
+            parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
+            lines = _tail_file(path, stop, poll, idle_timeout, from_start)
+        return self.consume(_parsed(parser, lines), IngestReport(), live=True)
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    for raw in handle:
+        yield raw.rstrip(b"\n")
+
+
+def _parsed(parser: LineParser, lines: Iterable[bytes | None]) -> Iterator[RawRow | Skip | None]:
+    for raw in lines:
+        if raw is None:
+            yield None
+        else:
+            yield from parser.feed(raw)
+    yield from parser.finish()
+
+
+def _tail_file(
+    path: Path, stop: threading.Event, poll: float, idle_timeout: float | None, from_start: bool
+) -> Iterator[bytes | None]:
+    """Complete lines appended to ``path``; ``None`` whenever the file has nothing new."""
+    while not path.exists():
+        if stop.wait(poll):
+            return
+    handle = open(path, "rb")  # noqa: SIM115 - reopened on rotation below
+    try:
+        if not from_start:
+            handle.seek(0, os.SEEK_END)
+        buffer = b""
+        last_data = time.monotonic()
+        while True:
+            stopping = stop.is_set()
+            chunk = handle.read(1 << 16)
+            if chunk:
+                last_data = time.monotonic()
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                yield from complete
+                continue
+            try:
+                rotated = path.stat().st_ino != os.fstat(handle.fileno()).st_ino or (
+                    path.stat().st_size < handle.tell()
+                )
+            except FileNotFoundError:
+                rotated = False
+            if rotated:  # truncated or replaced: start over on the new file
+                handle.close()
+                handle = open(path, "rb")  # noqa: SIM115
+                buffer = b""
+                continue
+            idle = idle_timeout is not None and time.monotonic() - last_data >= idle_timeout
+            if stopping or idle:
+                if buffer:
+                    yield buffer  # last line without a newline
+                return
+            yield None
+            stop.wait(poll)
+    finally:
+        handle.close()
+
+
+def _tail_stream(
+    stream: IO[bytes], stop: threading.Event, poll: float, idle_timeout: float | None
+) -> Iterator[bytes | None]:
+    """Lines of a blocking stream via a reader thread, with ``None`` on quiet periods."""
+    lines: queue.Queue[bytes | None] = queue.Queue(maxsize=10_000)
+
+    def pump() -> None:
+        for raw in stream:
+            lines.put(raw.rstrip(b"\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    last_data = time.monotonic()
+    while not stop.is_set():
+        try:
+            item = lines.get(timeout=poll)
+        except queue.Empty:
+            if idle_timeout is not None and time.monotonic() - last_data >= idle_timeout:
+                return
+            yield None
+            continue
+        if item is None:
+            return
+        last_data = time.monotonic()
+        yield item

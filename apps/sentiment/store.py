@@ -1,0 +1,160 @@
+"""Tables of the sentiment monitor: scored records, their topics, watch-list topics, alerts.
+
+Records are deduplicated by ``(source, ext_id)`` when the feed gives an id and always by
+``(source, text_hash)``; the unique constraints make a re-run of the same file a no-op even
+when two ingesters race. Timestamps are stored in UTC; SQLite hands them back naive, so
+readers go through :func:`as_utc`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aigc_apps.settings import get_settings
+from aigc_apps.store import Database, utcnow
+
+APP = "sentiment"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Record(Base):
+    """One scored text from a feed."""
+
+    __tablename__ = "sentiment_records"
+    __table_args__ = (
+        UniqueConstraint("source", "text_hash", name="uq_sentiment_records_text"),
+        UniqueConstraint("source", "ext_id", name="uq_sentiment_records_ext_id"),
+        Index("ix_sentiment_records_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    ext_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    label: Mapped[str] = mapped_column(String(32))
+    p_negative: Mapped[float] = mapped_column(Float)
+    p_neutral: Mapped[float] = mapped_column(Float)
+    p_positive: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # p_positive - p_negative, in [-1, 1]
+    model: Mapped[str] = mapped_column(String(200), default="")
+
+    topics: Mapped[list[RecordTopic]] = relationship(
+        back_populates="record", cascade="all, delete-orphan"
+    )
+
+
+class RecordTopic(Base):
+    """A topic a record was assigned to, and how (keyword, embedding or model)."""
+
+    __tablename__ = "sentiment_record_topics"
+    __table_args__ = (Index("ix_sentiment_record_topics_topic", "topic"),)
+
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("sentiment_records.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(200), primary_key=True)
+    method: Mapped[str] = mapped_column(String(32))
+    similarity: Mapped[float] = mapped_column(Float, default=1.0)
+
+    record: Mapped[Record] = relationship(back_populates="topics")
+
+
+class Topic(Base):
+    """A watch-list topic: keywords/entities plus optional alert-rule overrides (JSON)."""
+
+    __tablename__ = "sentiment_topics"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    keywords_json: Mapped[str] = mapped_column(Text, default="[]")
+    rule_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def keywords(self) -> list[str]:
+        return list(json.loads(self.keywords_json))
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        return dict(json.loads(self.rule_json or "{}"))
+
+
+class Alert(Base):
+    """A fired alert: one per topic and bucket, whatever signals fired in it."""
+
+    __tablename__ = "sentiment_alerts"
+    __table_args__ = (
+        UniqueConstraint("topic", "bucket_start", name="uq_sentiment_alerts_bucket"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    signals: Mapped[str] = mapped_column(String(100))  # "negative_share", "volume" or both
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    bucket_seconds: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    negative_share: Mapped[float] = mapped_column(Float)
+    baseline_share: Mapped[float] = mapped_column(Float)
+    baseline_count: Mapped[float] = mapped_column(Float)
+    z_share: Mapped[float] = mapped_column(Float)
+    z_volume: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    webhook_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "signals": self.signals.split(","),
+            "bucket_start": as_utc(self.bucket_start).isoformat(),
+            "bucket_seconds": self.bucket_seconds,
+            "count": self.count,
+            "negative_share": round(self.negative_share, 4),
+            "baseline_share": round(self.baseline_share, 4),
+            "baseline_count": round(self.baseline_count, 2),
+            "z_share": round(self.z_share, 2),
+            "z_volume": round(self.z_volume, 2),
+            "message": self.message,
+            "created_at": as_utc(self.created_at).isoformat(),
+            "webhook_status": self.webhook_status,
+        }
+
+
+MIGRATIONS: list[tuple[int, Any]] = [(1, lambda conn: None)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything the app stores is UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
+        timezone.utc
+    )
+
+
+def open_db(url: str | None = None) -> Database:
+    """The app's database (``--db URL`` or the workspace default), migrated."""
+    db = Database(url or get_settings().db_url(APP))
+    db.migrate(APP, Base, MIGRATIONS)
+    return db

@@ -1,0 +1,188 @@
+"""Financial PhraseBank (50% agreement): the sentiment app's classifier against baselines.
+
+    nice -n 10 python benchmarks/sentiment_fpb.py --data ../shared/data/fpb [--epochs 3]
+        [--lr 2e-3] [--r 16] [--max-length 96] [--json]
+
+Protocol (../shared/data/README.md): train on ``split=train``, choose on ``validation``,
+report once on ``test``: accuracy and macro-F1. Everything is computed in this run:
+
+* TF-IDF (1-2 grams) + logistic regression and frozen MiniLM embeddings + logistic
+  regression, the two published-here baselines;
+* the app's model: LoRA fine-tuning of MiniLM through ``train_sentiment`` (class-weighted
+  loss, best epoch by validation macro-F1);
+* an ensemble that averages the LoRA model's probabilities with the two baselines', the
+  weights picked on validation only (reported separately, never instead of the above);
+* training time and scoring throughput (texts/s through ``SentimentModel.predict_proba``
+  and through a full ``Ingester`` run into SQLite, which is what ``aigc sentiment ingest`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from apps.sentiment.evaluation import evaluate_predictions, load_labelled
+from apps.sentiment.scoring import LABELS
+
+TARGET = {"accuracy": 0.87, "macro_f1": 0.85}
+
+
+def _find_csv(path: Path) -> Path:
+    if path.is_file():
+        return path
+    found = sorted(path.glob("*.csv"))
+    if not found:
+        sys.exit(f"no FPB CSV under {path} (expected financial_phrasebank_50agree.csv)")
+    return found[0]
+
+
+def _metrics(y: list[str], proba: np.ndarray) -> dict[str, float]:
+    r = evaluate_predictions(y, [LABELS[i] for i in proba.argmax(1)])
+    return {"accuracy": round(r.accuracy, 4), "macro_f1": round(r.macro_f1, 4)}
+
+
+def _lr(x_tr: Any, y_tr: list[str], *xs: Any) -> list[np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=3000, C=4.0, class_weight="balanced")
+    clf.fit(x_tr, y_tr)
+    order = [list(clf.classes_).index(lab) for lab in LABELS]
+    return [clf.predict_proba(x)[:, order] for x in xs]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=os.environ.get("AIGC_BENCH_DATA", "../shared/data") + "/fpb")
+    ap.add_argument("--base", default="minilm-l6")
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--r", type=int, default=16)
+    ap.add_argument("--max-length", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    args = ap.parse_args()
+    path = Path(args.data)
+    if not path.exists():
+        sys.exit(f"benchmark data not found at {path}; pass --data ../shared/data/fpb")
+    data = load_labelled(_find_csv(path), text_col="sentence", label_col="label")
+    tr, va, te = (data.splits[s] for s in ("train", "validation", "test"))
+    x = {s: [r["text"] for r in rows] for s, rows in (("train", tr), ("val", va), ("test", te))}
+    y = {s: [r["label"] for r in rows] for s, rows in (("train", tr), ("val", va), ("test", te))}
+    out: dict[str, Any] = {"rows": {k: len(v) for k, v in x.items()}, "target": TARGET}
+    say = (lambda *a: None) if args.json else print
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+    tf_va, tf_te = _lr(vec.fit_transform(x["train"]), y["train"],
+                       vec.transform(x["val"]), vec.transform(x["test"]))
+    out["tfidf_lr"] = {"validation": _metrics(y["val"], tf_va), "test": _metrics(y["test"], tf_te),
+                       "seconds": round(time.perf_counter() - t0, 1)}
+    say("TF-IDF + LR          test", out["tfidf_lr"]["test"])
+
+    from aigc_apps.embeddings import Encoder
+
+    t0 = time.perf_counter()
+    enc = Encoder.from_pretrained("minilm-l6", max_length=128)
+    emb = {k: enc.encode(v, batch_size=64) for k, v in x.items()}
+    fr_va, fr_te = _lr(emb["train"], y["train"], emb["val"], emb["test"])
+    out["frozen_minilm_lr"] = {"validation": _metrics(y["val"], fr_va),
+                               "test": _metrics(y["test"], fr_te),
+                               "seconds": round(time.perf_counter() - t0, 1)}
+    say("frozen MiniLM + LR   test", out["frozen_minilm_lr"]["test"])
+
+    from apps.sentiment.classifier import FitOptions, SentimentModel, train_sentiment
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["AIGC_HOME"] = home
+        opts = FitOptions(base=args.base, epochs=args.epochs, learning_rate=args.lr, r=args.r,
+                          max_length=args.max_length, batch_size=args.batch_size,
+                          progress=not args.json)
+        report = train_sentiment(data, "fpb", opts)
+        model = SentimentModel.load("fpb")
+        lo_va = model.predict_proba(x["val"])
+        t0 = time.perf_counter()
+        lo_te = model.predict_proba(x["test"])
+        warm = time.perf_counter() - t0
+        stream = x["test"] * 4
+        t0 = time.perf_counter()
+        model.predict_proba(stream)
+        predict_tps = len(stream) / (time.perf_counter() - t0)
+        ingest_tps = _ingest_throughput(model, stream, Path(home), None)
+        ingest_emb_tps = _ingest_throughput(model, stream, Path(home), enc)
+    out["lora_minilm"] = {
+        "validation": _metrics(y["val"], lo_va), "test": _metrics(y["test"], lo_te),
+        "train_seconds": round(report.train_seconds, 1),
+        "settings": {"base": args.base, "epochs": args.epochs, "lr": args.lr, "r": args.r,
+                     "max_length": args.max_length, "batch_size": args.batch_size},
+        "test_per_class": report.test.to_dict()["per_class"] if report.test else None,
+    }
+    out["throughput"] = {"predict_texts_per_s": round(predict_tps, 1),
+                         "ingest_texts_per_s": round(ingest_tps, 1),
+                         "ingest_with_embedding_topics_texts_per_s": round(ingest_emb_tps, 1),
+                         "first_batch_seconds": round(warm, 2), "cpu_threads": _threads()}
+    say("LoRA MiniLM (app)    test", out["lora_minilm"]["test"],
+        f"train {report.train_seconds:.0f}s")
+
+    best = (-1.0, (1.0, 0.0, 0.0))
+    steps = np.arange(0, 1.01, 0.1)
+    grid = [w for w in itertools.product(steps, repeat=3) if abs(sum(w) - 1) < 1e-6]
+    for w in grid:
+        f1 = _metrics(y["val"], w[0] * lo_va + w[1] * fr_va + w[2] * tf_va)["macro_f1"]
+        if f1 > best[0] + 1e-9:
+            best = (f1, tuple(round(float(v), 1) for v in w))
+    w = best[1]
+    out["ensemble"] = {"weights_lora_frozen_tfidf": w,
+                       "validation": _metrics(y["val"], w[0] * lo_va + w[1] * fr_va + w[2] * tf_va),
+                       "test": _metrics(y["test"], w[0] * lo_te + w[1] * fr_te + w[2] * tf_te)}
+    say("ensemble (val-tuned) test", out["ensemble"]["test"], "weights", w)
+    out["meets_target"] = {
+        k: all(out[k]["test"][m] >= v for m, v in TARGET.items())
+        for k in ("lora_minilm", "ensemble")
+    }
+    say("throughput", out["throughput"])
+    if args.json:
+        print(json.dumps(out, indent=2))
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _ingest_throughput(model: Any, texts: list[str], home: Path, encoder: Any) -> float:
+    """End-to-end ``Ingester`` texts/s: dedup, scoring, topics (keywords, plus embeddings
+    when ``encoder`` is given), SQLite writes."""
+    from apps.sentiment.ingest import Ingester
+    from apps.sentiment.store import open_db
+    from apps.sentiment.synthetic import TOPICS_TEXT
+    from apps.sentiment.topics import TopicMatcher, parse_topics
+
+    tag = "emb" if encoder is not None else "kw"
+    feed = home / f"feed-{tag}.jsonl"
+    feed.write_text("".join(json.dumps({"id": str(i), "text": f"{t} ({i})"}) + "\n"
+                            for i, t in enumerate(texts)), encoding="utf-8")
+    db = open_db(f"sqlite:///{home / f'bench-{tag}.db'}")
+    matcher = TopicMatcher(parse_topics(TOPICS_TEXT), encoder=encoder)
+    ingester = Ingester(db, model, matcher, batch_size=256)
+    report = ingester.ingest_file(feed)
+    db.dispose()
+    return report.stored / report.seconds
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Aggregation per topic and bucket, surge alerts with cool-down, webhook delivery."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.store import Database
+from apps.sentiment.alerts import AlertEngine, AlertRule, detect, list_alerts, post_webhook
+from apps.sentiment.ingest import Ingester
+from apps.sentiment.plot import plot_trends
+from apps.sentiment.topics import TopicMatcher, WatchTopic, save_topics
+from apps.sentiment.trends import ALL, Bucket, aggregate, parse_duration, parse_since, trends
+
+T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
+POS, NEG, NEU = "Lender profits rise", "Lender shares plunge", "Lender holds meeting"
+
+
+def _feed(path: Path, hours: int, per_hour: int, surge: dict[int, tuple[int, int]]) -> Path:
+    """``per_hour`` records an hour (1 in 5 negative) except surge hours: (count, negatives)."""
+    lines, n = [], 0
+    for h in range(hours):
+        count, neg = surge.get(h, (per_hour, per_hour // 5))
+        for i in range(count):
+            n += 1
+            text = NEG if i < neg else (POS if i % 2 else NEU)
+            ts = T0 + timedelta(hours=h, minutes=i * 50 // count)
+            lines.append(json.dumps({"id": str(n), "timestamp": ts.isoformat(),
+                                     "text": f"{text} #{n}"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_aggregate_fills_gaps_and_counts() -> None:
+    points = [
+        (T0 + timedelta(minutes=5), "rates", "negative", -0.8),
+        (T0 + timedelta(minutes=50), "rates", "positive", 0.6),
+        (T0 + timedelta(minutes=55), "banking", "neutral", 0.0),
+        (T0 + timedelta(hours=2, minutes=1), "rates", "negative", -0.4),
+    ]
+    series = aggregate(points, 3600)
+    rates = series["rates"]
+    assert [b.start.hour for b in rates] == [0, 1, 2]
+    assert [b.count for b in rates] == [2, 0, 1]
+    assert rates[0].share_negative == pytest.approx(0.5)
+    assert rates[0].mean_score == pytest.approx(-0.1)
+    assert rates[2].share_negative == 1.0 and rates[1].share_negative == 0.0
+    assert [b.count for b in series["banking"]] == [1, 0, 0]  # same span for every topic
+    assert [b.count for b in aggregate(points, 900)["rates"]][:4] == [1, 0, 0, 1]
+
+
+def test_durations_and_since() -> None:
+    assert parse_duration("15m") == timedelta(minutes=15)
+    assert parse_duration("1d") == timedelta(days=1)
+    assert parse_since("2h", now=T0) == T0 - timedelta(hours=2)
+    assert parse_since("2024-05-06T01:00") == T0 + timedelta(hours=1)
+    for bad in ("0h", "soon", "-1h"):
+        with pytest.raises(DataError):
+            parse_duration(bad)
+    with pytest.raises(DataError):
+        parse_since("last tuesday")
+
+
+def _series(counts: list[int], negatives: list[int]) -> list[Bucket]:
+    return [
+        Bucket("t", T0 + timedelta(hours=i), 3600, count=c, negative=k, neutral=c - k)
+        for i, (c, k) in enumerate(zip(counts, negatives, strict=True))
+    ]
+
+
+def test_detect_fires_once_per_surge_then_cools_down() -> None:
+    counts = [10] * 24 + [30, 30, 30] + [10] * 10 + [30]
+    negs = [2] * 24 + [24, 25, 24] + [2] * 10 + [24]
+    events = detect(_series(counts, negs), AlertRule(cooldown=6))
+    assert [e.bucket_start for e in events] == [T0 + timedelta(hours=24), T0 + timedelta(hours=37)]
+    first = events[0]
+    assert first.signals == ["negative_share", "negative_volume", "volume"]
+    assert first.baseline_share == pytest.approx((48 + 1) / (240 + 2))
+    assert first.baseline_count == pytest.approx(10.0)
+    assert first.z_share > 3 and first.count == 30
+    # the surge buckets were kept out of the baseline, so the second surge is still seen
+    assert events[1].baseline_share < 0.25
+
+
+def test_detect_needs_volume_and_warm_up() -> None:
+    small = detect(_series([10] * 24 + [3], [2] * 24 + [3]), AlertRule())
+    assert small == []  # 3/3 negative: below min_volume and min_negatives
+    cold = detect(_series([10, 10, 30], [2, 2, 25]), AlertRule())
+    assert cold == []  # 20 baseline records < min_baseline
+    steady = detect(_series([10] * 48, [2] * 48), AlertRule())
+    assert steady == []
+    volume_only = detect(_series([10] * 24 + [40], [2] * 24 + [8]), AlertRule())
+    assert [e.signals for e in volume_only] == [["volume"]]
+    busy_morning = detect(_series([2, 10] * 12 + [14], [0, 2] * 12 + [3]), AlertRule())
+    assert busy_morning == []  # expected volume follows the busy half, not the daily mean
+
+
+def test_two_moderate_buckets_together_fire_once() -> None:
+    # 5/8 then 5/8 negative against a 20% baseline: weak alone, clear together
+    events = detect(_series([8] * 24 + [8, 8], [1, 2] * 12 + [5, 5]), AlertRule())
+    assert len(events) == 1 and events[0].bucket_start == T0 + timedelta(hours=25)
+    assert events[0].count == 16
+    assert detect(_series([8] * 24 + [8, 8], [1, 2] * 12 + [5, 5]), AlertRule(span=1)) == []
+
+
+def test_rule_overrides_are_checked() -> None:
+    rule = AlertRule.from_dict({"min_volume": 3, "bucket": "15m"})
+    assert rule.min_volume == 3 and rule.seconds == 900 and rule.window == 24
+    with pytest.raises(DataError, match="unknown alert rule setting"):
+        AlertRule.from_dict({"min_volum": 3})
+
+
+def test_ingest_runs_alerts_stores_them_once(db: Database, scorer, tmp_path: Path) -> None:
+    save_topics(db, [WatchTopic("banking", ["lender"])])
+    feed = _feed(tmp_path / "feed.jsonl", 36, 10, {30: (30, 25), 31: (30, 25)})
+    engine = AlertEngine()
+    ingester = Ingester(db, scorer, TopicMatcher([WatchTopic("banking", ["lender"])]),
+                        alerts=engine)
+    report = ingester.ingest_file(feed)
+    assert report.stored == 36 * 10 + 40
+    assert [a["bucket_start"] for a in report.alerts] == [(T0 + timedelta(hours=30)).isoformat()]
+    assert engine.evaluate(db) == []  # idempotent: nothing new the second time
+    stored = list_alerts(db)
+    assert len(stored) == 1 and stored[0].topic == "banking"
+    assert "negative share" in stored[0].message
+
+    series = trends(db, topic="banking", bucket="1h")["banking"]
+    assert len(series) == 36 and series[30].count == 30 and series[30].negative == 25
+    everything = trends(db, topic=ALL, bucket="1d")[ALL]
+    assert [b.count for b in everything] == [240, 160]
+    with pytest.raises(NotFoundError, match="unknown topic 'crypto'"):
+        trends(db, topic="crypto")
+
+    png = plot_trends(trends(db), tmp_path / "chart.png",
+                      alerts={"banking": [a.bucket_start for a in stored]})
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_topic_rule_override_used(db: Database, scorer, tmp_path: Path) -> None:
+    strict = {"min_volume": 100, "min_negatives": 100}
+    save_topics(db, [WatchTopic("banking", ["lender"], rule=strict)])
+    feed = _feed(tmp_path / "feed.jsonl", 30, 10, {26: (30, 25)})
+    Ingester(db, scorer, TopicMatcher([WatchTopic("banking", ["lender"])])).ingest_file(feed)
+    assert AlertEngine().evaluate(db) == []  # 30 records, 25 negative: below both minimums
+    save_topics(db, [WatchTopic("banking", ["lender"])])
+    assert len(AlertEngine().evaluate(db)) == 1
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200 if "fail" not in self.path else 500)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook_url() -> Iterator[str]:
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_receives_alert(db: Database, scorer, tmp_path: Path, hook_url: str) -> None:
+    save_topics(db, [WatchTopic("banking", ["lender"])])
+    feed = _feed(tmp_path / "feed.jsonl", 30, 10, {26: (30, 25)})
+    matcher = TopicMatcher([WatchTopic("banking", ["lender"])])
+    Ingester(db, scorer, matcher, alerts=AlertEngine(webhook=hook_url + "/hook")).ingest_file(feed)
+    assert len(_Hook.received) == 1
+    payload = _Hook.received[0]
+    assert payload["type"] == "sentiment_alert" and payload["topic"] == "banking"
+    assert payload["count"] == 30 and "negative_share" in payload["signals"]
+    assert list_alerts(db)[0].webhook_status == "200"
+
+
+def test_webhook_errors_are_reported_not_raised(hook_url: str) -> None:
+    assert post_webhook(hook_url + "/fail", {"a": 1}) == "error: HTTP 500"
+    assert post_webhook("http://127.0.0.1:9/", {"a": 1}, timeout=1).startswith("error:")
+    assert post_webhook("file:///etc/passwd", {}).startswith("error:")
+    with pytest.raises(DataError, match="http"):
+        AlertEngine(webhook="ftp://example.com")

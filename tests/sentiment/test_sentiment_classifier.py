@@ -1,0 +1,113 @@
+"""Labelled data loading, metrics against hand-computed values, training and the model API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aigc_apps.errors import DataError, NotFoundError
+from apps.sentiment.classifier import FitOptions, SentimentModel, evaluate_model, train_sentiment
+from apps.sentiment.evaluation import evaluate_predictions, load_labelled
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    y_true = ["negative", "negative", "neutral", "neutral", "neutral", "positive", "positive"]
+    y_pred = ["negative", "neutral", "neutral", "neutral", "positive", "positive", "negative"]
+    r = evaluate_predictions(y_true, y_pred)
+    # confusion (rows true, cols pred) in negative, neutral, positive order
+    assert r.confusion == [[1, 1, 0], [0, 2, 1], [1, 0, 1]]
+    assert r.accuracy == pytest.approx(4 / 7)
+    # negative: P = 1/2, R = 1/2, F1 = 1/2; neutral: P = 2/3, R = 2/3; positive: P = R = 1/2
+    assert r.per_class["negative"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert r.per_class["neutral"]["precision"] == pytest.approx(2 / 3)
+    assert r.per_class["neutral"]["f1"] == pytest.approx(2 / 3)
+    assert r.per_class["positive"]["f1"] == pytest.approx(0.5)
+    assert r.macro_f1 == pytest.approx((0.5 + 2 / 3 + 0.5) / 3)
+
+
+def test_metrics_class_never_predicted() -> None:
+    r = evaluate_predictions(["negative", "positive", "positive"], ["positive"] * 3)
+    assert r.per_class["negative"] == pytest.approx(
+        {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1})
+    # positive: P = 2/3, R = 1, F1 = 0.8; neutral absent from both: not averaged
+    assert r.macro_f1 == pytest.approx((0.0 + 0.8) / 2)
+    with pytest.raises(DataError):
+        evaluate_predictions([], [])
+
+
+def test_load_uses_split_column_and_skips_unknown_labels(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text(
+        "headline,sent,split\n"
+        "a up,bullish,train\nb down,neg,train\nc flat,Neutral,train\nd up,1,train\n"
+        "e down,-1,validation\nf ??,mixed,train\ng flat,0,test\nh x,positive,holdout\n"
+    )
+    d = load_labelled(path, text_col="headline", label_col="sent")
+    assert d.split_from_column
+    assert [r["label"] for r in d.splits["train"]] == ["positive", "negative", "neutral",
+                                                       "positive"]
+    assert [r["text"] for r in d.splits["validation"]] == ["e down"]
+    assert [r["label"] for r in d.splits["test"]] == ["neutral"]
+    reasons = [s.reason for s in d.skipped]
+    assert any("unknown label 'mixed'" in x for x in reasons)
+    assert any("unknown split 'holdout'" in x for x in reasons)
+
+
+def test_load_without_split_column_is_seeded_and_stratified(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    rows = [f'{{"text": "t{i}", "label": "{lab}"}}' for i, lab in
+            enumerate(["negative"] * 20 + ["neutral"] * 50 + ["positive"] * 30)]
+    path.write_text("\n".join(rows))
+    a = load_labelled(path, seed=3)
+    b = load_labelled(path, seed=3)
+    assert a.splits == b.splits and not a.split_from_column
+    assert a.counts()["test"] == {"negative": 2, "neutral": 5, "positive": 3}
+    assert a.counts()["validation"] == {"negative": 2, "neutral": 5, "positive": 3}
+    assert sum(len(v) for v in a.splits.values()) == 100
+
+
+def test_load_rejects_files_with_no_known_labels(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text("text,label\na,good\nb,bad\n")
+    with pytest.raises(DataError, match=r"no rows with a known label.*good"):
+        load_labelled(path)
+    with pytest.raises(DataError, match="missing column 'nope'"):
+        load_labelled(DATA, topic_col="nope")
+
+
+def test_train_tiny_encoder_registers_labels_and_metrics(tiny_encoder_dir: Path) -> None:
+    data = load_labelled(DATA, topic_col="topic")
+    opts = FitOptions(base=str(tiny_encoder_dir), epochs=1, max_steps=4, batch_size=8,
+                      max_length=32, progress=False)
+    report = train_sentiment(data, "tiny", opts, topics=True)
+    assert report.labels == ["negative", "neutral", "positive"]
+    assert report.test is not None and report.test.n == len(data.splits["test"])
+    assert report.topic_model == "tiny-topic" and report.topic_test is not None
+    model = SentimentModel.load("tiny")
+    assert model.topic_classifier is not None
+    assert set(model.topic_classifier.labels) == {"banking", "energy", "housing", "rates", "tech"}
+    probs = model.predict_proba(["Bank shares plunge", "Oil rises"])
+    assert probs.shape == (2, 3) and probs.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert SentimentModel.load().name == "tiny"  # newest sentiment model is the default
+    again = evaluate_model(model, data.splits["test"])
+    assert again.accuracy == pytest.approx(report.test.accuracy)
+    with pytest.raises(NotFoundError, match="not registered"):
+        SentimentModel.load("nope")
+
+
+def test_no_model_yet_is_a_clear_error() -> None:
+    with pytest.raises(NotFoundError, match="no sentiment model yet"):
+        SentimentModel.load()
+
+
+@pytest.mark.slow
+def test_minilm_learns_the_sample_set_above_chance() -> None:
+    data = load_labelled(DATA, topic_col="topic")
+    report = train_sentiment(data, "sample", FitOptions(epochs=6, progress=False))
+    assert report.test is not None
+    # three balanced-ish classes: chance is about 0.4 accuracy / 0.33 macro-F1
+    assert report.test.accuracy > 0.7 and report.test.macro_f1 > 0.6

@@ -1,0 +1,109 @@
+"""The ``aigc sentiment`` commands through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aigc_apps.errors import DataError, NotFoundError
+from apps.sentiment import cli
+from apps.sentiment.classifier import SentimentModel
+from apps.sentiment.scoring import LexiconScorer
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "sentiment"
+runner = CliRunner()
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(cli.app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout  # progress bars go to stderr
+
+
+@pytest.fixture
+def lexicon_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that need a model get the deterministic lexicon scorer."""
+    monkeypatch.setattr(SentimentModel, "load", classmethod(lambda cls, *a, **k: LexiconScorer()))
+
+
+def test_monitoring_flow(db_url: str, lexicon_model: None, tmp_path: Path) -> None:
+    db = ["--db", db_url]
+    assert "5 topics saved" in _ok(["topics", "load", str(DATA / "topics.txt"), *db])
+    _ok(["topics", "add", "crypto", "-k", "bitcoin, crypto", "--rule", "min_volume=5", *db])
+    listed = json.loads(_ok(["topics", "list", "--json", *db]))
+    assert {t["name"] for t in listed} == {"rates", "banking", "energy", "tech", "housing",
+                                           "crypto"}
+    assert next(t for t in listed if t["name"] == "crypto")["rule"] == {"min_volume": 5}
+
+    args = ["ingest", str(DATA / "stream.jsonl"), "--no-embeddings", "--json", *db]
+    report = json.loads(_ok(args))
+    assert report["duplicates"] == 1 and len(report["skipped"]) == 3
+    assert report["stored"] > 800
+    banking_alerts = [a for a in report["alerts"] if a["topic"] == "banking"]
+    # the injected surge runs 10:00-13:00 on May 8: one alert, in its first or second hour
+    assert [a["bucket_start"][:13] for a in banking_alerts] in (["2024-05-08T10"],
+                                                                ["2024-05-08T11"])
+    again = json.loads(_ok(args))  # idempotent re-run
+    assert again["stored"] == 0 and again["alerts"] == []
+
+    rows = json.loads(_ok(["trends", "--topic", "banking", "--json", *db]))
+    surge = next(r for r in rows if r["bucket_start"].startswith("2024-05-08T11"))
+    assert surge["count"] >= 10 and surge["share_negative"] > 0.5
+    daily = json.loads(_ok(["trends", "--topic", "banking", "--bucket", "1d", "--json", *db]))
+    assert len(daily) == 3 and sum(r["count"] for r in daily) == sum(r["count"] for r in rows)
+    chart = tmp_path / "chart.png"
+    out = _ok(["trends", "--plot", str(chart), *db])
+    assert "chart written" in out and chart.stat().st_size > 10_000
+    assert "banking" in _ok(["alerts", *db])
+    alerts = json.loads(_ok(["alerts", "--topic", "banking", "--json", *db]))
+    assert alerts and all(a["topic"] == "banking" for a in alerts)
+
+    with pytest.raises(NotFoundError, match="unknown topic 'crypt'"):
+        runner.invoke(cli.app, ["trends", "--topic", "crypt", *db], catch_exceptions=False)
+    with pytest.raises(DataError, match="duration"):
+        runner.invoke(cli.app, ["trends", "--bucket", "often", *db], catch_exceptions=False)
+    _ok(["topics", "remove", "crypto", *db])
+    with pytest.raises(NotFoundError):
+        runner.invoke(cli.app, ["topics", "remove", "crypto", *db], catch_exceptions=False)
+
+
+def test_ingest_stdin_and_score(lexicon_model: None, tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 's.db'}"]
+    _ok(["topics", "add", "banking", "-k", "bank, lender", *db])
+    feed = '{"text": "Bank profits rise"}\nnot json\n{"text": "Lender shares plunge"}\n'
+    result = runner.invoke(cli.app, ["ingest", "-", "--no-embeddings", "--json", *db],
+                           input=feed, catch_exceptions=False)
+    report = json.loads(result.stdout)
+    assert report["stored"] == 2 and report["skipped"][0]["line"] == 2
+    scored = json.loads(_ok(["score", "Bank shares plunge", "Weather is fine today",
+                             "--no-embeddings", "--json", *db]))
+    assert scored[0]["label"] == "negative" and scored[0]["topics"][0]["topic"] == "banking"
+    assert scored[1]["topics"] == []
+    assert abs(sum(scored[0]["probabilities"].values()) - 1) < 1e-4
+
+
+def test_train_eval_score_with_tiny_encoder(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    train = json.loads(_ok([
+        "train", "--data", str(DATA / "headlines.csv"), "--name", "tiny", "--base",
+        str(tiny_encoder_dir), "--max-steps", "3", "--batch-size", "8", "--max-length", "32",
+        "--json",
+    ]))
+    assert train["labels"] == ["negative", "neutral", "positive"] and train["test"]["n"] == 34
+    ev = json.loads(_ok(["eval", "--model", "tiny", "--data", str(DATA / "headlines.csv"),
+                         "--split", "test", "--json"]))
+    assert ev["n"] == 34 and len(ev["confusion_matrix"]) == 3
+    assert ev["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=1e-4)
+    assert sum(map(sum, ev["confusion_matrix"])) == 34
+    assert "tiny" in _ok(["models"])
+    db = ["--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    scored = json.loads(_ok(["score", "Bank profits rise", "--json", *db]))
+    assert scored[0]["label"] in ("negative", "neutral", "positive")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nup,great\ndown,awful\n")
+    with pytest.raises(DataError, match="no rows with a known label"):
+        runner.invoke(cli.app, ["train", "--data", str(bad), "--name", "x"],
+                      catch_exceptions=False)

@@ -1,0 +1,182 @@
+"""Ingest: batch files, dedup, bad input, follow mode on a growing file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from aigc_apps.errors import DataError
+from aigc_apps.store import Database
+from apps.sentiment.ingest import Ingester, parse_timestamp
+from apps.sentiment.reader import MAX_TEXT_CHARS
+from apps.sentiment.scoring import LexiconScorer
+from apps.sentiment.store import Record, RecordTopic
+from apps.sentiment.topics import TopicMatcher, WatchTopic
+
+TOPICS = [WatchTopic("banking", ["bank", "lender"]), WatchTopic("rates", ["Fed", "interest rate"])]
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _count(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Record)) or 0)
+
+
+def _ingester(db: Database, scorer: LexiconScorer, **kw) -> Ingester:
+    return Ingester(db, scorer, TopicMatcher(TOPICS), **kw)
+
+
+def test_batch_ingest_scores_and_assigns_topics(db: Database, scorer, tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "feed.jsonl", [
+        {"id": "a", "timestamp": "2024-05-06T10:00:00Z", "text": "Bank shares plunge on losses"},
+        {"id": "b", "timestamp": "2024-05-06T10:05:00+02:00", "text": "Fed holds interest rates"},
+        {"id": "c", "timestamp": 1714990000, "text": "Chip profits jump"},
+    ])
+    report = _ingester(db, scorer, source="wire").ingest_file(path)
+    assert (report.stored, report.duplicates, len(report.skipped)) == (3, 0, 0)
+    with db.session() as s:
+        rows = {r.ext_id: r for r in s.scalars(select(Record))}
+        topics = {(t.record_id, t.topic, t.method) for t in s.scalars(select(RecordTopic))}
+    assert rows["a"].label == "negative" and rows["c"].label == "positive"
+    assert rows["b"].label == "neutral" and rows["a"].source == "wire"
+    assert rows["a"].score == pytest.approx(rows["a"].p_positive - rows["a"].p_negative)
+    assert (rows["a"].id, "banking", "keyword") in topics
+    assert (rows["b"].id, "rates", "keyword") in topics
+    assert not any(rid == rows["c"].id for rid, _, _ in topics)
+
+
+def test_dedup_by_id_and_by_text_and_source(db: Database, scorer, tmp_path: Path) -> None:
+    rows = [
+        {"id": "1", "text": "Bank profits rise", "source": "wire"},
+        {"id": "1", "text": "Different text, same id", "source": "wire"},  # same id
+        {"id": "2", "text": "  bank PROFITS   rise ", "source": "wire"},  # same text
+        {"id": "3", "text": "Bank profits rise", "source": "social"},  # other source: kept
+        {"text": "No id here but new", "source": "wire"},
+    ]
+    path = _jsonl(tmp_path / "a.jsonl", rows)
+    first = _ingester(db, scorer).ingest_file(path)
+    assert (first.stored, first.duplicates) == (3, 2)
+    again = _ingester(db, scorer).ingest_file(path)  # re-run is a no-op
+    assert (again.stored, again.duplicates) == (0, 5)
+    assert _count(db) == 3
+
+
+def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path) -> None:
+    big = "Bank loss " * (MAX_TEXT_CHARS // 5)  # ~1 MB would do; 2x the cap is enough
+    lines = [
+        json.dumps({"id": "ok1", "text": "Bank profits rise", "timestamp": "2024-05-06T10:00Z"}),
+        json.dumps({"id": "e", "text": "   "}),
+        json.dumps({"id": "t", "text": "Fed cuts", "timestamp": "not a time"}),
+        '{"id": "broken", "text": "no closing brace"',
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"id": "nt", "body2": "no text field"}),
+        json.dumps({"id": "big", "text": big}),
+        json.dumps({"id": "ok2", "text": "Lender fined \u0000 heavily"}),
+    ]
+    raw = ("\n".join(lines[:3]) + "\n").encode() + b'{"id": "x", "text": "caf\xe9"}\n'
+    raw += ("\n".join(lines[3:]) + "\n").encode()
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(raw)
+    report = _ingester(db, scorer).ingest_file(path)
+    reasons = {s.row: s.reason for s in report.skipped}
+    assert report.stored == 3
+    assert set(reasons) == {2, 3, 4, 5, 6, 7}
+    assert "empty" in reasons[2] and "timestamp" in reasons[3] and "UTF-8" in reasons[4]
+    assert "invalid JSON" in reasons[5] and "not a JSON object" in reasons[6]
+    assert "no text field" in reasons[7]
+    assert report.truncated == [8]
+    with db.session() as s:
+        big_row = s.scalars(select(Record).where(Record.ext_id == "big")).one()
+        nul_row = s.scalars(select(Record).where(Record.ext_id == "ok2")).one()
+    assert big_row.truncated and len(big_row.text) == MAX_TEXT_CHARS
+    assert "\x00" not in nul_row.text
+
+
+def test_csv_with_quoted_newlines_and_errors(db: Database, scorer, tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    path.write_text(
+        'id,timestamp,text\n'
+        '1,2024-05-06T10:00:00Z,"Bank shares fall,\nthen recover"\n'
+        '2,2024-05-06T10:01:00Z,Fed holds,extra cell\n'
+        '3,2024-05-06 10:02,Lender profits rise\n',
+        encoding="utf-8",
+    )
+    report = _ingester(db, scorer).ingest_file(path)
+    assert report.stored == 2
+    assert [(s.row, "more cells" in s.reason) for s in report.skipped] == [(4, True)]
+
+
+def test_missing_and_empty_file(db: Database, scorer, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        _ingester(db, scorer).ingest_file(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        _ingester(db, scorer).ingest_file(tmp_path / "empty.csv")
+
+
+def test_scorer_failure_stores_nothing_of_the_batch(db: Database, tmp_path: Path) -> None:
+    class Broken:
+        name = "broken"
+
+        def predict_proba(self, texts):
+            raise RuntimeError("model crashed")
+
+    path = _jsonl(tmp_path / "f.jsonl", [{"text": "Bank profits rise"}, {"text": "Fed"}])
+    with pytest.raises(RuntimeError):
+        Ingester(db, Broken()).ingest_file(path)
+    assert _count(db) == 0
+
+
+def test_parse_timestamp_forms() -> None:
+    assert parse_timestamp("2024-05-06T10:00:00Z").isoformat() == "2024-05-06T10:00:00+00:00"
+    assert parse_timestamp("2024-05-06 12:00+02:00").hour == 12
+    assert parse_timestamp(1714989600).isoformat() == "2024-05-06T10:00:00+00:00"
+    assert parse_timestamp("1714989600000").isoformat() == "2024-05-06T10:00:00+00:00"
+    with pytest.raises(ValueError):
+        parse_timestamp("06/05/2024 ten o'clock")
+
+
+def test_follow_ingests_lines_appended_while_running(db: Database, scorer, tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    path.write_text(json.dumps({"id": "0", "text": "Bank profits rise"}) + "\n")
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(path, "ab") as handle:
+            for i in range(1, 8):
+                line = json.dumps({"id": str(i), "text": f"Lender update number {i} falls"})
+                if i == 3:
+                    handle.write(b'{"id": "bad", "text": \xff\xfe broken\n')
+                if i == 5:  # a line written in two parts must be read whole
+                    handle.write(line[:10].encode())
+                    handle.flush()
+                    time.sleep(0.1)
+                    handle.write(line[10:].encode() + b"\n")
+                else:
+                    handle.write(line.encode() + b"\n")
+                handle.flush()
+                time.sleep(0.05)
+        stop.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    report = _ingester(db, scorer, batch_size=4).follow(path, stop=stop, poll=0.02)
+    thread.join()
+    assert report.stored == 8
+    assert [s.row for s in report.skipped] == [4]
+    assert _count(db) == 8
+
+
+def test_follow_stops_after_idle_timeout(db: Database, scorer, tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "quiet.jsonl", [{"text": "Bank profits rise"}])
+    report = _ingester(db, scorer).follow(path, idle_timeout=0.2, poll=0.02)
+    assert report.stored == 1
