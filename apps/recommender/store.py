@@ -1,0 +1,103 @@
+"""The recommender's tables: catalogue items, behaviour events and trained model versions.
+
+Events carry a ``dedup_key`` (hash of user, item, type and timestamp) with a unique
+constraint, so re-ingesting the same export never stores an interaction twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aigc_apps.settings import get_settings
+from aigc_apps.store import Database, utcnow
+
+APP = "recommender"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RecItem(Base):
+    """One catalogue item; ``tags`` is a '|'-joined list, ``extra`` the other columns as JSON."""
+
+    __tablename__ = "rec_items"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[str] = mapped_column(Text, default="{}")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [t for t in self.tags.split("|") if t]
+
+
+class RecEvent(Base):
+    """A user's interaction with an item; ``ts`` is seconds since the Unix epoch (UTC)."""
+
+    __tablename__ = "rec_events"
+    __table_args__ = (Index("ix_rec_events_user_ts", "user_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(200), index=True)
+    item_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("rec_items.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(40), default="interaction")
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    rating: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ts: Mapped[float] = mapped_column(Float)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RecModel(Base):
+    """A trained model version: where its artefacts are and what it measured."""
+
+    __tablename__ = "rec_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    path: Mapped[str] = mapped_column(Text)
+    n_items: Mapped[int] = mapped_column(Integer)
+    n_users: Mapped[int] = mapped_column(Integer)
+    n_events: Mapped[int] = mapped_column(Integer)
+    train_seconds: Mapped[float] = mapped_column(Float)
+    info: Mapped[str] = mapped_column(Text, default="{}")
+
+
+MIGRATIONS: list = []
+
+
+def open_db(url: str | None = None) -> Database:
+    """The recommender's database (``--db`` URL or the workspace default), schema up to date."""
+    db = Database(url or get_settings().db_url(APP))
+    db.migrate(APP, Base, MIGRATIONS)
+    return db
+
+
+def counts(db: Database) -> dict[str, int]:
+    """Rows per table, for reports."""
+    with db.session() as s:
+        return {
+            "items": s.scalar(select(func.count()).select_from(RecItem)) or 0,
+            "events": s.scalar(select(func.count()).select_from(RecEvent)) or 0,
+            "users": s.scalar(select(func.count(func.distinct(RecEvent.user_id)))) or 0,
+        }

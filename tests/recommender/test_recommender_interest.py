@@ -1,0 +1,44 @@
+"""The interest model's training pairs and its plumbing on the tiny random encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from apps.recommender.content import HashingEncoder
+from apps.recommender.dataset import Catalog, Interactions
+from apps.recommender.interest import InterestConfig, InterestModel
+from apps.recommender.recommender import Recommender, RecommenderConfig
+
+
+def test_pairs_are_history_then_next_item(clustered_data: tuple[Catalog, Interactions]) -> None:
+    catalog, log = clustered_data
+    model = InterestModel(InterestConfig(history=2, max_pairs=10))
+    pairs = model.pairs(catalog, log)
+    assert len(pairs) == 10
+    b = log.bounds()
+    last, prev = log.item[b[1] - 1], log.item[b[1] - 3 : b[1] - 1]
+    query, positive = pairs[0]  # user 0's latest step comes first
+    assert positive == catalog.text(int(last))
+    assert query.startswith("recently liked: ") and catalog.titles[int(prev[-1])] in query
+    assert query.index(catalog.titles[int(prev[-1])]) < query.index(catalog.titles[int(prev[0])])
+
+
+def test_interest_model_trains_and_serves(
+    clustered_data: tuple[Catalog, Interactions], tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    catalog, log = clustered_data
+    cfg = InterestConfig(base=str(tiny_encoder_dir), max_pairs=40, batch_size=8, max_length=32)
+    config = RecommenderConfig(encoder="hashing", interest=cfg)
+    model = Recommender(config).fit(catalog, log, encoder=HashingEncoder())
+    assert model.interest is not None and model.interest.item_V.shape[0] == len(catalog)
+    assert model.info["interest_pairs"] == 40
+    vec = model.interest.user_vectors([np.array([0, 1, 2])])[0]
+    assert np.isclose(np.linalg.norm(vec), 1.0, atol=1e-4)
+    before = model.recommend("user0").to_dict()
+    model.save_pretrained(tmp_path / "m")
+    loaded = Recommender.from_pretrained(tmp_path / "m", encoder=HashingEncoder())
+    assert loaded.interest is not None and (tmp_path / "m" / "interest_encoder").is_dir()
+    after = loaded.recommend("user0").to_dict()
+    assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in before["items"]]
