@@ -16,7 +16,7 @@ import typer
 
 from aigc_apps.cli.adapters import adapters_app
 from aigc_apps.cli.commands import register_core_commands
-from aigc_apps.cli.output import err_console
+from aigc_apps.console import err_console
 from aigc_apps.errors import AigcError
 
 APPS_GROUP = "aigc.apps"
@@ -32,8 +32,18 @@ register_core_commands(app)
 app.add_typer(adapters_app, name="adapters")
 
 
-def mount_apps(root: typer.Typer) -> list[str]:
-    """Add each installed app's Typer app under its entry-point name; returns the names."""
+_mounted: list[str] | None = None
+
+
+def mount_apps(root: typer.Typer = app) -> list[str]:
+    """Add each installed app's Typer app under its entry-point name, once; returns the names.
+
+    Called when the command runs, not at import: an app module may import the core CLI's
+    helpers, and mounting at import time would then load that app half-initialised.
+    """
+    global _mounted
+    if root is app and _mounted is not None:
+        return _mounted
     mounted = []
     for ep in sorted(entry_points(group=APPS_GROUP), key=lambda e: e.name):
         try:
@@ -43,10 +53,9 @@ def mount_apps(root: typer.Typer) -> list[str]:
             continue
         root.add_typer(sub, name=ep.name)
         mounted.append(ep.name)
+    if root is app:
+        _mounted = mounted
     return mounted
-
-
-mount_apps(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     # Our own rich progress bars report training; library download/load bars are noise here.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    mount_apps(app)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="aigc", standalone_mode=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aigc_apps.cli.output import console, print_json
+from aigc_apps.console import console, print_json
 
 adapters_app = typer.Typer(
     help="Registered LoRA adapters: list, show, merge into the base, delete.",

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aigc_apps.console import console, print_json
+
 from .recommender import RecommenderConfig
-
-# Not aigc_apps.cli.output: importing that package mounts every app, this one included,
-# which is circular when this module is imported first (tests, `python -m`).
-console = Console(highlight=False)
-
-
-def print_json(data: Any) -> None:
-    def default(value: Any) -> Any:
-        if is_dataclass(value) and not isinstance(value, type):
-            return asdict(value)
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        return str(value)
-
-    sys.stdout.write(json.dumps(data, default=default, indent=2, ensure_ascii=False) + "\n")
-
 
 app = typer.Typer(
     help="Personalised recommendations from item texts and user behaviour: collaborative "

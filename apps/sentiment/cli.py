@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aigc_apps.console import console, print_json
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database
 
@@ -37,7 +37,6 @@ app = typer.Typer(help="Financial sentiment monitor: classify news, watch topics
                   no_args_is_help=True)
 topics_app = typer.Typer(help="Manage watch-list topics (name + keywords).", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-console = Console()
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: workspace db).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
@@ -45,10 +44,6 @@ ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registered sentiment model (default: the newest one).")]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
 LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the sentiment label.")]
-
-
-def _emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def _matcher(db: Database, model: Any, embeddings: bool, threshold: float) -> TopicMatcher:
@@ -105,7 +100,7 @@ def train(
                       progress=not as_json)
     report = train_sentiment(labelled, name, opts, topics=bool(topic_col))
     if as_json:
-        _emit(report.to_dict())
+        print_json(report.to_dict())
         return
     console.print(f"registered [bold]{report.name}[/] ({report.base}) in {report.adapter_dir} "
                   f"after {report.train_seconds:.0f}s; rows per split: "
@@ -148,7 +143,7 @@ def evaluate(
     scorer = SentimentModel.load(model, with_topics=False)
     report = evaluate_model(scorer, rows)
     if as_json:
-        _emit({"model": scorer.name, "skipped": len(labelled.skipped), **report.to_dict()})
+        print_json({"model": scorer.name, "skipped": len(labelled.skipped), **report.to_dict()})
         return
     console.print(f"model {scorer.name} on {report.n} rows"
                   + (f" ({len(labelled.skipped)} skipped)" if labelled.skipped else ""))
@@ -189,7 +184,7 @@ def score(
         for t, p, found in zip(texts, probs, hits, strict=True)
     ]
     if as_json:
-        _emit(rows)
+        print_json(rows)
         return
     table = Table("text", "label", *LABELS, "topics")
     for row in rows:
@@ -253,7 +248,7 @@ def ingest(
     else:
         report = ingester.ingest_file(source_file, fmt=fmt)
     if as_json:
-        _emit(report.to_dict())
+        print_json(report.to_dict())
         return
     console.print(report.summary())
     if report.truncated:
@@ -302,7 +297,7 @@ def trends_cmd(
         if not as_json:
             console.print(f"chart written to {written}")
     if as_json:
-        _emit([b.to_dict() for buckets in series.values() for b in buckets if b.count])
+        print_json([b.to_dict() for buckets in series.values() for b in buckets if b.count])
         return
     if not series:
         console.print("no records yet (ingest some with `aigc sentiment ingest`)")
@@ -332,7 +327,7 @@ def alerts_cmd(
         AlertEngine(webhook=webhook).evaluate(database, [topic] if topic else None)
     found = list_alerts(database, topic, parse_since(since) if since else None, limit)
     if as_json:
-        _emit([a.to_dict() for a in found])
+        print_json([a.to_dict() for a in found])
         return
     if not found:
         console.print("no alerts")
@@ -353,7 +348,7 @@ def models(as_json: JsonOpt = False) -> None:
 
     found = sentiment_models()
     if as_json:
-        _emit([{"name": m.name, "base": m.base_model, "path": str(m.path), **m.metrics}
+        print_json([{"name": m.name, "base": m.base_model, "path": str(m.path), **m.metrics}
                for m in found])
         return
     table = Table("name", "base", "labels", "val acc", "test acc", "test macro-F1", "topics")
@@ -406,7 +401,7 @@ def topics_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Watch-list topics and their keywords."""
     found = list_topics(open_db(db))
     if as_json:
-        _emit([{"name": t.name, "keywords": t.keywords, "rule": t.rule} for t in found])
+        print_json([{"name": t.name, "keywords": t.keywords, "rule": t.rule} for t in found])
         return
     table = Table("topic", "keywords", "rule overrides")
     for t in found:

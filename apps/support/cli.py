@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aigc_apps.cli.output import console, print_json
+from aigc_apps.console import console, print_json
 
 if TYPE_CHECKING:
     from .bot import BotReply, SupportBot

@@ -23,7 +23,7 @@ def _default(value: Any) -> Any:
         from dataclasses import asdict
 
         return asdict(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return str(value)
 
 
 def print_json(data: Any) -> None:
