@@ -27,7 +27,7 @@ from aigc_apps.store import utcnow
 from . import sessions
 from .calibration import Calibration, calibrate
 from .ingest import SourceItems, discover, load_dialogues, load_document, load_templates
-from .pii import mask_pii
+from .pii import mask_pii, strip_placeholders
 from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, Ranking, RetrievalConfig
 from .store import ChatSession, Turn, get_setting, load_settings, open_db, set_setting
 
@@ -170,17 +170,33 @@ class SupportBot:
         answer_col: str | None = "answer",
         recalibrate: bool = True,
     ) -> IngestReport:
-        """Ingest files/folders in one transaction, then recalibrate the handoff threshold."""
+        """Ingest files/folders in one transaction, then recalibrate the handoff threshold.
+
+        A file named on its own that cannot be used is an error (nothing is ingested); one
+        found inside a folder (an empty document among many) is a counted skip instead, so
+        the rest of the folder is usable. A folder with no usable file at all is an error.
+        """
         items: list[SourceItems] = []
-        for path in paths:
-            for found_kind, file in discover(Path(path), kind):
-                if found_kind == "templates":
-                    items.append(load_templates(file, text_col, intent_col, answer_col))
-                elif found_kind == "dialogues":
-                    items.append(load_dialogues(file))
-                else:
-                    items.append(load_document(file))
-        return self.ingest_items(items, recalibrate=recalibrate)
+        file_skips: list[str] = []
+        for path in map(Path, paths):
+            for found_kind, file in discover(path, kind):
+                try:
+                    if found_kind == "templates":
+                        items.append(load_templates(file, text_col, intent_col, answer_col))
+                    elif found_kind == "dialogues":
+                        items.append(load_dialogues(file))
+                    else:
+                        items.append(load_document(file))
+                except DataError as exc:
+                    if not path.is_dir():
+                        raise
+                    file_skips.append(f"{exc} (file skipped)")
+        if file_skips and not items:
+            more = f" (+{len(file_skips) - 1} more)" if len(file_skips) > 1 else ""
+            raise DataError(f"no usable files: {file_skips[0]}{more}")
+        report = self.ingest_items(items, recalibrate=recalibrate)
+        report.skipped = file_skips + report.skipped
+        return report
 
     def ingest_items(self, items: Sequence[SourceItems], recalibrate: bool = True) -> IngestReport:
         report = self.kb.ingest(items)
@@ -227,7 +243,7 @@ class SupportBot:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self.encoder.encode([text])[0]
+            return self.encoder.encode([strip_placeholders(text)])[0]
         finally:
             torch.set_num_threads(threads)
 

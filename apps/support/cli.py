@@ -247,21 +247,29 @@ def eval_(
 ) -> None:
     """Top-1 accuracy, recall@5, MRR, handoff recall/false-handoff rate and latency."""
     from aigc_apps.data import read_records
+    from aigc_apps.errors import DataError
 
+    from .bot import clean_question
     from .evaluation import evaluate
 
     rows = read_records(data, required=[text_col, intent_col])
-    bot = _bot(db)
-    report = evaluate(
-        bot,
-        [str(r[text_col]) for r in rows.records],
-        [str(r[intent_col]) for r in rows.records],
-        oos_label,
-    )
+    skipped = [str(s) for s in rows.skipped]
+    texts, labels = [], []
+    for r in rows.records:  # a query `ask` would refuse (e.g. 100 KB) is skipped, not fatal
+        try:
+            clean_question(str(r[text_col]))
+        except DataError as exc:
+            skipped.append(f"query {str(r[text_col])[:30]!r}...: {exc}")
+            continue
+        texts.append(str(r[text_col]))
+        labels.append(str(r[intent_col]))
+    if not texts:
+        raise DataError(f"{data}: no usable queries ({skipped[0]})")
+    report = evaluate(_bot(db), texts, labels, oos_label)
     if json_output:
-        print_json({**report.to_dict(), "skipped": [str(s) for s in rows.skipped]})
+        print_json({**report.to_dict(), "skipped": skipped})
         return
     for key, value in report.to_dict().items():
         console.print(f"{key:22} {value}", markup=False)
-    if rows.skipped:
-        console.print(f"{len(rows.skipped)} rows skipped ({rows.skipped[0]})")
+    if skipped:
+        console.print(f"{len(skipped)} rows skipped ({skipped[0]})", markup=False)

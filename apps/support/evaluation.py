@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .bot import SupportBot
+from .pii import strip_placeholders
 
 
 @dataclass
@@ -67,7 +68,7 @@ def evaluate(
     (an intent recognised but lacking answer text is the knowledge base's gap, not a miss).
     """
     clean = [bot._clean(t) for t in texts]
-    vecs = bot.encoder.encode(clean)
+    vecs = bot.encoder.encode([strip_placeholders(t) for t in clean])
     rankings: list[list[str]] = []
     gold: list[str] = []
     handoff_in: list[bool] = []

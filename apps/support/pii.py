@@ -12,7 +12,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
 # 13-19 digits, optionally grouped by spaces or dashes: card numbers (checked with Luhn).
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d ()./-]{6,18}\d\b")
+_PHONE = re.compile(r"(?<![\w+(])(?:\+|00|\()?\d[\d ()./-]{6,18}\d\b")
+_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})")
 _ACCOUNT = re.compile(r"\b\d{8,}\b")
 
 
@@ -35,8 +36,8 @@ def _card(match: re.Match[str]) -> str:
 def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = re.sub(r"\D", "", text)
-    # Dates and amounts ("2024-05-01", "1,299.00") are not phone numbers.
-    if len(digits) < 7 or re.fullmatch(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}", text):
+    # Dates ("2024-05-01", "01/05/2024") and amounts ("1,299.00") are not phone numbers.
+    if len(digits) < 7 or _DATE.fullmatch(text):
         return text
     if text.isdigit():  # an unbroken run of digits is an account or order number
         return "[ACCOUNT]" if len(digits) >= 8 else text
@@ -50,3 +51,12 @@ def mask_pii(text: str) -> str:
     text = _CARD.sub(_card, text)
     text = _PHONE.sub(_phone, text)
     return _ACCOUNT.sub("[ACCOUNT]", text)
+
+
+_PLACEHOLDER = re.compile(r"\[(?:EMAIL|CARD|ACCOUNT|PHONE)\]")
+
+
+def strip_placeholders(text: str) -> str:
+    """``text`` without mask placeholders, for retrieval: "[EMAIL]" says nothing about what
+    the customer wants but pulls the query towards "change my email" templates."""
+    return " ".join(_PLACEHOLDER.sub(" ", text).split()) or text

@@ -6,6 +6,7 @@ import pytest
 from aigc_apps.errors import DataError, NotFoundError
 from apps.support import HANDOFF_REPLY, Calibration, SupportBot, calibrate, mask_pii
 from apps.support.bot import is_follow_up
+from apps.support.pii import strip_placeholders
 from apps.support.tuning import sft_records
 
 
@@ -70,6 +71,16 @@ def test_pii_patterns() -> None:
     assert mask_pii("IBAN GB82 WEST 1234 5698 7654 32 please") == "IBAN [ACCOUNT] please"
     assert mask_pii("account 12345678") == "account [ACCOUNT]"
     assert mask_pii("order 2024-05-01, 3 tents, $129.99") == "order 2024-05-01, 3 tents, $129.99"
+    assert mask_pii("paid on 01/05/2024, call (415) 555-0100") == "paid on 01/05/2024, call [PHONE]"
+
+
+def test_retrieval_ignores_mask_placeholders(bot: SupportBot) -> None:
+    """"[EMAIL]" must not pull an order question towards the change-my-email template."""
+    assert strip_placeholders("I'm [EMAIL], where is order [ACCOUNT]?") == "I'm , where is order ?"
+    assert strip_placeholders("[PHONE]") == "[PHONE]"  # nothing else left: keep the text
+    masked = bot.embed_query("Where is my order? I'm [EMAIL]")
+    plain = bot.embed_query("Where is my order? I'm")
+    np.testing.assert_allclose(masked, plain, atol=1e-6)
 
 
 def test_session_memory_for_follow_ups(bot: SupportBot) -> None:

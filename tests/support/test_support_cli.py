@@ -48,7 +48,9 @@ def test_cli_round_trip(env: None, db_url: str, kb_dir: Path, tmp_path: Path) ->
     assert [t["turn"] for t in turns] == [1, 2]
 
     labelled = tmp_path / "eval.csv"
-    labelled.write_text("q,label\nWhere is my order?,order_status\nWhat is 2+2?,OOS\n")
+    labelled.write_text(
+        f"q,label\nWhere is my order?,order_status\nWhat is 2+2?,OOS\n{'x' * 100_000},OOS\n"
+    )
     report = run(
         "eval",
         "--data",
@@ -64,6 +66,7 @@ def test_cli_round_trip(env: None, db_url: str, kb_dir: Path, tmp_path: Path) ->
         "--json",
     )
     assert report["n_in_scope"] == 1 and report["n_oos"] == 1
+    assert len(report["skipped"]) == 1 and "the limit is 4000" in report["skipped"][0]
     assert 0 <= report["top1_accuracy"] <= 1
     assert "reindexed" in run("reindex", "--db", db_url)["out"]
     assert run("status", "--db", db_url, "--json")["examples"] == 133

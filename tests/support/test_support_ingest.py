@@ -151,3 +151,21 @@ def test_malformed_rows_are_counted_and_skipped(db_url: str, tmp_path: Path, bow
     assert len(report.skipped) == 3
     assert any("invalid JSON" in s for s in report.skipped)
     bot.db.dispose()
+
+
+def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path, bow: Any) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "empty.md").write_text("  \n")
+    (folder / "faq.csv").write_text("question\nhi\n")  # no 'text' column
+    bot = SupportBot(db_url, encoder=bow)
+    with pytest.raises(DataError, match=r"no usable files: .*empty\.md: document is empty"):
+        bot.ingest([folder])
+    assert not bot.kb.meta
+    (folder / "hours.md").write_text("# Hours\n\nWe are open 9 to 5 on weekdays.\n")
+    report = bot.ingest([folder])
+    assert report.added_sources == 1 and report.entries_added == 1
+    assert len(report.skipped) == 2 and all("(file skipped)" in s for s in report.skipped)
+    assert any("missing column 'text'" in s for s in report.skipped)
+    assert_in_step(bot)
+    bot.db.dispose()
