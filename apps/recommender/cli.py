@@ -31,14 +31,21 @@ EncoderOpt = Annotated[
 InterestOpt = Annotated[
     bool, typer.Option("--interest-model/--no-interest-model", help="Tune the text interest model.")
 ]
+LoraOpt = Annotated[
+    bool,
+    typer.Option(
+        "--interest-lora",
+        help="Tune the interest encoder through LoRA adapters instead of all its weights.",
+    ),
+]
 
 
-def _config(encoder: str, interest: bool, pairs: int) -> RecommenderConfig:
+def _config(encoder: str, interest: bool, pairs: int, lora: bool = False) -> RecommenderConfig:
     from .interest import InterestConfig
 
     return RecommenderConfig(
         encoder=None if encoder.lower() == "none" else encoder,
-        interest=InterestConfig(max_pairs=pairs) if interest else None,
+        interest=InterestConfig(max_pairs=pairs, lora=lora) if interest else None,
     )
 
 
@@ -98,6 +105,7 @@ def train(
     interest_pairs: Annotated[
         int, typer.Option(help="Training pairs for the interest model.")
     ] = 3000,
+    interest_lora: LoraOpt = False,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -106,7 +114,9 @@ def train(
     from .store import open_db
 
     with console.status("Training the recommender...", spinner="dots"):
-        _, report = service.train(open_db(db), _config(encoder, interest_model, interest_pairs))
+        _, report = service.train(
+            open_db(db), _config(encoder, interest_model, interest_pairs, interest_lora)
+        )
     if json_output:
         print_json(report)
         return
@@ -193,6 +203,7 @@ def evaluate(
     interest_pairs: Annotated[
         int, typer.Option(help="Training pairs for the interest model.")
     ] = 3000,
+    interest_lora: LoraOpt = False,
     cold_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of test items made cold (0: skip).")
     ] = 0.2,
@@ -206,7 +217,7 @@ def evaluate(
     with console.status("Evaluating (fits the models on the training part)...", spinner="dots"):
         report = service.evaluate(
             open_db(db),
-            _config(encoder, interest_model, interest_pairs),
+            _config(encoder, interest_model, interest_pairs, interest_lora),
             cold_fraction,
         )
     if json_output:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -166,6 +167,9 @@ def _read_events(
     report.skipped += [f"{path.name}: {s}" for s in result.skipped]
     has_time = any(cols.timestamp in r for r in result.records)
     base = utcnow().timestamp()
+    # Without a time column an event is identified by its (user, item, type) and how many
+    # times that triple came before it in the file, so re-ingesting the export adds nothing.
+    untimed: Counter[tuple[str, str, str]] = Counter()
     rows: dict[str, dict[str, Any]] = {}
     for n, rec in enumerate(result.records, start=1):
         user, item = str(rec[cols.user]).strip(), str(rec[cols.item]).strip()
@@ -186,7 +190,11 @@ def _read_events(
         kind = str(
             rec.get(cols.type) or ("rating" if rating is not None else "interaction")
         ).strip()
-        key = content_hash([user, item, kind, repr(round(ts, 3))])
+        if has_time:
+            key = content_hash([user, item, kind, repr(round(ts, 3))])
+        else:
+            untimed[(user, item, kind)] += 1
+            key = content_hash([user, item, kind, f"untimed#{untimed[(user, item, kind)]}"])
         if key in rows:
             report.events_duplicate += 1
             continue

@@ -93,3 +93,4 @@ def test_every_command_has_help() -> None:
     for command in ("ingest", "train", "for-user", "similar", "eval"):
         out = run(command, "--help")
         assert "--db" in out and "Usage" in out
+    assert "--interest-lora" in run("train", "--help")

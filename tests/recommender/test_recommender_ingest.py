@@ -127,3 +127,18 @@ def test_item_without_text_is_skipped(db_url: str, tmp_path: Path) -> None:
     report = ingest(db, write(tmp_path, "i.csv", ITEMS + "c,,,x,\n"))
     assert report.items_added == 2
     assert any("no title or description" in s for s in report.skipped)
+
+
+def test_events_without_timestamps_are_not_stored_twice(db_url: str, tmp_path: Path) -> None:
+    db = open_db(db_url)
+    ingest(db, write(tmp_path, "i.csv", ITEMS))
+    untimed = write(tmp_path, "e.csv", "user,item\nu1,a\nu1,b\nu1,a\n")
+    first = ingest(db, events=untimed)
+    assert (first.events_added, first.events_duplicate) == (3, 0)  # a repeat view is an event
+    again = ingest(db, events=untimed)
+    assert (again.events_added, again.events_duplicate) == (0, 3)
+    grown = write(tmp_path, "e2.csv", "user,item\nu1,a\nu1,b\nu1,a\nu1,b\n")
+    assert ingest(db, events=grown).events_added == 1  # only the appended row is new
+    with db.session() as s:
+        times = [e.ts for e in s.scalars(select(RecEvent).order_by(RecEvent.id))]
+    assert counts(db)["events"] == 4 and times[:3] == sorted(times[:3])

@@ -42,3 +42,27 @@ def test_interest_model_trains_and_serves(
     assert loaded.interest is not None and (tmp_path / "m" / "interest_encoder").is_dir()
     after = loaded.recommend("user0").to_dict()
     assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in before["items"]]
+
+
+def test_interest_model_with_lora_saves_an_adapter_and_reloads(
+    clustered_data: tuple[Catalog, Interactions], tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    """``InterestConfig(lora=True)`` goes through the core's PEFT path and survives save/load."""
+    catalog, log = clustered_data
+    cfg = InterestConfig(
+        base=str(tiny_encoder_dir), max_pairs=24, batch_size=8, max_length=32, lora=True
+    )
+    model = Recommender(RecommenderConfig(encoder="hashing", interest=cfg)).fit(
+        catalog, log, encoder=HashingEncoder()
+    )
+    assert model.interest is not None
+    assert (model.interest.folder / "adapter_config.json").is_file()
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "interest_encoder" / "adapter_config.json").is_file()
+    loaded = Recommender.from_pretrained(tmp_path / "m", encoder=HashingEncoder())
+    assert loaded.interest is not None
+    assert np.allclose(loaded.interest.item_V, model.interest.item_V, atol=1e-5)
+    history = [np.array([0, 1, 2])]
+    assert np.allclose(
+        loaded.interest.user_vectors(history), model.interest.user_vectors(history), atol=1e-4
+    )
