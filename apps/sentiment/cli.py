@@ -22,6 +22,7 @@ from aigc_apps.store import Database
 
 from .alerts import AlertEngine, list_alerts
 from .ingest import Ingester
+from .reader import MAX_TEXT_CHARS
 from .store import as_utc, open_db
 from .topics import (
     TopicMatcher,
@@ -172,16 +173,25 @@ def score(
     from .classifier import SentimentModel
     from .scoring import LABELS
 
+    texts = [t.strip() for t in texts]
+    empty = [i for i, t in enumerate(texts, start=1) if not t]
+    if empty:  # a label for nothing would look like a real prediction
+        raise DataError(f"text {empty[0]} is empty: nothing to score")
+    long = [i for i, t in enumerate(texts, start=1) if len(t) > MAX_TEXT_CHARS]
+    if long and not as_json:
+        console.print(f"[yellow]text {', '.join(map(str, long))} truncated[/] to the first "
+                      f"{MAX_TEXT_CHARS:,} characters")
+    texts = [t[:MAX_TEXT_CHARS] for t in texts]
     scorer = SentimentModel.load(model)
     probs = scorer.predict_proba(texts)
     hits = _matcher(open_db(db), scorer, embeddings, similarity).match(texts)
     rows: list[dict[str, Any]] = [
-        {"text": t, "label": LABELS[int(p.argmax())],
+        {"text": t, "truncated": i in long, "label": LABELS[int(p.argmax())],
          "probabilities": {lab: round(float(v), 4) for lab, v in zip(LABELS, p, strict=True)},
          "score": round(float(p[2] - p[0]), 4),
          "topics": [{"topic": h.topic, "method": h.method, "similarity": round(h.similarity, 3)}
                     for h in found]}
-        for t, p, found in zip(texts, probs, hits, strict=True)
+        for i, (t, p, found) in enumerate(zip(texts, probs, hits, strict=True), start=1)
     ]
     if as_json:
         print_json(rows)
@@ -253,7 +263,8 @@ def ingest(
     console.print(report.summary())
     if report.truncated:
         console.print(f"[yellow]{len(report.truncated)} texts truncated[/] to the first "
-                      f"characters (lines {', '.join(map(str, report.truncated[:5]))})")
+                      f"{MAX_TEXT_CHARS:,} characters "
+                      f"(lines {', '.join(map(str, report.truncated[:5]))})")
     for skip in report.skipped[:10]:
         console.print(f"  skipped line {skip.row}: {skip.reason}")
     if len(report.skipped) > 10:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aigc_apps.data import Skip, content_hash
@@ -44,6 +44,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class IngestReport:
     """What one ingest run did; ``skipped`` lists each bad line with its reason."""
 
+    lines: int = 0  # records read, good or bad
     rows: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -56,7 +57,7 @@ class IngestReport:
     def summary(self) -> str:
         text = (
             f"{self.stored} stored, {self.duplicates} duplicates, {len(self.skipped)} skipped "
-            f"of {self.rows + len(self.skipped)} lines in {self.seconds:.1f}s"
+            f"of {self.lines} records in {self.seconds:.1f}s"
         )
         if self.stored and self.scoring_seconds:
             text += f" ({self.stored / self.scoring_seconds:.0f} texts/s scoring)"
@@ -64,6 +65,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "lines": self.lines,
             "rows": self.rows,
             "stored": self.stored,
             "duplicates": self.duplicates,
@@ -100,6 +102,21 @@ def parse_timestamp(value: object) -> datetime:
     if number > 1e11:  # milliseconds
         number /= 1000.0
     return datetime.fromtimestamp(number, tz=timezone.utc)
+
+
+def _clean(value: object) -> str:
+    """A metadata field without control characters (PostgreSQL rejects NUL in text)."""
+    return _CONTROL.sub("", str(value)).strip()
+
+
+def _unencodable(fields: dict[str, str | None]) -> str | None:
+    """The first field that cannot be written as UTF-8 (a JSON ``"\\ud800"`` escape)."""
+    for name, value in fields.items():
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+    return None
 
 
 def _first(row: dict[str, Any], names: Iterable[str]) -> tuple[str | None, Any]:
@@ -160,21 +177,25 @@ class Ingester:
             ts = self.now()
         else:
             try:
-                ts = parse_timestamp(tvalue)
+                ts = parse_timestamp(tvalue).astimezone(timezone.utc)  # year 1 +01:00 overflows
             except (ValueError, OverflowError, OSError):
                 return Skip(row.line, f"cannot parse {tcol!r} {str(tvalue)[:40]!r} as a timestamp")
-        source = str(row.data.get("source") or self.source or "").strip()[:200]
+        source = _clean(row.data.get("source") or self.source or "")[:200]
         _, ext_id = _first(row.data, ID_COLUMNS)
-        url = str(row.data["url"]).strip() if row.data.get("url") else None
+        url = (_clean(row.data["url"]) or None) if row.data.get("url") else None
         if ext_id is None and url:
             ext_id = url
+        ext_id = (_clean(ext_id)[:500] or None) if ext_id is not None else None
+        bad = _unencodable({col: text, "source": source, "id": ext_id, "url": url})
+        if bad is not None:  # no database stores it; one such line must not stop ingest
+            return Skip(row.line, f"{bad!r} is not valid UTF-8 (lone surrogate escape)")
         return Incoming(
             line=row.line,
             text=text,
             text_hash=content_hash([" ".join(text.split()).casefold()]),
-            ts=ts.astimezone(timezone.utc),
+            ts=ts,
             source=source,
-            ext_id=str(ext_id).strip()[:500] if ext_id is not None else None,
+            ext_id=ext_id,
             url=url,
             truncated=truncated,
         )
@@ -182,34 +203,28 @@ class Ingester:
     # -- batches ------------------------------------------------------------------------
     def _new_only(self, batch: list[Incoming], report: IngestReport) -> list[Incoming]:
         """Drop records already stored or repeated inside the batch."""
-        hashes = {(r.source, r.text_hash) for r in batch}
-        ids = {(r.source, r.ext_id) for r in batch if r.ext_id is not None}
+        hashes = {r.text_hash for r in batch}
+        ids = {r.ext_id for r in batch if r.ext_id is not None}
         with self.db.session() as s:
             seen_hash = set(
                 s.execute(
-                    select(Record.source, Record.text_hash).where(
-                        Record.text_hash.in_({h for _, h in hashes})
-                    )
+                    select(Record.source, Record.text_hash).where(Record.text_hash.in_(hashes))
                 ).tuples()
             )
-            seen_id: set[tuple[str, str | None]] = set()
+            # An id names one record whichever file or source delivered it (issue contract:
+            # "same id or same text+source"), so ids are matched across sources.
+            seen_id: set[str | None] = set()
             if ids:
-                seen_id = set(
-                    s.execute(
-                        select(Record.source, Record.ext_id).where(
-                            tuple_(Record.source, Record.ext_id).in_(list(ids))
-                        )
-                    ).tuples()
-                )
+                seen_id = set(s.scalars(select(Record.ext_id).where(Record.ext_id.in_(ids))))
         fresh = []
         for r in batch:
-            key_h, key_i = (r.source, r.text_hash), (r.source, r.ext_id)
-            if key_h in seen_hash or (r.ext_id is not None and key_i in seen_id):
+            key_h = (r.source, r.text_hash)
+            if key_h in seen_hash or (r.ext_id is not None and r.ext_id in seen_id):
                 report.duplicates += 1
                 continue
             seen_hash.add(key_h)
             if r.ext_id is not None:
-                seen_id.add(key_i)
+                seen_id.add(r.ext_id)
             fresh.append(r)
         return fresh
 
@@ -285,6 +300,7 @@ class Ingester:
                     self._run_alerts(touched, report)
                     touched = {}
                 continue
+            report.lines += 1
             if isinstance(item, Skip):
                 report.skipped.append(item)
                 continue

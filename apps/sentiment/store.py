@@ -1,8 +1,8 @@
 """Tables of the sentiment monitor: scored records, their topics, watch-list topics, alerts.
 
-Records are deduplicated by ``(source, ext_id)`` when the feed gives an id and always by
-``(source, text_hash)``; the unique constraints make a re-run of the same file a no-op even
-when two ingesters race. Timestamps are stored in UTC; SQLite hands them back naive, so
+Records are deduplicated by ``ext_id`` when the feed gives an id (whatever the source) and
+always by ``(source, text_hash)``; the unique constraints make a re-run of the same file a
+no-op even when two ingesters race. Timestamps are stored in UTC; SQLite hands them back naive, so
 readers go through :func:`as_utc`.
 """
 

@@ -84,6 +84,19 @@ def test_ingest_stdin_and_score(lexicon_model: None, tmp_path: Path) -> None:
     assert scored[0]["label"] == "negative" and scored[0]["topics"][0]["topic"] == "banking"
     assert scored[1]["topics"] == []
     assert abs(sum(scored[0]["probabilities"].values()) - 1) < 1e-4
+    assert not scored[0]["truncated"]
+    with pytest.raises(DataError, match="text 2 is empty"):
+        runner.invoke(cli.app, ["score", "Bank up", "   ", "--no-embeddings", *db],
+                      catch_exceptions=False)
+    huge = "Bank shares plunge " * 60_000  # about 1 MB
+    out = _ok(["score", huge, "--no-embeddings", *db])
+    assert "text 1 truncated" in out and "20,000 characters" in out
+    long_json = json.loads(_ok(["score", huge, "--no-embeddings", "--json", *db]))
+    assert long_json[0]["truncated"] and long_json[0]["label"] == "negative"
+    big_feed = tmp_path / "big.jsonl"
+    big_feed.write_text(json.dumps({"id": "big", "text": huge}) + "\n")
+    out = _ok(["ingest", str(big_feed), "--no-embeddings", *db])
+    assert "1 stored" in out and "1 texts truncated" in out and "20,000 characters" in out
 
 
 def test_train_eval_score_with_tiny_encoder(tiny_encoder_dir: Path, tmp_path: Path) -> None:

@@ -61,17 +61,25 @@ def test_dedup_by_id_and_by_text_and_source(db: Database, scorer, tmp_path: Path
         {"id": "2", "text": "  bank PROFITS   rise ", "source": "wire"},  # same text
         {"id": "3", "text": "Bank profits rise", "source": "social"},  # other source: kept
         {"text": "No id here but new", "source": "wire"},
+        {"id": "1", "text": "Same id from another feed", "source": "social"},  # same id
     ]
     path = _jsonl(tmp_path / "a.jsonl", rows)
     first = _ingester(db, scorer).ingest_file(path)
-    assert (first.stored, first.duplicates) == (3, 2)
+    assert (first.stored, first.duplicates) == (3, 3)
     again = _ingester(db, scorer).ingest_file(path)  # re-run is a no-op
-    assert (again.stored, again.duplicates) == (0, 5)
+    assert (again.stored, again.duplicates) == (0, 6)
+    assert _count(db) == 3
+    # the stored records re-delivered under another file name (the default source) and
+    # without a source field: their ids still mark them as already stored
+    copy = _jsonl(tmp_path / "copy.jsonl", [{"id": r["id"], "text": r["text"]}
+                                             for r in rows if r.get("id") in ("1", "3")])
+    third = Ingester(db, scorer, source="copy.jsonl").ingest_file(copy)
+    assert (third.stored, third.duplicates) == (0, 4)
     assert _count(db) == 3
 
 
 def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path) -> None:
-    big = "Bank loss " * (MAX_TEXT_CHARS // 5)  # ~1 MB would do; 2x the cap is enough
+    big = "Bank loss " * ((1 << 20) // 10)  # a 1 MB text: truncated, flagged, reported
     lines = [
         json.dumps({"id": "ok1", "text": "Bank profits rise", "timestamp": "2024-05-06T10:00Z"}),
         json.dumps({"id": "e", "text": "   "}),
@@ -88,7 +96,7 @@ def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path)
     path.write_bytes(raw)
     report = _ingester(db, scorer).ingest_file(path)
     reasons = {s.row: s.reason for s in report.skipped}
-    assert report.stored == 3
+    assert report.stored == 3 and report.lines == 9 and "of 9 records" in report.summary()
     assert set(reasons) == {2, 3, 4, 5, 6, 7}
     assert "empty" in reasons[2] and "timestamp" in reasons[3] and "UTF-8" in reasons[4]
     assert "invalid JSON" in reasons[5] and "not a JSON object" in reasons[6]
@@ -99,6 +107,30 @@ def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path)
         nul_row = s.scalars(select(Record).where(Record.ext_id == "ok2")).one()
     assert big_row.truncated and len(big_row.text) == MAX_TEXT_CHARS
     assert "\x00" not in nul_row.text
+    assert report.to_dict()["truncated_lines"] == [8]
+
+
+def test_unstorable_characters_skip_or_clean_one_line(db: Database, scorer, tmp_path: Path
+                                                      ) -> None:
+    """JSON escapes for lone surrogates and NUL must not stop ingest (PostgreSQL: no NUL)."""
+    path = tmp_path / "esc.jsonl"
+    path.write_text("\n".join([
+        r'{"id": "s1", "text": "Bank surrogate \ud800 text"}',
+        r'{"id": "s2", "source": "\udc00", "text": "Bank surrogate source"}',
+        r'{"id": "n1", "source": "wi\u0000re", "text": "Bank NUL in source"}',
+        r'{"id": "n2\u0000", "url": "http://x/\u0000y", "text": "Bank NUL in id and url"}',
+        r'{"id": "ok", "text": "Bank profits rise \ud83d\ude00"}',
+    ]) + "\n", encoding="utf-8")
+    report = _ingester(db, scorer).ingest_file(path)
+    assert report.stored == 3
+    reasons = {s.row: s.reason for s in report.skipped}
+    assert set(reasons) == {1, 2}
+    assert "'text' is not valid UTF-8" in reasons[1] and "'source'" in reasons[2]
+    with db.session() as s:
+        rows = {r.ext_id: r for r in s.scalars(select(Record))}
+    assert rows["n1"].source == "wire"
+    assert rows["n2"].url == "http://x/y"
+    assert rows["ok"].text.endswith("\U0001f600")
 
 
 def test_csv_with_quoted_newlines_and_errors(db: Database, scorer, tmp_path: Path) -> None:
