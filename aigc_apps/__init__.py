@@ -6,8 +6,13 @@ use, so ``import aigc_apps`` and the ``aigc`` CLI start fast.
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+# peft reads transformers' deprecated ``is_gradient_checkpointing`` on every wrap; the
+# warning is about library internals that users cannot act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 __version__ = "0.1.0"
 

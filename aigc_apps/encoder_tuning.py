@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict, deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,17 @@ def contrastive_loss(
     group_ids: torch.Tensor,
     scale: float,
     symmetric: bool = False,
+    excluded: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """InfoNCE over unit vectors; other pairs of the same group are masked, not negatives."""
+    """InfoNCE over unit vectors; other pairs of the same group are masked, not negatives.
+
+    ``excluded[i, j]`` True also masks positive ``j`` as a negative of query ``i`` (for
+    example an item that user ``i`` liked too: it is not evidence against the query).
+    """
     logits = queries @ positives.T * scale
     same = group_ids[:, None] == group_ids[None, :]
+    if excluded is not None:
+        same = same | excluded
     same.fill_diagonal_(False)
     logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(len(queries), device=queries.device)
@@ -134,6 +141,14 @@ def contrastive_loss(
     if symmetric:
         loss = (loss + nn.functional.cross_entropy(logits.T, target)) / 2
     return loss
+
+
+def _excluded_in_batch(
+    batch: list[int], keys: Sequence[Hashable], exclude: Sequence[Collection[Hashable]] | None
+) -> torch.Tensor | None:
+    if exclude is None:
+        return None
+    return torch.tensor([[keys[j] in exclude[i] for j in batch] for i in batch])
 
 
 def _check_pairs(pairs: Sequence[tuple[str, str]], groups: Sequence[Any] | None) -> None:
@@ -169,18 +184,23 @@ def tune_encoder(
     config: ContrastiveTuningConfig | None = None,
     *,
     groups: Sequence[Hashable] | None = None,
+    exclude: Sequence[Collection[Hashable]] | None = None,
     show_progress: bool = True,
 ) -> Path:
     """Fine-tune ``base`` so each query embeds next to its positive; returns ``out_dir``.
 
     ``groups`` labels each pair (e.g. its intent); without it, pairs with the same positive
-    text form a group. The folder holds full weights and tokenizer, or with ``config.lora`` a
-    PEFT adapter naming its base; either loads with ``Encoder.from_pretrained(out_dir)``.
+    text form a group. ``exclude[i]`` names groups that must not serve as negatives of pair
+    ``i`` (the other items a user interacted with, say). The folder holds full weights and
+    tokenizer, or with ``config.lora`` a PEFT adapter naming its base; either loads with
+    ``Encoder.from_pretrained(out_dir)``.
     """
     from transformers import get_linear_schedule_with_warmup
 
     cfg = config or ContrastiveTuningConfig()
     _check_pairs(pairs, groups)
+    if exclude is not None and len(exclude) != len(pairs):
+        raise ValueError(f"got {len(exclude)} exclude sets for {len(pairs)} pairs")
     keys = list(groups) if groups is not None else [p for _, p in pairs]
     codes = {g: n for n, g in enumerate(dict.fromkeys(keys))}
     group_ids = torch.tensor([codes[g] for g in keys])
@@ -225,7 +245,15 @@ def tune_encoder(
             for batch in batches:
                 q = embed_batch(model, tokenize([pairs[i][0] for i in batch]))
                 p = embed_batch(model, tokenize([pairs[i][1] for i in batch]))
-                loss = contrastive_loss(q, p, group_ids[batch].to(device), cfg.scale, cfg.symmetric)
+                excluded = _excluded_in_batch(batch, keys, exclude)
+                loss = contrastive_loss(
+                    q,
+                    p,
+                    group_ids[batch].to(device),
+                    cfg.scale,
+                    cfg.symmetric,
+                    None if excluded is None else excluded.to(device),
+                )
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()

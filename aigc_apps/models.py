@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from unittest.mock import patch
 
 from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
 from aigc_apps.settings import get_settings
@@ -139,9 +140,11 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
     try:
         folder, name = str(gguf_file.parent), gguf_file.name
-        gguf_model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, **dtype_kwargs(torch.float32)
-        )
+        # transformers' per-tensor tqdm bar floods logs and CI output; we print one line.
+        with patch.dict(os.environ, {"TQDM_DISABLE": "1"}):
+            gguf_model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, **dtype_kwargs(torch.float32)
+            )
         config = gguf_model.config
         if hasattr(config, "quantization_config"):
             delattr(config, "quantization_config")

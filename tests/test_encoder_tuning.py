@@ -10,6 +10,7 @@ import torch
 from aigc_apps.embeddings import Encoder
 from aigc_apps.encoder_tuning import (
     ContrastiveTuningConfig,
+    _excluded_in_batch,
     contrastive_loss,
     group_batches,
     tune_encoder,
@@ -81,6 +82,22 @@ def test_contrastive_loss_masks_same_group_negatives() -> None:
     assert masked.item() < plain.item()  # the near-duplicate no longer counts as a negative
     sym = contrastive_loss(q, p, torch.tensor([0, 1, 2]), scale=20.0, symmetric=True)
     assert sym.item() == pytest.approx(want.item(), rel=1e-5)  # p == q: both directions equal
+
+
+def test_excluded_positives_are_not_negatives_of_that_query_only() -> None:
+    q = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=1)
+    p = q.clone()
+    groups = torch.tensor([0, 1, 2])
+    excluded = torch.tensor([[False, True, False], [False, False, False], [False, False, False]])
+    got = contrastive_loss(q, p, groups, scale=20.0, excluded=excluded)
+    logits = q @ p.T * 20.0
+    logits[0, 1] = float("-inf")  # query 0 also liked positive 1: masked for query 0 alone
+    want = torch.nn.functional.cross_entropy(logits, torch.arange(3))
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    assert _excluded_in_batch([2, 0], ["a", "b", "c"], [{"c"}, set(), {"b", "a"}]).tolist() == [
+        [False, True],  # query 2 excludes "a" (pair 0's positive)
+        [True, False],  # query 0 excludes "c" (pair 2's positive)
+    ]
 
 
 def test_config_round_trip(tmp_path: Path) -> None:
