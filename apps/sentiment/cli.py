@@ -72,8 +72,9 @@ def train(
     label_col: LabelCol = "label",
     topic_col: Annotated[str | None, typer.Option(
         "--topic-col", help="Column with topic labels: also train a topic classifier.")] = None,
-    split_col: Annotated[str, typer.Option(
-        "--split-col", help="Column with train/validation/test; absent: seeded split.")] = "split",
+    split_col: Annotated[str | None, typer.Option(
+        "--split-col", help="Column with train/validation/test (default: 'split' when the file "
+        "has it, else a seeded stratified split).")] = None,
     base: Annotated[str, typer.Option(
         "--base", help="Base model: minilm-l6, smollm2-135m-instruct or a HF id/folder.")
     ] = "minilm-l6",
@@ -92,7 +93,8 @@ def train(
     from .evaluation import load_labelled
 
     labelled = load_labelled(data, text_col=text_col, label_col=label_col, topic_col=topic_col,
-                             split_col=split_col or None, seed=seed)
+                             split_col=split_col or "split", require_split=bool(split_col),
+                             seed=seed)
     if labelled.skipped and not as_json:
         console.print(f"[yellow]{len(labelled.skipped)} rows skipped[/] "
                       f"(first: {labelled.skipped[0]})")

@@ -49,11 +49,17 @@ def load_labelled(
     split_col: str | None = "split",
     seed: int = 42,
     fractions: tuple[float, float] = (0.1, 0.1),
+    require_split: bool = False,
 ) -> LabelledData:
-    """Read a labelled CSV/JSONL and return train/validation/test rows."""
+    """Read a labelled CSV/JSONL and return train/validation/test rows.
+
+    Without ``split_col`` values (or the column) rows are split by seed, stratified; with
+    ``require_split`` a missing split column is an error instead, since the user named it.
+    """
     result = read_records(path, required=[text_col, label_col])
-    if topic_col and not any(topic_col in r for r in result.records):
-        raise DataError(f"{path}: missing column {topic_col!r}")
+    for col in (topic_col, split_col if require_split else None):
+        if col and not any(col in r for r in result.records):
+            raise DataError(f"{path}: missing column {col!r}")
     skipped = list(result.skipped)
     rows: list[dict[str, str]] = []
     unknown: Counter[str] = Counter()

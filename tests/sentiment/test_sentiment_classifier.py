@@ -68,6 +68,8 @@ def test_load_without_split_column_is_seeded_and_stratified(tmp_path: Path) -> N
     assert a.counts()["test"] == {"negative": 2, "neutral": 5, "positive": 3}
     assert a.counts()["validation"] == {"negative": 2, "neutral": 5, "positive": 3}
     assert sum(len(v) for v in a.splits.values()) == 100
+    with pytest.raises(DataError, match="missing column 'fold'"):  # named, so must exist
+        load_labelled(path, split_col="fold", require_split=True)
 
 
 def test_load_rejects_files_with_no_known_labels(tmp_path: Path) -> None:
