@@ -31,6 +31,7 @@ _EXPORTS = {
     "Skip": "aigc_apps.data",
     "content_hash": "aigc_apps.data",
     "file_hash": "aigc_apps.data",
+    "parse_timestamp": "aigc_apps.data",
     "Database": "aigc_apps.store",
     "utcnow": "aigc_apps.store",
     # models and generation
@@ -85,6 +86,7 @@ __all__ = [
     "load_causal_lm",
     "load_tokenizer",
     "merge_adapter",
+    "parse_timestamp",
     "read_records",
     "resolve_model",
     "sample_data_dir",
@@ -109,7 +111,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from aigc_apps.data import ReadResult, Skip, content_hash, file_hash, read_records
+    from aigc_apps.data import (
+        ReadResult,
+        Skip,
+        content_hash,
+        file_hash,
+        parse_timestamp,
+        read_records,
+    )
     from aigc_apps.embeddings import Encoder
     from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
     from aigc_apps.errors import (

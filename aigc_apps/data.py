@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,30 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def parse_timestamp(value: object) -> datetime:
+    """A timezone-aware time from epoch seconds, epoch milliseconds or ISO 8601.
+
+    Exports mix all three; naive ISO times are taken as UTC and an explicit offset is kept.
+    Raises ``ValueError`` (or ``OverflowError``/``OSError`` for absurd numbers) otherwise.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"timestamp {text[:40]!r} is neither epoch seconds nor ISO 8601"
+                ) from None
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    if number != number or number < 0:
+        raise ValueError(f"timestamp {value!r} is not a valid time")
+    if number > 1e11:  # milliseconds
+        number /= 1000.0
+    return datetime.fromtimestamp(number, tz=timezone.utc)

@@ -79,3 +79,19 @@ def test_settings_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert get_settings().db_url("support") == "postgresql+psycopg://u@h/db"
     monkeypatch.setenv("AIGC_SUPPORT_DB_URL", "sqlite:///x.db")
     assert get_settings().db_url("support") == "sqlite:///x.db"
+
+
+def test_parse_timestamp_accepts_epoch_seconds_millis_and_iso() -> None:
+    from datetime import timedelta
+
+    from aigc_apps.data import parse_timestamp
+
+    want = "2024-05-06T10:00:00+00:00"
+    assert parse_timestamp(1714989600).isoformat() == want
+    assert parse_timestamp("1714989600000").isoformat() == want  # milliseconds
+    assert parse_timestamp("2024-05-06T10:00:00Z").isoformat() == want
+    assert parse_timestamp("2024-05-06 10:00").isoformat() == want  # naive is UTC
+    assert parse_timestamp("2024-05-06 12:00+02:00").utcoffset() == timedelta(hours=2)
+    for bad in ("soon", "", "nan", -5, True):
+        with pytest.raises(ValueError):
+            parse_timestamp(bad)

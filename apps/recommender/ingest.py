@@ -12,13 +12,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
 
 from aigc_apps.data import content_hash, read_records
+from aigc_apps.data import parse_timestamp as core_parse_timestamp
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
@@ -82,26 +82,8 @@ def split_tags(value: Any) -> list[str]:
 
 
 def parse_timestamp(value: Any) -> float:
-    """Epoch seconds (or milliseconds) or an ISO 8601 date; naive dates are taken as UTC."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(
-                    f"timestamp {text!r} is neither epoch seconds nor ISO 8601"
-                ) from None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            return parsed.timestamp()
-    if number != number or number < 0:
-        raise ValueError(f"timestamp {value!r} is not a valid time")
-    return number / 1000.0 if number > 1e11 else number
+    """Epoch seconds of an epoch (seconds or milliseconds) or ISO 8601 time; naive is UTC."""
+    return core_parse_timestamp(value).timestamp()
 
 
 def _number(value: Any, name: str) -> float | None:

@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from aigc_apps.data import Skip, content_hash
+from aigc_apps.data import Skip, content_hash, parse_timestamp
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
@@ -86,22 +86,6 @@ class Incoming:
     ext_id: str | None
     url: str | None
     truncated: bool
-
-
-def parse_timestamp(value: object) -> datetime:
-    """ISO 8601 (``Z`` allowed; naive means UTC) or Unix seconds/milliseconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            number = float(text)
-        except ValueError:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-            return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
-    if number > 1e11:  # milliseconds
-        number /= 1000.0
-    return datetime.fromtimestamp(number, tz=timezone.utc)
 
 
 def _clean(value: object) -> str:
