@@ -2,8 +2,9 @@
 
 Query tower input: the titles and tags of the user's last few items; item tower input: the
 candidate's text. Supervision is the user's next interaction (positive) against the other
-items in the batch (in-batch negatives: items this user did not interact with next), via the
-core's contrastive tuning (optionally LoRA) of the small MiniLM encoder.
+items in the batch (in-batch negatives, with every item this user interacted with masked out,
+so negatives are sampled items the user did not interact with), via the core's contrastive
+tuning (optionally LoRA) of the small MiniLM encoder.
 
 Why an encoder and not the bundled causal LM: a two-tower model embeds every item once and
 scores a user against the whole catalogue with one matrix product, so `for-user` stays within
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +48,15 @@ class InterestConfig:
         return asdict(self)
 
 
+class InterestPair(NamedTuple):
+    """One training example: a user's history text, the text of what came next, and who/what."""
+
+    query: str
+    positive: str
+    user: int
+    item: int
+
+
 def _short(catalog: Catalog, i: int) -> str:
     tags = ", ".join(catalog.tags[i][:4])
     return f"{catalog.titles[i]} ({tags})" if tags else catalog.titles[i]
@@ -60,34 +71,37 @@ class InterestModel:
         recent = [int(i) for i in np.asarray(history)[-self.config.history :]][::-1]
         return "recently liked: " + "; ".join(_short(catalog, i) for i in recent)
 
-    def pairs(self, catalog: Catalog, log: Interactions) -> list[tuple[str, str]]:
+    def pairs(self, catalog: Catalog, log: Interactions) -> list[InterestPair]:
         """(history text, next item text) for each user's latest steps, round-robin over users."""
         b = log.bounds()
         per_user = [list(range(b[u + 1] - 1, b[u], -1)) for u in range(log.n_users)]
-        out: list[tuple[str, str]] = []
+        out: list[InterestPair] = []
         depth = 0
         while len(out) < self.config.max_pairs and any(len(p) > depth for p in per_user):
             for u, positions in enumerate(per_user):
                 if depth < len(positions) and len(out) < self.config.max_pairs:
                     p = positions[depth]
+                    history = log.item[max(b[u], p - self.config.history) : p]
+                    item = int(log.item[p])
                     out.append(
-                        (
-                            self.query_text(
-                                catalog, log.item[max(b[u], p - self.config.history) : p]
-                            ),
-                            catalog.text(int(log.item[p])),
+                        InterestPair(
+                            self.query_text(catalog, history), catalog.text(item), u, item
                         )
                     )
             depth += 1
         return out
 
     def fit(self, catalog: Catalog, log: Interactions, out_dir: Path) -> InterestModel:
+        """Tune the encoder on (history -> next item); an item the same user also interacted
+        with is never one of that pair's in-batch negatives."""
         from aigc_apps.embeddings import Encoder
         from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
 
         cfg = self.config
         pairs = self.pairs(catalog, log)
         self.pairs_used = len(pairs)
+        b = log.bounds()
+        seen = {u: frozenset(log.item[b[u] : b[u + 1]].tolist()) for u in {p.user for p in pairs}}
         tuning = ContrastiveTuningConfig(
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
@@ -96,7 +110,15 @@ class InterestModel:
             lora=cfg.lora,
             seed=cfg.seed,
         )
-        tune_encoder(cfg.base, pairs, out_dir, tuning, show_progress=False)
+        tune_encoder(
+            cfg.base,
+            [(p.query, p.positive) for p in pairs],
+            out_dir,
+            tuning,
+            groups=[p.item for p in pairs],
+            exclude=[seen[p.user] for p in pairs],
+            show_progress=False,
+        )
         self.encoder = Encoder.from_pretrained(out_dir, max_length=cfg.max_length)
         self.catalog = catalog
         self.item_V = self.encoder.encode(catalog.texts(), batch_size=64)

@@ -19,8 +19,8 @@ def test_pairs_are_history_then_next_item(clustered_data: tuple[Catalog, Interac
     assert len(pairs) == 10
     b = log.bounds()
     last, prev = log.item[b[1] - 1], log.item[b[1] - 3 : b[1] - 1]
-    query, positive = pairs[0]  # user 0's latest step comes first
-    assert positive == catalog.text(int(last))
+    query, positive, user, item = pairs[0]  # user 0's latest step comes first
+    assert (user, item) == (0, int(last)) and positive == catalog.text(int(last))
     assert query.startswith("recently liked: ") and catalog.titles[int(prev[-1])] in query
     assert query.index(catalog.titles[int(prev[-1])]) < query.index(catalog.titles[int(prev[0])])
 
