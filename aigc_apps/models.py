@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -140,8 +142,7 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
     try:
         folder, name = str(gguf_file.parent), gguf_file.name
-        # transformers' per-tensor tqdm bar floods logs and CI output; we print one line.
-        with patch.dict(os.environ, {"TQDM_DISABLE": "1"}):
+        with _quiet_progress():
             gguf_model = AutoModelForCausalLM.from_pretrained(
                 folder, gguf_file=name, **dtype_kwargs(torch.float32)
             )
@@ -151,7 +152,8 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
         model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(gguf_model.state_dict())
         model.generation_config = gguf_model.generation_config
-        model.save_pretrained(tmp)
+        with _quiet_progress():
+            model.save_pretrained(tmp)
         del gguf_model, model
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         tokenizer.save_pretrained(tmp)
@@ -165,6 +167,25 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+@contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Silence transformers' per-tensor and per-shard bars during the one-off conversion:
+    they flood logs and CI output, and we already print one line saying what happens."""
+    from functools import partial
+
+    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with patch("transformers.modeling_gguf_pytorch_utils.tqdm", partial(tqdm, disable=True)):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _ensure_converted(alias: ModelAlias) -> Path:

@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--llm-steps", type=int, default=30,
+                    help="steps of a SmolLM2-based classifier trained only to measure its "
+                         "scoring throughput (0: skip)")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args()
     path = Path(args.data)
@@ -154,8 +157,33 @@ def main() -> None:
         for k in ("lora_minilm", "ensemble")
     }
     say("throughput", out["throughput"])
+    if args.llm_steps > 0:
+        out["smollm2_throughput"] = _llm_throughput(data, x["test"] * 2, args)
+        say("SmolLM2 classifier   ", out["smollm2_throughput"])
     if args.json:
         print(json.dumps(out, indent=2))
+
+
+def _llm_throughput(data: Any, stream: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Scoring texts/s of a SmolLM2-135M LoRA classifier (trained ``--llm-steps`` steps only:
+    the figure is its speed; its accuracy after so few steps is printed but not its best)."""
+    from apps.sentiment.classifier import FitOptions, SentimentModel, train_sentiment
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["AIGC_HOME"] = home
+        opts = FitOptions(base="smollm2-135m-instruct", max_steps=args.llm_steps,
+                          max_length=args.max_length, batch_size=8, progress=not args.json)
+        report = train_sentiment(data, "fpb-llm", opts)
+        model = SentimentModel.load("fpb-llm")
+        model.predict_proba(stream[:16])  # warm-up
+        t0 = time.perf_counter()
+        model.predict_proba(stream)
+        predict_tps = len(stream) / (time.perf_counter() - t0)
+        ingest_tps = _ingest_throughput(model, stream, Path(home), None)
+    return {"train_steps": args.llm_steps, "train_seconds": round(report.train_seconds, 1),
+            "test_after_steps": report.test.to_dict()["accuracy"] if report.test else None,
+            "predict_texts_per_s": round(predict_tps, 1),
+            "ingest_texts_per_s": round(ingest_tps, 1)}
 
 
 def _threads() -> int:
