@@ -259,17 +259,18 @@ class SupportBot:
         """
         if vec is None:
             vec = self.embed_query(question)
-        decision = self._route(vec)
+        decision = self._route(vec, question)
         if decision.path == "handoff" and history and is_follow_up(question):
             # "What about Canada?" means nothing alone: read it with the previous question.
-            ctx = self._route(self.embed_query(f"{history[-1][0]} {question}"))
+            both = f"{history[-1][0]} {question}"
+            ctx = self._route(self.embed_query(both), both)
             if ctx.path != "handoff":
                 ctx.context_used = True
                 return ctx
         return decision
 
-    def _route(self, vec: np.ndarray) -> Decision:
-        ranking = self.kb.rank(vec)
+    def _route(self, vec: np.ndarray, question: str) -> Decision:
+        ranking = self.kb.rank(vec, text=strip_placeholders(question))
         conf = self.calibration.confidence(ranking)
         chunks = [(m, s) for m, s in self.kb.search_chunks(vec, 3) if s >= self.doc_threshold]
         top_key = ranking.keys[0] if ranking.keys else None

@@ -74,7 +74,7 @@ def calibrate(
     vecs = kb.questions.vectors(ids)
     feats, correct = [], []
     for i, vec in zip(ids, vecs, strict=True):
-        ranking = kb.rank(vec, exclude=i)
+        ranking = kb.rank(vec, exclude=i, text=kb.meta[i].text)
         if not ranking.keys:
             continue
         feats.append([ranking.scores[0], ranking.margin])

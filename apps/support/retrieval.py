@@ -24,6 +24,7 @@ from aigc_apps.store import Database
 
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
+from .lexical import LexicalHead, fit_lexical_head
 from .store import Entry, Intent, Source, get_setting, set_setting
 
 QUESTION_KINDS = ("example", "pair")
@@ -52,13 +53,15 @@ class RetrievalConfig:
 
     The score of an intent is its best neighbour's similarity plus ``vote_weight`` times the
     log of its softmax-weighted votes among the ``k`` nearest questions (kNN voting), plus
-    ``head_weight`` times the log probability from the linear intent head (if fitted).
+    ``head_weight`` times the log probability from the linear intent head, plus
+    ``lexical_weight`` times that of the lexical (TF-IDF) head, each when fitted.
     """
 
     k: int = 10
     vote_weight: float = 0.0
     vote_temperature: float = 20.0
     head_weight: float = 0.0
+    lexical_weight: float = 0.0
 
 
 @dataclass
@@ -101,6 +104,7 @@ class KnowledgeIndex:
         self.meta: dict[int, EntryMeta] = {}
         self.answers: dict[str, str | None] = {}
         self.head: IntentHead | None = None
+        self.lexical: LexicalHead | None = None
         self.questions = VectorIndex(encoder.dim)
         self.chunks = VectorIndex(encoder.dim)
         self.load()
@@ -147,6 +151,7 @@ class KnowledgeIndex:
             self.rebuild()
         head = IntentHead.load(self._head_path())
         self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
+        self.lexical = LexicalHead.load(self._lexical_path())
 
     def rebuild(self) -> int:
         """Re-embed every entry from the database into fresh indexes; returns the count."""
@@ -181,19 +186,27 @@ class KnowledgeIndex:
     def _head_path(self) -> Path:
         return self.index_dir / "intent_head.npz"
 
+    def _lexical_path(self) -> Path:
+        return self.index_dir / "lexical_head.pkl"
+
     def fit_head(self, exclude: Collection[int] = (), c: float = 10.0) -> IntentHead | None:
-        """Fit the linear intent head on example questions not in ``exclude``; saved beside
-        the index and dropped whenever the knowledge changes (refit by ``finetune``)."""
+        """Fit the linear and the lexical intent heads on example questions not in
+        ``exclude``; saved beside the index and dropped whenever the knowledge changes
+        (refit by ``finetune``). Returns the linear head."""
         ids = [i for i, m in self.meta.items() if m.kind == "example" and i not in exclude]
         vecs = self.questions.vectors(ids) if ids else np.zeros((0, self.encoder.dim))
-        self.head = fit_intent_head(vecs, [self.meta[i].key for i in ids], c, self._encoder_tag())
-        if self.head is not None:
-            self.head.save(self._head_path())
+        labels = [self.meta[i].key for i in ids]
+        self.head = fit_intent_head(vecs, labels, c, self._encoder_tag())
+        self.lexical = fit_lexical_head([self.meta[i].text for i in ids], labels)
+        for head, path in ((self.head, self._head_path()), (self.lexical, self._lexical_path())):
+            if head is not None:
+                head.save(path)
         return self.head
 
     def _drop_head(self) -> None:
-        self.head = None
+        self.head = self.lexical = None
         self._head_path().unlink(missing_ok=True)
+        self._lexical_path().unlink(missing_ok=True)
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(self, items: Sequence[SourceItems]) -> IngestReport:
@@ -231,8 +244,11 @@ class KnowledgeIndex:
         return report
 
     # -- search -------------------------------------------------------------------------
-    def rank(self, vec: np.ndarray, exclude: int | None = None) -> Ranking:
-        """Intents and dialogue pairs for one query vector, best first."""
+    def rank(
+        self, vec: np.ndarray, exclude: int | None = None, text: str | None = None
+    ) -> Ranking:
+        """Intents and dialogue pairs for one query vector (and its ``text``, for the lexical
+        head), best first."""
         cfg = self.config
         k = cfg.k + (1 if exclude is not None else 0)
         scores, ids = self.questions.search(vec[None, :], k)
@@ -249,6 +265,11 @@ class KnowledgeIndex:
                 best[m.key], top[m.key] = sc, m
             votes[m.key] += math.exp(cfg.vote_temperature * (sc - 1.0))
         head_lp = self.head.log_proba(vec) if self.head is not None and cfg.head_weight else None
+        lex_lp = (
+            self.lexical.log_proba(text)
+            if self.lexical is not None and cfg.lexical_weight and text
+            else None
+        )
         final = {}
         for key, sc in best.items():
             value = sc
@@ -256,6 +277,8 @@ class KnowledgeIndex:
                 value += cfg.vote_weight * math.log(votes[key]) / cfg.vote_temperature
             if cfg.head_weight and head_lp is not None:
                 value += cfg.head_weight * head_lp.get(key, HEAD_FLOOR)
+            if lex_lp is not None:
+                value += cfg.lexical_weight * lex_lp.get(key, HEAD_FLOOR)
             final[key] = value
         order = sorted(final, key=lambda key: -final[key])
         return Ranking(order, [final[k_] for k_ in order], top, neighbours)

@@ -148,7 +148,8 @@ def tune_retriever(
 
 
 RETRIEVAL_GRID = [
-    RetrievalConfig(k=10, vote_weight=v, head_weight=h)
+    RetrievalConfig(k=10, vote_weight=v, head_weight=h, lexical_weight=w)
+    for w in (0.0, 0.01, 0.03, 0.1)
     for h in (0.0, 0.03, 0.1, 0.3)
     for v in (0.0, 1.0)
 ]
@@ -157,9 +158,9 @@ RETRIEVAL_GRID = [
 def select_retrieval(
     bot: SupportBot, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
 ) -> tuple[RetrievalConfig, dict[str, float]]:
-    """The scoring (1-NN, kNN voting, intent head) with the best leave-one-out top-1 on ``ids``.
+    """The scoring (1-NN, kNN voting, intent heads) with the best leave-one-out top-1 on ``ids``.
 
-    ``ids`` must be examples the encoder was not tuned on; the intent head is fitted on the
+    ``ids`` must be examples the encoder was not tuned on; the intent heads are fitted on the
     other examples. The choice is stored and used by ``ask``; ties keep the simpler
     (earlier) configuration.
     """
@@ -168,6 +169,8 @@ def select_retrieval(
         return bot.kb.config, {}
     if bot.kb.fit_head(exclude=set(ids)) is None:
         grid = [g for g in grid if not g.head_weight]
+    if bot.kb.lexical is None:
+        grid = [g for g in grid if not g.lexical_weight]
     vecs = bot.kb.questions.vectors(ids)
     results: dict[str, float] = {}
     best, best_acc = bot.kb.config, -1.0
@@ -176,10 +179,11 @@ def select_retrieval(
         hits = sum(
             bool(r.keys) and r.keys[0] == bot.kb.meta[i].key
             for i, v in zip(ids, vecs, strict=True)
-            for r in [bot.kb.rank(v, exclude=i)]
+            for r in [bot.kb.rank(v, exclude=i, text=bot.kb.meta[i].text)]
         )
         acc = hits / len(ids)
-        results[f"vote={cfg.vote_weight},head={cfg.head_weight}"] = round(acc, 4)
+        name = f"vote={cfg.vote_weight},head={cfg.head_weight},lexical={cfg.lexical_weight}"
+        results[name] = round(acc, 4)
         if acc > best_acc:
             best, best_acc = cfg, acc
     bot.kb.config = best
