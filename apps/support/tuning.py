@@ -136,6 +136,8 @@ def tune_retriever(
     use_encoder(bot, str(out))
     chosen, grid = select_retrieval(bot, held)
     cal = bot.recalibrate(held or None)
+    if held and (chosen.head_weight or chosen.lexical_weight):
+        bot.kb.fit_head()  # chosen and calibrated on held-out examples; serve with all of them
     return TuningReport(
         encoder_dir=str(out),
         pairs=len(pairs),
