@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--targets", default=None,
+                    help="LoRA target modules, e.g. all-linear (default: attention q/v)")
     ap.add_argument("--llm-steps", type=int, default=30,
                     help="steps of a SmolLM2-based classifier trained only to measure its "
                          "scoring throughput (0: skip)")
@@ -113,7 +115,7 @@ def main() -> None:
         os.environ["AIGC_HOME"] = home
         opts = FitOptions(base=args.base, epochs=args.epochs, learning_rate=args.lr, r=args.r,
                           max_length=args.max_length, batch_size=args.batch_size,
-                          progress=not args.json)
+                          progress=not args.json, target_modules=args.targets)
         report = train_sentiment(data, "fpb", opts)
         model = SentimentModel.load("fpb")
         lo_va = model.predict_proba(x["val"])
@@ -130,6 +132,7 @@ def main() -> None:
         "validation": _metrics(y["val"], lo_va), "test": _metrics(y["test"], lo_te),
         "train_seconds": round(report.train_seconds, 1),
         "settings": {"base": args.base, "epochs": args.epochs, "lr": args.lr, "r": args.r,
+                     "targets": args.targets or "default",
                      "max_length": args.max_length, "batch_size": args.batch_size},
         "test_per_class": report.test.to_dict()["per_class"] if report.test else None,
     }

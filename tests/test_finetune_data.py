@@ -56,6 +56,10 @@ def test_target_modules_by_model_type() -> None:
     assert LoraTrainingConfig(target_modules=["o_proj"]).resolve_target_modules("llama") == [
         "o_proj"
     ]
+    # PEFT's shorthand for every linear layer but the head must reach PEFT as the string
+    assert LoraTrainingConfig(target_modules="all-linear").resolve_target_modules("bert") == (
+        "all-linear"
+    )
 
 
 # --- SFT examples -------------------------------------------------------------------------

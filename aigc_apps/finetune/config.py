@@ -117,8 +117,14 @@ class LoraTrainingConfig:
                 return cls.from_dict(data.get("config", data))
         raise AigcError(f"{path}: no {CONFIG_NAME} or aigc_training.json found")
 
-    def resolve_target_modules(self, model_type: str) -> list[str] | None:
-        """Explicit ``target_modules``, else the table above, else PEFT's default table."""
+    def resolve_target_modules(self, model_type: str) -> list[str] | str | None:
+        """Explicit ``target_modules``, else the table above, else PEFT's default table.
+
+        ``["all-linear"]`` adapts every linear layer but the output head (PEFT's shorthand):
+        more capacity than attention-only LoRA, for tasks far from the base's pre-training.
+        """
+        if self.target_modules == ["all-linear"]:
+            return "all-linear"
         if self.target_modules:
             return list(self.target_modules)
         if model_type in _TARGETS:

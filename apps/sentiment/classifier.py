@@ -76,6 +76,7 @@ class FitOptions:
     batch_size: int = 16
     seed: int = 42
     progress: bool = True
+    target_modules: str | None = None  # None: the core's per-architecture default
 
 
 def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: Path, name: str,
@@ -89,6 +90,7 @@ def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: P
         batch_size=opts.batch_size, max_length=opts.max_length, eval_fraction=0.0,
         early_stopping_patience=3, seed=opts.seed, text_col="text", label_col=label_col,
         class_weight="balanced", logging_steps=20,
+        target_modules=opts.target_modules.split(",") if opts.target_modules else None,
     )
     start = time.perf_counter()
     LoraTrainer(config, progress=opts.progress, register=False).fit(
