@@ -22,6 +22,9 @@ from aigc_apps.store import Database, utcnow
 from .store import Record, RecordTopic, Topic, as_utc
 
 ALL = "all"
+# A series longer than this (about 2.3 years of hourly buckets) is cut to its newest part:
+# one stray record stamped 1970 must not make every alert check build half a million buckets.
+MAX_BUCKETS = 20_000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 
@@ -143,14 +146,18 @@ def aggregate(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    max_buckets: int = MAX_BUCKETS,
 ) -> dict[str, list[Bucket]]:
     """Per topic, a gap-free list of buckets from ``start`` (or the first point) to ``end``
-    (or the last point over all topics, so every series ends at the same bucket)."""
+    (or the last point over all topics, so every series ends at the same bucket); at most
+    the newest ``max_buckets`` of them."""
     if not points:
         return {}
     first = bucket_start(start or min(p[0] for p in points), seconds)
     last = bucket_start(end or max(p[0] for p in points), seconds)
     n = int((last - first).total_seconds()) // seconds + 1
+    if n > max_buckets:
+        first, n = last - timedelta(seconds=(max_buckets - 1) * seconds), max_buckets
     series: dict[str, list[Bucket]] = defaultdict(list)
     for topic in sorted({p[1] for p in points}):
         series[topic] = [
@@ -184,4 +191,12 @@ def trends(
     seconds = int(parse_duration(bucket).total_seconds())
     start = parse_since(since) if isinstance(since, str) else since
     points = load_points(db, [topic] if topic else None, since=start)
+    if points and start is None:
+        span = (max(p[0] for p in points) - min(p[0] for p in points)).total_seconds()
+        if span / seconds >= MAX_BUCKETS:
+            oldest = min(p[0] for p in points).isoformat()
+            raise DataError(
+                f"records span {span / seconds:,.0f} buckets of {bucket} (oldest {oldest}); "
+                "pass --since or a larger --bucket"
+            )
     return aggregate(points, seconds, start=start)

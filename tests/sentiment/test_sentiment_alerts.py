@@ -57,6 +57,17 @@ def test_aggregate_fills_gaps_and_counts() -> None:
     assert [b.count for b in aggregate(points, 900)["rates"]][:4] == [1, 0, 0, 1]
 
 
+def test_a_stray_ancient_record_cannot_blow_up_the_series() -> None:
+    points = [
+        (datetime(1970, 1, 1, tzinfo=timezone.utc), "rates", "negative", -0.8),
+        (T0, "rates", "positive", 0.6),
+        (T0 + timedelta(hours=3), "rates", "negative", -0.4),
+    ]
+    rates = aggregate(points, 3600, max_buckets=10)["rates"]
+    assert len(rates) == 10 and rates[-1].start == T0 + timedelta(hours=3)
+    assert [b.count for b in rates] == [0] * 6 + [1, 0, 0, 1]  # the 1970 record is cut off
+
+
 def test_durations_and_since() -> None:
     assert parse_duration("15m") == timedelta(minutes=15)
     assert parse_duration("1d") == timedelta(days=1)
@@ -142,6 +153,21 @@ def test_ingest_runs_alerts_stores_them_once(db: Database, scorer, tmp_path: Pat
     png = plot_trends(trends(db), tmp_path / "chart.png",
                       alerts={"banking": [a.bucket_start for a in stored]})
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_ancient_record_is_ingested_but_trends_ask_for_since(
+    db: Database, scorer, tmp_path: Path
+) -> None:
+    feed = _feed(tmp_path / "feed.jsonl", 3, 5, {})
+    with feed.open("a") as f:
+        f.write(json.dumps({"id": "old", "timestamp": 0, "text": "Lender opens branch"}) + "\n")
+    ingester = Ingester(db, scorer, TopicMatcher([WatchTopic("banking", ["lender"])]),
+                        alerts=AlertEngine())
+    assert ingester.ingest_file(feed).stored == 16  # alert checks stay bounded
+    with pytest.raises(DataError, match="pass --since or a larger --bucket"):
+        trends(db, topic="banking", bucket="1h")
+    recent = trends(db, topic="banking", bucket="1h", since=T0.isoformat())["banking"]
+    assert [b.count for b in recent] == [5, 5, 5]
 
 
 def test_topic_rule_override_used(db: Database, scorer, tmp_path: Path) -> None:
