@@ -105,7 +105,9 @@ def main() -> int:
     parser.add_argument(
         "--cold-fraction", type=float, default=0.2, help="share of test items made cold (0: skip)"
     )
-    parser.add_argument("--interest-lora", action="store_true", help="LoRA instead of full tuning")
+    parser.add_argument(
+        "--interest-full", action="store_true", help="tune all encoder weights instead of LoRA"
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's own)"
     )
@@ -134,7 +136,9 @@ def main() -> int:
     interest = (
         None
         if args.no_interest
-        else InterestConfig(max_pairs=args.interest_pairs, lora=args.interest_lora, seed=args.seed)
+        else InterestConfig(
+            max_pairs=args.interest_pairs, lora=not args.interest_full, seed=args.seed
+        )
     )
     config = RecommenderConfig(encoder=encoder, interest=interest, seed=args.seed)
     vectors: dict[str, np.ndarray] = {}

@@ -34,13 +34,13 @@ InterestOpt = Annotated[
 LoraOpt = Annotated[
     bool,
     typer.Option(
-        "--interest-lora",
-        help="Tune the interest encoder through LoRA adapters instead of all its weights.",
+        "--interest-lora/--interest-full",
+        help="Tune the interest encoder through LoRA adapters (default) or all its weights.",
     ),
 ]
 
 
-def _config(encoder: str, interest: bool, pairs: int, lora: bool = False) -> RecommenderConfig:
+def _config(encoder: str, interest: bool, pairs: int, lora: bool = True) -> RecommenderConfig:
     from .interest import InterestConfig
 
     return RecommenderConfig(
@@ -105,7 +105,7 @@ def train(
     interest_pairs: Annotated[
         int, typer.Option(help="Training pairs for the interest model.")
     ] = 3000,
-    interest_lora: LoraOpt = False,
+    interest_lora: LoraOpt = True,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -203,7 +203,7 @@ def evaluate(
     interest_pairs: Annotated[
         int, typer.Option(help="Training pairs for the interest model.")
     ] = 3000,
-    interest_lora: LoraOpt = False,
+    interest_lora: LoraOpt = True,
     cold_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of test items made cold (0: skip).")
     ] = 0.2,

@@ -39,7 +39,7 @@ def demo(console: Console) -> None:
 
     config = RecommenderConfig(interest=InterestConfig(max_pairs=256, batch_size=32))
     with console.status(
-        "Training: MiniLM item embeddings, tuned two-tower interest model, EASE, ranker..."
+        "Training: MiniLM item embeddings, LoRA-tuned two-tower interest model, EASE, ranker..."
     ):
         model, info = service.train(db, config)
     console.print(

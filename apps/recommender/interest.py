@@ -12,10 +12,10 @@ milliseconds; a cross-encoder or LLM would need one forward pass per (user, cand
 hundreds per request, which a CPU cannot serve at p95 <= 50 ms, and LoRA-tuning SmolLM2 on
 thousands of histories does not fit the 15-minute CPU training budget.
 
-Full tuning rather than LoRA by default: on a 2-core CPU a MiniLM step costs about 1 s fully
-tuned against about 2.5 s through PEFT's LoRA wrappers (measured, batch 32, 96 tokens), and
-for a 22M-parameter encoder LoRA's strengths (small artefacts, little forgetting) matter less
-than getting more steps into the budget. ``InterestConfig(lora=True)`` switches it on.
+LoRA (the core's PEFT path) by default: on MovieLens-small it scored HR@10 0.153 / NDCG@10
+0.081 against 0.146 / 0.077 for tuning all weights, in slightly less time (interest tuning
+261 s vs 277 s, same run settings), and its artefact is a small adapter on the shared base.
+``InterestConfig(lora=False)`` tunes every weight instead.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class InterestConfig:
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float | None = None
-    lora: bool = False
+    lora: bool = True
     max_length: int = 96
     seed: int = 0
 
