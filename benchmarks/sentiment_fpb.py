@@ -1,7 +1,7 @@
 """Financial PhraseBank (50% agreement): the sentiment app's classifier against baselines.
 
-    nice -n 10 python benchmarks/sentiment_fpb.py --data ../shared/data/fpb [--epochs 3]
-        [--lr 2e-3] [--r 16] [--max-length 96] [--json]
+    nice -n 10 python benchmarks/sentiment_fpb.py --data ../shared/data/fpb [--epochs 4]
+        [--lr 1e-3] [--r 16] [--targets all-linear] [--max-length 96] [--json]
 
 Protocol (../shared/data/README.md): train on ``split=train``, choose on ``validation``,
 report once on ``test``: accuracy and macro-F1. Everything is computed in this run:
@@ -66,13 +66,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.environ.get("AIGC_BENCH_DATA", "../shared/data") + "/fpb")
     ap.add_argument("--base", default="minilm-l6")
-    ap.add_argument("--epochs", type=float, default=3.0)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--epochs", type=float, default=4.0)
+    ap.add_argument("--lr", type=float, default=None, help="default: the app's (1e-3 encoder)")
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--targets", default=None,
-                    help="LoRA target modules, e.g. all-linear (default: attention q/v)")
+                    help="LoRA target modules, e.g. query,value (default: the app's, all-linear "
+                         "for an encoder)")
     ap.add_argument("--llm-steps", type=int, default=30,
                     help="steps of a SmolLM2-based classifier trained only to measure its "
                          "scoring throughput (0: skip)")

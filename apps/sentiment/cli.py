@@ -81,7 +81,7 @@ def train(
     epochs: Annotated[float, typer.Option("--epochs", help="Training epochs.")] = 4.0,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (>0).")] = -1,
     lr: Annotated[float | None, typer.Option(
-        "--lr", help="Learning rate (default 2e-3 encoder, 1e-4 LLM).")] = None,
+        "--lr", help="Learning rate (default 1e-3 encoder, 1e-4 LLM).")] = None,
     r: Annotated[int, typer.Option("--r", help="LoRA rank.")] = 16,
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per text.")] = 96,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 16,

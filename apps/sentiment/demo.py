@@ -41,7 +41,7 @@ def demo(console: Console) -> None:
         console.print(f"1. Training MiniLM + LoRA on {DATA / 'headlines.csv'} ({sizes}) ...")
         trained = train_sentiment(
             data, MODEL,
-            FitOptions(epochs=8, learning_rate=2e-3, max_length=48, batch_size=16,
+            FitOptions(epochs=8, max_length=48, batch_size=16,
                        progress=False),
         )
         if trained.test is not None:
