@@ -56,23 +56,55 @@ class Catalog:
         return self.index[item_id]
 
 
+# How strongly an event type says "interested", relative to a plain view or rating; types
+# not listed count 1. Only the collaborative model's user x item matrix uses them.
+EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "like": 3.0,
+    "add_to_cart": 3.0,
+    "cart": 3.0,
+    "purchase": 5.0,
+    "buy": 5.0,
+    "order": 5.0,
+}
+
+
+def event_weight(kind: str, weight: float | None, table: dict[str, float] | None = None) -> float:
+    """The event's own weight (default 1) times its type's weight (default 1)."""
+    base = 1.0 if weight is None or not weight > 0 else float(weight)
+    return base * (EVENT_WEIGHTS if table is None else table).get(kind.strip().lower(), 1.0)
+
+
 @dataclass
 class Interactions:
-    """Events as parallel arrays sorted by (user, ts, input order)."""
+    """Events as parallel arrays sorted by (user, ts, input order); ``weight`` is each
+    event's strength (all ones when not given)."""
 
     users: list[str]
     user: np.ndarray
     item: np.ndarray
     ts: np.ndarray
     n_items: int
+    weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight is None:
+            self.weight = np.ones(len(self.item), dtype=np.float32)
 
     @classmethod
     def from_events(
-        cls, user_ids: Sequence[str], item_idx: Sequence[int], ts: Sequence[float], n_items: int
+        cls,
+        user_ids: Sequence[str],
+        item_idx: Sequence[int],
+        ts: Sequence[float],
+        n_items: int,
+        weights: Sequence[float] | None = None,
     ) -> Interactions:
         users, uidx = np.unique(np.asarray(user_ids, dtype=object).astype(str), return_inverse=True)
         item = np.asarray(item_idx, dtype=np.int64)
         times = np.asarray(ts, dtype=np.float64)
+        w = np.ones(len(item), np.float32) if weights is None else np.asarray(weights, np.float32)
         order = np.lexsort((np.arange(len(item)), times, uidx))
         return cls(
             [str(u) for u in users],
@@ -80,6 +112,7 @@ class Interactions:
             item[order],
             times[order],
             n_items,
+            w[order],
         )
 
     @property
@@ -91,8 +124,14 @@ class Interactions:
 
     def subset(self, mask: np.ndarray) -> Interactions:
         """Same users and items, only the events where ``mask`` is true (order kept)."""
+        assert self.weight is not None
         return Interactions(
-            self.users, self.user[mask], self.item[mask], self.ts[mask], self.n_items
+            self.users,
+            self.user[mask],
+            self.item[mask],
+            self.ts[mask],
+            self.n_items,
+            self.weight[mask],
         )
 
     def bounds(self) -> np.ndarray:
@@ -111,13 +150,19 @@ class Interactions:
         return out
 
     def matrix(self) -> sp.csr_matrix:
-        """Binary user x item matrix (repeats count once)."""
-        m = sp.csr_matrix(
-            (np.ones(len(self.item), dtype=np.float32), (self.user, self.item)),
+        """User x item matrix holding each pair's strongest event weight (repeats count once;
+        binary when every weight is 1, as on a plain interaction log)."""
+        assert self.weight is not None
+        cell = self.user * self.n_items + self.item
+        order = np.lexsort((-self.weight, cell))  # per cell, the strongest event first
+        cells, first = np.unique(cell[order], return_index=True)
+        return sp.csr_matrix(
+            (
+                self.weight[order][first].astype(np.float32),
+                (cells // self.n_items, cells % self.n_items),
+            ),
             shape=(self.n_users, self.n_items),
         )
-        m.data[:] = 1.0
-        return m
 
     def leave_last_out(self, min_history: int = 1) -> tuple[Interactions, np.ndarray, np.ndarray]:
         """Hold out each user's latest event (ties: the later input row).
@@ -134,8 +179,11 @@ class Interactions:
         return self.subset(keep), users, self.item[last]
 
 
-def load_from_store(db: Database) -> tuple[Catalog, Interactions]:
-    """Everything the store holds, ready for training."""
+def load_from_store(
+    db: Database, event_weights: dict[str, float] | None = None
+) -> tuple[Catalog, Interactions]:
+    """Everything the store holds, ready for training; event strength from ``event_weights``
+    (default :data:`EVENT_WEIGHTS`) times the event's own weight."""
     with db.session() as s:
         items = s.execute(
             select(RecItem.id, RecItem.title, RecItem.description, RecItem.tags).order_by(
@@ -153,7 +201,9 @@ def load_from_store(db: Database) -> tuple[Catalog, Interactions]:
             tags=[[t for t in r[3].split("|") if t] for r in items],
         )
         events = s.execute(
-            select(RecEvent.user_id, RecEvent.item_id, RecEvent.ts).order_by(RecEvent.id)
+            select(
+                RecEvent.user_id, RecEvent.item_id, RecEvent.ts, RecEvent.type, RecEvent.weight
+            ).order_by(RecEvent.id)
         ).all()
     if not events:
         raise DataError(
@@ -164,5 +214,6 @@ def load_from_store(db: Database) -> tuple[Catalog, Interactions]:
         [catalog.index[e[1]] for e in events],
         [e[2] for e in events],
         len(catalog),
+        [event_weight(e[3] or "", e[4], event_weights) for e in events],
     )
     return catalog, log

@@ -26,7 +26,7 @@ from aigc_apps.errors import DataError, ModelNotFoundError, NotFoundError
 
 from .collaborative import EASE, Popularity, Transitions
 from .content import ContentModel, TextEncoder, load_encoder
-from .dataset import Catalog, Interactions
+from .dataset import EVENT_WEIGHTS, Catalog, Interactions
 from .explain import reasons
 from .interest import InterestConfig, InterestModel
 from .ranker import FEATURES, FeatureBuilder, Ranker, UserContext
@@ -37,7 +37,8 @@ FORMAT = 1
 @dataclass
 class RecommenderConfig:
     """``encoder``: content encoder (alias, folder, ``hashing`` or None for no text model);
-    ``interest``: tuned interest model settings, None to skip it."""
+    ``interest``: tuned interest model settings, None to skip it; ``event_weights``: how much
+    each event type counts in the collaborative model (a purchase more than a view)."""
 
     l2: float = 100.0
     window: int = 5
@@ -49,6 +50,7 @@ class RecommenderConfig:
     cold_slots: int = 1
     max_ranker_users: int = 5000
     seed: int = 0
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(EVENT_WEIGHTS))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,7 +35,8 @@ def train(
     db: Database, config: RecommenderConfig | None = None
 ) -> tuple[Recommender, dict[str, Any]]:
     """Fit on everything in the store, save the artefacts and register the version."""
-    catalog, log = load_from_store(db)
+    config = config or RecommenderConfig()
+    catalog, log = load_from_store(db, config.event_weights)
     started = time.perf_counter()
     model = Recommender(config).fit(catalog, log)
     folder = models_dir() / utcnow().strftime("model-%Y%m%dT%H%M%S%f")
@@ -92,7 +93,8 @@ def evaluate(
     db: Database, config: RecommenderConfig | None = None, cold_fraction: float = 0.2, seed: int = 0
 ) -> dict[str, Any]:
     """Leave-last-out on the store's events (models refitted on the training part)."""
-    catalog, log = load_from_store(db)
+    config = config or RecommenderConfig()
+    catalog, log = load_from_store(db, config.event_weights)
     vectors: dict[str, Any] = {}
 
     def fit(cat: Any, train_log: Any) -> Recommender:

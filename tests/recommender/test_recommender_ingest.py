@@ -142,3 +142,17 @@ def test_events_without_timestamps_are_not_stored_twice(db_url: str, tmp_path: P
     with db.session() as s:
         times = [e.ts for e in s.scalars(select(RecEvent).order_by(RecEvent.id))]
     assert counts(db)["events"] == 4 and times[:3] == sorted(times[:3])
+
+
+def test_store_events_are_weighted_by_type(db_url: str, tmp_path: Path) -> None:
+    from apps.recommender.dataset import load_from_store
+
+    db = open_db(db_url)
+    events = EVENTS + "u2,b,purchase,,2024-01-03T10:00:00Z\n"
+    ingest(db, write(tmp_path, "i.csv", ITEMS), write(tmp_path, "e.csv", events))
+    catalog, log = load_from_store(db)
+    m = log.matrix().toarray()
+    u2, b = log.users.index("u2"), catalog.index["b"]
+    assert m[u2, b] == 5.0 and m[u2, catalog.index["a"]] == 1.0
+    _, flat = load_from_store(db, {})  # no type weights: a plain binary log
+    assert flat.matrix().toarray().max() == 1.0

@@ -122,3 +122,22 @@ def test_candidates_include_a_cold_item_found_by_text() -> None:
     assert 4 in cand and 0 not in cand and 1 not in cand
     only = builder.candidates(sig, n=2, only=np.array([4]))
     assert list(only) == [4]
+
+
+def test_matrix_keeps_each_pairs_strongest_event() -> None:
+    log = Interactions.from_events(
+        ["u", "u", "u", "v"], [0, 0, 1, 1], [1.0, 2.0, 3.0, 1.0], 3, weights=[1.0, 5.0, 2.0, 1.0]
+    )
+    assert log.matrix().toarray().tolist() == [[5.0, 2.0, 0.0], [0.0, 1.0, 0.0]]
+    plain = log_of([("u", 0, 1.0), ("u", 0, 2.0), ("v", 2, 1.0)], 3)  # no weights: binary
+    assert plain.matrix().toarray().tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    assert log.subset(log.item == 1).weight.tolist() == [2.0, 1.0]
+
+
+def test_event_weight_by_type_and_own_weight() -> None:
+    from apps.recommender.dataset import event_weight
+
+    assert event_weight("purchase", None) == 5.0 and event_weight(" View ", 2.0) == 2.0
+    assert event_weight("rating", None) == 1.0  # unknown types count like a view
+    assert event_weight("purchase", 0.0) == 5.0  # a zero/negative own weight is ignored
+    assert event_weight("click", None, {"click": 4.0}) == 4.0
