@@ -1,15 +1,22 @@
-"""Console helpers shared by every command (core and apps)."""
+"""Console helpers and option types shared by every command (core and apps)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report instead of a table.")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: this app's database in the workspace)."),
+]
 
 
 def _default(value: Any) -> Any:

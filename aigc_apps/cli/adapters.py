@@ -7,14 +7,13 @@ from typing import Annotated
 
 import typer
 
-from aigc_apps.console import console, print_json
+from aigc_apps.console import JsonOpt, console, print_json
 
 adapters_app = typer.Typer(
     help="Registered LoRA adapters: list, show, merge into the base, delete.",
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 NameArg = Annotated[str, typer.Argument(help="Registered adapter name.")]
 
 

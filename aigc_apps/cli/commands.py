@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aigc_apps.console import console, err_console, print_json
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report instead of a table.")]
+from aigc_apps.console import JsonOpt, console, err_console, print_json
 
 
 def models(json_output: JsonOpt = False) -> None:

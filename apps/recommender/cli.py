@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aigc_apps.console import console, print_json
+from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 
 from .recommender import RecommenderConfig
 
@@ -19,11 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the workspace's recommender database)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report.")]
 EncoderOpt = Annotated[
     str,
     typer.Option(help="Content encoder: alias, folder, 'hashing' (no model) or 'none'."),
@@ -31,6 +26,7 @@ EncoderOpt = Annotated[
 InterestOpt = Annotated[
     bool, typer.Option("--interest-model/--no-interest-model", help="Tune the text interest model.")
 ]
+PairsOpt = Annotated[int, typer.Option(help="Training pairs for the interest model.")]
 LoraOpt = Annotated[
     bool,
     typer.Option(
@@ -102,9 +98,7 @@ def ingest(
 def train(
     encoder: EncoderOpt = "minilm-l6",
     interest_model: InterestOpt = True,
-    interest_pairs: Annotated[
-        int, typer.Option(help="Training pairs for the interest model.")
-    ] = 3000,
+    interest_pairs: PairsOpt = 3000,
     interest_lora: LoraOpt = True,
     db: DbOpt = None,
     json_output: JsonOpt = False,
@@ -200,9 +194,7 @@ def similar(
 def evaluate(
     encoder: EncoderOpt = "minilm-l6",
     interest_model: InterestOpt = True,
-    interest_pairs: Annotated[
-        int, typer.Option(help="Training pairs for the interest model.")
-    ] = 3000,
+    interest_pairs: PairsOpt = 3000,
     interest_lora: LoraOpt = True,
     cold_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of test items made cold (0: skip).")

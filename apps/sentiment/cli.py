@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from aigc_apps.console import console, print_json
+from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database
 
@@ -39,8 +39,6 @@ app = typer.Typer(help="Financial sentiment monitor: classify news, watch topics
 topics_app = typer.Typer(help="Manage watch-list topics (name + keywords).", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: workspace db).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registered sentiment model (default: the newest one).")]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]

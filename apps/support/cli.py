@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aigc_apps.console import console, print_json
+from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 
 if TYPE_CHECKING:
     from .bot import BotReply, SupportBot
@@ -18,11 +18,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the workspace's support database)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report.")]
 
 
 def _bot(db: str | None, **kwargs: Any) -> SupportBot:
