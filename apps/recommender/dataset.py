@@ -79,18 +79,14 @@ def event_weight(kind: str, weight: float | None, table: dict[str, float] | None
 @dataclass
 class Interactions:
     """Events as parallel arrays sorted by (user, ts, input order); ``weight`` is each
-    event's strength (all ones when not given)."""
+    event's strength (1 for a plain interaction)."""
 
     users: list[str]
     user: np.ndarray
     item: np.ndarray
     ts: np.ndarray
     n_items: int
-    weight: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.weight is None:
-            self.weight = np.ones(len(self.item), dtype=np.float32)
+    weight: np.ndarray
 
     @classmethod
     def from_events(
@@ -124,7 +120,6 @@ class Interactions:
 
     def subset(self, mask: np.ndarray) -> Interactions:
         """Same users and items, only the events where ``mask`` is true (order kept)."""
-        assert self.weight is not None
         return Interactions(
             self.users,
             self.user[mask],
@@ -152,7 +147,6 @@ class Interactions:
     def matrix(self) -> sp.csr_matrix:
         """User x item matrix holding each pair's strongest event weight (repeats count once;
         binary when every weight is 1, as on a plain interaction log)."""
-        assert self.weight is not None
         cell = self.user * self.n_items + self.item
         order = np.lexsort((-self.weight, cell))  # per cell, the strongest event first
         cells, first = np.unique(cell[order], return_index=True)

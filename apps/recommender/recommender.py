@@ -361,7 +361,13 @@ class Recommender:
             **b.popularity.state(),
         }
         np.savez(folder / "collaborative.npz", **arrays)
-        np.savez(folder / "log.npz", user=self.log.user, item=self.log.item, ts=self.log.ts)
+        np.savez(
+            folder / "log.npz",
+            user=self.log.user,
+            item=self.log.item,
+            ts=self.log.ts,
+            weight=self.log.weight,
+        )
         meta = {
             "format": FORMAT,
             "config": self.config.to_dict(),
@@ -404,8 +410,9 @@ class Recommender:
         c = meta["catalog"]
         model.catalog = Catalog(c["ids"], c["titles"], c["descriptions"], c["tags"])
         log = np.load(folder / "log.npz")
+        weight = log["weight"] if "weight" in log else np.ones(len(log["item"]), np.float32)
         model.log = Interactions(
-            meta["users"], log["user"], log["item"], log["ts"], len(model.catalog)
+            meta["users"], log["user"], log["item"], log["ts"], len(model.catalog), weight
         )
         state = dict(np.load(folder / "collaborative.npz"))
         with open(folder / "ranker.pkl", "rb") as fh:

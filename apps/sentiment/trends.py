@@ -192,11 +192,11 @@ def trends(
     start = parse_since(since) if isinstance(since, str) else since
     points = load_points(db, [topic] if topic else None, since=start)
     if points and start is None:
-        span = (max(p[0] for p in points) - min(p[0] for p in points)).total_seconds()
-        if span / seconds >= MAX_BUCKETS:
-            oldest = min(p[0] for p in points).isoformat()
+        oldest = min(p[0] for p in points)
+        span = (max(p[0] for p in points) - oldest).total_seconds() / seconds
+        if span >= MAX_BUCKETS:
             raise DataError(
-                f"records span {span / seconds:,.0f} buckets of {bucket} (oldest {oldest}); "
+                f"records span {span:,.0f} buckets of {bucket} (oldest {oldest.isoformat()}); "
                 "pass --since or a larger --bucket"
             )
     return aggregate(points, seconds, start=start)
