@@ -8,8 +8,8 @@ category. Printed beside the frozen all-MiniLM-L6-v2 1-NN baseline computed in t
    calibrated on train (leave-one-out);
 2. ``tune_retriever``: contrastive tuning on train pairs (question -> another question of
    the same intent, intents masked as negatives), 10% of train held out per intent to pick
-   the scoring (1-NN, kNN voting, a linear intent head on the embeddings) and to calibrate
-   the handoff threshold;
+   the scoring by log-loss (1-NN, kNN voting, a linear intent head on the embeddings, the
+   lexical head) and to calibrate the handoff threshold;
 3. test top-1, recall@5, MRR; out-of-scope handoff recall on our own banking-unrelated
    queries (``data/support/oos_queries.txt``) and the false-handoff rate on test;
    ``ask`` p50/p95 latency (template answers, turn stored) after warm-up.
@@ -144,7 +144,7 @@ def main() -> int:
                 "total_seconds": round(time.perf_counter() - t0, 1),
                 "calibration_examples": rep.calibration_examples,
                 "retrieval": rep.retrieval,
-                "validation_top1": rep.validation_top1,
+                "validation": rep.validation,
             }
             log("tuning:", out["tuning"])
             out["tuned"] = figures(bot, test_x, test_y, oos)

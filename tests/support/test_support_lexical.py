@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from apps.support import SupportBot
 from apps.support.lexical import LexicalHead, fit_lexical_head
-from apps.support.retrieval import RetrievalConfig
-from apps.support.tuning import select_retrieval
+from apps.support.retrieval import Ranking, RetrievalConfig
+from apps.support.tuning import MISS_LOSS, ranking_log_loss, select_retrieval
 
 TYPO = "pasword reseting, i cant log in"  # no whole word in common with reset_password's answer
 
@@ -46,6 +48,15 @@ def test_selection_keys_name_every_weight(bot: SupportBot) -> None:
     chosen, grid = select_retrieval(bot, ids)
     assert any("lexical=0.03" in name for name in grid)
     assert chosen.lexical_weight in {0.0, 0.01, 0.03, 0.1}
-    assert max(grid.values()) == grid[
-        f"vote={chosen.vote_weight},head={chosen.head_weight},lexical={chosen.lexical_weight}"
-    ]
+    name = f"vote={chosen.vote_weight},head={chosen.head_weight},lexical={chosen.lexical_weight}"
+    assert grid[name]["log_loss"] == min(g["log_loss"] for g in grid.values())
+    assert all(0.0 <= g["top1"] <= 1.0 and g["log_loss"] >= 0.0 for g in grid.values())
+    assert bot.kb.config == chosen
+
+
+def test_ranking_log_loss_rewards_confident_right_answers() -> None:
+    right = [Ranking(["a", "b"], [0.9, 0.1])]
+    assert ranking_log_loss(right, ["a"]) < ranking_log_loss(right, ["b"])
+    # two candidates with equal scores: log 2 at any temperature
+    assert abs(ranking_log_loss([Ranking(["a", "b"], [0.5, 0.5])], ["a"]) - math.log(2)) < 1e-9
+    assert ranking_log_loss(right, ["c"]) == MISS_LOSS  # not among the candidates
