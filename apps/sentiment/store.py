@@ -1,9 +1,9 @@
 """Tables of the sentiment monitor: scored records, their topics, watch-list topics, alerts.
 
 Records are deduplicated by ``ext_id`` when the feed gives an id (whatever the source) and
-always by ``(source, text_hash)``; the unique constraints make a re-run of the same file a
-no-op even when two ingesters race. Timestamps are stored in UTC; SQLite hands them back naive, so
-readers go through :func:`as_utc`.
+always by ``(source, text_hash)``; unique constraints on exactly those keys make a re-run
+of the same file a no-op even when two ingesters race. Timestamps are stored in UTC; SQLite
+hands them back naive, so readers go through :func:`as_utc`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Record(Base):
     __tablename__ = "sentiment_records"
     __table_args__ = (
         UniqueConstraint("source", "text_hash", name="uq_sentiment_records_text"),
-        UniqueConstraint("source", "ext_id", name="uq_sentiment_records_ext_id"),
+        UniqueConstraint("ext_id", name="uq_sentiment_records_ext_id"),
         Index("ix_sentiment_records_ts", "ts"),
     )
 

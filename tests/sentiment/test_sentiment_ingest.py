@@ -78,6 +78,21 @@ def test_dedup_by_id_and_by_text_and_source(db: Database, scorer, tmp_path: Path
     assert _count(db) == 3
 
 
+def test_the_database_refuses_a_stored_id_from_another_source_in_a_race(
+    db: Database, scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingester(db, scorer, source="wire").ingest_file(
+        _jsonl(tmp_path / "a.jsonl", [{"id": "7", "text": "Bank profits rise"}]))
+    racing = _ingester(db, scorer, source="social")
+    # its duplicate check ran before the other ingester committed: only the database can tell
+    monkeypatch.setattr(racing, "_new_only", lambda batch, report: batch)
+    report = racing.ingest_file(_jsonl(tmp_path / "b.jsonl", [
+        {"id": "7", "text": "Same story, other wording"}, {"id": "8", "text": "Fresh news"}]))
+    assert (report.stored, report.duplicates) == (1, 1)
+    with db.session() as s:
+        assert sorted(s.scalars(select(Record.ext_id))) == ["7", "8"]
+
+
 def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path) -> None:
     big = "Bank loss " * ((1 << 20) // 10)  # a 1 MB text: truncated, flagged, reported
     lines = [
