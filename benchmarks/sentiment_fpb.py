@@ -127,7 +127,7 @@ def main() -> None:
         predict_tps = _predict_rate(model, stream)
         ingest_tps = _ingest_throughput(model, stream, Path(home), None)
         ingest_emb_tps = _ingest_throughput(model, stream, Path(home), enc)
-    out["lora_minilm"] = {
+    out["app_model"] = {
         "validation": _metrics(y["val"], lo_va), "test": _metrics(y["test"], lo_te),
         "train_seconds": round(report.train_seconds, 1),
         "settings": {"base": args.base, "epochs": args.epochs, "lr": args.lr, "r": args.r,
@@ -139,7 +139,7 @@ def main() -> None:
                          "ingest_texts_per_s": round(ingest_tps, 1),
                          "ingest_with_embedding_topics_texts_per_s": round(ingest_emb_tps, 1),
                          "first_batch_seconds": round(warm, 2), "cpu_threads": _threads()}
-    say("LoRA MiniLM (app)    test", out["lora_minilm"]["test"],
+    say(f"app model ({args.base}) test", out["app_model"]["test"],
         f"train {report.train_seconds:.0f}s")
 
     best = (-1.0, (1.0, 0.0, 0.0))
@@ -156,7 +156,7 @@ def main() -> None:
     say("ensemble (val-tuned) test", out["ensemble"]["test"], "weights", w)
     out["meets_target"] = {
         k: all(out[k]["test"][m] >= v for m, v in TARGET.items())
-        for k in ("lora_minilm", "ensemble")
+        for k in ("app_model", "ensemble")
     }
     say("throughput", out["throughput"])
     if args.llm_steps > 0:

@@ -245,7 +245,9 @@ class SentimentModel:
             topic_dir = None
         return cls.from_pretrained(entry.path, entry.name, topic_dir)
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Batches of 32 (the core's default): on 2 CPU cores, MiniLM scores a 256-text
+        ingest batch at 174 texts/s in batches of 32 and 152 in batches of 64."""
         raw = self.classifier.predict_proba(list(texts), batch_size=batch_size)
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         out[:, self._columns] = raw
