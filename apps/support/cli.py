@@ -19,7 +19,6 @@ app = typer.Typer(
 )
 
 
-
 def _bot(db: str | None, **kwargs: Any) -> SupportBot:
     from .bot import SupportBot
 

@@ -213,17 +213,15 @@ def ranking_log_loss(
     Scores are similarities plus weighted log-probabilities, so their scale is not a
     probability's: the temperature is fitted (over a small grid) for each configuration.
     """
-    losses = []
-    for t in temperatures:
-        total = 0.0
-        for r, truth in zip(rankings, truths, strict=True):
-            if truth not in r.keys:
-                total += MISS_LOSS
-                continue
-            z = t * np.asarray(r.scores)
-            total += float(np.logaddexp.reduce(z) - z[r.keys.index(truth)])
-        losses.append(total / max(1, len(truths)))
-    return min(losses)
+    found = [
+        (np.asarray(r.scores), r.keys.index(truth))
+        for r, truth in zip(rankings, truths, strict=True)
+        if truth in r.keys
+    ]
+    best = min(
+        sum(float(np.logaddexp.reduce(t * s) - t * s[i]) for s, i in found) for t in temperatures
+    )
+    return (best + (len(truths) - len(found)) * MISS_LOSS) / max(1, len(truths))
 
 
 def use_encoder(bot: SupportBot, name: str) -> None:
