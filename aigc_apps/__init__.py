@@ -33,6 +33,9 @@ _EXPORTS = {
     "file_hash": "aigc_apps.data",
     "parse_timestamp": "aigc_apps.data",
     "Database": "aigc_apps.store",
+    "ModelRegistry": "aigc_apps.registry",
+    "ModelEntry": "aigc_apps.registry",
+    "StoreSchema": "aigc_apps.migrations",
     "utcnow": "aigc_apps.store",
     # models and generation
     "MODEL_ALIASES": "aigc_apps.models",
@@ -71,11 +74,14 @@ __all__ = [
     "Generator",
     "LoraTrainer",
     "LoraTrainingConfig",
+    "ModelEntry",
     "ModelNotFoundError",
+    "ModelRegistry",
     "NotFoundError",
     "ReadResult",
     "Settings",
     "Skip",
+    "StoreSchema",
     "TextClassifier",
     "TrainResult",
     "VectorIndex",
@@ -138,6 +144,7 @@ if TYPE_CHECKING:
     )
     from aigc_apps.generation import GenerationConfig, Generator
     from aigc_apps.index import VectorIndex
+    from aigc_apps.migrations import StoreSchema
     from aigc_apps.models import (
         MODEL_ALIASES,
         available_models,
@@ -147,5 +154,6 @@ if TYPE_CHECKING:
         select_device,
         select_dtype,
     )
+    from aigc_apps.registry import ModelEntry, ModelRegistry
     from aigc_apps.settings import Settings, get_settings, sample_data_dir
     from aigc_apps.store import Database, utcnow

@@ -7,10 +7,13 @@ and embedding applications can point the SDK at another workspace without restar
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path(".aigc")
+# Stores renamed after 0.1.0: new name -> old name (its SQLite file and env var still work).
+RENAMED_STORES = {"recommend": "recommender"}
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,23 @@ class Settings:
         """Database URL for the store called ``name`` (one per app).
 
         ``AIGC_<NAME>_DB_URL`` wins, then ``AIGC_DATABASE_URL`` (shared server, tables are
-        namespaced per app), then a SQLite file ``<home>/<name>.db``.
+        namespaced per app), then a SQLite file ``<home>/<name>.db``. A renamed store
+        (``recommend``, once ``recommender``) keeps its old file and variable.
         """
         specific = os.environ.get(f"AIGC_{name.upper()}_DB_URL")
+        old = RENAMED_STORES.get(name)
+        if not specific and old and os.environ.get(f"AIGC_{old.upper()}_DB_URL"):
+            warnings.warn(
+                f"AIGC_{old.upper()}_DB_URL is deprecated; use AIGC_{name.upper()}_DB_URL",
+                FutureWarning,  # shown to CLI users, unlike DeprecationWarning
+                stacklevel=2,
+            )
+            specific = os.environ[f"AIGC_{old.upper()}_DB_URL"]
         if specific:
             return specific
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.home / f'{name}.db').resolve()}"
+        return f"sqlite:///{(self.home / f'{old or name}.db').resolve()}"
 
 
 def sample_data_dir() -> Path:

@@ -1,43 +1,48 @@
-"""SQL storage shared by the apps: one :class:`Database` per app, SQLite or any URL.
+"""SQL storage shared by the apps: one :class:`Database` per store, SQLite or any URL.
 
 Each app declares its tables on its own ``DeclarativeBase`` (table names prefixed with the
-app's name so several apps can share one PostgreSQL database) and lists its schema
-migrations as ``(version, callable)`` pairs; :meth:`Database.migrate` applies the missing
-ones inside a transaction and records them in ``aigc_schema_versions``.
+app's name so several apps can share one PostgreSQL database) and its Alembic history as a
+:class:`~aigc_apps.migrations.StoreSchema`; :meth:`Database.open` brings the schema up to
+date (or says which command will) before anything reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, DateTime, Integer, String, create_engine, event, insert, select
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from aigc_apps.errors import AigcError
 
-Migration = Callable[[Connection], None]
+if TYPE_CHECKING:
+    from aigc_apps.migrations import StoreSchema
+
+
+# PostgreSQL's own default names, spelled out so that every backend and every migration
+# agrees on what a constraint is called (SQLite would otherwise leave them unnamed).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
+def app_metadata() -> MetaData:
+    """Metadata for an app's ``DeclarativeBase`` (``metadata = app_metadata()``)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def utcnow() -> datetime:
     """Timezone-aware now in UTC; every stored timestamp uses it."""
     return datetime.now(timezone.utc)
-
-
-class _VersionBase(DeclarativeBase):
-    pass
-
-
-class SchemaVersion(_VersionBase):
-    __tablename__ = "aigc_schema_versions"
-
-    app: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Database:
@@ -76,41 +81,30 @@ class Database:
         finally:
             session.close()
 
-    def create_all(self, base: type[DeclarativeBase]) -> None:
-        """Create the tables of ``base`` that do not exist yet."""
-        try:
-            base.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise AigcError(f"cannot create tables in {make_url(self.url)!r}: {exc}") from None
+    @classmethod
+    def open(
+        cls, schema: StoreSchema, url: str, *, auto_upgrade: bool | None = None
+    ) -> Database:
+        """Connect to ``url`` and bring ``schema``'s store to its head revision.
 
-    def migrate(
-        self,
-        app: str,
-        base: type[DeclarativeBase],
-        migrations: Sequence[tuple[int, Migration]] = (),
-    ) -> int:
-        """Create ``base``'s tables, then apply ``migrations`` newer than the stored version.
-
-        Fresh databases get the current schema from ``create_all`` and have every migration
-        marked as applied; existing ones run only what they lack. Returns the version.
+        See :func:`~aigc_apps.migrations.ensure_schema` for when an older schema is upgraded
+        here and when the user is told to run ``aigc db upgrade``.
         """
-        _VersionBase.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            query = select(SchemaVersion.version).where(SchemaVersion.app == app)
-            done = set(conn.execute(query).scalars())
-            fresh = not done
-            base.metadata.create_all(conn)
-            for version, step in sorted(migrations, key=lambda m: m[0]):
-                if version in done:
-                    continue
-                if not fresh:
-                    step(conn)
-                conn.execute(insert(SchemaVersion).values(app=app, version=version))
-                done.add(version)
-            if fresh and not migrations:
-                conn.execute(insert(SchemaVersion).values(app=app, version=0))
-                done.add(0)
-        return max(done) if done else 0
+        from aigc_apps.migrations import ensure_schema
+
+        db = cls(url)
+        try:
+            ensure_schema(db, schema, auto_upgrade=auto_upgrade)
+        except SQLAlchemyError as exc:
+            db.dispose()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AigcError(
+                f"cannot open the {schema.app} database {make_url(url)!r}: {first}"
+            ) from None
+        except BaseException:
+            db.dispose()
+            raise
+        return db
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -83,8 +83,12 @@ def test_finetune_generate_and_adapters_commands(
     assert report["name"] == "faq" and report["train_tokens"] > 0
     assert (out_dir / "adapter_config.json").exists()
 
-    code, out, _ = run(["adapters", "list", "--json"], capsys)
-    assert [a["name"] for a in json.loads(out)] == ["faq"]
+    code, out, _ = run(["models", "list", "--json"], capsys)
+    [entry] = json.loads(out)
+    assert (entry["name"], entry["app"], entry["role"], entry["active"]) == (
+        "faq", "core", "sft", True)
+    code, out, err = run(["adapters", "list", "--json"], capsys)  # 0.1.0 spelling still works
+    assert [a["name"] for a in json.loads(out)] == ["faq"] and "deprecated" in err
 
     code, out, err = run(
         ["generate", "--model", str(tiny_llm_dir), "--adapter", "faq", "--max-new-tokens", "4",
@@ -94,11 +98,13 @@ def test_finetune_generate_and_adapters_commands(
     assert code == 0, err
 
     merged = tmp_path / "merged"
-    code, _, err = run(["adapters", "merge", "faq", "--out", str(merged)], capsys)
+    code, _, err = run(["models", "merge", "faq", "--out", str(merged)], capsys)
     assert code == 0, err
     assert (merged / "config.json").exists()
 
-    code, _, _ = run(["adapters", "delete", "faq"], capsys)
+    code, _, err = run(["models", "delete", "faq", "--yes"], capsys)
+    assert code == 1 and "--force" in err and out_dir.exists()  # the active model stays
+    code, _, err = run(["models", "delete", "faq", "--yes", "--force"], capsys)
     assert code == 0 and not out_dir.exists()
-    code, _, err = run(["adapters", "show", "faq"], capsys)
+    code, _, err = run(["models", "show", "faq"], capsys)
     assert code == 1 and "faq" in err

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aigc_apps.migrations import StoreSchema, current_revision
 from aigc_apps.store import Database
 
 
@@ -17,9 +20,42 @@ class Note(Base):
     body: Mapped[str] = mapped_column(String(200), unique=True)
 
 
-def test_session_commits_and_rolls_back(db_url: str) -> None:
-    db = Database(db_url)
-    db.migrate("demo", Base)
+REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "demo_{n}"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+"""
+
+
+def _history(folder: Path, steps: int) -> StoreSchema:
+    """A company app's own store: revision 1 creates the table, 2 adds a column."""
+    folder.mkdir(exist_ok=True)
+    bodies = [
+        "    op.create_table('demo_notes', sa.Column('id', sa.Integer(), primary_key=True),"
+        " sa.Column('body', sa.String(200), nullable=False, unique=True))",
+        "    op.add_column('demo_notes', sa.Column('extra', sa.String(10), nullable=True))",
+    ]
+    for n in range(1, steps + 1):
+        down = f"demo_{n - 1}" if n > 1 else None
+        text_ = REVISION.format(n=n, down=down, body=bodies[n - 1])
+        (folder / f"demo_{n}.py").write_text(text_)
+    return StoreSchema(app="demo", metadata=Base.metadata, versions=folder)
+
+
+def test_session_commits_and_rolls_back(db_url: str, tmp_path: Path) -> None:
+    db = Database.open(_history(tmp_path / "versions", 1), db_url)
     with db.session() as s:
         s.add(Note(body="kept"))
     with pytest.raises(RuntimeError), db.session() as s:
@@ -31,18 +67,18 @@ def test_session_commits_and_rolls_back(db_url: str) -> None:
     db.dispose()
 
 
-def test_migrations_run_once_and_only_on_old_schemas(db_url: str) -> None:
-    calls: list[int] = []
+def test_a_new_revision_runs_once_on_an_older_database(db_url: str, tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    db = Database.open(_history(versions, 1), db_url)
+    with db.session() as s:
+        s.add(Note(body="before"))
+    db.dispose()
 
-    def add_column(conn) -> None:  # type: ignore[no-untyped-def]
-        calls.append(2)
-        conn.execute(text("ALTER TABLE demo_notes ADD COLUMN extra VARCHAR(10)"))
-
-    db = Database(db_url)
-    assert db.migrate("demo", Base) == 0  # fresh: current schema, version 0
-    assert db.migrate("demo", Base, [(2, add_column)]) == 2  # old schema: step runs
-    assert db.migrate("demo", Base, [(2, add_column)]) == 2  # idempotent
-    assert calls == [2]
+    schema = _history(versions, 2)
+    db = Database.open(schema, db_url, auto_upgrade=True)
+    assert current_revision(db, schema) == "demo_2"
     with db.session() as s:
         s.execute(text("INSERT INTO demo_notes (body, extra) VALUES ('x', 'y')"))
+        assert s.scalars(select(Note.body).order_by(Note.id)).all() == ["before", "x"]
     db.dispose()
+    Database.open(schema, db_url).dispose()  # at head: nothing runs again

@@ -16,6 +16,8 @@ import typer
 
 from aigc_apps.cli.adapters import adapters_app
 from aigc_apps.cli.commands import register_core_commands
+from aigc_apps.cli.db import db_app
+from aigc_apps.cli.models import models_app
 from aigc_apps.console import err_console
 from aigc_apps.errors import AigcError
 
@@ -29,6 +31,8 @@ app = typer.Typer(
     add_completion=False,
 )
 register_core_commands(app)
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
 app.add_typer(adapters_app, name="adapters")
 
 

@@ -1,4 +1,4 @@
-"""``aigc adapters``: list, show, merge and delete registered LoRA adapters."""
+"""``aigc adapters``: the 0.1.0 spelling of ``aigc models``, kept for one release."""
 
 from __future__ import annotations
 
@@ -7,78 +7,51 @@ from typing import Annotated
 
 import typer
 
-from aigc_apps.console import JsonOpt, console, print_json
+from aigc_apps.cli import models
+from aigc_apps.console import JsonOpt, err_console
 
 adapters_app = typer.Typer(
-    help="Registered LoRA adapters: list, show, merge into the base, delete.",
+    help="Deprecated: use `aigc models` (list, show, merge, delete).",
     no_args_is_help=True,
+    deprecated=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="Registered adapter name.")]
+
+def _deprecated(command: str) -> None:
+    err_console.print(f"[yellow]deprecated:[/] use `aigc models {command}`")
 
 
-def _record_dict(record: object) -> dict[str, object]:
-    fields = ("name", "path", "base_model", "task", "data_hash", "metrics", "created_at")
-    return {field: getattr(record, field, None) for field in fields}
-
-
-@adapters_app.command("list")
+@adapters_app.command("list", deprecated=True)
 def list_adapters(json_output: JsonOpt = False) -> None:
-    """List registered adapters, newest first."""
-    from rich.table import Table
-
-    from aigc_apps.finetune import AdapterRegistry
-
-    records = [_record_dict(r) for r in AdapterRegistry().list()]
-    if json_output:
-        print_json(records)
-        return
-    if not records:
-        console.print("no adapters registered yet (train one with `aigc finetune`)")
-        return
-    table = Table("name", "task", "base", "created", "path")
-    for r in records:
-        created = r["created_at"]
-        stamp = created.strftime("%Y-%m-%d %H:%M") if hasattr(created, "strftime") else ""
-        table.add_row(str(r["name"]), str(r["task"]), str(r["base_model"]), stamp, str(r["path"]))
-    console.print(table)
+    """List registered models, newest first (use `aigc models list`)."""
+    _deprecated("list")
+    models.list_models(app=None, role=None, json_output=json_output)
 
 
-@adapters_app.command()
-def show(name: NameArg, json_output: JsonOpt = False) -> None:
-    """Show one adapter: base model, task, data hash and metrics."""
-    from aigc_apps.finetune import AdapterRegistry
-
-    record = _record_dict(AdapterRegistry().get(name))
-    if json_output:
-        print_json(record)
-        return
-    for key, value in record.items():
-        console.print(f"[bold]{key}[/]: {value}")
+@adapters_app.command(deprecated=True)
+def show(name: models.NameArg, json_output: JsonOpt = False) -> None:
+    """Show one model (use `aigc models show`)."""
+    _deprecated("show")
+    models.show(name, json_output)
 
 
-@adapters_app.command()
+@adapters_app.command(deprecated=True)
 def merge(
-    name: NameArg,
+    name: models.NameArg,
     out: Annotated[Path, typer.Option(help="Folder for the merged full model.")],
 ) -> None:
-    """Merge an adapter into its base model, giving a normal model folder."""
-    from aigc_apps.finetune import AdapterRegistry, merge_adapter
-
-    record = AdapterRegistry().get(name)
-    merged = merge_adapter(record.path, out)
-    console.print(f"[green]merged[/] {name} into {merged}")
+    """Merge an adapter into its base model (use `aigc models merge`)."""
+    _deprecated("merge")
+    models.merge(name, out)
 
 
-@adapters_app.command()
+@adapters_app.command(deprecated=True)
 def delete(
-    name: NameArg,
+    name: models.NameArg,
     keep_files: Annotated[
         bool, typer.Option(help="Only unregister; leave the folder on disk.")
     ] = False,
 ) -> None:
-    """Unregister an adapter and delete its folder."""
-    from aigc_apps.finetune import AdapterRegistry
-
-    AdapterRegistry().delete(name, remove_files=not keep_files)
-    console.print(f"deleted {name}")
+    """Unregister a model without asking (use `aigc models delete`)."""
+    _deprecated("delete")
+    models.delete(name, yes=True, force=True, keep_files=keep_files)

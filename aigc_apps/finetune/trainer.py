@@ -132,8 +132,8 @@ class LoraTrainer:
     """Fine-tune a LoRA adapter; after ``fit`` the trained ``model`` and ``tokenizer`` stay here.
 
     ``callbacks`` are extra ``TrainerCallback``s; ``progress`` shows a rich bar on stderr;
-    ``register`` records the adapter in :class:`AdapterRegistry` under ``config.name`` (or
-    the ``out_dir`` folder name).
+    ``register`` records the adapter in :class:`~aigc_apps.ModelRegistry` (app ``core``,
+    role: the task) under ``config.name`` (or the ``out_dir`` folder name), and activates it.
     """
 
     def __init__(
@@ -376,18 +376,22 @@ class LoraTrainer:
         if trainer.is_world_process_zero():
             self._save(result, data_hash, n_train=len(train_ex), n_eval=len(eval_ex))
             if self.register if register is None else register:
-                from aigc_apps.finetune.registry import AdapterRegistry
+                from aigc_apps.registry import ModelRegistry
 
-                registry = AdapterRegistry(self.settings)
-                registry.register(
-                    result.name or out_dir.name,
-                    out_dir,
-                    base_model=cfg.base,
-                    task=cfg.task,
-                    data_hash=data_hash,
-                    metrics=metrics,
-                )
-                registry.close()
+                registry = ModelRegistry(settings=self.settings)
+                try:
+                    registry.register(
+                        result.name or out_dir.name,
+                        out_dir,
+                        app="core",
+                        role=cfg.task,
+                        base=cfg.base,
+                        labels=result.labels,
+                        data_hash=data_hash,
+                        metrics=metrics,
+                    )
+                finally:
+                    registry.close()
         return result
 
     def _save(self, result: TrainResult, data_hash: str, *, n_train: int, n_eval: int) -> None:

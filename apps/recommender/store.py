@@ -7,6 +7,7 @@ constraint, so re-ingesting the same export never stores an interaction twice.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import (
     DateTime,
@@ -21,14 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aigc_apps.migrations import StoreSchema
 from aigc_apps.settings import get_settings
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import Database, app_metadata, utcnow
 
-APP = "recommender"
+APP = "recommend"
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = app_metadata()
 
 
 class RecItem(Base):
@@ -83,14 +85,20 @@ class RecModel(Base):
     info: Mapped[str] = mapped_column(Text, default="{}")
 
 
-MIGRATIONS: list = []
+
+
+SCHEMA = StoreSchema(
+    app=APP,
+    metadata=Base.metadata,
+    versions=Path(__file__).resolve().parent / "migrations",
+    legacy_tables=('rec_items', 'rec_events'),
+    baseline="recommend_0001",
+)
 
 
 def open_db(url: str | None = None) -> Database:
-    """The recommender's database (``--db`` URL or the workspace default), schema up to date."""
-    db = Database(url or get_settings().db_url(APP))
-    db.migrate(APP, Base, MIGRATIONS)
-    return db
+    """The app's database (``--db URL`` or the workspace default), schema up to date."""
+    return Database.open(SCHEMA, url or get_settings().db_url(APP))
 
 
 def counts(db: Database) -> dict[str, int]:

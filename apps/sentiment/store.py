@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,14 +26,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from aigc_apps.migrations import StoreSchema
 from aigc_apps.settings import get_settings
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import Database, app_metadata, utcnow
 
 APP = "sentiment"
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = app_metadata()
 
 
 class Record(Base):
@@ -143,7 +145,6 @@ class Alert(Base):
         }
 
 
-MIGRATIONS: list[tuple[int, Any]] = [(1, lambda conn: None)]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -153,8 +154,15 @@ def as_utc(value: datetime) -> datetime:
     )
 
 
+SCHEMA = StoreSchema(
+    app=APP,
+    metadata=Base.metadata,
+    versions=Path(__file__).resolve().parent / "migrations",
+    legacy_tables=('sentiment_records', 'sentiment_topics'),
+    baseline="sentiment_0001",
+)
+
+
 def open_db(url: str | None = None) -> Database:
-    """The app's database (``--db URL`` or the workspace default), migrated."""
-    db = Database(url or get_settings().db_url(APP))
-    db.migrate(APP, Base, MIGRATIONS)
-    return db
+    """The app's database (``--db URL`` or the workspace default), schema up to date."""
+    return Database.open(SCHEMA, url or get_settings().db_url(APP))

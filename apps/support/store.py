@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,14 +26,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from aigc_apps.migrations import StoreSchema
 from aigc_apps.settings import get_settings
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import Database, app_metadata, utcnow
 
 APP = "support"
 
 
 class SupportBase(DeclarativeBase):
-    pass
+    metadata = app_metadata()
 
 
 class Source(SupportBase):
@@ -143,14 +145,20 @@ class Setting(SupportBase):
     value: Mapped[str] = mapped_column(Text)
 
 
-MIGRATIONS: list[tuple[int, Any]] = []
+
+
+SCHEMA = StoreSchema(
+    app=APP,
+    metadata=SupportBase.metadata,
+    versions=Path(__file__).resolve().parent / "migrations",
+    legacy_tables=('support_sources', 'support_sessions'),
+    baseline="support_0001",
+)
 
 
 def open_db(url: str | None = None) -> Database:
-    """The support database (``--db`` URL or the workspace default), migrated."""
-    db = Database(url or get_settings().db_url(APP))
-    db.migrate(APP, SupportBase, MIGRATIONS)
-    return db
+    """The app's database (``--db URL`` or the workspace default), schema up to date."""
+    return Database.open(SCHEMA, url or get_settings().db_url(APP))
 
 
 def get_setting(s: Session, key: str, default: Any = None) -> Any:

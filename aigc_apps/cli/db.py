@@ -1,0 +1,92 @@
+"""``aigc db``: show and upgrade the schema of the registry and every app's database.
+
+Each store has its own Alembic history and version table, so several apps can share one
+PostgreSQL database and be upgraded one at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from aigc_apps.console import DbOpt, JsonOpt, console, print_json
+from aigc_apps.errors import AigcError
+
+db_app = typer.Typer(help="Database schemas: which revision each store is at, and upgrade.",
+                     no_args_is_help=True)
+
+AppOpt = Annotated[
+    str | None,
+    typer.Option("--app", help="Only this store: registry or an app name (default: all)."),
+]
+
+
+def _stores(app: str | None, url: str | None) -> list[tuple[Any, str]]:
+    """(schema, url) for the chosen store(s); ``--db`` needs ``--app``."""
+    from aigc_apps.migrations import known_schemas
+    from aigc_apps.settings import get_settings
+
+    schemas = known_schemas()
+    if app is not None and app not in schemas:
+        raise AigcError(f"unknown store {app!r}; known: {', '.join(sorted(schemas))}")
+    if url is not None and app is None:
+        raise AigcError("--db names one database: say which store with --app")
+    settings = get_settings()
+    chosen = [schemas[app]] if app else [schemas[name] for name in sorted(schemas)]
+    return [(schema, url or settings.db_url(schema.app)) for schema in chosen]
+
+
+@db_app.command()
+def current(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) -> None:
+    """Show each store's revision beside the one this release needs."""
+    from sqlalchemy.engine import make_url
+
+    from aigc_apps.migrations import current_revision, head_revision
+    from aigc_apps.store import Database
+
+    rows = []
+    for schema, url in _stores(app, db):
+        database = Database(url)
+        try:
+            revision = current_revision(database, schema)
+        finally:
+            database.dispose()
+        head = head_revision(schema)
+        rows.append({
+            "app": schema.app,
+            "url": make_url(url).render_as_string(hide_password=True),
+            "current": revision,
+            "head": head,
+            "up_to_date": revision == head,
+        })
+    if json_output:
+        print_json(rows)
+        return
+    for row in rows:
+        state = "up to date" if row["up_to_date"] else f"behind (head {row['head']})"
+        console.print(f"{row['app']:<10} {row['current'] or 'none':<16} {state}  {row['url']}")
+
+
+@db_app.command()
+def upgrade(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) -> None:
+    """Apply the missing migrations, each store in one transaction."""
+    from aigc_apps.migrations import current_revision
+    from aigc_apps.migrations import upgrade as run_upgrade
+    from aigc_apps.store import Database
+
+    done = []
+    for schema, url in _stores(app, db):
+        database = Database(url)
+        try:
+            before = current_revision(database, schema)
+            after = run_upgrade(database, schema)
+        finally:
+            database.dispose()
+        done.append({"app": schema.app, "from": before, "to": after})
+    if json_output:
+        print_json(done)
+        return
+    for row in done:
+        change = "already at" if row["from"] == row["to"] else f"{row['from'] or 'none'} ->"
+        console.print(f"{row['app']:<10} {change} {row['to']}")

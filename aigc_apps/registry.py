@@ -1,0 +1,257 @@
+"""One registry of trained models for every app, with one active model per (app, role).
+
+Every artefact an app trains (an SFT adapter, a classifier, a tuned encoder, a recommender
+model) is a :class:`ModelEntry`; apps ask :meth:`ModelRegistry.active` for the model to use
+instead of keeping their own notes. Files stay where training wrote them; the registry
+remembers where they are, what they were made from and what they measured. Rows live in
+``aigc_models`` in the ``registry`` store (a SQLite file in the workspace, or the shared
+``AIGC_DATABASE_URL``); a partial unique index lets the database itself guarantee at most
+one active entry per (app, role), even with several writers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Index, String, Text, select, text, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aigc_apps.errors import AigcError, NotFoundError
+from aigc_apps.migrations.runner import StoreSchema
+from aigc_apps.settings import Settings, get_settings
+from aigc_apps.store import Database, app_metadata, utcnow
+
+STORE = "registry"
+
+
+class RegistryBase(DeclarativeBase):
+    metadata = app_metadata()
+
+
+class ModelRow(RegistryBase):
+    __tablename__ = "aigc_models"
+    __table_args__ = (
+        Index("ix_aigc_models_app_role", "app", "role"),
+        Index(
+            "uq_aigc_models_active",
+            "app",
+            "role",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    app: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(64))
+    base: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    labels: Mapped[str] = mapped_column(Text, default="[]")
+    metrics: Mapped[str] = mapped_column(Text, default="{}")
+    info: Mapped[str] = mapped_column(Text, default="{}")
+    data_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+SCHEMA = StoreSchema(
+    app=STORE,
+    metadata=RegistryBase.metadata,
+    versions=Path(__file__).resolve().parent / "migrations" / "registry",
+    legacy_tables=("aigc_adapters",),
+    baseline="registry_0001",
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model (a plain copy, safe to use after the session closed).
+
+    ``metrics`` holds what training measured; ``info`` what the app needs to use the model
+    again (e.g. the topic classifier paired with a sentiment classifier).
+    """
+
+    name: str
+    app: str
+    role: str
+    base: str
+    path: Path
+    labels: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    data_hash: str = ""
+    created_at: datetime | None = None
+    active: bool = False
+
+    @property
+    def base_model(self) -> str:
+        """Deprecated spelling of :attr:`base` (the adapter registry's)."""
+        return self.base
+
+    @property
+    def task(self) -> str:
+        """Deprecated: the adapter registry's task is the entry's role."""
+        return self.role
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return data
+
+    @classmethod
+    def _from_row(cls, row: ModelRow) -> ModelEntry:
+        return cls(
+            name=row.name,
+            app=row.app,
+            role=row.role,
+            base=row.base,
+            path=Path(row.path),
+            labels=list(json.loads(row.labels or "[]")),
+            metrics=dict(json.loads(row.metrics or "{}")),
+            info=dict(json.loads(row.info or "{}")),
+            data_hash=row.data_hash,
+            created_at=row.created_at,
+            active=bool(row.active),
+        )
+
+
+class ModelRegistry:
+    """Register, list, activate and delete trained models of every app.
+
+    Opening is lazy: the database is reached on the first call, not in ``__init__``.
+
+    >>> registry = ModelRegistry(url="sqlite:///:memory:")
+    >>> registry.active("sentiment", "sentiment") is None
+    True
+    """
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.url = url
+        self.settings = settings
+
+    @cached_property
+    def db(self) -> Database:
+        settings = self.settings or get_settings()
+        return Database.open(SCHEMA, self.url or settings.db_url(STORE))
+
+    def register(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        app: str,
+        role: str,
+        base: str,
+        labels: list[str] | None = None,
+        metrics: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+        data_hash: str = "",
+        activate: bool = True,
+    ) -> ModelEntry:
+        """Add ``name`` (or replace what it pointed to) and, by default, make it active."""
+        if not name.strip():
+            raise AigcError("a model needs a non-empty name")
+        values: dict[str, Any] = {
+            "app": app,
+            "role": role,
+            "base": base,
+            "path": str(Path(path).resolve()),
+            "labels": json.dumps(list(labels or [])),
+            "metrics": json.dumps(metrics or {}, default=float),
+            "info": json.dumps(info or {}, default=str),
+            "data_hash": data_hash,
+            "created_at": utcnow(),
+        }
+        with self.db.session() as s:
+            row = s.get(ModelRow, name)
+            if row is None:
+                row = ModelRow(name=name, active=False, **values)
+                s.add(row)
+            else:
+                if row.active and (row.app, row.role) != (app, role):
+                    row.active = False
+                for key, value in values.items():
+                    setattr(row, key, value)
+            s.flush()
+            if activate:
+                _activate(s, row)
+            return ModelEntry._from_row(row)
+
+    def list(self, app: str | None = None, role: str | None = None) -> list[ModelEntry]:
+        """Entries, newest first, optionally of one app and/or role."""
+        query = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.name)
+        if app:
+            query = query.where(ModelRow.app == app)
+        if role:
+            query = query.where(ModelRow.role == role)
+        with self.db.session() as s:
+            return [ModelEntry._from_row(r) for r in s.scalars(query)]
+
+    def get(self, name: str) -> ModelEntry:
+        with self.db.session() as s:
+            return ModelEntry._from_row(_row(s, name))
+
+    def active(self, app: str, role: str) -> ModelEntry | None:
+        """The model ``app`` uses for ``role``, None when none is active."""
+        query = select(ModelRow).where(
+            ModelRow.app == app, ModelRow.role == role, ModelRow.active.is_(True)
+        )
+        with self.db.session() as s:
+            row = s.scalars(query).first()
+            return ModelEntry._from_row(row) if row is not None else None
+
+    def activate(self, name: str) -> ModelEntry:
+        """Make ``name`` the active model of its (app, role); the previous one steps down."""
+        with self.db.session() as s:
+            row = _row(s, name)
+            _activate(s, row)
+            return ModelEntry._from_row(row)
+
+    def delete(self, name: str, *, force: bool = False, remove_files: bool = True) -> ModelEntry:
+        """Forget ``name`` and (after the commit) delete its folder.
+
+        An active entry is what its app is serving: deleting it needs ``force``.
+        """
+        with self.db.session() as s:
+            row = _row(s, name)
+            entry = ModelEntry._from_row(row)
+            if entry.active and not force:
+                raise AigcError(
+                    f"model {name!r} is the active {entry.app} {entry.role} model: activate "
+                    "another one first, or delete it anyway with --force"
+                )
+            s.delete(row)
+        if remove_files and entry.path.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
+        return entry
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()
+            del self.__dict__["db"]
+
+
+def _row(s: Any, name: str) -> ModelRow:
+    row = s.get(ModelRow, name)
+    if row is None:
+        raise NotFoundError(f"model {name!r} is not registered (see `aigc models list`)")
+    return row
+
+
+def _activate(s: Any, row: ModelRow) -> None:
+    s.execute(
+        update(ModelRow)
+        .where(ModelRow.app == row.app, ModelRow.role == row.role, ModelRow.name != row.name)
+        .values(active=False)
+    )
+    s.flush()
+    row.active = True
+    s.flush()
