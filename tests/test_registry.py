@@ -39,7 +39,7 @@ def test_one_active_model_per_app_and_role(db_url: str, tmp_path: Path) -> None:
     assert reg.active("sentiment", "sentiment").name == "fin-1"
     assert not reg.get("fin-2").active
 
-    with pytest.raises(AigcError, match="active sentiment sentiment model.*--force"):
+    with pytest.raises(AigcError, match=r"active sentiment sentiment model.*--force"):
         reg.delete("fin-1")
     assert (tmp_path / "fin-1").is_dir()
     reg.delete("fin-2")

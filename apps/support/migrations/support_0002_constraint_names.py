@@ -13,7 +13,15 @@ down_revision = "support_0001"
 branch_labels = None
 depends_on = None
 
-TABLES = ("support_sources", "support_intents", "support_entries", "support_sessions", "support_turns", "support_feedback", "support_settings")
+TABLES = (
+    "support_sources",
+    "support_intents",
+    "support_entries",
+    "support_sessions",
+    "support_turns",
+    "support_feedback",
+    "support_settings",
+)
 
 
 def upgrade() -> None:
