@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 
-from .recommender import RecommenderConfig
+# Models (numpy, scikit-learn, faiss, torch) are imported inside the commands that use them,
+# so that `aigc ... --help` and `ingest` start at once.
+if TYPE_CHECKING:
+    from .recommender import RecommenderConfig
 
 app = typer.Typer(
     help="Personalised recommendations from item texts and user behaviour: collaborative "
@@ -38,6 +41,7 @@ LoraOpt = Annotated[
 
 def _config(encoder: str, interest: bool, pairs: int, lora: bool = True) -> RecommenderConfig:
     from .interest import InterestConfig
+    from .recommender import RecommenderConfig
 
     return RecommenderConfig(
         encoder=None if encoder.lower() == "none" else encoder,

@@ -11,28 +11,25 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 from aigc_apps.errors import DataError
-from aigc_apps.store import Database
 
-from .alerts import AlertEngine, list_alerts
-from .ingest import Ingester
+# Only light modules at import time, so that `aigc ... --help` starts at once: everything
+# else is imported inside the command that needs it. (`.trends` loads SQLAlchemy, only for
+# ALL in a help text; ALL would best live in a light module.)
 from .reader import MAX_TEXT_CHARS
-from .store import as_utc, open_db
-from .topics import (
-    TopicMatcher,
-    WatchTopic,
-    list_topics,
-    load_topics_file,
-    remove_topic,
-    save_topics,
-)
-from .trends import ALL, Bucket, check_topic, parse_since, trends
+from .trends import ALL
+
+if TYPE_CHECKING:
+    from aigc_apps.store import Database
+
+    from .topics import TopicMatcher
+    from .trends import Bucket
 
 app = typer.Typer(help="Financial sentiment monitor: classify news, watch topics, alert on surges.",
                   no_args_is_help=True)
@@ -46,6 +43,8 @@ LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the s
 
 
 def _matcher(db: Database, model: Any, embeddings: bool, threshold: float) -> TopicMatcher:
+    from .topics import TopicMatcher, list_topics
+
     encoder = None
     topics = list_topics(db)
     if embeddings and topics:
@@ -172,6 +171,7 @@ def score(
     """Label, probabilities and topics of each text (nothing is stored)."""
     from .classifier import SentimentModel
     from .scoring import LABELS
+    from .store import open_db
 
     texts = [t.strip() for t in texts]
     empty = [i for i, t in enumerate(texts, start=1) if not t]
@@ -231,7 +231,10 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Score and store records (deduplicated), match topics, fire alerts."""
+    from .alerts import AlertEngine
     from .classifier import SentimentModel
+    from .ingest import Ingester
+    from .store import open_db
 
     database = open_db(db)
     scorer = SentimentModel.load(model)
@@ -296,6 +299,10 @@ def trends_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Counts, negative share and mean score per topic and time bucket."""
+    from .alerts import list_alerts
+    from .store import as_utc, open_db
+    from .trends import trends
+
     database = open_db(db)
     series = trends(database, topic=topic, bucket=bucket, since=since)
     if plot is not None:
@@ -331,6 +338,10 @@ def alerts_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Stored alerts, newest first."""
+    from .alerts import AlertEngine, list_alerts
+    from .store import open_db
+    from .trends import check_topic, parse_since
+
     database = open_db(db)
     if topic:
         check_topic(database, topic)
@@ -383,6 +394,8 @@ def topics_add(
 ) -> None:
     """Add or replace a watch-list topic."""
     from .alerts import AlertRule
+    from .store import open_db
+    from .topics import WatchTopic, save_topics
 
     overrides: dict[str, Any] = {}
     for item in rule or []:
@@ -402,6 +415,9 @@ def topics_load(
     db: DbOpt = None,
 ) -> None:
     """Add or replace topics from a file."""
+    from .store import open_db
+    from .topics import load_topics_file, save_topics
+
     loaded = load_topics_file(path)
     save_topics(open_db(db), loaded)
     console.print(f"{len(loaded)} topics saved: {', '.join(t.name for t in loaded)}")
@@ -410,6 +426,9 @@ def topics_load(
 @topics_app.command("list")
 def topics_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Watch-list topics and their keywords."""
+    from .store import open_db
+    from .topics import list_topics
+
     found = list_topics(open_db(db))
     if as_json:
         print_json([{"name": t.name, "keywords": t.keywords, "rule": t.rule} for t in found])
@@ -424,5 +443,8 @@ def topics_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 def topics_remove(name: Annotated[str, typer.Argument(help="Topic to remove.")],
                   db: DbOpt = None) -> None:
     """Remove a topic (records keep their stored topic tags)."""
+    from .store import open_db
+    from .topics import remove_topic
+
     remove_topic(open_db(db), name)
     console.print(f"topic {name!r} removed")
