@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,7 @@ import torch
 from torch import nn
 
 from aigc_apps.errors import AdapterError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.models import check_adapter_dir, load_adapter, resolve_model, select_device
 from aigc_apps.settings import get_settings
 
@@ -47,24 +44,6 @@ def embed_batch(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = model(**batch)
     pooled = mean_pool(out.last_hidden_state.float(), batch["attention_mask"])
     return nn.functional.normalize(pooled, p=2, dim=-1)
-
-
-@contextmanager
-def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out_dir`` that replaces it only if the block succeeds."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        yield tmp
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_encoder_model(name: str) -> tuple[Any, Any]:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from aigc_apps.embeddings import ADAPTER_CONFIG, atomic_dir, embed_batch, load_encoder_model
+from aigc_apps.embeddings import ADAPTER_CONFIG, embed_batch, load_encoder_model
 from aigc_apps.errors import DataError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.models import select_device
 from aigc_apps.settings import get_settings
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import faiss
 import numpy as np
 
 from aigc_apps.errors import DataError
+from aigc_apps.fileio import atomic_write
 
 FORMAT_VERSION = 1
 HNSW_M = 32
@@ -39,20 +39,6 @@ def _configure_threads() -> None:
         n = os.cpu_count() or 1
     faiss.omp_set_num_threads(max(1, n))
     _threads_set = True
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over, so readers never see half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -249,8 +235,8 @@ class VectorIndex:
             "ef_search": self.ef_search,
             "count": len(self),
         }
-        _atomic_write(path, faiss.serialize_index(self._index).tobytes())
-        _atomic_write(sidecar_path(path), json.dumps(meta, indent=2).encode())
+        atomic_write(path, faiss.serialize_index(self._index).tobytes())
+        atomic_write(sidecar_path(path), json.dumps(meta, indent=2).encode())
         return path
 
     @classmethod

@@ -14,9 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from unittest.mock import patch
 
 from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.settings import get_settings
 
 if TYPE_CHECKING:
@@ -137,10 +136,8 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-    try:
+    # replace=False: a concurrent conversion that finished first wins; both are identical
+    with atomic_dir(dest, replace=False, mode=0o755) as tmp:  # the cache may be shared
         folder, name = str(gguf_file.parent), gguf_file.name
         with _quiet_progress():
             gguf_model = AutoModelForCausalLM.from_pretrained(
@@ -157,15 +154,6 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
         del gguf_model, model
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         tokenizer.save_pretrained(tmp)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not _is_model_folder(dest):  # not a concurrent conversion that won the race
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

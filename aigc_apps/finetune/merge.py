@@ -7,9 +7,6 @@ loads it) and runs slightly faster, at the cost of a full copy of the base weigh
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aigc_apps.errors import AdapterError, ModelNotFoundError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.models import check_adapter_dir, dtype_kwargs, load_adapter, resolve_model
 
 TRAINING_FILE = "aigc_training.json"
@@ -139,17 +137,9 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
         raise AdapterError(f"{out}: folder is not empty and is not a model folder")
     model, tokenizer = load_model(folder, merge=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         info = {**folder.info, "task": folder.task, "merged_from": str(folder.path.resolve())}
         (tmp / TRAINING_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -37,7 +35,8 @@ from transformers import (
 )
 
 from aigc_apps.data import Skip
-from aigc_apps.errors import AdapterError, AigcError, DataError, ModelNotFoundError
+from aigc_apps.errors import AdapterError, DataError, ModelNotFoundError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.finetune import datasets as ds
 from aigc_apps.finetune.config import LoraTrainingConfig
 from aigc_apps.finetune.merge import quiet_head_init
@@ -397,9 +396,7 @@ class LoraTrainer:
     def _save(self, result: TrainResult, data_hash: str, *, n_train: int, n_eval: int) -> None:
         """Write the adapter to a temp folder, then swap it in for ``out_dir`` in one rename."""
         out_dir = result.adapter_dir
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-        try:
+        with atomic_dir(out_dir) as tmp:  # the swap also drops the finished run's checkpoints
             self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
             info = {
@@ -420,16 +417,3 @@ class LoraTrainer:
                 "created_at": utcnow().isoformat(),
             }
             (tmp / TRAINING_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            old = None
-            if out_dir.exists():
-                old = out_dir.with_name(f"{tmp.name}.old")
-                os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)  # includes the finished run's checkpoints
-        except OSError as exc:  # disk full, permissions
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise AigcError(f"cannot write adapter to {out_dir}: {exc}") from exc
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise

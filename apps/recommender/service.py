@@ -8,7 +8,6 @@ from the store on every request, so events ingested after training count immedia
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from aigc_apps.errors import ModelNotFoundError
+from aigc_apps.fileio import atomic_dir
 from aigc_apps.settings import get_settings
 from aigc_apps.store import Database, utcnow
 
@@ -40,12 +40,8 @@ def train(
     started = time.perf_counter()
     model = Recommender(config).fit(catalog, log)
     folder = models_dir() / utcnow().strftime("model-%Y%m%dT%H%M%S%f")
-    tmp = folder.with_name(folder.name + ".tmp")
-    try:
+    with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     seconds = round(time.perf_counter() - started, 1)
     with db.session() as s:
         row = RecModel(

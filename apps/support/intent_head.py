@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aigc_apps.fileio import atomic_file
+
 
 @dataclass
 class IntentHead:
@@ -30,16 +32,14 @@ class IntentHead:
         return dict(zip(self.labels, lp.tolist(), strict=True))
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            labels=np.array(self.labels),
-            weight=self.weight,
-            bias=self.bias,
-            encoder_tag=np.array(self.encoder_tag),
-        )
-        tmp.replace(path)
+        with atomic_file(path, suffix=".npz") as tmp:
+            np.savez(
+                tmp,
+                labels=np.array(self.labels),
+                weight=self.weight,
+                bias=self.bias,
+                encoder_tag=np.array(self.encoder_tag),
+            )
         return path
 
     @classmethod

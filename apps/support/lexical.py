@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from aigc_apps.fileio import atomic_file
+
 CACHE_SIZE = 4096
 
 
@@ -40,11 +42,8 @@ class LexicalHead:
         return hit
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
+        with atomic_file(path) as tmp, tmp.open("wb") as f:
             pickle.dump((self.labels, self.vectorizer, self.classifier), f)
-        tmp.replace(path)
         return path
 
     @classmethod
