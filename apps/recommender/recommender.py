@@ -10,28 +10,36 @@ models are then refitted on everything for serving.
 
 from __future__ import annotations
 
-import json
-import pickle
 import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aigc_apps.errors import DataError, ModelNotFoundError, NotFoundError
+from aigc_apps.errors import DataError, NotFoundError
 
-from .collaborative import EASE, Popularity, Transitions
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import EVENT_WEIGHTS, Catalog, Interactions
 from .explain import reasons
+from .features import CandidateFeatures, FeatureBuilder, UserContext, hold_out
 from .interest import InterestConfig, InterestModel
-from .ranker import FEATURES, FeatureBuilder, Ranker, UserContext
+from .persistence import FORMAT, ModelFormatError, load, read_meta, save
+from .ranker import KINDS, Ranker, validate
 
-FORMAT = 1
+__all__ = [
+    "FORMAT",
+    "ModelFormatError",
+    "Recommendation",
+    "RecommendationList",
+    "Recommender",
+    "RecommenderConfig",
+]
 
 
 @dataclass
@@ -82,6 +90,10 @@ class RecommendationList:
 
 
 class Recommender:
+    """``config`` holds every hyper-parameter; :meth:`fit` (or :meth:`from_pretrained`) sets
+    ``catalog``, ``log``, ``content``, ``interest``, ``features`` (the serving
+    :class:`CandidateFeatures`), ``ranker`` and ``info`` (the training report)."""
+
     def __init__(self, config: RecommenderConfig | None = None) -> None:
         self.config = config or RecommenderConfig()
         self.info: dict[str, Any] = {}
@@ -95,128 +107,91 @@ class Recommender:
         encoder: TextEncoder | None = None,
         content_vectors: np.ndarray | None = None,
     ) -> Recommender:
-        """Fit content, interest, collaborative models and the ranker on ``log``."""
+        """Fit content, interest, collaborative models and the ranker on ``log``.
+
+        ``encoder`` replaces the configured content encoder; ``content_vectors`` are the
+        catalogue's embeddings when already known (they skip encoding)."""
         cfg = self.config
         if len(log) == 0:
             raise DataError("no events to train on")
-        started, cpu_started = time.perf_counter(), time.process_time()
-        timings: dict[str, float] = {}
+        if cfg.ranker not in KINDS:
+            raise ValueError(f"unknown ranker kind {cfg.ranker!r} ({', '.join(KINDS)})")
+        clock = _Clock()
         self.catalog, self.log = catalog, log
-        rng = np.random.default_rng(cfg.seed)
-
-        tick = time.perf_counter()
-        self.content = None
-        if encoder is not None or cfg.encoder or content_vectors is not None:
-            enc = encoder or (load_encoder(cfg.encoder) if cfg.encoder else None)
-            self.content = ContentModel(enc).fit(catalog, content_vectors)  # type: ignore[arg-type]
-        timings["content"] = time.perf_counter() - tick
-
-        inner, users, targets = log.leave_last_out(min_history=2)
-        if len(users) > cfg.max_ranker_users:
-            pick = np.sort(rng.choice(len(users), cfg.max_ranker_users, replace=False))
-            users, targets = users[pick], targets[pick]
-        distinct = np.unique(targets)
-        n_cold = round(cfg.sim_cold_fraction * len(distinct))
-        sim_cold = rng.choice(distinct, n_cold, replace=False) if n_cold else np.zeros(0, np.int64)
-        inner = inner.subset(~np.isin(inner.item, sim_cold))
-
-        tick = time.perf_counter()
-        self.interest = None
-        self._work: Path | None = None
-        if cfg.interest is not None:
-            self._work = Path(tempfile.mkdtemp(prefix="aigc-rec-interest-"))
-            weakref.finalize(self, shutil.rmtree, self._work, True)  # save_pretrained copies it
-            self.interest = InterestModel(cfg.interest).fit(catalog, inner, self._work / "encoder")
-        timings["interest"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        builder = self._builder(inner)
-        hist, b = inner.histories(), inner.bounds()
-        ivecs = self._interest_vectors([hist[u] for u in users])
-        rows, labels, groups = [], [], []
-        for n, (u, target) in enumerate(zip(users, targets, strict=False)):
-            ctx = UserContext(
-                hist[u], inner.ts[b[u] : b[u + 1]], ivecs[n] if ivecs is not None else None
-            )
-            sig = builder.signals(ctx)
-            cand = builder.candidates(sig, cfg.n_candidates, exclude=hist[u])
-            if target not in cand:
-                continue
-            rows.append(builder.matrix(sig, cand))
-            labels.append(cand == target)
-            groups.append(np.full(len(cand), n))
-        timings["features"] = time.perf_counter() - tick
-        if len(rows) < 2:
-            raise DataError(
-                "too little history to train the ranker: need users with at least 3 events "
-                f"(found {len(users)} such users)"
-            )
-        x, y, g = np.concatenate(rows), np.concatenate(labels).astype(int), np.concatenate(groups)
-        tick = time.perf_counter()
-        self.ranker = Ranker(cfg.ranker, seed=cfg.seed).fit(x, y)
-        timings["ranker"] = time.perf_counter() - tick
-        recall = len(rows) / max(1, len(users))
-
-        tick = time.perf_counter()
-        self.builder = self._builder(log)
-        timings["collaborative"] = time.perf_counter() - tick
-        self._user_index = {name: u for u, name in enumerate(log.users)}
-        self._hist, self._bounds = log.histories(), log.bounds()
+        with clock("content"):
+            self.content = self._fit_content(catalog, encoder, content_vectors)
+        heldout = hold_out(
+            log, max_users=cfg.max_ranker_users, cold_fraction=cfg.sim_cold_fraction, seed=cfg.seed
+        )
+        with clock("interest"):
+            self.interest = self._fit_interest(catalog, heldout.inner)
+        with clock("features"):
+            rows = self._fit_features(heldout.inner).rows(heldout)
+        with clock("ranker"):
+            self.ranker = Ranker(cfg.ranker, seed=cfg.seed).fit(rows.x, rows.y)
+        with clock("collaborative"):  # serve with every event
+            self.features = self._fit_features(log)
+        self._index_users()
         self.info = {
-            "train_seconds": round(time.perf_counter() - started, 1),
-            "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
-            "timings": {k: round(v, 1) for k, v in timings.items()},
-            "ranker": self.ranker.fitted_kind,
-            "ranker_rows": len(y),
-            "ranker_users": len(rows),
-            "candidate_recall": round(recall, 4),
-            "simulated_cold_items": int(n_cold),
+            **clock.report(),
+            "ranker": self.ranker.kind_,
+            "ranker_rows": len(rows.y),
+            "ranker_users": rows.n_users,
+            "candidate_recall": round(rows.n_users / max(1, len(heldout.users)), 4),
+            "simulated_cold_items": len(heldout.simulated_cold),
             "interest_pairs": getattr(self.interest, "pairs_used", 0),
             "items": len(catalog),
             "users": log.n_users,
             "events": len(log),
         }
-        self.info["inner_validation"] = _ranker_validation(x, y, g, self.config)
+        self.info["inner_validation"] = validate(
+            self.ranker, rows.x, rows.y, rows.groups, seed=cfg.seed + 1
+        )
         return self
 
-    def _builder(self, log: Interactions) -> FeatureBuilder:
-        return FeatureBuilder(
-            ease=EASE(self.config.l2).fit(log),
-            transitions=Transitions(self.config.window).fit(log),
-            popularity=Popularity().fit(log),
-            content=self.content,
-            interest_V=self.interest.item_V if self.interest is not None else None,
-        )
-
-    def _interest_vectors(self, histories: list[np.ndarray]) -> np.ndarray | None:
-        if self.interest is None:
+    def _fit_content(
+        self, catalog: Catalog, encoder: TextEncoder | None, vectors: np.ndarray | None
+    ) -> ContentModel | None:
+        """Item text embeddings (None without an encoder)."""
+        if encoder is None and not self.config.encoder and vectors is None:
             return None
-        return self.interest.user_vectors(histories)
+        enc = encoder or (load_encoder(self.config.encoder) if self.config.encoder else None)
+        return ContentModel(enc).fit(catalog, vectors)  # type: ignore[arg-type]
+
+    def _fit_interest(self, catalog: Catalog, inner: Interactions) -> InterestModel | None:
+        """The two-tower interest model, tuned on the events the ranker does not predict."""
+        self._work: Path | None = None
+        if self.config.interest is None:
+            return None
+        self._work = Path(tempfile.mkdtemp(prefix="aigc-rec-interest-"))
+        weakref.finalize(self, shutil.rmtree, self._work, True)  # save_pretrained copies it
+        return InterestModel(self.config.interest).fit(catalog, inner, self._work / "encoder")
+
+    def _fit_features(self, log: Interactions) -> CandidateFeatures:
+        """Collaborative models on ``log`` beside the fitted text models."""
+        return self._new_features().fit(log, content=self.content, interest=self.interest)
+
+    def _new_features(self) -> CandidateFeatures:
+        cfg = self.config
+        return CandidateFeatures(l2=cfg.l2, window=cfg.window, n_candidates=cfg.n_candidates)
+
+    def _index_users(self) -> None:
+        self._user_index = {name: u for u, name in enumerate(self.log.users)}
+        self._hist, self._bounds = self.log.histories(), self.log.bounds()
+
+    @property
+    def builder(self) -> FeatureBuilder:
+        """The serving feature builder (its ``ease``, ``transitions``, ``popularity``...)."""
+        return self.features.builder_
 
     # ---------------------------------------------------------------- serving
-    def _context(
-        self, history: np.ndarray, times: np.ndarray, text: str | None = None
-    ) -> UserContext:
-        ivec = None
-        if self.interest is not None and len(history):
-            ivec = self.interest.user_vectors([history])[0]
-        tvec = None
-        if text:
-            if self.content is None:
-                raise DataError(
-                    "a free-text interest needs a content encoder (train with --encoder)"
-                )
-            tvec = self.content.encode([text])[0]
-        now = None if len(times) else float(self.builder.popularity.times[-1])
-        return UserContext(np.asarray(history, np.int64), np.asarray(times, float), ivec, tvec, now)
-
     def _score(
         self, ctx: UserContext, exclude: np.ndarray | None, only: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        sig = self.builder.signals(ctx)
-        cand = self.builder.candidates(sig, self.config.n_candidates, exclude=exclude, only=only)
+        sig = self.features.signals(ctx)
+        cand = self.features.candidates(sig, exclude=exclude, only=only)
         if len(ctx.history):
-            scores = self.ranker.score(self.builder.matrix(sig, cand))
+            scores = self.ranker.score(self.features.matrix(sig, cand))
             if ctx.text_vec is not None:  # reciprocal-rank fusion with the free-text match
                 scores = _rrf(scores, sig["text_query"][cand])
         else:
@@ -264,7 +239,7 @@ class Recommender:
         only: np.ndarray | None = None,
     ) -> np.ndarray:
         """Top-``k`` item indices for a history (the evaluation's entry point)."""
-        cand, scores, sig = self._score(self._context(history, times), exclude, only)
+        cand, scores, sig = self._score(self.features.context(history, times), exclude, only)
         return self._top_k(cand, scores, sig, k)[0]
 
     def user_events(self, user: str) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +290,7 @@ class Recommender:
                 for i in top
             ]
             return RecommendationList(user, items, f"{why}: showing popular items")
-        ctx = self._context(history, times, text)
+        ctx = self.features.context(history, times, text)
         cand, scores, sig = self._score(ctx, history if exclude_seen else None)
         out = []
         for i, s in zip(*self._top_k(cand, scores, sig, k), strict=True):
@@ -352,89 +327,23 @@ class Recommender:
 
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        b = self.builder
-        arrays: dict[str, Any] = {
-            **b.ease.state(),
-            **b.transitions.state(),
-            **b.popularity.state(),
-        }
-        np.savez(folder / "collaborative.npz", **arrays)
-        np.savez(
-            folder / "log.npz",
-            user=self.log.user,
-            item=self.log.item,
-            ts=self.log.ts,
-            weight=self.log.weight,
-        )
-        meta = {
-            "format": FORMAT,
-            "config": self.config.to_dict(),
-            "info": self.info,
-            "features": FEATURES,
-            "users": self.log.users,
-            "catalog": {
-                "ids": self.catalog.ids,
-                "titles": self.catalog.titles,
-                "descriptions": self.catalog.descriptions,
-                "tags": self.catalog.tags,
-            },
-        }
-        (folder / "recommender.json").write_text(json.dumps(meta, ensure_ascii=False))
-        with open(folder / "ranker.pkl", "wb") as fh:
-            pickle.dump(self.ranker, fh)
-        if self.content is not None:
-            self.content.save(folder)
-        if self.interest is not None:
-            self.interest.save(folder)
-            target = folder / "interest_encoder"
-            if self.interest.folder.resolve() != target.resolve():
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(self.interest.folder, target)
-        return folder
+        """Write every fitted part to ``folder`` (see :mod:`.persistence`)."""
+        return save(self, Path(folder))
 
     @classmethod
     def from_pretrained(
         cls, folder: str | Path, *, encoder: TextEncoder | None = None
     ) -> Recommender:
+        """A model written by :meth:`save_pretrained`; ``encoder`` replaces the saved
+        content encoder's name (the vectors are saved, only new texts need it)."""
         folder = Path(folder)
-        meta_file = folder / "recommender.json"
-        if not meta_file.is_file():
-            raise ModelNotFoundError(
-                f"{folder}: no trained recommender here; run `aigc recommend train`"
-            )
-        meta = json.loads(meta_file.read_text())
+        meta = read_meta(folder)
         model = cls(RecommenderConfig.from_dict(meta["config"]))
-        model.info = meta["info"]
-        c = meta["catalog"]
-        model.catalog = Catalog(c["ids"], c["titles"], c["descriptions"], c["tags"])
-        log = np.load(folder / "log.npz")
-        weight = log["weight"] if "weight" in log else np.ones(len(log["item"]), np.float32)
-        model.log = Interactions(
-            meta["users"], log["user"], log["item"], log["ts"], len(model.catalog), weight
+        state = load(model, folder, meta, encoder)
+        model.features = model._new_features().load_state(
+            state, content=model.content, interest=model.interest
         )
-        state = dict(np.load(folder / "collaborative.npz"))
-        with open(folder / "ranker.pkl", "rb") as fh:
-            model.ranker = pickle.load(fh)
-        model.content = None
-        if (folder / "content_vectors.npy").is_file():
-            enc = encoder or load_encoder(model.config.encoder or "hashing")
-            model.content = ContentModel.load(folder, enc)
-        model.interest = None
-        if model.config.interest is not None and (folder / "interest_vectors.npy").is_file():
-            model.interest = InterestModel.load(
-                folder, model.catalog, model.config.interest, folder / "interest_encoder"
-            )
-        model.builder = FeatureBuilder(
-            ease=EASE.from_state(state, model.config.l2),
-            transitions=Transitions.from_state(state, model.config.window),
-            popularity=Popularity.from_state(state),
-            content=model.content,
-            interest_V=model.interest.item_V if model.interest is not None else None,
-        )
-        model._user_index = {name: u for u, name in enumerate(model.log.users)}
-        model._hist, model._bounds = model.log.histories(), model.log.bounds()
+        model._index_users()
         return model
 
 
@@ -444,30 +353,22 @@ def _rrf(a: np.ndarray, b: np.ndarray, k: float = 20.0) -> np.ndarray:
     return 1.0 / (k + ra) + 1.0 / (k + rb)
 
 
-def _ranker_validation(
-    x: np.ndarray, y: np.ndarray, g: np.ndarray, cfg: RecommenderConfig
-) -> dict[str, Any]:
-    """HR@10 on 20% of held-out users for a ranker fitted on the other 80%, beside single signals.
+class _Clock:
+    """Wall time of each named training step, and of the whole fit."""
 
-    Measured among the candidates of users whose held-out item is a candidate."""
-    groups = np.unique(g)
-    if len(groups) < 20:
-        return {}
-    rng = np.random.default_rng(cfg.seed + 1)
-    val = np.isin(g, rng.choice(groups, len(groups) // 5, replace=False))
-    if y[~val].sum() == 0 or y[val].sum() == 0:
-        return {}
-    model = Ranker(cfg.ranker, seed=cfg.seed).fit(x[~val], y[~val])
-    pred = model.score(x[val])
-    out: dict[str, Any] = {"users": len(np.unique(g[val]))}
-    for name, s in [("ranker", pred)] + [
-        (f, x[val][:, FEATURES.index(f)])
-        for f in ("ease", "ease_recent", "trans_last3", "interest", "content_profile")
-    ]:
-        hits = 0
-        for grp in np.unique(g[val]):
-            m = g[val] == grp
-            top = np.argsort(-s[m], kind="stable")[:10]
-            hits += int(y[val][m][top].any())
-        out[f"hr@10_{name}"] = round(hits / out["users"], 4)
-    return out
+    def __init__(self) -> None:
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        tick = time.perf_counter()
+        yield
+        self.timings[step] = time.perf_counter() - tick
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "train_seconds": round(time.perf_counter() - self.started, 1),
+            "train_cpu_seconds": round(time.process_time() - self.cpu_started, 1),
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+        }

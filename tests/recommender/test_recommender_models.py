@@ -1,4 +1,5 @@
-"""Metrics against hand-computed values, the collaborative models and the ranker."""
+"""Metrics against hand-computed values, the collaborative models, features and the ranker
+(the tree export and the scikit-learn conventions: test_recommender_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from apps.recommender.collaborative import EASE, Popularity, Transitions
 from apps.recommender.content import ContentModel, HashingEncoder
 from apps.recommender.dataset import Catalog, Interactions
 from apps.recommender.evaluation import cold_split, coverage, hit_rate, metrics, ndcg
-from apps.recommender.ranker import FEATURES, FeatureBuilder, Ranker, UserContext
+from apps.recommender.features import FEATURES, FeatureBuilder, UserContext
+from apps.recommender.ranker import Ranker
 
 
 def log_of(events: list[tuple[str, int, float]], n_items: int) -> Interactions:
@@ -88,14 +90,6 @@ def test_ranker_learns_the_known_order() -> None:
         ranker = Ranker(kind).fit(np.concatenate(xs), np.concatenate(ys))
         test = rng.normal(size=(30, len(FEATURES))).astype(np.float32)
         assert int(np.argmax(ranker.score(test))) == int(np.argmax(test[:, col])), kind
-
-
-def test_compiled_trees_equal_sklearn() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(1000, len(FEATURES))).astype(np.float32)
-    y = (x[:, 0] + 0.5 * x[:, 3] + rng.normal(scale=0.5, size=1000) > 1.5).astype(int)
-    ranker = Ranker("hgb").fit(x, y)
-    assert np.allclose(ranker.score(x[:200]), ranker.model._raw_predict(x[:200]).ravel())
 
 
 def test_candidates_include_a_cold_item_found_by_text() -> None:
