@@ -7,8 +7,9 @@ use, so ``import aigc_apps`` and the ``aigc`` CLI start fast.
 from __future__ import annotations
 
 import warnings
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aigc_apps.lazy import lazy_exports
 
 # peft reads transformers' deprecated ``is_gradient_checkpointing`` on every wrap; the
 # warning is about library internals that users cannot act on.
@@ -103,17 +104,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aigc_apps' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

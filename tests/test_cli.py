@@ -108,3 +108,22 @@ def test_finetune_generate_and_adapters_commands(
     assert code == 0 and not out_dir.exists()
     code, _, err = run(["models", "show", "faq"], capsys)
     assert code == 1 and "faq" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["recommend", "for-user", "u14", "-k", "abc"],
+        ["recommend", "no-such-command"],
+        ["--no-such-option"],
+        ["support", "ask"],
+        ["finetune"],
+    ],
+)
+def test_usage_errors_are_one_line_not_a_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("Error:")]

@@ -62,6 +62,21 @@ def mount_apps(root: typer.Typer = app) -> list[str]:
     return mounted
 
 
+def _errors(name: str) -> tuple[type[BaseException], ...]:
+    """click's exception class ``name`` and typer's own (typer >= 0.29 vendors click, and
+    raises ``typer.Exit``/``typer.Abort`` and its copy's usage errors, not click's)."""
+    found: list[type[BaseException]] = [getattr(click.exceptions, name)]
+    if hasattr(typer, name):
+        found.append(getattr(typer, name))
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        vendored = None
+    if hasattr(vendored, name):
+        found.append(getattr(vendored, name))
+    return tuple(dict.fromkeys(found))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning user errors into one line."""
     # Our own rich progress bars report training; library download/load bars are noise here.
@@ -74,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     except AigcError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except _errors("Exit") as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _errors("ClickException") as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _errors("Abort"):
         err_console.print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:

@@ -10,23 +10,6 @@ import typer
 from aigc_apps.console import JsonOpt, console, err_console, print_json
 
 
-def models(json_output: JsonOpt = False) -> None:
-    """List the model aliases and whether each is available on this machine."""
-    from rich.table import Table
-
-    from aigc_apps.models import available_models
-
-    infos = available_models()
-    if json_output:
-        print_json([info.__dict__ for info in infos])
-        return
-    table = Table("alias", "kind", "available", "location / how to get it")
-    for info in infos:
-        where = str(info.location) if info.available else info.hint
-        table.add_row(info.name, info.kind, "yes" if info.available else "no", where)
-    console.print(table)
-
-
 def finetune(
     data: Annotated[Path, typer.Option(help="Training data: CSV, TSV, JSONL or JSON.")],
     out: Annotated[Path, typer.Option(help="Folder for the adapter (a standard PEFT folder).")],
@@ -169,7 +152,6 @@ def demo(
 
 
 def register_core_commands(app: typer.Typer) -> None:
-    app.command()(models)
     app.command()(finetune)
     app.command()(generate)
     app.command()(demo)

@@ -7,18 +7,44 @@
 CLI: ``aigc recommend ingest | train | for-user | similar | eval``.
 """
 
-from .collaborative import EASE, Popularity, Transitions
-from .content import ContentModel, HashingEncoder
-from .dataset import Catalog, Interactions, load_from_store
-from .evaluation import coverage, hit_rate, ndcg, run_evaluation
-from .ingest import EventColumns, IngestReport, ItemColumns, ingest
-from .interest import InterestConfig, InterestModel
-from .ranker import FeatureBuilder, Ranker
-from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
-from .store import open_db
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aigc_apps.lazy import lazy_exports
+
+_EXPORTS = {
+    "EASE": ".collaborative",
+    "Popularity": ".collaborative",
+    "Transitions": ".collaborative",
+    "ContentModel": ".content",
+    "HashingEncoder": ".content",
+    "Catalog": ".dataset",
+    "Interactions": ".dataset",
+    "load_from_store": ".dataset",
+    "coverage": ".evaluation",
+    "hit_rate": ".evaluation",
+    "ndcg": ".evaluation",
+    "run_evaluation": ".evaluation",
+    "EventColumns": ".ingest",
+    "IngestReport": ".ingest",
+    "ItemColumns": ".ingest",
+    "ingest": ".ingest",
+    "InterestConfig": ".interest",
+    "InterestModel": ".interest",
+    "FeatureBuilder": ".features",
+    "CandidateFeatures": ".features",
+    "Ranker": ".ranker",
+    "Recommendation": ".recommender",
+    "RecommendationList": ".recommender",
+    "Recommender": ".recommender",
+    "RecommenderConfig": ".recommender",
+    "open_db": ".store",
+}
 
 __all__ = [
     "EASE",
+    "CandidateFeatures",
     "Catalog",
     "ContentModel",
     "EventColumns",
@@ -44,3 +70,17 @@ __all__ = [
     "open_db",
     "run_evaluation",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .collaborative import EASE, Popularity, Transitions
+    from .content import ContentModel, HashingEncoder
+    from .dataset import Catalog, Interactions, load_from_store
+    from .evaluation import coverage, hit_rate, ndcg, run_evaluation
+    from .features import CandidateFeatures, FeatureBuilder
+    from .ingest import EventColumns, IngestReport, ItemColumns, ingest
+    from .interest import InterestConfig, InterestModel
+    from .ranker import Ranker
+    from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
+    from .store import open_db

@@ -6,19 +6,33 @@
 >>> bot.ask("Where is my order?").answer            # doctest: +SKIP
 """
 
-from .bot import HANDOFF_REPLY, BotReply, Decision, SupportBot
-from .calibration import Calibration, calibrate
-from .chunking import Chunk, chunk_text
-from .evaluation import EvalReport, evaluate
-from .ingest import (
-    SourceItems,
-    load_dialogues,
-    load_document,
-    load_templates,
-    templates_from_records,
-)
-from .pii import mask_pii
-from .retrieval import IngestReport, KnowledgeIndex, RetrievalConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aigc_apps.lazy import lazy_exports
+
+_EXPORTS = {
+    "HANDOFF_REPLY": ".bot",
+    "BotReply": ".bot",
+    "Decision": ".bot",
+    "SupportBot": ".bot",
+    "Calibration": ".calibration",
+    "calibrate": ".calibration",
+    "Chunk": ".chunking",
+    "chunk_text": ".chunking",
+    "EvalReport": ".evaluation",
+    "evaluate": ".evaluation",
+    "SourceItems": ".ingest",
+    "load_dialogues": ".ingest",
+    "load_document": ".ingest",
+    "load_templates": ".ingest",
+    "templates_from_records": ".ingest",
+    "mask_pii": ".pii",
+    "IngestReport": ".retrieval",
+    "KnowledgeIndex": ".retrieval",
+    "RetrievalConfig": ".retrieval",
+}
 
 __all__ = [
     "HANDOFF_REPLY",
@@ -41,3 +55,20 @@ __all__ = [
     "mask_pii",
     "templates_from_records",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .bot import HANDOFF_REPLY, BotReply, Decision, SupportBot
+    from .calibration import Calibration, calibrate
+    from .chunking import Chunk, chunk_text
+    from .evaluation import EvalReport, evaluate
+    from .ingest import (
+        SourceItems,
+        load_dialogues,
+        load_document,
+        load_templates,
+        templates_from_records,
+    )
+    from .pii import mask_pii
+    from .retrieval import IngestReport, KnowledgeIndex, RetrievalConfig
