@@ -46,6 +46,7 @@ _EXPORTS = {
     "load_tokenizer": "aigc_apps.models",
     "load_causal_lm": "aigc_apps.models",
     "available_models": "aigc_apps.models",
+    "model_kind": "aigc_apps.models",
     "Generator": "aigc_apps.generation",
     "GenerationConfig": "aigc_apps.generation",
     # fine-tuning
@@ -93,6 +94,7 @@ __all__ = [
     "load_causal_lm",
     "load_tokenizer",
     "merge_adapter",
+    "model_kind",
     "parse_timestamp",
     "read_records",
     "resolve_model",
@@ -141,6 +143,7 @@ if TYPE_CHECKING:
         available_models,
         load_causal_lm,
         load_tokenizer,
+        model_kind,
         resolve_model,
         select_device,
         select_dtype,

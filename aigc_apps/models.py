@@ -249,6 +249,45 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
+def model_kind(name: str | Path) -> ModelKind:
+    """Whether ``name`` is a generator (``causal-lm``) or an ``encoder``, from its config.
+
+    Aliases know their kind; a LoRA folder has its base's kind; anything else is read from
+    its ``config.json`` (the architectures it was saved with, else its model type), never
+    guessed from the name.
+    """
+    alias = MODEL_ALIASES.get(str(name))
+    if alias is not None:
+        return alias.kind
+    folder = Path(name).expanduser()
+    adapter_config = folder / "adapter_config.json"
+    if adapter_config.is_file():
+        try:
+            base = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise AdapterError(f"{adapter_config}: unreadable ({exc})") from None
+        return model_kind(base)
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(str(name)))
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"model {str(name)!r}: {_first_line(exc)}") from None
+    generative = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures:
+        return "causal-lm" if any(a.endswith(generative) for a in architectures) else "encoder"
+    decoder_only = (
+        config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+    return "causal-lm" if decoder_only or getattr(config, "is_decoder", False) else "encoder"
+
+
 def available_models() -> list[ModelInfo]:
     """Each alias with whether it can be loaded here, where from, or how to install it."""
     infos = []

@@ -330,3 +330,25 @@ def test_bundled_smollm2_converts_once_and_matches_gguf(
         expected = reference.generate(**ids, max_new_tokens=20, do_sample=False)
         got = model.generate(**ids, max_new_tokens=20, do_sample=False)
     assert torch.equal(expected, got)
+
+
+def test_model_kind_comes_from_the_config_not_the_name(
+    tiny_llm_dir: Path, tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    from aigc_apps.models import model_kind
+
+    assert model_kind("smollm2-135m-instruct") == "causal-lm"
+    assert model_kind("minilm-l6") == "encoder"
+    # folder names that lie about what is inside
+    decoder = tmp_path / "minilm-lookalike"
+    encoder = tmp_path / "smollm-lookalike"
+    shutil.copytree(tiny_llm_dir, decoder)
+    shutil.copytree(tiny_encoder_dir, encoder)
+    assert model_kind(decoder) == "causal-lm"
+    assert model_kind(encoder) == "encoder"
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(encoder)})
+    )
+    assert model_kind(adapter) == "encoder"
