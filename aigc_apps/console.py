@@ -13,6 +13,25 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report instead of a table.")]
+# LoRA knobs: one spelling on every command; None takes the task's default (LORA_DEFAULTS).
+LoraROpt = Annotated[
+    int | None, typer.Option("--lora-r", min=1, help="LoRA rank (default: the task's).")
+]
+LoraAlphaOpt = Annotated[
+    int | None,
+    typer.Option("--lora-alpha", min=1, help="LoRA scale numerator (default: 2 x rank)."),
+]
+LoraDropoutOpt = Annotated[
+    float | None,
+    typer.Option("--lora-dropout", min=0.0, max=0.99, help="LoRA dropout (default: the task's)."),
+]
+TargetModulesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target-modules",
+        help="Comma-separated layer names to adapt, or 'all-linear' (default: the model's).",
+    ),
+]
 DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: this app's database in the workspace)."),

@@ -34,7 +34,7 @@ def trained_text(tokenizer, example: dict) -> str:
 
 
 def test_config_round_trip(tmp_path: Path) -> None:
-    cfg = LoraTrainingConfig(base="x", task="classify", r=4, target_modules="query, value")
+    cfg = LoraTrainingConfig(base="x", task="classify", lora_r=4, target_modules="query, value")
     assert cfg.target_modules == ["query", "value"]
     cfg.save_pretrained(tmp_path)
     again = LoraTrainingConfig.from_pretrained(tmp_path)
@@ -231,3 +231,21 @@ def test_rows_without_label_are_skipped_and_counted(tmp_path: Path) -> None:
     assert len(in_memory.skipped) == 1 and in_memory.data_hash
     with pytest.raises(DataError, match="missing column 'label'"):
         ds.load_records([{"text": "a"}], LoraTrainingConfig(task="classify"))
+
+
+def test_lora_knobs_have_one_spelling_and_one_default_per_task() -> None:
+    from aigc_apps.finetune.config import LORA_DEFAULTS
+
+    sft = LoraTrainingConfig(base="x", task="sft")
+    clf = LoraTrainingConfig(base="x", task="classify")
+    assert (sft.lora_r, sft.lora_alpha, sft.lora_dropout) == (8, 16, 0.05)
+    assert (clf.lora_r, clf.lora_alpha, clf.lora_dropout) == (16, 32, 0.1)
+    assert LORA_DEFAULTS["classify"]["lora_r"] == clf.lora_r
+    with pytest.warns(FutureWarning, match="use lora_r"):
+        old = LoraTrainingConfig(base="x", r=4, alpha=8)  # 0.1.0 spelling still works
+    assert (old.lora_r, old.lora_alpha) == (4, 8)
+    # configs saved by 0.1.0 load with the new names
+    saved = LoraTrainingConfig.from_dict({"base": "x", "task": "sft", "r": 32, "dropout": 0.2})
+    assert (saved.lora_r, saved.lora_dropout) == (32, 0.2)
+    with pytest.raises(AigcError, match="lora_dropout"):
+        LoraTrainingConfig(base="x", lora_dropout=1.5)

@@ -76,7 +76,7 @@ def test_sft_loss_falls_and_folder_is_complete(sft_run) -> None:
     }
     assert not (out / "checkpoints").exists()  # removed after a finished run
     info = json.loads((out / "aigc_training.json").read_text())
-    assert info["task"] == "sft" and info["config"]["r"] == 8
+    assert info["task"] == "sft" and info["config"]["lora_r"] == 8
     assert info["train_tokens"] == result.train_tokens and len(info["data_hash"]) == 64
     assert info["metrics"]["train_loss"] == pytest.approx(losses[-1])
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folders

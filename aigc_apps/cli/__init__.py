@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
 from importlib.metadata import entry_points
+from importlib.util import find_spec
+from typing import Any
 
 import click
 import typer
@@ -62,18 +65,14 @@ def mount_apps(root: typer.Typer = app) -> list[str]:
     return mounted
 
 
-def _errors(name: str) -> tuple[type[BaseException], ...]:
+def _errors(name: str) -> tuple[type[Any], ...]:
     """click's exception class ``name`` and typer's own (typer >= 0.29 vendors click, and
     raises ``typer.Exit``/``typer.Abort`` and its copy's usage errors, not click's)."""
-    found: list[type[BaseException]] = [getattr(click.exceptions, name)]
-    if hasattr(typer, name):
-        found.append(getattr(typer, name))
-    try:
-        from typer._click import exceptions as vendored
-    except ImportError:
-        vendored = None
-    if hasattr(vendored, name):
-        found.append(getattr(vendored, name))
+    found: list[type[Any]] = [getattr(click.exceptions, name)]
+    vendored = import_module("typer._click.exceptions") if find_spec("typer._click") else None
+    for module in (typer, vendored):
+        if hasattr(module, name):
+            found.append(getattr(module, name))
     return tuple(dict.fromkeys(found))
 
 

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from aigc_apps.console import JsonOpt, console, err_console, print_json
+from aigc_apps.console import (
+    JsonOpt,
+    LoraAlphaOpt,
+    LoraDropoutOpt,
+    LoraROpt,
+    TargetModulesOpt,
+    console,
+    err_console,
+    print_json,
+)
 
 
 def finetune(
@@ -27,7 +36,10 @@ def finetune(
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
     batch_size: Annotated[int, typer.Option(help="Examples per device per step.")] = 8,
     max_length: Annotated[int, typer.Option(help="Truncate examples to this many tokens.")] = 512,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    lora_r: LoraROpt = None,
+    lora_alpha: LoraAlphaOpt = None,
+    lora_dropout: LoraDropoutOpt = None,
+    target_modules: TargetModulesOpt = None,
     eval_fraction: Annotated[
         float, typer.Option(help="Share of data held out for evaluation when no --eval-data.")
     ] = 0.1,
@@ -55,7 +67,10 @@ def finetune(
     config = LoraTrainingConfig(
         base=base,
         task=task,
-        r=lora_r,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=target_modules,  # type: ignore[arg-type]  # split by the config
         epochs=epochs,
         max_steps=max_steps,
         learning_rate=learning_rate,

@@ -7,7 +7,8 @@ can be reproduced from the ``aigc_training.json`` it wrote.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,16 @@ from aigc_apps.errors import AigcError
 
 CONFIG_NAME = "aigc_lora_config.json"
 TASKS = ("sft", "classify")
+
+# One LoRA shape per task, used by every command and app unless the user sets one.
+# sft: the usual small adapter on attention (PEFT's examples); classify: twice the rank and
+# more dropout, since the new classification head learns from few labelled rows.
+LORA_DEFAULTS: dict[str, dict[str, float]] = {
+    "sft": {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05},
+    "classify": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1},
+}
+# 0.1.0 spellings, still read from saved configs and accepted (with a warning) as arguments.
+_RENAMED = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout"}
 
 # LoRA targets per architecture; unknown types fall back to PEFT's own table.
 _TARGETS: dict[str, list[str]] = {
@@ -40,15 +51,16 @@ class LoraTrainingConfig:
     ``task="sft"`` tunes a causal LM on prompt/response or chat-message records (loss on the
     answers only); ``task="classify"`` tunes a sequence-classification head plus LoRA.
     ``max_steps > 0`` overrides ``epochs``. ``class_weight="balanced"`` reweights the loss
-    for imbalanced label sets.
+    for imbalanced label sets. ``lora_r``, ``lora_alpha`` and ``lora_dropout`` left at None
+    take the task's default from :data:`LORA_DEFAULTS`.
     """
 
     base: str = "smollm2-135m-instruct"
     task: str = "sft"
     name: str | None = None
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
     target_modules: list[str] | None = None
     epochs: float = 1.0
     max_steps: int = -1
@@ -71,14 +83,35 @@ class LoraTrainingConfig:
     logging_steps: int = 10
     load_in_4bit: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    r: InitVar[int | None] = None  # deprecated spelling of lora_r
+    alpha: InitVar[int | None] = None  # deprecated spelling of lora_alpha
+    dropout: InitVar[float | None] = None  # deprecated spelling of lora_dropout
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, r: int | None, alpha: int | None, dropout: float | None) -> None:
         if self.task not in TASKS:
             raise AigcError(f"unknown task {self.task!r} (use 'sft' or 'classify')")
+        for old, value in (("r", r), ("alpha", alpha), ("dropout", dropout)):
+            if value is not None:
+                warnings.warn(
+                    f"LoraTrainingConfig({old}=...) is deprecated; use {_RENAMED[old]}=",
+                    FutureWarning,
+                    stacklevel=3,
+                )
+                if getattr(self, _RENAMED[old]) is None:
+                    setattr(self, _RENAMED[old], value)
+        defaults = LORA_DEFAULTS[self.task]
+        if self.lora_r is None:
+            self.lora_r = int(defaults["lora_r"])
+        if self.lora_alpha is None:
+            self.lora_alpha = int(defaults["lora_alpha"])
+        if self.lora_dropout is None:
+            self.lora_dropout = float(defaults["lora_dropout"])
         if self.class_weight not in (None, "balanced"):
             raise AigcError(f"unknown class_weight {self.class_weight!r} (use 'balanced')")
-        if self.r <= 0 or self.batch_size <= 0 or self.grad_accum <= 0 or self.max_length <= 8:
-            raise AigcError("r, batch_size and grad_accum must be positive, max_length > 8")
+        if self.lora_r <= 0 or self.batch_size <= 0 or self.grad_accum <= 0 or self.max_length <= 8:
+            raise AigcError("lora_r, batch_size and grad_accum must be positive, max_length > 8")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise AigcError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise AigcError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if isinstance(self.target_modules, str):
@@ -90,6 +123,7 @@ class LoraTrainingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoraTrainingConfig:
         """Build from a dict; unknown keys land in ``extra`` so older files still load."""
+        data = {_RENAMED.get(k, k): v for k, v in data.items()}
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         unknown = {k: v for k, v in data.items() if k not in known}

@@ -219,9 +219,9 @@ class LoraTrainer:
         if cfg.load_in_4bit:
             model = prepare_model_for_kbit_training(model)
         lora = LoraConfig(
-            r=cfg.r,
-            lora_alpha=cfg.alpha,
-            lora_dropout=cfg.dropout,
+            r=int(cfg.lora_r or 0),
+            lora_alpha=int(cfg.lora_alpha or 0),
+            lora_dropout=float(cfg.lora_dropout or 0.0),
             target_modules=cfg.resolve_target_modules(model.config.model_type),
             task_type=task_type,
             modules_to_save=modules_to_save,
