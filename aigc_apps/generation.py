@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aigc_apps.errors import AigcError
-from aigc_apps.models import load_causal_lm
+from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
+from aigc_apps.models import load_causal_lm, model_kind, resolve_model
 from aigc_apps.settings import get_settings
 
 if TYPE_CHECKING:
@@ -125,8 +125,18 @@ class Generator:
         load_in_4bit: bool = False,
         config: GenerationConfig | None = None,
     ) -> Generator:
-        """Load ``model`` (alias, folder or id; default ``Settings.default_llm``)."""
-        name = model or get_settings().default_llm
+        """Load ``model`` (alias, folder or id; default ``Settings.default_llm``).
+
+        An ``adapter`` brings its own base model: ``model`` may be left out, and naming
+        another base is an error rather than a silently mismatched pair.
+        """
+        name = _base_for(model, adapter) if adapter is not None else None
+        name = name or model or get_settings().default_llm
+        if model_kind(name) != "causal-lm":
+            raise ModelNotFoundError(
+                f"model '{name}' is an encoder, not a text generator: use a causal LM "
+                "(see `aigc models bases`)"
+            )
         lm, tokenizer = load_causal_lm(
             name, adapter=adapter, device=device, load_in_4bit=load_in_4bit
         )
@@ -297,3 +307,23 @@ class Generator:
         rest = cut_at_stop(text, config.stop)[emitted:]
         if rest:
             yield rest
+
+
+def _base_for(model: str | None, adapter: str | Path) -> str:
+    """The base model an SFT adapter was trained on; ``model``, if given, must be the same."""
+    from aigc_apps.finetune.merge import open_adapter
+
+    folder = open_adapter(adapter)
+    if folder.base_path is None:
+        raise AdapterError(f"'{adapter}' is a full (merged) model: pass it as the model")
+    if folder.task != "sft":
+        raise AdapterError(f"adapter '{adapter}' is a {folder.task} adapter, not a generator's")
+    if model is not None and str(Path(resolve_model(model)).resolve()) != str(
+        Path(folder.base_path).resolve()
+    ):
+        trained_on = folder.info.get("base_model") or folder.base_path
+        raise AdapterError(
+            f"adapter '{adapter}' was trained on '{trained_on}', not '{model}': drop the "
+            "model option (the adapter brings its base)"
+        )
+    return folder.base_path

@@ -127,3 +127,9 @@ def test_usage_errors_are_one_line_not_a_traceback(
     assert code == 2
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith("Error:")]
+
+
+def test_generate_refuses_an_encoder(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["generate", "--model", "minilm-l6", "hello"], capsys)
+    assert code == 1 and "is an encoder, not a text generator" in err
+    assert "Traceback" not in err

@@ -153,3 +153,27 @@ def test_from_pretrained_with_corrupt_adapter(tiny_llm_dir: Path, tmp_path: Path
     (bad / "adapter_config.json").write_text("[")
     with pytest.raises(AdapterError, match="adapter config"):
         Generator.from_pretrained(str(tiny_llm_dir), adapter=str(bad))
+
+
+def test_an_adapter_brings_its_base_and_a_conflicting_model_is_refused(
+    tiny_llm_dir: Path, tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
+
+    rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(8)]
+    config = LoraTrainingConfig(base=str(tiny_llm_dir), max_steps=1, batch_size=4,
+                                max_length=32, eval_fraction=0.0)
+    adapter = LoraTrainer(config, progress=False, register=False).fit(rows, tmp_path / "a")
+    alone = Generator.from_pretrained(adapter=adapter.adapter_dir, device="cpu")
+    same = Generator.from_pretrained(str(tiny_llm_dir), adapter=adapter.adapter_dir, device="cpu")
+    assert alone.generate("q1", GenerationConfig(max_new_tokens=4)) == same.generate(
+        "q1", GenerationConfig(max_new_tokens=4))
+
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_llm_dir, other)
+    with pytest.raises(AdapterError, match="was trained on"):
+        Generator.from_pretrained(str(other), adapter=adapter.adapter_dir)
+    with pytest.raises(AigcError, match="is an encoder, not a text generator"):
+        Generator.from_pretrained(str(tiny_encoder_dir))

@@ -23,8 +23,12 @@ def finetune(
     data: Annotated[Path, typer.Option(help="Training data: CSV, TSV, JSONL or JSON.")],
     out: Annotated[Path, typer.Option(help="Folder for the adapter (a standard PEFT folder).")],
     base: Annotated[
-        str, typer.Option(help="Base model: alias, local folder or Hugging Face id.")
-    ] = "smollm2-135m-instruct",
+        str | None,
+        typer.Option(
+            help="Base model: alias, local folder or Hugging Face id (default: AIGC_LLM for "
+            "sft, AIGC_ENCODER for classify)."
+        ),
+    ] = None,
     task: Annotated[
         str, typer.Option(help="sft (prompt/response or chat messages) or classify (text/label).")
     ] = "sft",
@@ -63,9 +67,11 @@ def finetune(
 ) -> None:
     """Fine-tune a LoRA adapter on your data and register it."""
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
+    from aigc_apps.settings import get_settings
 
+    settings = get_settings()
     config = LoraTrainingConfig(
-        base=base,
+        base=base or (settings.default_encoder if task == "classify" else settings.default_llm),
         task=task,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
@@ -110,8 +116,12 @@ def finetune(
 def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt (sent as a user chat message).")],
     model: Annotated[
-        str, typer.Option(help="Base model: alias, local folder or Hugging Face id.")
-    ] = "smollm2-135m-instruct",
+        str | None,
+        typer.Option(
+            help="Base model: alias, local folder or Hugging Face id (default: the adapter's "
+            "base, else AIGC_LLM)."
+        ),
+    ] = None,
     adapter: Annotated[
         str | None, typer.Option(help="LoRA adapter folder or registered adapter name.")
     ] = None,
@@ -146,9 +156,9 @@ def _adapter_path(name_or_path: str) -> str:
     """A folder path as given, else the path of a registered adapter of that name."""
     if Path(name_or_path).exists():
         return name_or_path
-    from aigc_apps.finetune import AdapterRegistry
+    from aigc_apps.registry import ModelRegistry
 
-    return str(AdapterRegistry().get(name_or_path).path)
+    return str(ModelRegistry().get(name_or_path).path)
 
 
 def demo(

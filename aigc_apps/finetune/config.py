@@ -55,7 +55,7 @@ class LoraTrainingConfig:
     take the task's default from :data:`LORA_DEFAULTS`.
     """
 
-    base: str = "smollm2-135m-instruct"
+    base: str = ""  # empty: AIGC_LLM for sft, AIGC_ENCODER for classify
     task: str = "sft"
     name: str | None = None
     lora_r: int | None = None
@@ -99,6 +99,12 @@ class LoraTrainingConfig:
                 )
                 if getattr(self, _RENAMED[old]) is None:
                     setattr(self, _RENAMED[old], value)
+        if not self.base:
+            from aigc_apps.settings import get_settings
+
+            settings = get_settings()
+            classify = self.task == "classify"
+            self.base = settings.default_encoder if classify else settings.default_llm
         defaults = LORA_DEFAULTS[self.task]
         if self.lora_r is None:
             self.lora_r = int(defaults["lora_r"])
