@@ -1,15 +1,23 @@
-"""Reading user data files (CSV, JSONL, JSON) with errors that point at the row.
+"""Reading user data (CSV, TSV, JSONL, JSON files and streams) with one policy for every app.
 
-Real company exports are untidy. A file that cannot be read at all raises
-:class:`~aigc_apps.errors.DataError`; individual bad rows are skipped, counted and reported
-in :class:`ReadResult.skipped` so that a caller can decide whether the rest is usable.
+Real company exports are untidy. A file that cannot be read at all (missing, a folder,
+empty, binary, no header, a required column absent) raises
+:class:`~aigc_apps.errors.DataError`; a bad row is skipped, counted and reported in
+:class:`ReadResult.skipped` with its line number, and never takes other rows with it:
+
+- bytes that are not UTF-8, a NUL byte or a lone surrogate spoil only their row;
+- lines may end in ``\n``, ``\r\n`` or a bare ``\r``;
+- a CSV quote opens a quoted field only at the start of a field (``5" display`` is text),
+  and quoted fields may span lines;
+- a field may be as long as :data:`MAX_FIELD_CHARS`; apps truncate long texts themselves.
+
+:class:`RowParser` applies this line by line, so a live stream (``--follow``) and a file
+are read alike.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,19 +26,39 @@ from pathlib import Path
 from typing import Any
 
 from aigc_apps.errors import DataError
+from aigc_apps.rowparser import (
+    MAX_FIELD_CHARS,
+    Row,
+    RowParser,
+    Skip,
+    looks_binary,
+    parse_lines,
+    sniff_format,
+    split_lines,
+    text_problem,
+)
+
+__all__ = [
+    "MAX_FIELD_CHARS",
+    "ReadResult",
+    "Row",
+    "RowParser",
+    "Skip",
+    "check_records",
+    "content_hash",
+    "detect_format",
+    "file_hash",
+    "looks_binary",
+    "parse_lines",
+    "parse_rows",
+    "parse_timestamp",
+    "read_records",
+    "sniff_format",
+    "split_lines",
+    "text_problem",
+]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A row left out, with its 1-based line/row number and the reason."""
-
-    row: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}: {self.reason}"
 
 
 @dataclass
@@ -64,57 +92,70 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     return found
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    if looks_binary(raw):
+        raise DataError(f"{path}: looks like a binary file, not text")
+    return raw
+
+
+def _read_json_document(raw: bytes, source: str) -> list[tuple[int, Any]]:
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: text is not valid UTF-8") from None
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
-    return text
+        raise DataError(f"{source}: line {line}: text is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{source}: invalid JSON at line {exc.lineno} ({exc.msg})") from None
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list)), [data])
+    if not isinstance(data, list):
+        raise DataError(f"{source}: expected a JSON list of records")
+    return list(enumerate(data, start=1))
 
 
-def parse_rows(
-    text: str, fmt: str, source: str = "<input>"
-) -> tuple[list[tuple[int, Any]], list[Skip]]:
-    """Split ``text`` into ``(row_number, row)`` pairs; undecodable rows become skips."""
-    rows: list[tuple[int, Any]] = []
-    skipped: list[Skip] = []
-    if fmt in ("csv", "tsv"):
-        reader = csv.DictReader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
-        if not reader.fieldnames:
-            raise DataError(f"{source}: no header row")
-        for row in reader:
-            line = reader.line_num
-            if None in row:  # more cells than header columns
-                skipped.append(Skip(line, "more cells than header columns"))
-                continue
-            rows.append((line, {k: v for k, v in row.items() if k is not None}))
-    elif fmt == "jsonl":
-        for line_no, raw_line in enumerate(text.splitlines(), start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                rows.append((line_no, json.loads(raw_line)))
-            except json.JSONDecodeError as exc:
-                skipped.append(Skip(line_no, f"invalid JSON ({exc.msg})"))
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{source}: invalid JSON at line {exc.lineno} ({exc.msg})") from None
-        if isinstance(data, dict):
-            data = next((v for v in data.values() if isinstance(v, list)), [data])
-        if not isinstance(data, list):
-            raise DataError(f"{source}: expected a JSON list of records")
-        rows = list(enumerate(data, start=1))
-    return rows, skipped
+def check_records(
+    records: Sequence[Any],
+    required: Sequence[str] = (),
+    source: str = "<records>",
+    *,
+    lines: Sequence[tuple[int, Any]] | None = None,
+) -> ReadResult:
+    """The row checks of :func:`read_records`, for records already in memory.
+
+    ``lines`` gives each record's line number in its file (default: its position).
+    """
+    result = ReadResult(path=Path(source))
+    dicts = [r for r in records if isinstance(r, dict)]
+    columns = set().union(*(r.keys() for r in dicts)) if dicts else set()
+    missing = [c for c in required if c not in columns]
+    if dicts and missing:
+        found = ", ".join(sorted(columns)) or "none"
+        raise DataError(f"{source}: missing column {missing[0]!r} (found: {found})")
+    checker = RowParser("jsonl", source, required)
+    numbers = [n for n, _ in lines] if lines is not None else range(1, len(records) + 1)
+    for row_no, row in zip(numbers, records, strict=True):
+        if not isinstance(row, dict):
+            result.skipped.append(Skip(row_no, "not a JSON object"))
+            continue
+        checked = checker._row(row_no, row)
+        if isinstance(checked, Skip):
+            result.skipped.append(checked)
+        else:
+            result.records.append(row)
+    if not result.records:
+        detail = f" ({result.skipped[0]})" if result.skipped else ""
+        raise DataError(f"{source}: no usable rows{detail}")
+    return result
 
 
 def read_records(
@@ -123,38 +164,53 @@ def read_records(
     required: Sequence[str] = (),
     fmt: str | None = None,
 ) -> ReadResult:
-    """Read a CSV/TSV/JSONL/JSON file into dicts.
+    """Read a CSV/TSV/JSONL/JSON file into dicts under the module's one policy.
 
     ``required`` columns must exist in the file (else :class:`DataError`, naming the column
-    and the columns found) and be non-empty in each row (else that row is skipped).
+    and the columns found) and be non-empty in each row (else that row is skipped). A file
+    with no usable row is a :class:`DataError`.
     """
     path = Path(path)
     kind = detect_format(path, fmt)
-    rows, skipped = parse_rows(_read_text(path), kind, str(path))
-    result = ReadResult(path=path, skipped=skipped)
-    if required and rows:
-        if kind in ("csv", "tsv"):
-            columns = set(rows[0][1].keys())
+    raw = _read_bytes(path)
+    if kind == "json":
+        rows = _read_json_document(raw, str(path))
+        result = check_records([r for _, r in rows], required, str(path), lines=rows)
+        result.path = path
+        return result
+    if kind == "jsonl":  # columns vary by row: check them over the whole file
+        rows, skipped = parse_rows(raw, kind, str(path))
+        result = check_records([r for _, r in rows], required, str(path), lines=rows)
+        result.skipped = sorted(skipped + result.skipped, key=lambda s: s.row)
+        result.path = path
+        return result
+    result = ReadResult(path=path)
+    for item in parse_lines(split_lines(raw), kind, str(path), required):
+        if isinstance(item, Row):
+            result.records.append(item.data)
         else:
-            columns = set().union(*(r.keys() for _, r in rows if isinstance(r, dict)))
-        missing = [c for c in required if c not in columns]
-        if missing:
-            found = ", ".join(sorted(columns)) or "none"
-            raise DataError(f"{path}: missing column {missing[0]!r} (found: {found})")
-    for row_no, row in rows:
-        if not isinstance(row, dict):
-            result.skipped.append(Skip(row_no, "not a JSON object"))
-            continue
-        empty = [c for c in required if row.get(c) is None or str(row.get(c)).strip() == ""]
-        if empty:
-            result.skipped.append(Skip(row_no, f"empty {empty[0]!r}"))
-            continue
-        result.records.append(row)
-    result.skipped.sort(key=lambda s: s.row)
+            result.skipped.append(item)
     if not result.records:
         detail = f" ({result.skipped[0]})" if result.skipped else ""
         raise DataError(f"{path}: no usable rows{detail}")
     return result
+
+
+def parse_rows(
+    text: str | bytes, fmt: str, source: str = "<input>"
+) -> tuple[list[tuple[int, Any]], list[Skip]]:
+    """``(line, row)`` pairs and skips of a whole text, with no column checks."""
+    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    if fmt == "json":
+        return _read_json_document(raw, source), []
+    rows: list[tuple[int, Any]] = []
+    skipped: list[Skip] = []
+    for item in parse_lines(split_lines(raw), fmt, source):
+        if isinstance(item, Row):
+            rows.append((item.line, item.data))
+        else:
+            skipped.append(item)
+    return rows, skipped
 
 
 def content_hash(parts: Iterable[str | bytes]) -> str:

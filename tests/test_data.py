@@ -47,7 +47,9 @@ def test_json_list(tmp_path: Path) -> None:
         ("missing.csv", None, "file not found"),
         ("empty.csv", "  \n", "file is empty"),
         ("data.xlsx", "a,b\n", "unknown format '.xlsx'"),
-        ("latin.csv", b"text\ncaf\xe9\n", "line 2: text is not valid UTF-8"),
+        ("latin.csv", b"text\ncaf\xe9\n", "row 2: text is not valid UTF-8"),
+        ("image.txt.csv", b"text\n\x89PNG\x00\x00\x01", "looks like a binary file"),
+        ("header.csv", "text,label\n", "no usable rows"),
         ("cols.csv", "body,label\nx,y\n", "missing column 'text' (found: body, label)"),
         ("allbad.csv", "text\n\n\n", "no usable rows"),
     ],
@@ -63,6 +65,40 @@ def test_unreadable_files_raise_one_line(
     assert message in str(err.value)
     assert str(path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_one_bad_row_never_takes_others_with_it(tmp_path: Path) -> None:
+    """Stray quotes, bad bytes, NULs, surrogates, CR-only endings and huge fields: each
+    costs at most its own row (issue 10 items 1, 7 and 9)."""
+    rows = [f"q{i},Analyst says row {i} beats estimates".encode() for i in range(100)]
+    rows[4] = b'q4,Analyst says 5" display chipmaker beats estimates'
+    rows[10] = b"q10,caf\xe9 latin-1 bytes"
+    rows[20] = b"q20,a NUL \x00 inside"
+    rows[30] = b'q30,"a quoted field' + b"\r\n" + b'over two lines"'
+    rows[40] = b"q40," + b"x" * 300_000  # over the csv module's default 128 KB limit
+    path = tmp_path / "feed.csv"
+    path.write_bytes(b"id,text\r" + b"\r".join(rows) + b"\r")  # classic Mac line endings
+    result = read_records(path, required=["id", "text"])
+    ids = [r["id"] for r in result.records]
+    assert len(ids) == 98 and "q99" in ids and "q4" in ids and "q40" in ids
+    assert {str(s) for s in result.skipped} == {
+        "row 12: text is not valid UTF-8", "row 22: contains a NUL byte"}
+    by_id = {r["id"]: r["text"] for r in result.records}
+    assert by_id["q4"] == 'Analyst says 5" display chipmaker beats estimates'
+    assert by_id["q30"] == "a quoted field\nover two lines"
+    assert len(by_id["q40"]) == 300_000
+
+    jsonl = tmp_path / "feed.jsonl"
+    jsonl.write_bytes(b'{"text": "ok"}\r{"text": "\\ud800 lone"}\r{"text": "fine"}\r')
+    result = read_records(jsonl, required=["text"])
+    assert [r["text"] for r in result.records] == ["ok", "fine"]
+    assert [str(s) for s in result.skipped] == ["row 2: text is not valid UTF-8"]
+
+
+def test_missing_column_in_jsonl_is_an_error_not_a_skip_per_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.jsonl", '{"body": "a"}\n{"body": "b"}\n')
+    with pytest.raises(DataError, match="missing column 'text'"):
+        read_records(path, required=["text"])
 
 
 def test_content_hash_is_stable_and_separates_parts() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from aigc_apps.data import Skip, content_hash, file_hash, read_records
+from aigc_apps.data import Skip, check_records, content_hash, file_hash, read_records
 from aigc_apps.errors import DataError
 from aigc_apps.finetune.config import LoraTrainingConfig
 
@@ -36,32 +36,6 @@ class RecordSet:
     skipped: list[Skip] = field(default_factory=list)
     source: str = "<records>"
     data_hash: str = ""
-
-
-def _check_columns(records: list[Any], required: Sequence[str], source: str) -> RecordSet:
-    """The same checks :func:`read_records` does, for records passed in memory."""
-    if not records:
-        raise DataError(f"{source}: no records")
-    dicts = [r for r in records if isinstance(r, dict)]
-    columns = set().union(*(r.keys() for r in dicts)) if dicts else set()
-    missing = [c for c in required if c not in columns]
-    if missing:
-        found = ", ".join(sorted(columns)) or "none"
-        raise DataError(f"{source}: missing column {missing[0]!r} (found: {found})")
-    result = RecordSet(records=[], source=source)
-    for row_no, row in enumerate(records, start=1):
-        if not isinstance(row, dict):
-            result.skipped.append(Skip(row_no, "not a JSON object"))
-            continue
-        empty = [c for c in required if row.get(c) is None or str(row.get(c)).strip() == ""]
-        if empty:
-            result.skipped.append(Skip(row_no, f"empty {empty[0]!r}"))
-            continue
-        result.records.append(row)
-    if not result.records:
-        detail = f" ({result.skipped[0]})" if result.skipped else ""
-        raise DataError(f"{source}: no usable rows{detail}")
-    return result
 
 
 def required_columns(config: LoraTrainingConfig, columns: set[str]) -> list[str]:
@@ -85,11 +59,13 @@ def load_records(
         return RecordSet(result.records, result.skipped, str(path), file_hash(path))
     records = list(data)
     columns = set().union(*(r.keys() for r in records if isinstance(r, dict))) if records else set()
-    checked = _check_columns(records, required_columns(config, columns), "<records>")
-    checked.data_hash = content_hash(
+    if not records:
+        raise DataError("<records>: no records")
+    checked = check_records(records, required_columns(config, columns), "<records>")
+    data_hash = content_hash(
         json.dumps(r, sort_keys=True, ensure_ascii=False, default=str) for r in records
     )
-    return checked
+    return RecordSet(checked.records, checked.skipped, "<records>", data_hash)
 
 
 # --- SFT ---------------------------------------------------------------------------------
