@@ -180,9 +180,10 @@ def dialogue_pairs(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def load_dialogues(path: Path) -> SourceItems:
     """Question/best-answer pairs from a JSONL of conversations (``turns`` or ``messages``)."""
     fmt = detect_format(path)
-    from aigc_apps.data import _read_text  # shared decoding and empty-file errors
+    # the core's own file checks (missing, empty, binary); rows keep their line numbers
+    from aigc_apps.data import _read_bytes
 
-    rows, skips = parse_rows(_read_text(path), fmt, str(path))
+    rows, skips = parse_rows(_read_bytes(path), fmt, str(path))
     entries: dict[str, NewEntry] = {}
     for row_no, row in rows:
         turns = _turns(row) if isinstance(row, dict) else []
