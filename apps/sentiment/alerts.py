@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +69,26 @@ class AlertRule:
         rule = cls(**merged)
         rule.seconds  # noqa: B018 - validates the bucket
         return rule
+
+    @classmethod
+    def overrides(cls, raw: Mapping[str, object]) -> dict[str, Any]:
+        """Checked rule overrides from user input: strings (``--rule min_volume=20``) or JSON
+        numbers become the setting's type; an unknown key or a non-number is one error."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = str(key).strip()
+            kind = kinds.get(name)
+            if kind is None or kind == "str":  # from_dict names an unknown key
+                clean[name] = str(value).strip()
+                continue
+            try:
+                number = float(str(value))
+            except ValueError:
+                raise DataError(f"alert rule {name}={value!r}: not a number") from None
+            clean[name] = int(number) if kind == "int" and number.is_integer() else number
+        checked = cls.from_dict(clean)
+        return {name: getattr(checked, name) for name in clean}
 
 
 @dataclass

@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +30,7 @@ from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
 from .reader import EXTENSIONS, MAX_TEXT_CHARS, LineParser, RawRow
-from .scoring import LABELS, Scorer
+from .scoring import Prediction, Scorer, predictions
 from .store import Record, RecordTopic
 from .topics import TopicHit, TopicMatcher
 
@@ -212,12 +212,12 @@ class Ingester:
             fresh.append(r)
         return fresh
 
-    def _build(self, r: Incoming, p: np.ndarray, found: list[TopicHit]) -> Record:
+    def _build(self, r: Incoming, p: Prediction, found: list[TopicHit]) -> Record:
         record = Record(
             source=r.source, ext_id=r.ext_id, url=r.url, text=r.text, text_hash=r.text_hash,
-            truncated=r.truncated, ts=r.ts, ingested_at=utcnow(),
-            label=LABELS[int(np.argmax(p))], p_negative=float(p[0]), p_neutral=float(p[1]),
-            p_positive=float(p[2]), score=float(p[2] - p[0]), model=self.scorer.name,
+            truncated=r.truncated, ts=r.ts, ingested_at=utcnow(), label=p.label,
+            p_negative=p.p_negative, p_neutral=p.p_neutral, p_positive=p.p_positive,
+            score=p.score, model=self.scorer.name,
         )
         record.topics = [
             RecordTopic(topic=h.topic, method=h.method, similarity=h.similarity) for h in found
@@ -231,7 +231,7 @@ class Ingester:
             return {}
         start = time.perf_counter()
         texts = [r.text for r in fresh]
-        probs = np.asarray(self.scorer.predict_proba(texts), dtype=np.float64)
+        probs = predictions(np.asarray(self.scorer.predict_proba(texts), dtype=np.float64))
         hits = self.matcher.match(texts) if self.matcher else [[] for _ in fresh]
         report.scoring_seconds += time.perf_counter() - start
         try:
@@ -316,6 +316,15 @@ class Ingester:
         with open(path, "rb") as handle:
             self.consume(_parsed(parser, _lines(handle)), report)
         return report
+
+    def ingest_records(self, records: Iterable[object]) -> IngestReport:
+        """Ingest records that are already parsed (a JSON request body): item N is line N,
+        and an item that is not an object is a counted skip like a bad line."""
+        rows = (
+            RawRow(i, dict(r)) if isinstance(r, Mapping) else Skip(i, "not a JSON object")
+            for i, r in enumerate(records, start=1)
+        )
+        return self.consume(rows, IngestReport())
 
     def ingest_stream(self, stream: IO[bytes], fmt: str | None = None) -> IngestReport:
         """Ingest a binary stream (stdin) until it ends."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,6 +27,46 @@ _ALIASES = {
 def normalize_label(value: object) -> str | None:
     """Canonical sentiment label for common spellings, ``None`` when unknown."""
     return _ALIASES.get(str(value).strip().lower())
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one row of ``predict_proba`` means: the label, each probability, and the score.
+
+    ``score = p_positive - p_negative`` (in [-1, 1]) is what trends average; stored records
+    and ``score`` answers both come from here, so they cannot disagree.
+    """
+
+    label: str
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+
+    @classmethod
+    def from_probabilities(cls, row: Sequence[float] | np.ndarray) -> Prediction:
+        """``row`` in :data:`LABELS` order."""
+        p = [float(v) for v in row]
+        return cls(LABELS[int(np.argmax(p))], p[0], p[1], p[2])
+
+    @property
+    def score(self) -> float:
+        return self.p_positive - self.p_negative
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return dict(zip(LABELS, (self.p_negative, self.p_neutral, self.p_positive), strict=True))
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "probabilities": {k: round(v, digits) for k, v in self.probabilities.items()},
+            "score": round(self.score, digits),
+        }
+
+
+def predictions(probabilities: np.ndarray) -> list[Prediction]:
+    """One :class:`Prediction` per row of a scorer's ``predict_proba`` output."""
+    return [Prediction.from_probabilities(row) for row in np.asarray(probabilities)]
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ from aigc_apps.migrations import StoreSchema
 from aigc_apps.settings import get_settings
 from aigc_apps.store import Database, app_metadata, utcnow
 
-APP = "sentiment"
+from .constants import APP
 
 
 class Base(DeclarativeBase):

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.store import Database, utcnow
 
+from .constants import ALL
 from .store import Record, RecordTopic, Topic, as_utc
 
-ALL = "all"
 # A series longer than this (about 2.3 years of hourly buckets) is cut to its newest part:
 # one stray record stamped 1970 must not make every alert check build half a million buckets.
 MAX_BUCKETS = 20_000
