@@ -1,35 +1,57 @@
 """Training, registering and loading the sentiment (and optional topic) classifier.
 
 Training goes through the core :class:`~aigc_apps.finetune.LoraTrainer` (``task="classify"``,
-class-weighted loss, best epoch chosen on the validation split by macro-F1). The run is
-registered in the adapter registry under ``--name`` with its label set and the validation
-and test metrics; a topic classifier trained alongside is registered as ``<name>-topic``.
+class-weighted loss, best epoch chosen on the validation split by macro-F1). A trained run
+is an entry of the core :class:`~aigc_apps.registry.ModelRegistry` (app ``sentiment``, role
+``sentiment``) holding its label set and validation/test metrics, and becomes the active
+sentiment model; a topic classifier trained alongside is registered as ``<name>-topic``
+(role ``topic``) and linked from the sentiment entry's ``info["topic_model"]``.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aigc_apps.data import Skip
-from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.errors import AigcError, DataError
 from aigc_apps.settings import get_settings
 
+from .constants import APP
 from .evaluation import EvalReport, LabelledData, evaluate_predictions
-from .scoring import LABELS, normalize_label
+from .registry import (
+    INFO_FILE,
+    register_trained,
+    sentiment_entry,
+    sentiment_models,
+    topic_dir_of,
+)
+from .scoring import LABELS, Scorer, normalize_label, predictions
 
-APP_TAG = "sentiment"
-INFO_FILE = "sentiment_model.json"
+if TYPE_CHECKING:
+    from aigc_apps.registry import ModelRegistry
+
+__all__ = [
+    "APP_TAG", "INFO_FILE", "FitOptions", "SentimentModel", "TopicRun", "TrainReport",
+    "default_learning_rate", "default_targets", "evaluate_model", "sentiment_models",
+    "train_sentiment",
+]
+
+APP_TAG = APP  # 0.1.0 name of the app's registry tag
 
 
 def _is_decoder(base: str) -> bool:
-    return "smollm" in base.lower()
+    """Whether ``base`` generates text, read from its config (never guessed from its name)."""
+    from aigc_apps.models import model_kind
+
+    return model_kind(base) == "causal-lm"
 
 
 def default_learning_rate(base: str) -> float:
@@ -72,42 +94,96 @@ class TrainReport:
             "topic_test": self.topic_test.to_dict() if self.topic_test else None,
         }
 
+    def metrics(self) -> dict[str, float]:
+        """What the registry keeps: accuracy and macro-F1 per evaluated split."""
+        found: dict[str, float] = {}
+        for split, ev in (("validation", self.validation), ("test", self.test)):
+            if ev is not None:
+                found[f"{split}_accuracy"] = round(ev.accuracy, 4)
+                found[f"{split}_macro_f1"] = round(ev.macro_f1, 4)
+        return found
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise AigcError(message)
+
 
 @dataclass
 class FitOptions:
-    """Training knobs shared by the sentiment and the topic classifier."""
+    """Training knobs shared by the sentiment and the topic classifier.
 
-    base: str = "minilm-l6"
+    ``base`` None is the workspace's encoder (``AIGC_ENCODER``), read when training starts.
+    ``lora_r``, ``lora_alpha`` and ``lora_dropout`` left at None take the core's
+    classification defaults (``LORA_DEFAULTS["classify"]``); ``target_modules`` None takes
+    :func:`default_targets`. Values that would train nothing are refused here, before any
+    data is read, so an untrained model is never registered.
+    """
+
+    base: str | None = None
     epochs: float = 4.0
-    max_steps: int = -1
-    learning_rate: float | None = None
-    r: int = 16
+    max_steps: int = -1  # > 0 overrides epochs; -1: no limit
+    learning_rate: float | None = None  # None: default_learning_rate(base)
+    lora_r: int | None = None
     max_length: int = 96
     batch_size: int = 16
     seed: int = 42
     progress: bool = True
-    target_modules: str | None = None  # comma-separated; None: default_targets(base)
+    target_modules: str | list[str] | None = None  # comma-separated or a list
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
+    r: InitVar[int | None] = None  # 0.1.0 spelling of lora_r, deprecated
+
+    def __post_init__(self, r: int | None) -> None:
+        if r is not None:
+            warnings.warn("FitOptions(r=...) is deprecated; use lora_r=", FutureWarning,
+                          stacklevel=3)
+            if self.lora_r is None:
+                self.lora_r = r
+        _check(0 < self.epochs < math.inf, f"epochs (--epochs) must be > 0, got {self.epochs}")
+        _check(self.max_steps > 0 or self.max_steps == -1,
+               f"max_steps (--max-steps) must be > 0, or -1 for no limit, got {self.max_steps}")
+        _check(self.learning_rate is None or 0 < self.learning_rate < math.inf,
+               f"learning rate (--lr) must be > 0, got {self.learning_rate}")
+        _check(self.batch_size > 0, f"batch size (--batch-size) must be > 0, got {self.batch_size}")
+        _check(self.max_length > 8, f"max length (--max-length) must be > 8, got {self.max_length}")
+        _check(self.lora_r is None or self.lora_r > 0, f"--lora-r must be > 0, got {self.lora_r}")
+        _check(self.lora_alpha is None or self.lora_alpha > 0,
+               f"--lora-alpha must be > 0, got {self.lora_alpha}")
+        _check(self.lora_dropout is None or 0 <= self.lora_dropout < 1,
+               f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+
+    def resolved(self) -> FitOptions:
+        """A copy with ``base`` filled in from the settings of this moment."""
+        return replace(self, base=self.base or get_settings().default_encoder)
+
+    def targets(self, base: str) -> list[str] | None:
+        if isinstance(self.target_modules, str):
+            return [m.strip() for m in self.target_modules.split(",") if m.strip()] or None
+        return list(self.target_modules) if self.target_modules else default_targets(base)
 
 
 def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: Path, name: str,
          label_col: str, opts: FitOptions) -> float:
+    """Train one classifier into ``out_dir``; returns the seconds it took."""
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
 
+    base = opts.base or get_settings().default_encoder
     config = LoraTrainingConfig(
-        base=opts.base, task="classify", name=name, r=opts.r, alpha=2 * opts.r, dropout=0.1,
+        base=base, task="classify", name=name, lora_r=opts.lora_r, lora_alpha=opts.lora_alpha,
+        lora_dropout=opts.lora_dropout, target_modules=opts.targets(base),
         epochs=opts.epochs, max_steps=opts.max_steps,
-        learning_rate=opts.learning_rate or default_learning_rate(opts.base),
+        learning_rate=opts.learning_rate or default_learning_rate(base),
         batch_size=opts.batch_size, max_length=opts.max_length, eval_fraction=0.0,
         early_stopping_patience=3, seed=opts.seed, text_col="text", label_col=label_col,
         class_weight="balanced", logging_steps=20,
-        target_modules=(
-            opts.target_modules.split(",") if opts.target_modules else default_targets(opts.base)
-        ),
     )
     start = time.perf_counter()
-    LoraTrainer(config, progress=opts.progress, register=False).fit(
+    result = LoraTrainer(config, progress=opts.progress, register=False).fit(
         rows, out_dir, eval_data=eval_rows or None
     )
+    if result.global_step <= 0:
+        raise AigcError(f"training {name!r} ran no optimisation step: nothing registered")
     return time.perf_counter() - start
 
 
@@ -118,78 +194,63 @@ def train_sentiment(
     *,
     topics: bool = False,
     out_root: str | Path | None = None,
+    registry: ModelRegistry | None = None,
 ) -> TrainReport:
-    """Fine-tune on ``data.splits['train']``, select on ``validation``, report on ``test``."""
-    root = Path(out_root) if out_root else get_settings().adapters_dir / APP_TAG
+    """Fine-tune on ``data.splits['train']``, select on ``validation``, report on ``test``,
+    then register the model (and its topic classifier) and make it the active one."""
+    root = Path(out_root) if out_root else get_settings().adapters_dir / APP
     train, val, test = (data.splits[s] for s in ("train", "validation", "test"))
     if len({r["label"] for r in train}) < 2:
         raise DataError(f"{data.path}: training rows need at least 2 sentiment labels")
-    opts = options or FitOptions()
+    opts = (options or FitOptions()).resolved()
     out_dir = root / name
     seconds = _fit(train, val, out_dir, name, "label", opts)
     model = SentimentModel.from_pretrained(out_dir, name=name)
     val_report = evaluate_model(model, val) if val else None
     test_report = evaluate_model(model, test) if test else None
 
-    topic_name, topic_report = None, None
+    topic: TopicRun | None = None
     if topics:
-        t_train = [r for r in train if r.get("topic")]
-        t_val = [r for r in val if r.get("topic")]
-        if len({r["topic"] for r in t_train}) >= 2:
-            topic_name = f"{name}-topic"
-            seconds += _fit(t_train, t_val, root / topic_name, topic_name, "topic", opts)
-            from aigc_apps.finetune import TextClassifier
-
-            topic_clf = TextClassifier.from_pretrained(root / topic_name)
-            t_test = [r for r in test if r.get("topic")]
-            if t_test:
-                pred = topic_clf.predict([r["text"] for r in t_test])
-                topic_report = evaluate_predictions(
-                    [r["topic"] for r in t_test], pred, labels=topic_clf.labels)
+        topic = _train_topics(data, f"{name}-topic", root / f"{name}-topic", opts)
     report = TrainReport(
-        name=name, adapter_dir=out_dir, base=opts.base, labels=model.model_labels,
-        validation=val_report, test=test_report, train_seconds=seconds, counts=data.counts(),
-        skipped=data.skipped, topic_model=topic_name, topic_test=topic_report,
+        name=name, adapter_dir=out_dir, base=str(opts.base), labels=model.model_labels,
+        validation=val_report, test=test_report,
+        train_seconds=seconds + (topic.seconds if topic else 0.0),
+        counts=data.counts(), skipped=data.skipped,
+        topic_model=topic.name if topic else None, topic_test=topic.test if topic else None,
     )
-    _register(report, root)
+    register_trained(report, topic, registry)
     return report
 
 
-def _register(report: TrainReport, root: Path) -> None:
-    from aigc_apps.finetune import AdapterRegistry
+@dataclass
+class TopicRun:
+    """The topic classifier trained beside a sentiment model."""
 
-    info = report.to_dict() | {"app": APP_TAG}
-    (report.adapter_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", "utf-8")
-    registry = AdapterRegistry()
-    try:
-        metrics: dict[str, Any] = {"app": APP_TAG, "labels": report.labels,
-                                   "topic_model": report.topic_model}
-        for split, ev in (("validation", report.validation), ("test", report.test)):
-            if ev is not None:
-                metrics[f"{split}_accuracy"] = round(ev.accuracy, 4)
-                metrics[f"{split}_macro_f1"] = round(ev.macro_f1, 4)
-        registry.register(report.name, report.adapter_dir, base_model=report.base,
-                          task="classify", metrics=metrics)
-        if report.topic_model:
-            topic_metrics: dict[str, Any] = {"app": APP_TAG, "role": "topic"}
-            if report.topic_test is not None:
-                topic_metrics["test_accuracy"] = round(report.topic_test.accuracy, 4)
-            registry.register(report.topic_model, root / report.topic_model,
-                              base_model=report.base, task="classify", metrics=topic_metrics)
-    finally:
-        registry.close()
+    name: str
+    path: Path
+    labels: list[str]
+    test: EvalReport | None
+    seconds: float
 
 
-def sentiment_models() -> list[Any]:
-    """Registered sentiment models (newest first), as registry entries."""
-    from aigc_apps.finetune import AdapterRegistry
+def _train_topics(data: LabelledData, name: str, out_dir: Path, opts: FitOptions
+                  ) -> TopicRun | None:
+    """A topic classifier on the rows that have a topic; None with fewer than 2 topics."""
+    t_train, t_val, t_test = ([r for r in data.splits[s] if r.get("topic")]
+                              for s in ("train", "validation", "test"))
+    if len({r["topic"] for r in t_train}) < 2:
+        return None
+    seconds = _fit(t_train, t_val, out_dir, name, "topic", opts)
+    from aigc_apps.finetune import TextClassifier
 
-    registry = AdapterRegistry()
-    try:
-        return [a for a in registry.list(task="classify") if a.metrics.get("app") == APP_TAG
-                and a.metrics.get("role") != "topic"]
-    finally:
-        registry.close()
+    classifier = TextClassifier.from_pretrained(out_dir)
+    test = None
+    if t_test:
+        predicted = classifier.predict([r["text"] for r in t_test])
+        test = evaluate_predictions([r["topic"] for r in t_test], predicted,
+                                    labels=classifier.labels)
+    return TopicRun(name, out_dir, list(classifier.labels), test, seconds)
 
 
 class SentimentModel:
@@ -199,50 +260,52 @@ class SentimentModel:
     order the model was trained with; a class it never saw gets probability 0.
     """
 
-    def __init__(self, classifier: Any, name: str, topic_classifier: Any = None) -> None:
+    def __init__(self, classifier: Any, name: str, topic_classifier: Any = None, *,
+                 topic_dir: str | Path | None = None) -> None:
         self.classifier = classifier
         self.name = name
-        self.topic_classifier = topic_classifier
+        self._topic_classifier = topic_classifier
+        self.topic_dir = Path(topic_dir) if topic_dir else None
         self.model_labels = list(classifier.labels)
         canon = [normalize_label(lab) for lab in self.model_labels]
         if any(c is None for c in canon):
             raise DataError(f"model {name!r} has labels {self.model_labels}, not sentiment labels")
         self._columns = [LABELS.index(c) for c in canon if c is not None]
 
+    @property
+    def topic_classifier(self) -> Any:
+        """The paired topic classifier, loaded on first use (evaluation never needs it)."""
+        if self._topic_classifier is None and self.topic_dir is not None:
+            from aigc_apps.finetune import TextClassifier
+
+            self._topic_classifier = TextClassifier.from_pretrained(self.topic_dir)
+        return self._topic_classifier
+
+    @topic_classifier.setter
+    def topic_classifier(self, value: Any) -> None:
+        self._topic_classifier = value
+
     @classmethod
     def from_pretrained(cls, adapter_dir: str | Path, name: str | None = None,
                         topic_dir: str | Path | None = None) -> SentimentModel:
         from aigc_apps.finetune import TextClassifier
 
-        topic = TextClassifier.from_pretrained(topic_dir) if topic_dir else None
         return cls(TextClassifier.from_pretrained(adapter_dir), name or Path(adapter_dir).name,
-                   topic)
+                   topic_dir=topic_dir)
 
     @classmethod
-    def load(cls, name: str | None = None, with_topics: bool = True) -> SentimentModel:
-        """A registered model by name, or the newest registered sentiment model."""
-        from aigc_apps.finetune import AdapterRegistry
+    def load(cls, name: str | None = None, with_topics: bool = True,
+             registry: ModelRegistry | None = None) -> SentimentModel:
+        """A registered model by name, or the active sentiment model of the registry."""
+        from aigc_apps.registry import ModelRegistry
 
-        if name is None:
-            found = sentiment_models()
-            if not found:
-                raise NotFoundError(
-                    "no sentiment model yet: train one with `aigc sentiment train` or pass --model")
-            entry = found[0]
-        else:
-            registry = AdapterRegistry()
-            try:
-                entry = registry.get(name)
-            except NotFoundError:
-                raise NotFoundError(
-                    f"sentiment model {name!r} is not registered (see `aigc sentiment models`)"
-                ) from None
-            finally:
-                registry.close()
-        topic_name = entry.metrics.get("topic_model") if with_topics else None
-        topic_dir = entry.path.parent / topic_name if topic_name else None
-        if topic_dir is not None and not topic_dir.is_dir():
-            topic_dir = None
+        reg = registry or ModelRegistry()
+        try:
+            entry = sentiment_entry(reg, name)
+            topic_dir = topic_dir_of(reg, entry) if with_topics else None
+        finally:
+            if registry is None:
+                reg.close()
         return cls.from_pretrained(entry.path, entry.name, topic_dir)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -257,9 +320,9 @@ class SentimentModel:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
 
-def evaluate_model(model: SentimentModel, rows: Sequence[dict[str, str]]) -> EvalReport:
-    """Metrics of ``model`` on labelled rows (``text``, ``label``)."""
+def evaluate_model(model: Scorer, rows: Sequence[dict[str, str]]) -> EvalReport:
+    """Metrics of ``model`` (any :class:`Scorer`) on labelled rows (``text``, ``label``)."""
     if not rows:
         raise DataError("no rows to evaluate")
-    predicted = model.predict([r["text"] for r in rows])
+    predicted = [p.label for p in predictions(model.predict_proba([r["text"] for r in rows]))]
     return evaluate_predictions([r["label"] for r in rows], predicted)

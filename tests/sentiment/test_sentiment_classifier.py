@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from aigc_apps.errors import DataError, NotFoundError
-from apps.sentiment.classifier import FitOptions, SentimentModel, evaluate_model, train_sentiment
+from aigc_apps.errors import AigcError, DataError, NotFoundError
+from aigc_apps.registry import ModelRegistry
+from apps.sentiment.classifier import (
+    FitOptions,
+    SentimentModel,
+    default_learning_rate,
+    default_targets,
+    evaluate_model,
+    train_sentiment,
+)
 from apps.sentiment.evaluation import evaluate_predictions, load_labelled
+from apps.sentiment.registry import topic_dir_of
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
 
@@ -94,11 +104,92 @@ def test_train_tiny_encoder_registers_labels_and_metrics(tiny_encoder_dir: Path)
     assert set(model.topic_classifier.labels) == {"banking", "energy", "housing", "rates", "tech"}
     probs = model.predict_proba(["Bank shares plunge", "Oil rises"])
     assert probs.shape == (2, 3) and probs.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
-    assert SentimentModel.load().name == "tiny"  # newest sentiment model is the default
+    assert SentimentModel.load().name == "tiny"  # the active sentiment model is the default
     again = evaluate_model(model, data.splits["test"])
     assert again.accuracy == pytest.approx(report.test.accuracy)
     with pytest.raises(NotFoundError, match="not registered"):
         SentimentModel.load("nope")
+
+    # One registry entry per classifier: app/role, labels, metrics, the topic link in info.
+    registry = ModelRegistry()
+    entry = registry.active("sentiment", "sentiment")
+    assert entry is not None and entry.name == "tiny" and entry.base == str(tiny_encoder_dir)
+    assert entry.labels == report.labels and entry.info == {"topic_model": "tiny-topic"}
+    assert entry.metrics["test_accuracy"] == pytest.approx(report.test.accuracy, abs=1e-4)
+    assert {"validation_macro_f1", "test_macro_f1"} <= set(entry.metrics)
+    assert not {"app", "labels", "topic_model"} & set(entry.metrics) and entry.data_hash
+    topic = registry.active("sentiment", "topic")
+    assert topic is not None and topic.name == "tiny-topic"
+    assert set(topic.labels) == {"banking", "energy", "housing", "rates", "tech"}
+    assert [e.name for e in registry.list(app="core")] == []  # nothing in the core's name
+
+    # The active entry, not the newest, scores texts; the topic link follows the entry.
+    registry.register("tiny-copy", entry.path, app="sentiment", role="sentiment",
+                      base=entry.base, labels=entry.labels, activate=False)
+    assert SentimentModel.load().name == "tiny"
+    registry.activate("tiny-copy")
+    copy = SentimentModel.load()
+    assert copy.name == "tiny-copy" and copy.topic_dir is None
+    assert SentimentModel.load("tiny").topic_dir == topic.path
+    registry.close()
+
+
+def test_topic_classifier_is_found_through_the_registry_or_beside_the_model(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "m-topic").mkdir()
+    entry = registry.register("m", tmp_path / "m", app="sentiment", role="sentiment",
+                              base="minilm-l6", info={"topic_model": "m-topic"})
+    assert topic_dir_of(registry, entry) == tmp_path / "m-topic"  # 0.1.0 layout, unregistered
+    registry.register("m-topic", tmp_path / "elsewhere", app="sentiment", role="topic",
+                      base="minilm-l6")
+    assert topic_dir_of(registry, entry) == (tmp_path / "elsewhere").resolve()
+    bare = registry.register("n", tmp_path / "n", app="sentiment", role="sentiment",
+                             base="minilm-l6", info={"topic_model": "gone"})
+    assert topic_dir_of(registry, bare) is None
+    registry.close()
+
+
+@pytest.mark.parametrize(("knobs", "message"), [
+    ({"max_steps": 0}, r"max_steps \(--max-steps\) must be > 0, or -1 for no limit, got 0"),
+    ({"max_steps": -5}, "got -5"),
+    ({"epochs": 0}, r"epochs \(--epochs\) must be > 0, got 0"),
+    ({"epochs": float("nan")}, "epochs"),
+    ({"learning_rate": 0.0}, "--lr"),
+    ({"batch_size": 0}, "--batch-size"),
+    ({"lora_r": 0}, "--lora-r"),
+    ({"lora_dropout": 1.0}, "--lora-dropout"),
+])
+def test_options_that_would_train_nothing_are_refused(knobs: dict, message: str) -> None:
+    with pytest.raises(AigcError, match=message):
+        FitOptions(**knobs)
+
+
+def test_lora_knobs_have_one_spelling_and_the_core_defaults() -> None:
+    with pytest.warns(FutureWarning, match=r"FitOptions\(r=...\) is deprecated"):
+        old = FitOptions(r=4)
+    assert old.lora_r == 4
+    assert FitOptions(r=4, lora_r=8).lora_r == 8  # the new spelling wins
+    fresh = FitOptions()
+    assert (fresh.lora_r, fresh.lora_alpha, fresh.lora_dropout, fresh.base) == (
+        None, None, None, None)  # None: LORA_DEFAULTS["classify"] and AIGC_ENCODER, at fit time
+    assert FitOptions(target_modules="query, value").targets("minilm-l6") == ["query", "value"]
+    assert FitOptions().targets("minilm-l6") == ["all-linear"]
+
+
+def test_decoder_or_encoder_comes_from_the_config_not_the_name(
+    tiny_encoder_dir: Path, tiny_llm_dir: Path, tmp_path: Path
+) -> None:
+    lookalike = tmp_path / "smollm2-135m-instruct-but-bert"
+    shutil.copytree(tiny_encoder_dir, lookalike)
+    assert default_learning_rate(str(lookalike)) == 1e-3
+    assert default_targets(str(lookalike)) == ["all-linear"]
+    assert default_learning_rate(str(tiny_llm_dir)) == 1e-4
+    assert default_targets(str(tiny_llm_dir)) is None
+    assert default_learning_rate("smollm2-135m-instruct") == 1e-4  # the alias knows its kind
+    assert default_learning_rate("minilm-l6") == 1e-3
 
 
 def test_no_model_yet_is_a_clear_error() -> None:
