@@ -28,7 +28,7 @@ from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import EVENT_WEIGHTS, Catalog, Interactions
 from .explain import reasons
 from .features import CandidateFeatures, FeatureBuilder, UserContext, hold_out
-from .interest import InterestConfig, InterestModel
+from .interest import InterestConfig, InterestModel, default_encoder
 from .persistence import FORMAT, ModelFormatError, load, read_meta, save
 from .ranker import KINDS, Ranker, validate
 
@@ -44,14 +44,15 @@ __all__ = [
 
 @dataclass
 class RecommenderConfig:
-    """``encoder``: content encoder (alias, folder, ``hashing`` or None for no text model);
-    ``interest``: tuned interest model settings, None to skip it; ``event_weights``: how much
-    each event type counts in the collaborative model (a purchase more than a view)."""
+    """``encoder``: content encoder (alias, folder, ``hashing`` or None for no text model;
+    default: the workspace's ``AIGC_ENCODER`` when the config is made); ``interest``: tuned
+    interest model settings, None to skip it; ``event_weights``: how much each event type
+    counts in the collaborative model (a purchase more than a view)."""
 
     l2: float = 100.0
     window: int = 5
     n_candidates: int = 200
-    encoder: str | None = "minilm-l6"
+    encoder: str | None = field(default_factory=default_encoder)
     interest: InterestConfig | None = field(default_factory=InterestConfig)
     ranker: str = "auto"
     sim_cold_fraction: float = 0.05
@@ -303,7 +304,11 @@ class Recommender:
         return RecommendationList(user, out, note)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
-        """Items like ``item_id``: text similarity plus co-interaction (EASE, transitions)."""
+        """Items like ``item_id``: text similarity plus co-interaction (EASE, transitions).
+
+        At most ``k`` other items (fewer when the catalogue is smaller); never ``item_id``."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         if item_id not in self.catalog.index:
             raise NotFoundError(f"unknown item {item_id!r}")
         j = self.catalog.index[item_id]
@@ -318,8 +323,9 @@ class Recommender:
             top = float(np.abs(p).max())
             if top > 0:
                 score += p / top
-        score[j] = -np.inf
-        top_idx = np.argsort(-score, kind="stable")[:k]
+        others = np.flatnonzero(np.isfinite(score))
+        others = others[others != j]  # never the item itself, never a non-finite score
+        top_idx = others[np.argsort(-score[others], kind="stable")[:k]]
         return [
             Recommendation(self.catalog.ids[i], self.catalog.titles[i], round(float(score[i]), 4))
             for i in top_idx

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from apps.recommender.content import HashingEncoder
 from apps.recommender.dataset import Catalog, Interactions
@@ -47,16 +49,18 @@ def test_interest_model_trains_and_serves(
 def test_interest_model_with_lora_saves_an_adapter_and_reloads(
     clustered_data: tuple[Catalog, Interactions], tiny_encoder_dir: Path, tmp_path: Path
 ) -> None:
-    """``InterestConfig(lora=True)`` goes through the core's PEFT path and survives save/load."""
+    """``InterestConfig(lora=True)`` goes through the core's PEFT path, with the LoRA knobs
+    in the core's spelling (alpha follows the rank), and survives save/load."""
     catalog, log = clustered_data
     cfg = InterestConfig(
-        base=str(tiny_encoder_dir), max_pairs=24, batch_size=8, max_length=32, lora=True
+        base=str(tiny_encoder_dir), max_pairs=24, batch_size=8, max_length=32, lora=True, lora_r=4
     )
     model = Recommender(RecommenderConfig(encoder="hashing", interest=cfg)).fit(
         catalog, log, encoder=HashingEncoder()
     )
     assert model.interest is not None
-    assert (model.interest.folder / "adapter_config.json").is_file()
+    adapter = json.loads((model.interest.folder / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (4, 8)
     model.save_pretrained(tmp_path / "m")
     assert (tmp_path / "m" / "interest_encoder" / "adapter_config.json").is_file()
     loaded = Recommender.from_pretrained(tmp_path / "m", encoder=HashingEncoder())
@@ -66,3 +70,15 @@ def test_interest_model_with_lora_saves_an_adapter_and_reloads(
     assert np.allclose(
         loaded.interest.user_vectors(history), model.interest.user_vectors(history), atol=1e-4
     )
+
+
+def test_interest_config_defaults_and_lora_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIGC_ENCODER", "my-encoder")
+    assert InterestConfig().base == "my-encoder"  # read when the config is made
+    assert RecommenderConfig().encoder == "my-encoder"
+    assert InterestConfig().lora_knobs() == {}  # the core's contrastive-tuning defaults
+    knobs = InterestConfig(lora_r=8, lora_dropout=0.0).lora_knobs()
+    assert knobs == {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+    assert InterestConfig(lora_r=8, lora_alpha=4).lora_knobs()["lora_alpha"] == 4
+    saved = RecommenderConfig.from_dict(RecommenderConfig(encoder="hashing").to_dict())
+    assert saved.encoder == "hashing" and saved.interest == InterestConfig()
