@@ -68,6 +68,12 @@ def test_similar_items_and_unknown_item(fitted: Recommender) -> None:
     sims = fitted.similar("jazz-3", k=4)
     assert [cluster_of(r.item_id) for r in sims] == ["jazz"] * 4
     assert "jazz-3" not in {r.item_id for r in sims}
+    everything = fitted.similar("jazz-3", k=500)  # more than the catalogue holds
+    assert len(everything) == len(fitted.catalog) - 1
+    assert "jazz-3" not in {r.item_id for r in everything}
+    assert all(np.isfinite(r.score) for r in everything)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        fitted.similar("jazz-3", k=0)
     cold = fitted.similar("new-space", k=3)
     assert all(cluster_of(r.item_id) == "space" for r in cold)
     with pytest.raises(NotFoundError, match="unknown item 'nope'"):
