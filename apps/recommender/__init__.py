@@ -1,10 +1,14 @@
 """Personalised recommender: item texts + user behaviour -> ranked, explained recommendations.
 
-    from apps.recommender import Recommender, RecommenderConfig, Catalog, Interactions
-    model = Recommender(RecommenderConfig()).fit(catalog, log)
-    model.recommend("user-42", k=10, explain=True)
+    from apps.recommender import RecommenderService
+    service = RecommenderService()            # the workspace's store and model registry
+    service.ingest("items.csv", "events.csv")
+    service.train()                           # registers the model and makes it active
+    service.for_user("user-42", k=10, explain=True)
 
-CLI: ``aigc recommend ingest | train | for-user | similar | eval``.
+or the models alone: ``Recommender(RecommenderConfig()).fit(catalog, log)``.
+
+CLI: ``aigc recommend ingest | train | for-user | similar | eval | status``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ _EXPORTS = {
     "RecommendationList": ".recommender",
     "Recommender": ".recommender",
     "RecommenderConfig": ".recommender",
+    "RecommenderService": ".service",
+    "TrainingResult": ".service",
     "open_db": ".store",
 }
 
@@ -61,6 +67,8 @@ __all__ = [
     "RecommendationList",
     "Recommender",
     "RecommenderConfig",
+    "RecommenderService",
+    "TrainingResult",
     "Transitions",
     "coverage",
     "hit_rate",
@@ -83,4 +91,5 @@ if TYPE_CHECKING:
     from .interest import InterestConfig, InterestModel
     from .ranker import Ranker
     from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
+    from .service import RecommenderService, TrainingResult
     from .store import open_db

@@ -1,78 +1,305 @@
-"""Glue between the store and the models: train, register, load the active model, evaluate.
+"""The recommender behind one object, :class:`RecommenderService`, which the CLI calls.
 
-Each training run writes a new folder under ``<adapters_dir>/recommender/`` and a
-``rec_models`` row; serving loads the newest row's folder. Serving reads the user's events
-from the store on every request, so events ingested after training count immediately.
+Trained models are entries of the core's model registry (app ``recommend``, role
+``recommender``); serving uses the active one, loaded once per service and loaded again
+when another entry becomes active. Serving reads the user's events from the store on every
+request, so events ingested after training count at once; new items need a ``train``.
 """
 
 from __future__ import annotations
 
-import json
+import re
+import threading
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
-from aigc_apps.errors import ModelNotFoundError
-from aigc_apps.fileio import atomic_dir
-from aigc_apps.settings import get_settings
+from aigc_apps.errors import AigcError, ModelNotFoundError
+from aigc_apps.registry import ModelEntry, ModelRegistry
+from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database, utcnow
 
-from .dataset import load_from_store
-from .evaluation import run_evaluation
-from .recommender import Recommender, RecommenderConfig
-from .store import RecEvent, RecModel
+from .legacy_models import APP, NAME_PREFIX, ROLE, import_legacy_models, registry_fields
+from .store import SCHEMA, RecEvent, counts
 
-_loaded: dict[str, Recommender] = {}
+if TYPE_CHECKING:
+    from .ingest import EventColumns, IngestReport, ItemColumns
+    from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
+
+__all__ = ["RecommenderService", "TrainingResult"]
+
+VERSION_NAME = re.compile(rf"{NAME_PREFIX}(\d+)")
 
 
-def models_dir() -> Path:
-    return get_settings().adapters_dir / "recommender"
+@dataclass(frozen=True)
+class TrainingResult:
+    """What ``train`` made: the registry entry, the fitted model and the training report."""
+
+    entry: ModelEntry
+    model: Recommender
+    report: dict[str, Any]
 
 
-def train(
-    db: Database, config: RecommenderConfig | None = None
-) -> tuple[Recommender, dict[str, Any]]:
-    """Fit on everything in the store, save the artefacts and register the version."""
-    config = config or RecommenderConfig()
-    catalog, log = load_from_store(db, config.event_weights)
-    started = time.perf_counter()
-    model = Recommender(config).fit(catalog, log)
-    folder = models_dir() / utcnow().strftime("model-%Y%m%dT%H%M%S%f")
-    with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp)
-    seconds = round(time.perf_counter() - started, 1)
-    with db.session() as s:
-        row = RecModel(
-            path=str(folder.resolve()),
-            n_items=len(catalog),
-            n_users=log.n_users,
-            n_events=len(log),
-            train_seconds=seconds,
-            info=json.dumps(model.info, default=str),
+class RecommenderService:
+    """Ingest, train, recommend, find similar items, evaluate and report, on one store.
+
+    ``url`` is the store's database (default: the workspace's ``recommend`` store);
+    ``registry`` the model registry (default: the workspace's). Nothing is opened here: the
+    store on first use, the active model on the first request that needs it. Safe to share
+    between threads.
+
+    >>> service = RecommenderService("sqlite:///shop.db")
+    >>> service.for_user("u01", k=5, explain=True)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings
+        self.registry = registry or ModelRegistry(settings=settings)
+        self._owns_registry = registry is None
+        self._owns_db = True
+        self._db: Database | None = None
+        self._lock = threading.RLock()  # opening the store, importing, loading a model
+        self._loaded: tuple[tuple[str, str], Recommender] | None = None
+        self._imported = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> RecommenderService:
+        """The workspace's store and registry (``AIGC_HOME``, ``AIGC_RECOMMEND_DB_URL``...)."""
+        return cls(settings=settings)
+
+    @classmethod
+    def for_database(
+        cls, db: Database, registry: ModelRegistry | None = None
+    ) -> RecommenderService:
+        """A service on an already open store (left open by :meth:`close`)."""
+        service = cls(db.url, registry=registry)
+        service._db, service._owns_db = db, False
+        return service
+
+    @property
+    def db(self) -> Database:
+        """The store, opened (and its schema brought up to date) on first use."""
+        if self._db is None:
+            with self._lock:
+                if self._db is None:
+                    self._db = Database.open(SCHEMA, self.url or self._settings.db_url(APP))
+        return self._db
+
+    @property
+    def _settings(self) -> Settings:
+        return self.settings or get_settings()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where trained versions are written (one folder each)."""
+        return models_dir(self._settings)
+
+    def close(self) -> None:
+        """Release the database connections this service opened."""
+        if self._db is not None and self._owns_db:
+            self._db.dispose()
+        self._db = None
+        if self._owns_registry:
+            self.registry.close()
+
+    def __enter__(self) -> RecommenderService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ store
+    def ingest(
+        self,
+        items: str | Path | None = None,
+        events: str | Path | None = None,
+        *,
+        item_columns: ItemColumns | None = None,
+        event_columns: EventColumns | None = None,
+    ) -> IngestReport:
+        """Upsert a catalogue and add events (see :func:`.ingest.ingest`); no model needed."""
+        from .ingest import ingest
+
+        return ingest(
+            self.db, items, events, item_columns=item_columns, event_columns=event_columns
         )
-        s.add(row)
-        s.flush()
-        version = row.id
-    report = {"version": version, "path": str(folder), "train_seconds": seconds, **model.info}
-    return model, report
 
+    def counts(self) -> dict[str, int]:
+        """Items, events and distinct users in the store."""
+        return counts(self.db)
 
-def load_active(db: Database) -> Recommender:
-    """The newest registered model (cached per process)."""
-    with db.session() as s:
-        row = s.scalars(select(RecModel).order_by(RecModel.id.desc()).limit(1)).first()
-    if row is None:
-        raise ModelNotFoundError("no trained recommender yet; run `aigc recommend train`")
-    if row.path not in _loaded:
-        if not Path(row.path).is_dir():
-            raise ModelNotFoundError(
-                f"model version {row.id}: folder {row.path} is missing; retrain"
+    def user_events(self, user: str) -> list[tuple[str, float]]:
+        """``(item_id, timestamp)`` of the user's stored events, oldest first."""
+        return user_events(self.db, user)
+
+    def status(self) -> dict[str, Any]:
+        """The store's counts and the active model's registry entry (None before training)."""
+        entry = self.active_entry()
+        return {
+            "store": _masked(self.db.url),
+            **self.counts(),
+            "model": entry.to_dict() if entry is not None else None,
+        }
+
+    # ------------------------------------------------------------------ models
+    def active_entry(self) -> ModelEntry | None:
+        """The registry entry serving uses (0.1.0's ``rec_models`` rows imported first)."""
+        self._import_legacy_models()
+        return self.registry.active(APP, ROLE)
+
+    def models(self) -> list[ModelEntry]:
+        """Every trained recommender in the registry, newest first (``active`` marks one)."""
+        self._import_legacy_models()
+        return self.registry.list(app=APP, role=ROLE)
+
+    def activate(self, name: str) -> ModelEntry:
+        """Serve ``name`` from the next request on (a rollback is activating an older one)."""
+        entry = self.registry.get(name)
+        if (entry.app, entry.role) != (APP, ROLE):
+            raise AigcError(
+                f"model {name!r} is a {entry.app} {entry.role} model, not a recommender"
             )
-        _loaded.clear()
-        _loaded[row.path] = Recommender.from_pretrained(row.path)
-    return _loaded[row.path]
+        return self.registry.activate(name)
+
+    def model(self) -> Recommender:
+        """The active model, loaded once and kept until another entry becomes active."""
+        entry = self.active_entry()
+        if entry is None:
+            raise ModelNotFoundError("no trained recommender yet; run `aigc recommend train`")
+        key = (entry.name, str(entry.path))
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == key:
+            return loaded[1]
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != key:
+                self._loaded = (key, _load(entry))
+            return self._loaded[1]
+
+    def train(self, config: RecommenderConfig | None = None) -> TrainingResult:
+        """Fit on everything in the store, save the model, register it and make it active."""
+        from aigc_apps.fileio import atomic_dir
+
+        from .dataset import load_from_store
+        from .recommender import Recommender, RecommenderConfig
+
+        config = config or RecommenderConfig()
+        catalog, log = load_from_store(self.db, config.event_weights)
+        started = time.perf_counter()
+        model = Recommender(config).fit(catalog, log)
+        folder = self.models_dir / utcnow().strftime("model-%Y%m%dT%H%M%S%f")
+        with atomic_dir(folder) as tmp:
+            model.save_pretrained(tmp)
+        seconds = round(time.perf_counter() - started, 1)
+        self._import_legacy_models()
+        version = self._next_version()
+        report = {
+            "name": f"{NAME_PREFIX}{version}",
+            "version": version,  # deprecated: the number in ``name``
+            "path": str(folder),
+            "train_seconds": seconds,
+            **model.info,
+        }
+        metrics, info = registry_fields(report)
+        entry = self.registry.register(
+            report["name"],
+            folder,
+            app=APP,
+            role=ROLE,
+            base=config.encoder or "none",
+            metrics=metrics,
+            info={
+                **info,
+                "interest": _interest_kind(config),
+                "store": _masked(self.db.url),
+            },
+        )
+        with self._lock:
+            self._loaded = ((entry.name, str(entry.path)), model)
+        return TrainingResult(entry, model, report)
+
+    # ------------------------------------------------------------------ serving
+    def for_user(
+        self,
+        user: str | None,
+        *,
+        k: int = 10,
+        exclude_seen: bool = True,
+        interest: str | None = None,
+        explain: bool = False,
+        events: list[tuple[str, float]] | None = None,
+    ) -> RecommendationList:
+        """Top-``k`` for ``user`` from their stored events (or the ``(item_id, timestamp)``
+        ``events`` given), optionally steered by free-text ``interest``; ``explain`` adds
+        the reasons. A user with neither history nor interest gets popular items."""
+        _check_k(k)
+        model = self.model()
+        if events is None and user is not None:
+            events = self.user_events(user) or None
+        return model.recommend(
+            user, k=k, exclude_seen=exclude_seen, events=events, text=interest, explain=explain
+        )
+
+    def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """Up to ``k`` other items like ``item_id`` (never the item itself)."""
+        _check_k(k)
+        return self.model().similar(item_id, k)
+
+    def evaluate(
+        self, config: RecommenderConfig | None = None, cold_fraction: float = 0.2, seed: int = 0
+    ) -> dict[str, Any]:
+        """Leave-last-out on the store's events, models refitted on the training part,
+        beside popularity and EASE baselines and a cold-item evaluation."""
+        from .dataset import load_from_store
+        from .evaluation import run_evaluation
+        from .recommender import Recommender, RecommenderConfig
+
+        config = config or RecommenderConfig()
+        catalog, log = load_from_store(self.db, config.event_weights)
+        vectors: dict[str, Any] = {}
+
+        def fit(cat: Any, train_log: Any) -> Recommender:
+            model = Recommender(config).fit(cat, train_log, content_vectors=vectors.get("v"))
+            if model.content is not None:
+                vectors.setdefault("v", model.content.V)
+            return model
+
+        report = run_evaluation(fit, catalog, log, cold_fraction=cold_fraction, seed=seed)
+        report.pop("_model")
+        report.pop("_split")
+        return report
+
+    # ------------------------------------------------------------------ helpers
+    def _import_legacy_models(self) -> None:
+        if not self._imported:
+            with self._lock:
+                if not self._imported:
+                    import_legacy_models(self.db, self.registry)
+                    self._imported = True
+
+    def _next_version(self) -> int:
+        """One more than the highest ``recommend-<n>`` registered (imports keep their ids)."""
+        numbers = [
+            int(match.group(1))
+            for entry in self.registry.list()
+            if (match := VERSION_NAME.fullmatch(entry.name))
+        ]
+        return max(numbers, default=0) + 1
+
+
+def models_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).adapters_dir / "recommender"
 
 
 def user_events(db: Database, user: str) -> list[tuple[str, float]]:
@@ -85,21 +312,70 @@ def user_events(db: Database, user: str) -> list[tuple[str, float]]:
     return [(r[0], float(r[1])) for r in rows]
 
 
+def _load(entry: ModelEntry) -> Recommender:
+    from .recommender import Recommender
+
+    if not entry.path.is_dir():
+        raise ModelNotFoundError(
+            f"recommender model {entry.name!r}: folder {entry.path} is missing; retrain with "
+            "`aigc recommend train` or activate another with `aigc models activate`"
+        )
+    return Recommender.from_pretrained(entry.path)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise AigcError(f"k must be at least 1, got {k}")
+
+
+def _interest_kind(config: RecommenderConfig) -> str | None:
+    if config.interest is None:
+        return None
+    return "lora" if config.interest.lora else "full"
+
+
+def _masked(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------- deprecated (0.1.0)
+_services: dict[str, RecommenderService] = {}
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(
+        f"apps.recommender.service.{name} is deprecated; use RecommenderService.{instead}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def _service_for(db: Database) -> RecommenderService:
+    """One service per store URL, so the deprecated functions share its loaded model."""
+    service = _services.get(db.url)
+    if service is None or service._db is not db:
+        service = _services[db.url] = RecommenderService.for_database(db)
+    return service
+
+
+def train(
+    db: Database, config: RecommenderConfig | None = None
+) -> tuple[Recommender, dict[str, Any]]:
+    """Deprecated: ``RecommenderService(url).train(config)``."""
+    _deprecated("train", "train")
+    result = _service_for(db).train(config)
+    return result.model, result.report
+
+
+def load_active(db: Database) -> Recommender:
+    """Deprecated: ``RecommenderService(url).model()``."""
+    _deprecated("load_active", "model")
+    return _service_for(db).model()
+
+
 def evaluate(
     db: Database, config: RecommenderConfig | None = None, cold_fraction: float = 0.2, seed: int = 0
 ) -> dict[str, Any]:
-    """Leave-last-out on the store's events (models refitted on the training part)."""
-    config = config or RecommenderConfig()
-    catalog, log = load_from_store(db, config.event_weights)
-    vectors: dict[str, Any] = {}
-
-    def fit(cat: Any, train_log: Any) -> Recommender:
-        model = Recommender(config).fit(cat, train_log, content_vectors=vectors.get("v"))
-        if model.content is not None:
-            vectors.setdefault("v", model.content.V)
-        return model
-
-    report = run_evaluation(fit, catalog, log, cold_fraction=cold_fraction, seed=seed)
-    report.pop("_model")
-    report.pop("_split")
-    return report
+    """Deprecated: ``RecommenderService(url).evaluate(...)``."""
+    _deprecated("evaluate", "evaluate")
+    return _service_for(db).evaluate(config, cold_fraction, seed)

@@ -1,7 +1,9 @@
-"""The recommender's tables: catalogue items, behaviour events and trained model versions.
+"""The recommender's tables: catalogue items and behaviour events.
 
 Events carry a ``dedup_key`` (hash of user, item, type and timestamp) with a unique
-constraint, so re-ingesting the same export never stores an interaction twice.
+constraint, so re-ingesting the same export never stores an interaction twice. Trained
+models are entries of the core's :class:`~aigc_apps.registry.ModelRegistry`; ``rec_models``
+only keeps what 0.1.0 recorded there, until it has been imported.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ class RecEvent(Base):
 
 
 class RecModel(Base):
-    """A trained model version: where its artefacts are and what it measured."""
+    """Deprecated (0.1.0's record of trained versions; removed in the next release).
+
+    Nothing writes new versions here any more: :class:`~.service.RecommenderService`
+    imports each row once into the model registry (as ``recommend-<id>``) and notes the
+    entry's name in ``registry_name``, so an entry deleted later does not come back. The
+    table stays because its rows may live in another database than the registry.
+    """
 
     __tablename__ = "rec_models"
 
@@ -83,15 +91,14 @@ class RecModel(Base):
     n_events: Mapped[int] = mapped_column(Integer)
     train_seconds: Mapped[float] = mapped_column(Float)
     info: Mapped[str] = mapped_column(Text, default="{}")
-
-
+    registry_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 SCHEMA = StoreSchema(
     app=APP,
     metadata=Base.metadata,
     versions=Path(__file__).resolve().parent / "migrations",
-    legacy_tables=('rec_items', 'rec_events'),
+    legacy_tables=("rec_items", "rec_events"),
     baseline="recommend_0001",
 )
 
