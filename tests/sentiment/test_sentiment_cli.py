@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.cli import main
+from aigc_apps.errors import AigcError, DataError, NotFoundError
+from aigc_apps.registry import ModelRegistry
 from apps.sentiment import cli
 from apps.sentiment.classifier import SentimentModel
 from apps.sentiment.scoring import LexiconScorer
@@ -99,19 +101,33 @@ def test_ingest_stdin_and_score(lexicon_model: None, tmp_path: Path) -> None:
     assert "1 stored" in out and "1 texts truncated" in out and "20,000 characters" in out
 
 
+def _lora_config(report: dict) -> dict:
+    training = json.loads((Path(report["adapter_dir"]) / "aigc_training.json").read_text())
+    return training["config"]
+
+
 def test_train_eval_score_with_tiny_encoder(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     train = json.loads(_ok([
         "train", "--data", str(DATA / "headlines.csv"), "--name", "tiny", "--base",
         str(tiny_encoder_dir), "--max-steps", "3", "--batch-size", "8", "--max-length", "32",
-        "--json",
+        "--lora-r", "8", "--lora-alpha", "24", "--lora-dropout", "0.05",
+        "--target-modules", "query,value", "--json",
     ]))
     assert train["labels"] == ["negative", "neutral", "positive"] and train["test"]["n"] == 34
+    config = _lora_config(train)
+    assert (config["lora_r"], config["lora_alpha"], config["lora_dropout"]) == (8, 24, 0.05)
+    assert config["target_modules"] == ["query", "value"]
     ev = json.loads(_ok(["eval", "--model", "tiny", "--data", str(DATA / "headlines.csv"),
                          "--split", "test", "--json"]))
-    assert ev["n"] == 34 and len(ev["confusion_matrix"]) == 3
+    assert ev["n"] == 34 and len(ev["confusion_matrix"]) == 3 and ev["model"] == "tiny"
     assert ev["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=1e-4)
     assert sum(map(sum, ev["confusion_matrix"])) == 34
     assert "tiny" in _ok(["models"])
+    (listed,) = json.loads(_ok(["models", "--json"]))
+    assert {"name": "tiny", "base": str(tiny_encoder_dir), "labels": train["labels"],
+            "topic_model": None, "active": True}.items() <= listed.items()
+    assert listed["test_accuracy"] == pytest.approx(train["test"]["accuracy"], abs=1e-4)
+    assert Path(listed["path"]) == Path(train["adapter_dir"]).resolve()
     db = ["--db", f"sqlite:///{tmp_path / 'x.db'}"]
     scored = json.loads(_ok(["score", "Bank profits rise", "--json", *db]))
     assert scored[0]["label"] in ("negative", "neutral", "positive")
@@ -120,3 +136,38 @@ def test_train_eval_score_with_tiny_encoder(tiny_encoder_dir: Path, tmp_path: Pa
     with pytest.raises(DataError, match="no rows with a known label"):
         runner.invoke(cli.app, ["train", "--data", str(bad), "--name", "x"],
                       catch_exceptions=False)
+
+
+@pytest.mark.parametrize("bad", [["--max-steps", "0"], ["--max-steps", "-3"],
+                                 ["--epochs", "0"], ["--epochs", "-1"]])
+def test_train_refuses_settings_that_train_nothing(
+    bad: list[str], workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(DATA / "headlines.csv"), "--name", "untrained", *bad]
+    with pytest.raises(AigcError, match=f"{bad[0]}\\) must be > 0"):
+        runner.invoke(cli.app, args, catch_exceptions=False)
+    assert ModelRegistry().list() == [] and not (workspace / "adapters").exists()
+    with pytest.raises(SystemExit) as exited:  # through `aigc`: one line, exit 1
+        main(["sentiment", *args])
+    assert exited.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and bad[0] in lines[0]
+
+
+def test_old_lora_option_and_default_base_from_settings(
+    tiny_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
+    result = runner.invoke(cli.app, [
+        "train", "--data", str(DATA / "headlines.csv"), "--name", "old-style", "--r", "4",
+        "--max-steps", "1", "--batch-size", "8", "--max-length", "32", "--json",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "--r is deprecated" in result.stderr and "--lora-r" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["base"] == str(tiny_encoder_dir)  # --base defaults to AIGC_ENCODER
+    config = _lora_config(report)
+    # the old option sets the rank; the rest are the core's classification defaults
+    assert (config["lora_r"], config["lora_alpha"], config["lora_dropout"]) == (4, 32, 0.1)
+    assert config["target_modules"] == ["all-linear"]
+    assert " --r " not in runner.invoke(cli.app, ["train", "--help"]).stdout  # hidden

@@ -90,7 +90,7 @@ def test_the_database_refuses_a_stored_id_from_another_source_in_a_race(
         {"id": "7", "text": "Same story, other wording"}, {"id": "8", "text": "Fresh news"}]))
     assert (report.stored, report.duplicates) == (1, 1)
     with db.session() as s:
-        assert sorted(s.scalars(select(Record.ext_id))) == ["7", "8"]
+        assert sorted(s.scalars(select(Record.ext_id)), key=str) == ["7", "8"]
 
 
 def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path) -> None:

@@ -1,0 +1,357 @@
+"""``SentimentService``: the one object that the CLI (and next the HTTP API) calls.
+
+Construction does no I/O. The database, the scoring model, the encoder and the topic
+matcher load on first use, once, and are shared by every later call, so a long-running
+server pays for them once. Which model scores texts is the registry's active sentiment
+model unless a call names another. ``close()`` (or ``with``) releases the connections.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.registry import ModelEntry, ModelRegistry
+from aigc_apps.settings import Settings, get_settings
+from aigc_apps.store import Database
+
+from .alerts import AlertEngine, AlertRule, list_alerts
+from .classifier import FitOptions, SentimentModel, TrainReport, evaluate_model, train_sentiment
+from .constants import APP, SENTIMENT_ROLE
+from .evaluation import EvalReport, LabelledData, load_labelled
+from .ingest import Ingester, IngestReport
+from .reader import MAX_TEXT_CHARS
+from .scoring import Prediction, Scorer, predictions
+from .store import Alert, as_utc, open_db
+from .topics import (
+    TextEncoder,
+    TopicHit,
+    TopicMatcher,
+    WatchTopic,
+    list_topics,
+    load_topics_file,
+    remove_topic,
+    save_topics,
+)
+from .trends import Bucket, check_topic, parse_since
+from .trends import trends as trend_series
+
+AlertCallback = Callable[[dict[str, Any]], None]
+_SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
+
+
+@dataclass
+class IngestOptions:
+    """How records are ingested; ``source`` names records that carry none (default: the
+    file's name, ``stdin`` or ``api``); ``model`` None is the active sentiment model."""
+
+    source: str | None = None
+    text_col: str | None = None
+    model: str | None = None
+    batch_size: int = 256
+    alerts: bool = True
+    webhook: str | None = None
+
+
+@dataclass
+class ScoredText:
+    """One scored text: what the model says and which topics it is about."""
+
+    text: str
+    truncated: bool
+    prediction: Prediction
+    topics: list[TopicHit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "truncated": self.truncated,
+            **self.prediction.to_dict(),
+            "topics": [{"topic": h.topic, "method": h.method, "similarity": round(h.similarity, 3)}
+                       for h in self.topics],
+        }
+
+
+@dataclass
+class Evaluation:
+    """A model's metrics on a labelled file, and how many of its rows were unusable."""
+
+    model: str
+    skipped: int
+    report: EvalReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "skipped": self.skipped, **self.report.to_dict()}
+
+
+class SentimentService:
+    """Train, evaluate, score, ingest, trends, alerts, topics and models of the sentiment app.
+
+    ``db_url`` None is the workspace's sentiment store; ``encoder`` replaces the workspace
+    encoder for embedding topic matches (``embeddings=False`` matches by keyword and topic
+    model only; ``similarity`` is the embedding match threshold).
+
+    >>> service = SentimentService("sqlite:///:memory:")  # nothing opened yet
+    """
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        settings: Settings | None = None,
+        encoder: TextEncoder | None = None,
+        embeddings: bool = True,
+        similarity: float = 0.4,
+    ) -> None:
+        self.db_url = db_url
+        self._settings = settings
+        self.registry = registry or ModelRegistry(settings=settings)
+        self.embeddings = embeddings
+        self.similarity = similarity
+        self._encoder = encoder
+        self._models: dict[str | None, Scorer] = {}
+        self._matcher: tuple[list[WatchTopic], Any, TopicMatcher] | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> SentimentService:
+        """The service on the workspace that ``settings`` (default: the environment) names."""
+        return cls(settings=settings, **kwargs)
+
+    # -- shared resources, loaded once on first use ---------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self._settings or get_settings()
+
+    @cached_property
+    def db(self) -> Database:
+        return open_db(self.db_url or self.settings.db_url(APP))
+
+    def model(self, name: str | None = None) -> Scorer:
+        """Model ``name``, or the active sentiment model; loaded once and kept."""
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = SentimentModel.load(name, registry=self.registry)
+            return self._models[name]
+
+    @property
+    def encoder(self) -> TextEncoder:
+        with self._lock:
+            if self._encoder is None:
+                from aigc_apps.embeddings import Encoder
+
+                self._encoder = Encoder.cached(self.settings.default_encoder)
+            return self._encoder
+
+    def matcher(self, model: str | None = None) -> TopicMatcher:
+        """Topic matcher over the stored watch list, rebuilt only when the list changes."""
+        topics = list_topics(self.db)
+        topic_model = getattr(self.model(model), "topic_classifier", None)
+        with self._lock:
+            cached = self._matcher
+            if cached is None or cached[0] != topics or cached[1] is not topic_model:
+                encoder = self.encoder if self.embeddings and topics else None
+                built = TopicMatcher(topics, encoder=encoder, threshold=self.similarity,
+                                     topic_model=topic_model)
+                self._matcher = cached = (topics, topic_model, built)
+            return cached[2]
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()
+            del self.__dict__["db"]
+        self.registry.close()
+
+    def __enter__(self) -> SentimentService:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- models ---------------------------------------------------------------------------
+    def models(self) -> list[ModelEntry]:
+        """Registered sentiment models, newest first."""
+        return self.registry.list(app=APP, role=SENTIMENT_ROLE)
+
+    def activate(self, name: str) -> ModelEntry:
+        """Make ``name`` the model that scores texts from now on."""
+        entry = self.registry.get(name)
+        if (entry.app, entry.role) != (APP, SENTIMENT_ROLE):
+            raise NotFoundError(f"model {name!r} is a {entry.app} {entry.role} model, "
+                                "not a sentiment model (see `aigc sentiment models`)")
+        entry = self.registry.activate(name)
+        with self._lock:
+            self._models.pop(None, None)
+        return entry
+
+    def read_labelled(
+        self,
+        path: str | Path,
+        *,
+        text_col: str = "text",
+        label_col: str = "label",
+        topic_col: str | None = None,
+        split_col: str | None = None,
+        seed: int = 42,
+    ) -> LabelledData:
+        """Train/validation/test rows of a labelled file (``split_col`` None: the file's
+        ``split`` column when it has one, else a seeded stratified split)."""
+        return load_labelled(path, text_col=text_col, label_col=label_col, topic_col=topic_col,
+                             split_col=split_col or "split", require_split=bool(split_col),
+                             seed=seed)
+
+    def train(self, data: LabelledData, name: str, options: FitOptions | None = None, *,
+              topics: bool = False) -> TrainReport:
+        """Fine-tune, register and activate a classifier (and a topic classifier)."""
+        report = train_sentiment(data, name, options, topics=topics, registry=self.registry)
+        with self._lock:
+            self._models.pop(None, None)
+            self._models.pop(name, None)
+        return report
+
+    def evaluate(
+        self,
+        path: str | Path,
+        model: str | None = None,
+        *,
+        text_col: str = "text",
+        label_col: str = "label",
+        split: str | None = None,
+        split_col: str = "split",
+    ) -> Evaluation:
+        """Metrics of ``model`` on a labelled file, or on one split of it."""
+        labelled = load_labelled(path, text_col=text_col, label_col=label_col,
+                                 split_col=split_col if split else None)
+        if split:
+            key = _SPLIT_ALIASES.get(split, split)
+            if key not in labelled.splits:
+                raise DataError(f"unknown --split {split!r} (use train, validation or test)")
+            rows = labelled.splits[key]
+            if not rows or not labelled.split_from_column:
+                raise DataError(f"{path}: no rows with {split_col}={split!r}")
+        else:
+            rows = [r for part in labelled.splits.values() for r in part]
+        scorer = self.model(model)
+        report = evaluate_model(scorer, rows)
+        return Evaluation(scorer.name, len(labelled.skipped), report)
+
+    # -- scoring and ingest -----------------------------------------------------------------
+    def score(self, texts: Sequence[str], model: str | None = None) -> list[ScoredText]:
+        """Label, probabilities, score and topics of each text; nothing is stored.
+
+        Texts longer than :data:`MAX_TEXT_CHARS` are cut (and flagged), as ingest does.
+        """
+        cleaned = [t.strip() for t in texts]
+        if not cleaned:
+            raise DataError("no text to score")
+        empty = [i for i, t in enumerate(cleaned, start=1) if not t]
+        if empty:  # a label for nothing would look like a real prediction
+            raise DataError(f"text {empty[0]} is empty: nothing to score")
+        cut = [t[:MAX_TEXT_CHARS] for t in cleaned]
+        probs = self.model(model).predict_proba(cut)
+        hits = self.matcher(model).match(cut)
+        return [ScoredText(t, len(full) > MAX_TEXT_CHARS, p, found)
+                for t, full, p, found in zip(cut, cleaned, predictions(probs), hits, strict=True)]
+
+    def ingester(self, options: IngestOptions | None = None, *, default_source: str = "",
+                 on_alert: AlertCallback | None = None) -> Ingester:
+        """An :class:`Ingester` on this service's store, model and topics."""
+        opts = options or IngestOptions()
+        engine = AlertEngine(webhook=opts.webhook) if opts.alerts else None
+        return Ingester(self.db, self.model(opts.model), self.matcher(opts.model),
+                        source=opts.source or default_source, text_col=opts.text_col,
+                        batch_size=opts.batch_size, alerts=engine, on_alert=on_alert)
+
+    def ingest_file(self, path: str | Path, options: IngestOptions | None = None, *,
+                    fmt: str | None = None, on_alert: AlertCallback | None = None
+                    ) -> IngestReport:
+        """Score and store a CSV/TSV/JSONL file (deduplicated), then run the alert rules."""
+        ingester = self.ingester(options, default_source=Path(path).name, on_alert=on_alert)
+        return ingester.ingest_file(path, fmt=fmt)
+
+    def ingest_stream(self, stream: IO[bytes], options: IngestOptions | None = None, *,
+                      fmt: str | None = None, on_alert: AlertCallback | None = None
+                      ) -> IngestReport:
+        ingester = self.ingester(options, default_source="stdin", on_alert=on_alert)
+        return ingester.ingest_stream(stream, fmt=fmt)
+
+    def ingest_records(self, records: Iterable[object],
+                       options: IngestOptions | None = None, *,
+                       on_alert: AlertCallback | None = None) -> IngestReport:
+        """Records already parsed (a JSON request body), one dict each."""
+        ingester = self.ingester(options, default_source="api", on_alert=on_alert)
+        return ingester.ingest_records(records)
+
+    def follow(self, path: str | Path | None, options: IngestOptions | None = None, *,
+               fmt: str | None = None, stop: threading.Event | None = None,
+               idle_timeout: float | None = None, on_alert: AlertCallback | None = None
+               ) -> IngestReport:
+        """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set."""
+        source = "stdin" if path is None else Path(path).name
+        ingester = self.ingester(options, default_source=source, on_alert=on_alert)
+        return ingester.follow(path, fmt=fmt, stop=stop, idle_timeout=idle_timeout)
+
+    # -- reports -----------------------------------------------------------------------------
+    def trends(self, topic: str | None = None, bucket: str = "1h",
+               since: str | datetime | None = None) -> dict[str, list[Bucket]]:
+        """Counts, negative share and mean score per topic and time bucket."""
+        return trend_series(self.db, topic=topic, bucket=bucket, since=since)
+
+    def plot(self, series: Mapping[str, Sequence[Bucket]], out: str | Path, *,
+             title: str = "Sentiment share per topic") -> Path:
+        """Chart ``series`` to ``out`` with every stored alert marked."""
+        from .plot import plot_trends
+
+        fired: dict[str, list[datetime]] = {}
+        for alert in list_alerts(self.db, limit=10_000):
+            fired.setdefault(alert.topic, []).append(as_utc(alert.bucket_start))
+        return plot_trends(series, out, alerts=fired, title=title)
+
+    def alerts(self, topic: str | None = None, since: str | datetime | None = None,
+               limit: int = 50) -> list[Alert]:
+        """Stored alerts, newest first."""
+        if topic:
+            check_topic(self.db, topic)
+        start = parse_since(since) if isinstance(since, str) else since
+        return list_alerts(self.db, topic, start, limit)
+
+    def check_alerts(self, topic: str | None = None, webhook: str | None = None
+                     ) -> list[dict[str, Any]]:
+        """Run the alert rules over the stored records; returns the alerts that are new."""
+        if topic:
+            check_topic(self.db, topic)
+        return AlertEngine(webhook=webhook).evaluate(self.db, [topic] if topic else None)
+
+    # -- topics ------------------------------------------------------------------------------
+    def topics(self) -> list[WatchTopic]:
+        return list_topics(self.db)
+
+    def add_topic(self, name: str, keywords: str | Sequence[str],
+                  rule: Mapping[str, object] | None = None) -> WatchTopic:
+        """Add or replace a topic; ``keywords`` comma-separated or a list, ``rule`` overrides
+        of :class:`AlertRule` (checked here, so a bad one is never stored)."""
+        words = keywords.split(",") if isinstance(keywords, str) else list(keywords)
+        topic = WatchTopic(name, words, AlertRule.overrides(rule or {}))
+        save_topics(self.db, [topic])
+        return topic
+
+    def save_topics(self, topics: Sequence[WatchTopic]) -> None:
+        save_topics(self.db, topics)
+
+    def load_topics(self, path: str | Path) -> list[WatchTopic]:
+        """Add or replace the topics of a file (``name: kw, kw`` lines or JSON)."""
+        loaded = load_topics_file(path)
+        save_topics(self.db, loaded)
+        return loaded
+
+    def remove_topic(self, name: str) -> None:
+        remove_topic(self.db, name)
