@@ -1,19 +1,34 @@
-"""``aigc recommend ...``: ingest a catalogue and events, train, recommend, explain, evaluate."""
+"""``aigc recommend ...``: ingest a catalogue and events, train, recommend, explain, evaluate.
+
+Each command parses its options, calls :class:`~.service.RecommenderService` and prints.
+"""
 
 from __future__ import annotations
 
+import math
+from numbers import Integral, Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from aigc_apps.console import DbOpt, JsonOpt, console, print_json
+from aigc_apps.console import (
+    DbOpt,
+    JsonOpt,
+    LoraAlphaOpt,
+    LoraDropoutOpt,
+    LoraROpt,
+    console,
+    print_json,
+)
+from aigc_apps.errors import AigcError
 
-# Models (numpy, scikit-learn, faiss, torch) are imported inside the commands that use them,
-# so that `aigc ... --help` and `ingest` start at once.
+# The service imports its models (numpy, scikit-learn, faiss, torch) only where it uses them,
+# so that `aigc ... --help`, `ingest` and `status` start at once.
 if TYPE_CHECKING:
-    from .recommender import RecommenderConfig
+    from .recommender import Recommendation, RecommenderConfig
+    from .service import RecommenderService
 
 app = typer.Typer(
     help="Personalised recommendations from item texts and user behaviour: collaborative "
@@ -23,13 +38,16 @@ app = typer.Typer(
 )
 
 EncoderOpt = Annotated[
-    str,
-    typer.Option(help="Content encoder: alias, folder, 'hashing' (no model) or 'none'."),
+    str | None,
+    typer.Option(
+        help="Content encoder: alias, folder, 'hashing' (no model) or 'none' "
+        "(default: AIGC_ENCODER, minilm-l6 when unset)."
+    ),
 ]
 InterestOpt = Annotated[
     bool, typer.Option("--interest-model/--no-interest-model", help="Tune the text interest model.")
 ]
-PairsOpt = Annotated[int, typer.Option(help="Training pairs for the interest model.")]
+PairsOpt = Annotated[int, typer.Option(min=1, help="Training pairs for the interest model.")]
 LoraOpt = Annotated[
     bool,
     typer.Option(
@@ -37,16 +55,60 @@ LoraOpt = Annotated[
         help="Tune the interest encoder through LoRA adapters (default) or all its weights.",
     ),
 ]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=500, help="How many items.")]
 
 
-def _config(encoder: str, interest: bool, pairs: int, lora: bool = True) -> RecommenderConfig:
+def _service(db: str | None) -> RecommenderService:
+    from .service import RecommenderService
+
+    return RecommenderService(db)
+
+
+def _config(
+    encoder: str | None,
+    interest: bool,
+    pairs: int,
+    lora: bool,
+    lora_r: int | None,
+    lora_alpha: int | None,
+    lora_dropout: float | None,
+) -> RecommenderConfig:
+    """The options as a config; an unset ``--encoder`` is the workspace's default encoder."""
     from .interest import InterestConfig
     from .recommender import RecommenderConfig
 
-    return RecommenderConfig(
-        encoder=None if encoder.lower() == "none" else encoder,
-        interest=InterestConfig(max_pairs=pairs, lora=lora) if interest else None,
-    )
+    knobs: dict[str, Any] = {
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "lora_dropout": lora_dropout,
+    }
+    if not (interest and lora) and any(value is not None for value in knobs.values()):
+        raise AigcError(
+            "--lora-r, --lora-alpha and --lora-dropout shape the LoRA interest model; "
+            "they do not go with --interest-full or --no-interest-model"
+        )
+    chosen: dict[str, Any] = {
+        "interest": InterestConfig(max_pairs=pairs, lora=lora, **knobs) if interest else None
+    }
+    if encoder is not None:
+        chosen["encoder"] = None if encoder.lower() == "none" else encoder
+    return RecommenderConfig(**chosen)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number as None: strict JSON has neither."""
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, Real) and not isinstance(value, Integral):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print_json(_finite(data))
 
 
 @app.command()
@@ -78,18 +140,18 @@ def ingest(
 ) -> None:
     """Upsert items and add events; duplicates are not stored twice, bad rows are reported."""
     from .ingest import EventColumns, ItemColumns
-    from .ingest import ingest as run_ingest
-    from .store import open_db
 
-    report = run_ingest(
-        open_db(db),
-        items,
-        events,
-        item_columns=ItemColumns(id_col, title_col, description_col, tags_col),
-        event_columns=EventColumns(user_col, item_col, type_col, weight_col, rating_col, time_col),
-    )
+    with _service(db) as service:
+        report = service.ingest(
+            items,
+            events,
+            item_columns=ItemColumns(id_col, title_col, description_col, tags_col),
+            event_columns=EventColumns(
+                user_col, item_col, type_col, weight_col, rating_col, time_col
+            ),
+        )
     if json_output:
-        print_json(report.to_dict())
+        _print_json(report.to_dict())
         return
     console.print(report.summary())
     for line in report.skipped[:20]:
@@ -100,39 +162,40 @@ def ingest(
 
 @app.command()
 def train(
-    encoder: EncoderOpt = "minilm-l6",
+    encoder: EncoderOpt = None,
     interest_model: InterestOpt = True,
     interest_pairs: PairsOpt = 3000,
     interest_lora: LoraOpt = True,
+    lora_r: LoraROpt = None,
+    lora_alpha: LoraAlphaOpt = None,
+    lora_dropout: LoraDropoutOpt = None,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Fit every model on the store's items and events and register the new version."""
-    from . import service
-    from .store import open_db
-
-    with console.status("Training the recommender...", spinner="dots"):
-        _, report = service.train(
-            open_db(db), _config(encoder, interest_model, interest_pairs, interest_lora)
-        )
+    """Fit every model on the store's items and events, register the model and make it active."""
+    config = _config(
+        encoder, interest_model, interest_pairs, interest_lora, lora_r, lora_alpha, lora_dropout
+    )
+    with _service(db) as service, console.status("Training the recommender...", spinner="dots"):
+        report = service.train(config).report
     if json_output:
-        print_json(report)
+        _print_json(report)
         return
     console.print(
-        f"Trained model version {report['version']} on {report['items']} items, "
-        f"{report['users']} users, {report['events']} events in {report['train_seconds']} s "
-        f"(ranker: {report['ranker']}, {report['ranker_rows']} rows)"
+        f"Trained {report['name']} on {report['items']} items, {report['users']} users, "
+        f"{report['events']} events in {report['train_seconds']} s "
+        f"(ranker: {report['ranker']}, {report['ranker_rows']} rows); it is the active model now"
     )
     console.print(f"Saved to {report['path']}")
 
 
-def _print_list(result: object, explain: bool) -> None:
+def _print_list(items: list[Recommendation], explain: bool) -> None:
     table = Table(show_header=True, header_style="bold")
     for col in ("#", "item", "title", "score"):
         table.add_column(col)
     if explain:
         table.add_column("why")
-    for n, rec in enumerate(result.items, start=1):  # type: ignore[attr-defined]
+    for n, rec in enumerate(items, start=1):
         row = [str(n), rec.item_id, rec.title, f"{rec.score:.4f}"]
         if explain:
             row.append("; ".join(rec.reasons))
@@ -143,7 +206,7 @@ def _print_list(result: object, explain: bool) -> None:
 @app.command("for-user")
 def for_user(
     user: Annotated[str, typer.Argument(help="User id as in the event log (new users allowed).")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=500, help="How many items.")] = 10,
+    k: KOpt = 10,
     exclude_seen: Annotated[
         bool,
         typer.Option("--exclude-seen/--include-seen", help="Leave out items the user already has."),
@@ -157,49 +220,43 @@ def for_user(
     json_output: JsonOpt = False,
 ) -> None:
     """Top-k items for a user from their latest events (unknown users get popular items)."""
-    from . import service
-    from .store import open_db
-
-    database = open_db(db)
-    model = service.load_active(database)
-    events = service.user_events(database, user)
-    result = model.recommend(
-        user, k=k, exclude_seen=exclude_seen, events=events or None, text=interest, explain=explain
-    )
+    with _service(db) as service:
+        result = service.for_user(
+            user, k=k, exclude_seen=exclude_seen, interest=interest, explain=explain
+        )
     if json_output:
-        print_json(result.to_dict())
+        _print_json(result.to_dict())
         return
     if result.note:
         console.print(f"[yellow]{result.note}[/yellow]")
-    _print_list(result, explain)
+    _print_list(result.items, explain)
 
 
 @app.command()
 def similar(
     item: Annotated[str, typer.Argument(help="Item id.")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=500, help="How many items.")] = 10,
+    k: KOpt = 10,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Items like this one, by text and by who interacted with both."""
-    from . import service
-    from .store import open_db
-
-    items = service.load_active(open_db(db)).similar(item, k)
+    """Items like this one, by text and by who interacted with both (never the item itself)."""
+    with _service(db) as service:
+        items = service.similar(item, k)
     if json_output:
-        print_json({"item": item, "similar": items})
+        _print_json({"item": item, "similar": items})
         return
-    from .recommender import RecommendationList
-
-    _print_list(RecommendationList(None, items), False)
+    _print_list(items, False)
 
 
 @app.command("eval")
 def evaluate(
-    encoder: EncoderOpt = "minilm-l6",
+    encoder: EncoderOpt = None,
     interest_model: InterestOpt = True,
     interest_pairs: PairsOpt = 3000,
     interest_lora: LoraOpt = True,
+    lora_r: LoraROpt = None,
+    lora_alpha: LoraAlphaOpt = None,
+    lora_dropout: LoraDropoutOpt = None,
     cold_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of test items made cold (0: skip).")
     ] = 0.2,
@@ -207,17 +264,16 @@ def evaluate(
     json_output: JsonOpt = False,
 ) -> None:
     """Leave-last-out HR@10, NDCG@10 and coverage on the store, beside baselines and cold items."""
-    from . import service
-    from .store import open_db
-
-    with console.status("Evaluating (fits the models on the training part)...", spinner="dots"):
-        report = service.evaluate(
-            open_db(db),
-            _config(encoder, interest_model, interest_pairs, interest_lora),
-            cold_fraction,
-        )
+    config = _config(
+        encoder, interest_model, interest_pairs, interest_lora, lora_r, lora_alpha, lora_dropout
+    )
+    with (
+        _service(db) as service,
+        console.status("Evaluating (fits the models on the training part)...", spinner="dots"),
+    ):
+        report = service.evaluate(config, cold_fraction)
     if json_output:
-        print_json(report)
+        _print_json(report)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("model", "HR@10", "NDCG@10", "coverage"):
@@ -235,3 +291,27 @@ def evaluate(
             f"(popularity {cold['popularity_hr@10']}); among cold items {cold['hr@10_among_cold']} "
             f"(random {cold['random_hr@10_among_cold']})"
         )
+
+
+@app.command()
+def status(db: DbOpt = None, json_output: JsonOpt = False) -> None:
+    """What the store holds and which trained model serves (loads no model)."""
+    with _service(db) as service:
+        report = service.status()
+    if json_output:
+        _print_json(report)
+        return
+    console.print(
+        f"store {report['store']}: {report['items']} items, {report['events']} events, "
+        f"{report['users']} users"
+    )
+    model = report["model"]
+    if model is None:
+        console.print("no trained model yet; run `aigc recommend train`")
+        return
+    info = model["info"]
+    console.print(
+        f"active model {model['name']} ({model['created_at']}): {info.get('n_items')} items, "
+        f"{info.get('n_users')} users, {info.get('n_events')} events, encoder {model['base']}"
+    )
+    console.print(f"  {model['path']}")

@@ -8,13 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from aigc_apps.errors import DataError
+from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import get_settings
 
-from . import service
-from .ingest import ingest
 from .interest import InterestConfig
 from .recommender import RecommendationList, Recommender, RecommenderConfig
-from .store import open_db
+from .service import RecommenderService
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "recommender"
 
@@ -32,23 +31,35 @@ def demo(console: Console) -> None:
     if not (DATA / "items.csv").is_file():
         raise DataError(f"{DATA}: sample catalogue not found (run from a source checkout)")
     console.rule("[bold]Recommender[/bold]: a media shop's catalogue and event log")
-    # A separate store, so the demo never mixes into a real catalogue.
-    db = open_db(f"sqlite:///{(get_settings().home / 'demo' / 'recommender.db').resolve()}")
-    report = ingest(db, DATA / "items.csv", DATA / "events.csv")
+    # A separate store and registry, so the demo never mixes into a real catalogue nor
+    # replaces the workspace's active model.
+    home = (get_settings().home / "demo").resolve()
+    registry = ModelRegistry(f"sqlite:///{home / 'registry.db'}")
+    try:
+        with RecommenderService(f"sqlite:///{home / 'recommender.db'}", registry=registry) as svc:
+            _run(console, svc)
+    finally:
+        registry.close()
+
+
+def _run(console: Console, service: RecommenderService) -> None:
+    report = service.ingest(DATA / "items.csv", DATA / "events.csv")
     console.print(f"Ingested {DATA}: {report.summary()}")
 
     config = RecommenderConfig(interest=InterestConfig(max_pairs=256, batch_size=32))
     with console.status(
         "Training: MiniLM item embeddings, LoRA-tuned two-tower interest model, EASE, ranker..."
     ):
-        model, info = service.train(db, config)
+        trained = service.train(config)
+    model, info = trained.model, trained.report
     console.print(
-        f"Trained in {info['train_seconds']} s ({info['items']} items, {info['users']} users, "
-        f"{info['events']} events; ranker: {info['ranker']}); saved to {info['path']}"
+        f"Trained {info['name']} in {info['train_seconds']} s ({info['items']} items, "
+        f"{info['users']} users, {info['events']} events; ranker: {info['ranker']}); "
+        f"saved to {info['path']}"
     )
 
     for user in ("u01", "u02"):
-        result = model.recommend(user, k=5, events=service.user_events(db, user), explain=True)
+        result = service.for_user(user, k=5, explain=True)
         history = [model.catalog.titles[i] for i in model.user_events(user)[0][-3:]]
         _show(console, f"For {user} (recently: {'; '.join(history)})", result)
 
@@ -59,16 +70,16 @@ def demo(console: Console) -> None:
     _show(
         console,
         "A new visitor who typed 'I love documentaries about space and planets'",
-        model.recommend(
-            "visitor", text="I love documentaries about space and planets", k=5, explain=True
+        service.for_user(
+            "visitor", interest="I love documentaries about space and planets", k=5, explain=True
         ),
     )
     _show(
         console,
         "A new visitor after two clicks on baking items",
-        model.recommend(None, events=[("coo-02", 1.0), ("coo-08", 2.0)], k=5, explain=True),
+        service.for_user(None, events=[("coo-02", 1.0), ("coo-08", 2.0)], k=5, explain=True),
     )
-    similar = model.similar("n-voyager", k=3)
+    similar = service.similar("n-voyager", k=3)
     console.print(
         "Items like the new 'Voyager' documentary: " + ", ".join(r.title for r in similar)
     )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
-from aigc_apps.errors import DataError, ModelNotFoundError, NotFoundError
-from apps.recommender.cli import app
+from aigc_apps.errors import AigcError, DataError, ModelNotFoundError, NotFoundError
+from aigc_apps.registry import ModelRegistry
+from apps.recommender.cli import _finite, app
 
 runner = CliRunner()
 
@@ -90,7 +95,118 @@ def test_similar_unknown_item(db_url: str, sample_dir: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("ingest", "train", "for-user", "similar", "eval"):
+    for command in ("ingest", "train", "for-user", "similar", "eval", "status"):
         out = run(command, "--help")
         assert "--db" in out and "Usage" in out
     assert "--interest-lora" in run("train", "--help")
+    for command in ("train", "eval"):
+        out = run(command, "--help")
+        assert "--lora-r" in out and "--lora-alpha" in out and "--lora-dropout" in out
+        assert "AIGC_ENCODER" in out
+
+
+def strict_json(text: str) -> object:
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def ingested(db_url: str, sample_dir: Path) -> None:
+    items, events = str(sample_dir / "items.csv"), str(sample_dir / "events.csv")
+    run("ingest", "--items", items, "--events", events, "--db", db_url)
+
+
+def test_similar_with_k_beyond_the_catalogue_is_strict_json_without_the_item(
+    db_url: str, sample_dir: Path
+) -> None:
+    """Issue 10 item 6: `similar spa-01 -k 500` listed spa-01 itself with score -Infinity."""
+    ingested(db_url, sample_dir)
+    run("train", "--encoder", "hashing", "--no-interest-model", "--db", db_url)
+    out = strict_json(run("similar", "spa-01", "-k", "500", "--db", db_url, "--json"))
+    assert isinstance(out, dict)
+    ids = [s["item_id"] for s in out["similar"]]
+    assert len(ids) == 121 and "spa-01" not in ids and len(set(ids)) == 121
+    assert all(np.isfinite(s["score"]) for s in out["similar"])
+    assert "spa-01 " not in run("similar", "spa-01", "-k", "500", "--db", db_url)
+
+
+@pytest.mark.parametrize("command", [["for-user", "u01"], ["similar", "spa-01"]])
+def test_k_below_one_is_a_usage_error(command: list[str]) -> None:
+    for k in ("0", "-1"):
+        result = runner.invoke(app, [*command, "-k", k])
+        assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_json_output_has_no_nan_or_infinity() -> None:
+    report = {"a": float("nan"), "b": [np.float32("inf"), 1.5, 2], "c": {"d": -np.inf}, "e": "x"}
+    assert _finite(report) == {"a": None, "b": [None, 1.5, 2], "c": {"d": None}, "e": "x"}
+    assert _finite((np.float64(0.25), True, None)) == [0.25, True, None]
+
+
+def test_train_defaults_to_the_workspace_encoder(
+    db_url: str, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --encoder: AIGC_ENCODER, read when the command runs (here: no model to load)."""
+    ingested(db_url, sample_dir)
+    monkeypatch.setenv("AIGC_ENCODER", "hashing")
+    report = json.loads(run("train", "--no-interest-model", "--db", db_url, "--json"))
+    entry = ModelRegistry().get(report["name"])
+    assert entry.base == "hashing" and entry.active
+    assert (
+        json.loads((Path(report["path"]) / "recommender.json").read_text())["config"]["encoder"]
+        == "hashing"
+    )
+
+
+def test_lora_knobs_need_the_lora_interest_model(db_url: str) -> None:
+    for flags in (
+        ["--interest-full", "--lora-r", "4"],
+        ["--no-interest-model", "--lora-dropout", "0.2"],
+    ):
+        result = runner.invoke(app, ["train", *flags, "--db", db_url])
+        assert isinstance(result.exception, AigcError) and "--lora-r" in str(result.exception)
+    result = runner.invoke(app, ["train", "--lora-r", "0", "--db", db_url])
+    assert result.exit_code == 2
+
+
+def test_status_reports_the_store_and_the_active_model(db_url: str, sample_dir: Path) -> None:
+    before = json.loads(run("status", "--db", db_url, "--json"))
+    assert (before["items"], before["model"]) == (0, None)
+    assert "no trained model yet" in run("status", "--db", db_url)
+    ingested(db_url, sample_dir)
+    trained = json.loads(
+        run("train", "--encoder", "hashing", "--no-interest-model", "--db", db_url, "--json")
+    )
+    after = json.loads(run("status", "--db", db_url, "--json"))
+    assert after["items"] == 122 and after["users"] == trained["users"]
+    model = after["model"]
+    assert model["name"] == trained["name"] == "recommend-1" and model["active"]
+    assert model["info"]["n_items"] == 122 and model["path"] == str(Path(trained["path"]).resolve())
+    assert "active model recommend-1" in run("status", "--db", db_url)
+
+
+STATUS_IMPORTS = r"""
+import sys
+from typer.testing import CliRunner
+from apps.recommender.cli import app
+
+result = CliRunner().invoke(app, ["status", "--json", "--db", sys.argv[1]])
+assert result.exit_code == 0, result.output
+heavy = {"torch", "transformers", "sklearn", "faiss", "peft", "numpy", "scipy"}
+print(sorted({m.split(".")[0] for m in sys.modules} & heavy))
+"""
+
+
+def test_status_loads_no_model_library(tmp_path: Path, workspace: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", STATUS_IMPORTS, f"sqlite:///{tmp_path / 'r.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
