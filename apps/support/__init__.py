@@ -1,9 +1,9 @@
 """Customer-service bot: answers from templates, grounded generation with sources, or handoff.
 
->>> from apps.support import SupportBot
->>> bot = SupportBot()                              # doctest: +SKIP
->>> bot.ingest(["data/support"])                    # doctest: +SKIP
->>> bot.ask("Where is my order?").answer            # doctest: +SKIP
+>>> from apps.support import SupportService
+>>> service = SupportService()                      # opens nothing yet
+>>> service.ingest(["data/support"])                # doctest: +SKIP
+>>> service.ask("Where is my order?").answer        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from aigc_apps.lazy import lazy_exports
 
 _EXPORTS = {
-    "HANDOFF_REPLY": ".bot",
-    "BotReply": ".bot",
-    "Decision": ".bot",
+    "HANDOFF_REPLY": ".answers",
+    "BotReply": ".answers",
+    "Decision": ".answers",
     "SupportBot": ".bot",
+    "SupportService": ".service",
+    "SupportModels": ".active_models",
     "Calibration": ".calibration",
     "calibrate": ".calibration",
     "Chunk": ".chunking",
@@ -29,6 +31,7 @@ _EXPORTS = {
     "load_templates": ".ingest",
     "templates_from_records": ".ingest",
     "mask_pii": ".pii",
+    "CorruptIndexError": ".retrieval",
     "IngestReport": ".retrieval",
     "KnowledgeIndex": ".retrieval",
     "RetrievalConfig": ".retrieval",
@@ -39,6 +42,7 @@ __all__ = [
     "BotReply",
     "Calibration",
     "Chunk",
+    "CorruptIndexError",
     "Decision",
     "EvalReport",
     "IngestReport",
@@ -46,6 +50,8 @@ __all__ = [
     "RetrievalConfig",
     "SourceItems",
     "SupportBot",
+    "SupportModels",
+    "SupportService",
     "calibrate",
     "chunk_text",
     "evaluate",
@@ -59,7 +65,9 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from .bot import HANDOFF_REPLY, BotReply, Decision, SupportBot
+    from .active_models import SupportModels
+    from .answers import HANDOFF_REPLY, BotReply, Decision
+    from .bot import SupportBot
     from .calibration import Calibration, calibrate
     from .chunking import Chunk, chunk_text
     from .evaluation import EvalReport, evaluate
@@ -71,4 +79,5 @@ if TYPE_CHECKING:
         templates_from_records,
     )
     from .pii import mask_pii
-    from .retrieval import IngestReport, KnowledgeIndex, RetrievalConfig
+    from .retrieval import CorruptIndexError, IngestReport, KnowledgeIndex, RetrievalConfig
+    from .service import SupportService

@@ -1,4 +1,9 @@
-"""``aigc support ...``: ingest knowledge, ask and chat, feedback, fine-tune, evaluate."""
+"""``aigc support ...``: ingest knowledge, ask and chat, feedback, fine-tune, evaluate.
+
+Each command parses its options, calls :class:`~apps.support.service.SupportService` and
+prints; the service loads only what the command needs (``session`` and ``feedback`` read the
+database alone).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aigc_apps.console import DbOpt, JsonOpt, console, print_json
+from aigc_apps.console import (
+    DbOpt,
+    JsonOpt,
+    LoraAlphaOpt,
+    LoraDropoutOpt,
+    LoraROpt,
+    TargetModulesOpt,
+    console,
+    print_json,
+)
 
 if TYPE_CHECKING:
-    from .bot import BotReply, SupportBot
+    from .answers import BotReply
+    from .service import SupportService
 
 app = typer.Typer(
     help="Customer-service bot: answers from your FAQ templates, policy documents and past "
@@ -19,10 +34,10 @@ app = typer.Typer(
 )
 
 
-def _bot(db: str | None, **kwargs: Any) -> SupportBot:
-    from .bot import SupportBot
+def _service(db: str | None, **kwargs: Any) -> SupportService:
+    from .service import SupportService
 
-    return SupportBot(db, **kwargs)
+    return SupportService(db, **kwargs)
 
 
 @app.command()
@@ -51,7 +66,7 @@ def ingest(
     json_output: JsonOpt = False,
 ) -> None:
     """Add knowledge; re-ingesting unchanged files does nothing, changed files replace theirs."""
-    bot = _bot(db)
+    bot = _service(db)
     report = bot.ingest(
         paths, kind=kind, text_col=text_col, intent_col=intent_col, answer_col=answer_col
     )
@@ -77,10 +92,10 @@ def ask(
     json_output: JsonOpt = False,
 ) -> None:
     """Answer one question: a template, a grounded generated answer, or a handoff."""
-    from .bot import clean_question
+    from .answers import clean_question
 
     clean_question(question)  # fail fast, before any model is loaded
-    reply = _bot(db, max_new_tokens=max_new_tokens).ask(question, session)
+    reply = _service(db, max_new_tokens=max_new_tokens).ask(question, session)
     if json_output:
         print_json(reply.to_dict())
         return
@@ -110,7 +125,7 @@ def chat(
     """Interactive chat with streamed replies (empty line, 'quit' or Ctrl-D ends it)."""
     from aigc_apps.errors import AigcError
 
-    bot = _bot(db, max_new_tokens=max_new_tokens)
+    bot = _service(db, max_new_tokens=max_new_tokens)
     console.print("Support chat. Ask a question; an empty line ends the session.")
     while True:
         try:
@@ -147,26 +162,24 @@ def feedback(
     """Rate an answer; corrected answers are used by `aigc support finetune`."""
     from aigc_apps.errors import DataError
 
-    from .sessions import record_feedback
-    from .store import open_db
-
     if good is None:
         raise DataError("say whether the answer was right: --good or --bad")
-    fid = record_feedback(open_db(db), session, turn, good, correct_answer)
+    fid = _service(db).feedback(session, turn, good, correct_answer)
     console.print(f"feedback {fid} recorded for session {session} turn {turn}")
 
 
 @app.command()
 def reindex(db: DbOpt = None) -> None:
-    """Rebuild the FAISS indexes from the database."""
-    n = _bot(db).reindex()
+    """Rebuild the FAISS indexes (and intent heads) from the database: the repair for a
+    damaged index, and what follows a change of encoder."""
+    n = _service(db).reindex()
     console.print(f"reindexed {n} entries")
 
 
 @app.command()
 def status(db: DbOpt = None, json_output: JsonOpt = False) -> None:
     """Knowledge base size, active encoder/adapter and the handoff threshold."""
-    stats = _bot(db).stats()
+    stats = _service(db).stats()
     if json_output:
         print_json(stats)
         return
@@ -181,10 +194,7 @@ def session(
     json_output: JsonOpt = False,
 ) -> None:
     """Show a session's turns (questions are stored with personal data masked)."""
-    from .sessions import turns as session_turns
-    from .store import open_db
-
-    turns = session_turns(open_db(db), session_id)
+    turns = _service(db).turns(session_id)
     if json_output:
         print_json(turns)
         return
@@ -204,23 +214,30 @@ def finetune(
     batch_size: Annotated[int, typer.Option(help="Retriever: pairs per batch.")] = 64,
     lora: Annotated[bool, typer.Option(help="Retriever: LoRA instead of full tuning.")] = False,
     max_steps: Annotated[int, typer.Option(help="Generator: SFT steps (keep small on CPU).")] = 30,
+    lora_r: LoraROpt = None,
+    lora_alpha: LoraAlphaOpt = None,
+    lora_dropout: LoraDropoutOpt = None,
+    target_modules: TargetModulesOpt = None,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Tune on your own data; the new encoder/adapter becomes active for `ask`."""
-    from .tuning import TuningReport, tune_generator, tune_retriever
+    """Tune on your own data; the new encoder/adapter is registered and becomes active.
 
-    bot = _bot(db)
-    report = TuningReport()
-    if retriever:
-        report = tune_retriever(bot, epochs=epochs, batch_size=batch_size, lora=lora)
-    if generator:
-        gen = tune_generator(bot, max_steps=max_steps)
-        report.generator_adapter, report.sft_records = gen.generator_adapter, gen.sft_records
-        report.generator_seconds, report.generator_metrics = (
-            gen.generator_seconds,
-            gen.generator_metrics,
-        )
+    The LoRA options shape the generator's adapter and, with --lora, the encoder's
+    (--target-modules applies to the generator: the encoder adapts all linear layers).
+    """
+    report = _service(db).tune(
+        retriever=retriever,
+        generator=generator,
+        epochs=epochs,
+        batch_size=batch_size,
+        lora=lora,
+        max_steps=max_steps,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=target_modules,
+    )
     if json_output:
         print_json(report.__dict__)
         return
@@ -240,30 +257,14 @@ def eval_(
     json_output: JsonOpt = False,
 ) -> None:
     """Top-1 accuracy, recall@5, MRR, handoff recall/false-handoff rate and latency."""
-    from aigc_apps.data import read_records
-    from aigc_apps.errors import DataError
-
-    from .bot import clean_question
-    from .evaluation import evaluate
-
-    rows = read_records(data, required=[text_col, intent_col])
-    skipped = [str(s) for s in rows.skipped]
-    texts, labels = [], []
-    for r in rows.records:  # a query `ask` would refuse (e.g. 100 KB) is skipped, not fatal
-        try:
-            clean_question(str(r[text_col]))
-        except DataError as exc:
-            skipped.append(f"query {str(r[text_col])[:30]!r}...: {exc}")
-            continue
-        texts.append(str(r[text_col]))
-        labels.append(str(r[intent_col]))
-    if not texts:
-        raise DataError(f"{data}: no usable queries ({skipped[0]})")
-    report = evaluate(_bot(db), texts, labels, oos_label)
+    report = _service(db).evaluate_file(
+        data, text_col=text_col, intent_col=intent_col, oos_label=oos_label
+    )
     if json_output:
-        print_json({**report.to_dict(), "skipped": skipped})
+        print_json(report.to_dict())
         return
     for key, value in report.to_dict().items():
-        console.print(f"{key:22} {value}", markup=False)
-    if skipped:
-        console.print(f"{len(skipped)} rows skipped ({skipped[0]})", markup=False)
+        if key != "skipped":
+            console.print(f"{key:22} {value}", markup=False)
+    if report.skipped:
+        console.print(f"{len(report.skipped)} rows skipped ({report.skipped[0]})", markup=False)

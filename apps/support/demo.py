@@ -1,7 +1,8 @@
 """``aigc demo`` part for the support bot: Northwind Outfitters' knowledge base, three answers.
 
 Runs on its own demo database in the workspace (never the user's support database), with
-the bundled MiniLM encoder and SmolLM2 generator.
+the default encoder and generator (the bundled MiniLM and SmolLM2 unless ``AIGC_ENCODER`` /
+``AIGC_LLM`` say otherwise), not the support models the user tuned and activated.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ QUESTIONS = [
 
 def demo(console: Console) -> None:
     """Ingest data/support/kb, then show a template answer, a generated one and a handoff."""
-    from .bot import SupportBot
+    from .service import SupportService
 
     kb = sample_data_dir() / "support" / "kb"
     url = f"sqlite:///{(get_settings().home / 'support-demo.db').resolve()}"
     console.print(f"1. Ingesting Northwind Outfitters' knowledge base from {kb}")
     started = time.perf_counter()
-    bot = SupportBot(url, max_new_tokens=60)
+    settings = get_settings()
+    bot = SupportService(
+        url, encoder=settings.default_encoder, llm=settings.default_llm, max_new_tokens=60
+    )
     report = bot.ingest([kb])
     stats = bot.stats()
     console.print(
@@ -66,4 +70,4 @@ def demo(console: Console) -> None:
         console.print(table)
     flagged = session in bot.handoffs()
     console.print(f"   session {session} flagged for a human: {'yes' if flagged else 'no'}")
-    bot.db.dispose()
+    bot.close()

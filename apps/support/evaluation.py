@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bot import SupportBot
+from aigc_apps.errors import DataError
+
+from .answers import clean_question
 from .pii import strip_placeholders
+
+if TYPE_CHECKING:
+    from .service import SupportService
 
 
 @dataclass
@@ -31,6 +37,7 @@ class EvalReport:
     false_handoff_rate: float | None
     latency_p50_ms: float
     latency_p95_ms: float
+    skipped: list[str] = field(default_factory=list)  # rows of the query file left out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,8 +60,31 @@ def ranking_metrics(
     return {"top1": top1 / n, "recall": recall / n, "mrr": rr / n}
 
 
+def read_labelled_queries(
+    path: Path, text_col: str = "text", intent_col: str = "intent"
+) -> tuple[list[str], list[str], list[str]]:
+    """``(texts, labels, skipped)`` of a labelled query file. A query ``ask`` would refuse
+    (empty, or over its length limit) is a counted skip, not fatal; no usable query is."""
+    from aigc_apps.data import read_records
+
+    rows = read_records(path, required=[text_col, intent_col])
+    skipped = [str(s) for s in rows.skipped]
+    texts, labels = [], []
+    for r in rows.records:
+        try:
+            clean_question(str(r[text_col]))
+        except DataError as exc:
+            skipped.append(f"query {str(r[text_col])[:30]!r}...: {exc}")
+            continue
+        texts.append(str(r[text_col]))
+        labels.append(str(r[intent_col]))
+    if not texts:
+        raise DataError(f"{path}: no usable queries ({skipped[0]})")
+    return texts, labels, skipped
+
+
 def evaluate(
-    bot: SupportBot,
+    bot: SupportService,
     texts: Sequence[str],
     labels: Sequence[str],
     oos_label: str | None = None,
@@ -67,7 +97,7 @@ def evaluate(
     A handoff counts when confidence is below the threshold and no document is relevant
     (an intent recognised but lacking answer text is the knowledge base's gap, not a miss).
     """
-    clean = [bot._clean(t) for t in texts]
+    clean = [clean_question(t) for t in texts]
     vecs = bot.encoder.encode([strip_placeholders(t) for t in clean])
     rankings: list[list[str]] = []
     gold: list[str] = []
@@ -76,7 +106,7 @@ def evaluate(
     latencies: list[float] = []
     for text in texts[:latency_sample]:
         started = time.perf_counter()
-        bot.decide(bot._clean(text))
+        bot.decide(clean_question(text))
         latencies.append((time.perf_counter() - started) * 1000)
     for text, vec, label in zip(clean, vecs, labels, strict=True):
         d = bot.decide(text, vec=vec)

@@ -236,6 +236,40 @@ def discover(path: Path, kind: str = "auto") -> list[tuple[str, Path]]:
     return found
 
 
+def load_sources(
+    paths: Sequence[str | Path],
+    kind: str = "auto",
+    text_col: str = "text",
+    intent_col: str = "intent",
+    answer_col: str | None = "answer",
+) -> tuple[list[SourceItems], list[str]]:
+    """Parse files and folders into :class:`SourceItems`, plus the files skipped.
+
+    A file named on its own that cannot be used is an error (nothing is ingested); one
+    found inside a folder (an empty document among many) is a counted skip instead, so
+    the rest of the folder is usable. A folder with no usable file at all is an error.
+    """
+    items: list[SourceItems] = []
+    file_skips: list[str] = []
+    for path in map(Path, paths):
+        for found_kind, file in discover(path, kind):
+            try:
+                if found_kind == "templates":
+                    items.append(load_templates(file, text_col, intent_col, answer_col))
+                elif found_kind == "dialogues":
+                    items.append(load_dialogues(file))
+                else:
+                    items.append(load_document(file))
+            except DataError as exc:
+                if not path.is_dir():
+                    raise
+                file_skips.append(f"{exc} (file skipped)")
+    if file_skips and not items:
+        more = f" (+{len(file_skips) - 1} more)" if len(file_skips) > 1 else ""
+        raise DataError(f"no usable files: {file_skips[0]}{more}")
+    return items, file_skips
+
+
 def apply_source(s: Session, items: SourceItems) -> ApplyResult:
     """Write ``items`` in session ``s``; unchanged content is a no-op (idempotent re-ingest)."""
     src = s.scalar(select(Source).where(Source.kind == items.kind, Source.uri == items.uri))

@@ -1,25 +1,29 @@
 """The knowledge index: encoder + two FAISS indexes (questions, document chunks) + entry metadata.
 
-FAISS ids are database entry ids. The index files are only written after the database
-transaction that changed the entries has committed, and on load the stored ids are checked
-against the database: any mismatch (a crash between commit and save, another encoder)
-triggers a rebuild from the database, which is always the source of truth.
+FAISS ids are database entry ids, and the database is the source of truth: the index files
+are written only after the transaction that changed the entries has committed. An index that
+does not exist yet here (a new database, workspace or machine) or that another encoder built
+is built from the database. One that cannot be read, or whose ids disagree with the database
+(a crash between commit and save, a copied or damaged file), is a :class:`CorruptIndexError`
+naming ``aigc support reindex``: rebuilding silently would hide the damage and stall a
+request for minutes on a large knowledge base.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
 
-from aigc_apps.embeddings import Encoder
-from aigc_apps.index import VectorIndex
+from aigc_apps.errors import AigcError, DataError
+from aigc_apps.settings import get_settings
 from aigc_apps.store import Database
 
 from .ingest import SourceItems, apply_source
@@ -27,8 +31,28 @@ from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
 from .store import Entry, Intent, Source, get_setting, set_setting
 
+if TYPE_CHECKING:  # faiss and torch load with the index, not with this module
+    from aigc_apps.embeddings import Encoder
+    from aigc_apps.index import VectorIndex
+
 QUESTION_KINDS = ("example", "pair")
 HEAD_FLOOR = -20.0  # log probability for a key the head does not know (dialogue pairs)
+REINDEX_HINT = "run `aigc support reindex` to rebuild it from the database"
+
+
+class CorruptIndexError(AigcError):
+    """The support index on disk is unreadable or disagrees with the database."""
+
+
+def index_dir_for(url: str) -> Path:
+    """FAISS folder of one database (several databases must not share an index)."""
+    return get_settings().indexes_dir / "support" / hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def _empty_index(dim: int) -> VectorIndex:
+    from aigc_apps.index import VectorIndex
+
+    return VectorIndex(dim)
 
 
 @dataclass(frozen=True)
@@ -92,10 +116,20 @@ class IngestReport:
 
 
 class KnowledgeIndex:
-    """Encoder, FAISS indexes and entry metadata for one support database."""
+    """Encoder, FAISS indexes and entry metadata for one support database.
+
+    Opening reads the index files (see :meth:`load`); ``rebuild=True`` re-embeds everything
+    from the database instead, which is how a damaged index is repaired.
+    """
 
     def __init__(
-        self, db: Database, encoder: Encoder, index_dir: Path, config: RetrievalConfig | None = None
+        self,
+        db: Database,
+        encoder: Encoder,
+        index_dir: Path,
+        config: RetrievalConfig | None = None,
+        *,
+        rebuild: bool = False,
     ) -> None:
         self.db = db
         self.encoder = encoder
@@ -105,9 +139,12 @@ class KnowledgeIndex:
         self.answers: dict[str, str | None] = {}
         self.head: IntentHead | None = None
         self.lexical: LexicalHead | None = None
-        self.questions = VectorIndex(encoder.dim)
-        self.chunks = VectorIndex(encoder.dim)
-        self.load()
+        self.questions = _empty_index(encoder.dim)
+        self.chunks = _empty_index(encoder.dim)
+        if rebuild:
+            self.rebuild()
+        else:
+            self.load()
 
     # -- persistence ------------------------------------------------------------------
     def _paths(self) -> tuple[Path, Path]:
@@ -130,36 +167,62 @@ class KnowledgeIndex:
         return f"{self.encoder.name}|{self.encoder.dim}"
 
     def load(self) -> None:
-        """Read the index files; rebuild from the database when they disagree with it."""
+        """Read the index files: built from the database when there are none yet (or another
+        encoder made them), a :class:`CorruptIndexError` when they are damaged."""
         self._refresh_meta()
-        qpath, cpath = self._paths()
         with self.db.session() as s:
             tag = get_setting(s, "index_encoder")
-        try:
-            if tag != self._encoder_tag():
-                raise ValueError("index built by another encoder")
-            self.questions = VectorIndex.load(qpath, dim=self.encoder.dim)
-            self.chunks = VectorIndex.load(cpath, dim=self.encoder.dim)
-            want_q = {i for i, m in self.meta.items() if m.kind in QUESTION_KINDS}
-            want_c = set(self.meta) - want_q
-            if (
-                set(self.questions.ids().tolist()) != want_q
-                or set(self.chunks.ids().tolist()) != want_c
-            ):
-                raise ValueError("index ids differ from the database")
-        except Exception:
+        if not any(p.exists() for p in self._paths()) or tag != self._encoder_tag():
             self.rebuild()
-        head = IntentHead.load(self._head_path())
+            return
+        self.questions, self.chunks = (self._read(p) for p in self._paths())
+        want_q = {i for i, m in self.meta.items() if m.kind in QUESTION_KINDS}
+        for index, want, path in zip(
+            (self.questions, self.chunks), (want_q, set(self.meta) - want_q), self._paths(),
+            strict=True,
+        ):
+            found = set(index.ids().tolist())
+            if found != want:
+                raise CorruptIndexError(
+                    f"{path}: {len(found - want)} vectors for entries the database does not "
+                    f"have and {len(want - found)} entries without a vector; {REINDEX_HINT}"
+                )
+        self._load_heads()
+
+    def _read(self, path: Path) -> VectorIndex:
+        from aigc_apps.index import VectorIndex
+
+        try:
+            return VectorIndex.load(path, dim=self.encoder.dim)
+        except DataError as exc:
+            raise CorruptIndexError(f"{exc}; {REINDEX_HINT}") from exc
+
+    def _load_heads(self) -> None:
+        """The intent heads saved beside the index (one fitted on another encoder's vectors
+        is left out: it would score vectors it has never seen)."""
+        try:
+            head = IntentHead.load(self._head_path())
+            self.lexical = LexicalHead.load(self._lexical_path())
+        except Exception as exc:  # numpy / pickle raise many types on a damaged file
+            raise CorruptIndexError(
+                f"{self.index_dir}: unreadable intent head ({type(exc).__name__}); {REINDEX_HINT}"
+            ) from exc
         self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
-        self.lexical = LexicalHead.load(self._lexical_path())
 
     def rebuild(self) -> int:
-        """Re-embed every entry from the database into fresh indexes; returns the count."""
+        """Re-embed every entry from the database into fresh indexes; returns the count.
+
+        The intent heads are derived from the vectors too: refitted when the retrieval
+        config weighs them, removed otherwise.
+        """
         self._refresh_meta()
-        self.questions = VectorIndex(self.encoder.dim)
-        self.chunks = VectorIndex(self.encoder.dim)
+        self.questions = _empty_index(self.encoder.dim)
+        self.chunks = _empty_index(self.encoder.dim)
         self._add(list(self.meta.values()))
         self._save()
+        self._drop_head()
+        if self.config.head_weight or self.config.lexical_weight:
+            self.fit_head()
         return len(self.meta)
 
     def _save(self) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy import select
 
 from aigc_apps.errors import DataError, NotFoundError
-from aigc_apps.store import Database
+from aigc_apps.store import Database, utcnow
 
+from .answers import BotReply
 from .pii import mask_pii
 from .store import ChatSession, Feedback, Turn
 
@@ -76,3 +78,34 @@ def record_feedback(
         s.add(fb)
         s.flush()
         return fb.id
+
+
+def record_turn(
+    db: Database, reply: BotReply, session_id: str | None, retrieved_ids: list[int]
+) -> None:
+    """Store ``reply`` as the next turn of ``session_id`` (a new session if None) and set
+    its ``session_id`` and ``turn``; a handoff flags the session for a human."""
+    with db.session() as s:
+        sess = _session(s, session_id) if session_id else None
+        if sess is None:
+            sess = ChatSession(id=uuid.uuid4().hex[:12])
+            s.add(sess)
+            number = 1
+        else:
+            number = 1 + len(sess.turns)
+        sess.updated_at = utcnow()
+        sess.handoff = sess.handoff or reply.handoff
+        s.add(
+            Turn(
+                session_id=sess.id,
+                number=number,
+                question=reply.question,
+                answer=mask_pii(reply.answer),
+                path=reply.path,
+                intent=reply.intent,
+                confidence=reply.confidence,
+                retrieved_ids=json.dumps(retrieved_ids),
+                latency_ms=reply.latency_ms,
+            )
+        )
+        reply.session_id, reply.turn = sess.id, number

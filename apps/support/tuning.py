@@ -5,7 +5,8 @@ dialogue question -> its answer), with the intent as the group so that two quest
 one intent are never each other's negatives. A calibration split of examples is held out
 of tuning, so the handoff threshold is fitted on questions the encoder has not seen.
 Generator: LoRA SFT on dialogue pairs, template questions with their answers, and answers
-corrected (or approved) through feedback. Each run is recorded as active in the database.
+corrected (or approved) through feedback. Each run is registered in the model registry
+(app ``support``, role ``encoder`` or ``generator``) and becomes the active one.
 """
 
 from __future__ import annotations
@@ -17,22 +18,28 @@ from collections import defaultdict
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
 
-from aigc_apps.embeddings import Encoder
 from aigc_apps.errors import DataError
 from aigc_apps.settings import get_settings
 
-from .bot import SYSTEM_PROMPT, SupportBot, index_dir_for
+from .active_models import ENCODER_ROLE, GENERATOR_ROLE, register_model
+from .answers import SYSTEM_PROMPT
 from .retrieval import KnowledgeIndex, Ranking, RetrievalConfig
-from .store import Feedback, Turn, get_setting, set_setting
+from .store import Feedback, Turn, set_setting
+
+if TYPE_CHECKING:
+    from .service import SupportService
 
 
 @dataclass
 class TuningReport:
+    """What ``finetune`` trained; ``encoder_model`` / ``generator_model`` are the names it
+    registered (see ``aigc models list --app support``)."""
+
     encoder_dir: str | None = None
     pairs: int = 0
     calibration_examples: int = 0
@@ -44,6 +51,19 @@ class TuningReport:
     threshold: float | None = None
     retrieval: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, dict[str, float]] = field(default_factory=dict)
+    encoder_model: str | None = None
+    generator_model: str | None = None
+
+    def add_generator(self, other: TuningReport) -> None:
+        """Take the generator's part of ``other`` (a :func:`tune_generator` report)."""
+        for name in (
+            "generator_adapter",
+            "sft_records",
+            "generator_seconds",
+            "generator_metrics",
+            "generator_model",
+        ):
+            setattr(self, name, getattr(other, name))
 
 
 def calibration_split(kb: KnowledgeIndex, fraction: float = 0.1, seed: int = 0) -> list[int]:
@@ -93,7 +113,7 @@ def retriever_pairs(
 
 
 def tune_retriever(
-    bot: SupportBot,
+    bot: SupportService,
     *,
     epochs: int = 1,
     batch_size: int = 64,
@@ -101,14 +121,20 @@ def tune_retriever(
     max_steps: int | None = None,
     calibration_fraction: float = 0.1,
     lora: bool = False,
+    lora_r: int | None = None,
+    lora_alpha: int | None = None,
+    lora_dropout: float | None = None,
     seed: int = 0,
     out_dir: Path | None = None,
 ) -> TuningReport:
-    """Tune the encoder on the knowledge base, make it active, reindex and recalibrate."""
+    """Tune the encoder on the knowledge base, register it as the active support encoder,
+    reindex and recalibrate. The tuning starts from the base of the encoder in use (a
+    re-tune does not stack on the previous one). ``lora_*`` left at None keep
+    :class:`~aigc_apps.encoder_tuning.ContrastiveTuningConfig`'s defaults."""
     from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
 
-    with bot.db.session() as s:
-        base = get_setting(s, "base_encoder") or bot.encoder_name
+    entry = bot.models.encoder_entry
+    base = entry.base if entry is not None else bot.encoder_name
     held = calibration_split(bot.kb, calibration_fraction, seed)
     pairs, groups = retriever_pairs(bot.kb, set(held), per_example=max(1, epochs), seed=seed)
     if len(pairs) < 2:
@@ -119,6 +145,7 @@ def tune_retriever(
         out_dir
         or get_settings().adapters_dir / "support" / f"encoder-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    defaults = ContrastiveTuningConfig
     cfg = ContrastiveTuningConfig(
         epochs=1,
         batch_size=batch_size,
@@ -126,16 +153,26 @@ def tune_retriever(
         max_length=64,
         symmetric=True,
         lora=lora,
+        lora_r=lora_r if lora_r is not None else defaults.lora_r,
+        lora_alpha=lora_alpha if lora_alpha is not None else defaults.lora_alpha,
+        lora_dropout=lora_dropout if lora_dropout is not None else defaults.lora_dropout,
         seed=seed,
     )
     started = time.perf_counter()
     tune_encoder(base, pairs, out, cfg, groups=groups, show_progress=False)
     seconds = time.perf_counter() - started
     with bot.db.session() as s:
-        set_setting(s, "base_encoder", base)
-        set_setting(s, "active_encoder", str(out))
         set_setting(s, "calibration_ids", held)
-    use_encoder(bot, str(out))
+    registered = register_model(
+        bot.registry,
+        ENCODER_ROLE,
+        out,
+        base=base,
+        metrics={"pairs": len(pairs), "seconds": round(seconds, 1)},
+        info={"lora": lora, "calibration_examples": len(held)},
+    )
+    bot.reload_models(ENCODER_ROLE)
+    bot.reindex()  # every vector changes with the encoder
     chosen, grid = select_retrieval(bot, held)
     cal = bot.recalibrate(held or None)
     if held and (chosen.head_weight or chosen.lexical_weight):
@@ -148,6 +185,7 @@ def tune_retriever(
         threshold=round(cal.threshold, 4),
         retrieval=asdict(chosen),
         validation=grid,
+        encoder_model=registered.name,
     )
 
 
@@ -160,7 +198,7 @@ RETRIEVAL_GRID = [
 
 
 def select_retrieval(
-    bot: SupportBot, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
+    bot: SupportService, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
 ) -> tuple[RetrievalConfig, dict[str, dict[str, float]]]:
     """The scoring (1-NN, kNN voting, intent heads) with the lowest held-out log-loss on ``ids``.
 
@@ -224,14 +262,7 @@ def ranking_log_loss(
     return (best + (len(truths) - len(found)) * MISS_LOSS) / max(1, len(truths))
 
 
-def use_encoder(bot: SupportBot, name: str) -> None:
-    """Switch ``bot`` to encoder ``name``; the index is rebuilt because the encoder changed."""
-    bot.encoder_name = name
-    bot.encoder = Encoder.from_pretrained(name)
-    bot.kb = KnowledgeIndex(bot.db, bot.encoder, index_dir_for(bot.db.url), bot.kb.config)
-
-
-def sft_records(bot: SupportBot, max_template_examples: int = 2) -> list[dict[str, Any]]:
+def sft_records(bot: SupportService, max_template_examples: int = 2) -> list[dict[str, Any]]:
     """Prompt/response records: corrections and approved answers, dialogues, templates."""
     system = SYSTEM_PROMPT.format(company=bot.company)
     records: list[dict[str, Any]] = []
@@ -257,15 +288,24 @@ def sft_records(bot: SupportBot, max_template_examples: int = 2) -> list[dict[st
 
 
 def tune_generator(
-    bot: SupportBot, *, max_steps: int = 30, batch_size: int = 4, out_dir: Path | None = None
+    bot: SupportService,
+    *,
+    max_steps: int = 30,
+    batch_size: int = 4,
+    lora_r: int | None = None,
+    lora_alpha: int | None = None,
+    lora_dropout: float | None = None,
+    target_modules: str | list[str] | None = None,
+    out_dir: Path | None = None,
 ) -> TuningReport:
-    """LoRA SFT of the generator on :func:`sft_records`; the adapter becomes active."""
+    """LoRA SFT of the generator's base on :func:`sft_records`; the adapter is registered as
+    the active support generator. ``lora_*`` left at None take the SFT defaults."""
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
 
     records = sft_records(bot)
     if len(records) < 2:
         raise DataError("not enough question/answer pairs for generator tuning")
-    base = bot.llm or get_settings().default_llm
+    base = bot.llm
     out = (
         out_dir
         or get_settings().adapters_dir / "support" / f"generator-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -273,6 +313,10 @@ def tune_generator(
     cfg = LoraTrainingConfig(
         base=base,
         task="sft",
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=target_modules,  # type: ignore[arg-type]  # a comma list is split
         max_steps=max_steps,
         batch_size=batch_size,
         max_length=512,
@@ -281,13 +325,19 @@ def tune_generator(
         early_stopping_patience=0,
     )
     result = LoraTrainer(cfg).fit(records, out, register=False)
-    with bot.db.session() as s:
-        set_setting(s, "generator_adapter", str(result.adapter_dir))
-        set_setting(s, "generator_base", base)
-    bot.llm, bot.adapter, bot._generator = base, str(result.adapter_dir), None
+    registered = register_model(
+        bot.registry,
+        GENERATOR_ROLE,
+        result.adapter_dir,
+        base=base,
+        metrics=dict(result.metrics),
+        info={"sft_records": len(records)},
+    )
+    bot.reload_models(GENERATOR_ROLE)
     return TuningReport(
         generator_adapter=str(result.adapter_dir),
         sft_records=len(records),
         generator_seconds=round(result.train_seconds, 1),
         generator_metrics=dict(result.metrics),
+        generator_model=registered.name,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apps.support import Calibration, SupportBot
+from apps.support import Calibration, SupportService
 
 KB = Path(__file__).resolve().parents[2] / "data" / "support" / "kb"
 STOP = {
@@ -75,14 +75,14 @@ def kb_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def bot(db_url: str, kb_dir: Path, tiny_llm_dir: Path) -> Iterator[SupportBot]:
+def bot(db_url: str, kb_dir: Path, tiny_llm_dir: Path) -> Iterator[SupportService]:
     """Bot on the sample knowledge base; its threshold means 'nearly the same words'.
 
     The generator is the tiny test LM, so no test loads the bundled SmolLM2 by accident.
     """
-    b = SupportBot(db_url, encoder=BowEncoder(), llm=str(tiny_llm_dir), max_new_tokens=8)  # type: ignore[arg-type]
+    b = SupportService(db_url, encoder=BowEncoder(), llm=str(tiny_llm_dir), max_new_tokens=8)  # type: ignore[arg-type]
     b.ingest([kb_dir])
     b.calibration = Calibration(w_score=40.0, w_margin=0.0, bias=-30.0, threshold=0.5)
     b.doc_threshold = 0.3
     yield b
-    b.db.dispose()
+    b.close()

@@ -114,3 +114,30 @@ def test_every_command_has_help() -> None:
     ):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "--db" in result.stdout
+
+
+def test_finetune_passes_the_lora_shape_to_the_service(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.support.service import SupportService
+    from apps.support.tuning import TuningReport
+
+    calls: list[dict] = []
+
+    def tune(self: SupportService, **options: object) -> TuningReport:
+        calls.append(options)
+        return TuningReport(generator_model="support-generator-x")
+
+    monkeypatch.setattr(SupportService, "tune", tune)
+    out = run(
+        "finetune", "--no-retriever", "--lora-r", "4", "--lora-alpha", "8",
+        "--lora-dropout", "0.2", "--target-modules", "q_proj,v_proj", "--json",
+    )
+    assert out["generator_model"] == "support-generator-x"
+    assert calls == [
+        {
+            "retriever": False, "generator": True, "epochs": 1, "batch_size": 64,
+            "lora": False, "max_steps": 30, "lora_r": 4, "lora_alpha": 8,
+            "lora_dropout": 0.2, "target_modules": "q_proj,v_proj",
+        }
+    ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.support import SupportBot, evaluate
+from apps.support import SupportService, evaluate
 from apps.support.evaluation import ranking_metrics
 
 
@@ -15,7 +15,7 @@ def test_ranking_metrics_match_hand_computed_values() -> None:
     assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 6 + 0) / 4)
 
 
-def test_evaluate_on_a_small_labelled_set(bot: SupportBot) -> None:
+def test_evaluate_on_a_small_labelled_set(bot: SupportService) -> None:
     texts = [
         "Where is my order?",  # exact example: rank 1
         "How do I reset my password?",  # exact example: rank 1

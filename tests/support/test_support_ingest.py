@@ -7,16 +7,16 @@ import pytest
 from sqlalchemy import func, select
 
 from aigc_apps.errors import DataError
-from apps.support import SupportBot, chunk_text, load_dialogues, load_document
+from apps.support import SupportService, chunk_text, load_dialogues, load_document
 from apps.support.store import Entry, Intent, Source
 
 
-def db_ids(bot: SupportBot, kinds: tuple[str, ...]) -> set[int]:
+def db_ids(bot: SupportService, kinds: tuple[str, ...]) -> set[int]:
     with bot.db.session() as s:
         return set(s.scalars(select(Entry.id).where(Entry.kind.in_(kinds))))
 
 
-def assert_in_step(bot: SupportBot) -> None:
+def assert_in_step(bot: SupportService) -> None:
     assert set(bot.kb.questions.ids().tolist()) == db_ids(bot, ("example", "pair"))
     assert set(bot.kb.chunks.ids().tolist()) == db_ids(bot, ("chunk",))
 
@@ -45,19 +45,21 @@ def test_dialogues_become_masked_pairs(kb_dir: Path) -> None:
     assert len(items.skipped) == 1 and items.skipped[0].row == 6  # agent-only dialogue
 
 
-def test_ingest_is_idempotent_and_index_matches_db(bot: SupportBot, kb_dir: Path, bow: Any) -> None:
+def test_ingest_is_idempotent_and_index_matches_db(
+    bot: SupportService, kb_dir: Path, bow: Any
+) -> None:
     stats = bot.stats()
     assert stats["examples"] == 133 and stats["intents_with_answer"] == 42
     assert stats["chunks"] > 10 and stats["pairs"] == 7
     assert_in_step(bot)
     again = bot.ingest([kb_dir])
     assert (again.entries_added, again.entries_removed, again.unchanged_sources) == (0, 0, 5)
-    reopened = SupportBot(bot.db.url, encoder=bow)
+    reopened = SupportService(bot.db.url, encoder=bow)
     assert len(reopened.kb.meta) == len(bot.kb.meta)
     assert_in_step(reopened)
 
 
-def test_changed_document_replaces_its_chunks(bot: SupportBot, kb_dir: Path) -> None:
+def test_changed_document_replaces_its_chunks(bot: SupportService, kb_dir: Path) -> None:
     doc = kb_dir / "documents" / "shipping_policy.md"
     before = db_ids(bot, ("chunk",))
     doc.write_text(doc.read_text().replace("Reno, Nevada", "Sparks, Nevada"))
@@ -70,18 +72,18 @@ def test_changed_document_replaces_its_chunks(bot: SupportBot, kb_dir: Path) -> 
     assert_in_step(bot)
 
 
-def test_reindex_and_recovery_from_a_stale_index(bot: SupportBot, bow: Any) -> None:
+def test_reindex_and_recovery_from_a_stale_index(bot: SupportService, bow: Any) -> None:
     n = len(bot.kb.meta)
     for f in bot.kb.index_dir.glob("*.faiss*"):
         f.unlink()
-    reopened = SupportBot(bot.db.url, encoder=bow)
+    reopened = SupportService(bot.db.url, encoder=bow)
     assert len(reopened.kb.questions) + len(reopened.kb.chunks) == n
     assert reopened.reindex() == n
     assert_in_step(reopened)
 
 
 def test_failed_ingest_leaves_nothing_half_done(
-    bot: SupportBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bot: SupportService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     extra = tmp_path / "extra.csv"
     extra.write_text("text,intent,answer\nDo you sell bikes?,bikes,No.\n")
@@ -110,12 +112,12 @@ def test_custom_columns_and_answerless_query_log(db_url: str, tmp_path: Path, bo
         "query,category\nwhere is my card,card_arrival\ncard not here yet,card_arrival\n"
         ",card_arrival\nfreeze my card,freeze\n"
     )
-    bot = SupportBot(db_url, encoder=bow)
+    bot = SupportService(db_url, encoder=bow)
     report = bot.ingest([log], text_col="query", intent_col="category")
     assert report.entries_added == 3 and len(report.skipped) == 1
     assert "empty 'query'" in report.skipped[0]
     assert bot.kb.answers == {"card_arrival": None, "freeze": None}
-    bot.db.dispose()
+    bot.close()
 
 
 @pytest.mark.parametrize(
@@ -132,12 +134,12 @@ def test_bad_files_raise_one_line_errors(
 ) -> None:
     path = tmp_path / name
     path.write_text(content)
-    bot = SupportBot(db_url, encoder=bow)
+    bot = SupportService(db_url, encoder=bow)
     with pytest.raises(DataError, match=message) as err:
         bot.ingest([path])
     assert "\n" not in str(err.value)
     assert not bot.kb.meta
-    bot.db.dispose()
+    bot.close()
 
 
 def test_malformed_rows_are_counted_and_skipped(db_url: str, tmp_path: Path, bow: Any) -> None:
@@ -145,12 +147,12 @@ def test_malformed_rows_are_counted_and_skipped(db_url: str, tmp_path: Path, bow
     csv_file.write_text('text,intent\nhello there,greet\nbad,row,extra\n"good bye",bye\n')
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text('{"text": "hi", "intent": "greet"}\n{not json\n{"text": "x"}\n')
-    bot = SupportBot(db_url, encoder=bow)
+    bot = SupportService(db_url, encoder=bow)
     report = bot.ingest([csv_file, jsonl])
     assert report.entries_added == 3
     assert len(report.skipped) == 3
     assert any("invalid JSON" in s for s in report.skipped)
-    bot.db.dispose()
+    bot.close()
 
 
 def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path, bow: Any) -> None:
@@ -158,7 +160,7 @@ def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path
     folder.mkdir()
     (folder / "empty.md").write_text("  \n")
     (folder / "faq.csv").write_text("question\nhi\n")  # no 'text' column
-    bot = SupportBot(db_url, encoder=bow)
+    bot = SupportService(db_url, encoder=bow)
     with pytest.raises(DataError, match=r"no usable files: .*empty\.md: document is empty"):
         bot.ingest([folder])
     assert not bot.kb.meta
@@ -168,4 +170,4 @@ def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path
     assert len(report.skipped) == 2 and all("(file skipped)" in s for s in report.skipped)
     assert any("missing column 'text'" in s for s in report.skipped)
     assert_in_step(bot)
-    bot.db.dispose()
+    bot.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from apps.support import SupportBot
+from apps.support import SupportService
 from apps.support.lexical import LexicalHead, fit_lexical_head
 from apps.support.retrieval import Ranking, RetrievalConfig
 from apps.support.tuning import MISS_LOSS, ranking_log_loss, select_retrieval
@@ -27,7 +27,7 @@ def test_character_ngrams_catch_misspellings(tmp_path) -> None:
     assert fit_lexical_head(["a", "b"], ["x", "x"]) is None  # one intent: nothing to learn
 
 
-def test_lexical_weight_changes_the_ranking_and_ingest_drops_the_head(bot: SupportBot) -> None:
+def test_lexical_weight_changes_the_ranking_and_ingest_drops_the_head(bot: SupportService) -> None:
     bot.kb.fit_head()
     assert bot.kb.lexical is not None and (bot.kb.index_dir / "lexical_head.pkl").is_file()
     vec = bot.embed_query(TYPO)
@@ -43,7 +43,7 @@ def test_lexical_weight_changes_the_ranking_and_ingest_drops_the_head(bot: Suppo
     assert bot.kb.lexical is None and not (bot.kb.index_dir / "lexical_head.pkl").exists()
 
 
-def test_selection_keys_name_every_weight(bot: SupportBot) -> None:
+def test_selection_keys_name_every_weight(bot: SupportService) -> None:
     ids = [i for i, m in bot.kb.meta.items() if m.kind == "example"][::3]
     chosen, grid = select_retrieval(bot, ids)
     assert any("lexical=0.03" in name for name in grid)

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from apps.support import SupportBot
-from apps.support.store import get_setting
+from aigc_apps.registry import ModelRegistry
+from apps.support import SupportService
+from apps.support.store import get_setting, load_settings
 from apps.support.tuning import calibration_split, retriever_pairs, tune_generator, tune_retriever
 
 
-def test_pairs_exclude_the_calibration_split(bot: SupportBot) -> None:
+def test_pairs_exclude_the_calibration_split(bot: SupportService) -> None:
     held = calibration_split(bot.kb, 0.25, seed=1)
     assert held and all(bot.kb.meta[i].kind == "example" for i in held)
     pairs, groups = retriever_pairs(bot.kb, set(held))
@@ -19,23 +21,62 @@ def test_pairs_exclude_the_calibration_split(bot: SupportBot) -> None:
             assert by_text[q] == by_text[p] == g  # positives share the intent
 
 
-def test_finetune_records_active_models(
+def test_finetune_registers_and_activates_its_models(
     db_url: str, kb_dir: Path, tiny_encoder_dir: Path, tiny_llm_dir: Path
 ) -> None:
-    bot = SupportBot(db_url, encoder=str(tiny_encoder_dir), llm=str(tiny_llm_dir), max_new_tokens=4)
+    bot = SupportService(
+        db_url, encoder=str(tiny_encoder_dir), llm=str(tiny_llm_dir), max_new_tokens=4
+    )
     bot.ingest([kb_dir])
     report = tune_retriever(bot, batch_size=8, max_steps=2)
-    assert Path(report.encoder_dir).is_dir() and report.calibration_examples > 0
+    assert report.encoder_dir and Path(report.encoder_dir).is_dir()
+    assert report.calibration_examples > 0
     gen = tune_generator(bot, max_steps=1, batch_size=2)
-    assert Path(gen.generator_adapter).is_dir() and gen.sft_records > 40
+    assert gen.generator_adapter and Path(gen.generator_adapter).is_dir()
+    assert gen.sft_records > 40
+
+    registry = ModelRegistry()
+    encoder = registry.active("support", "encoder")
+    generator = registry.active("support", "generator")
+    assert encoder is not None and encoder.name == report.encoder_model
+    assert encoder.path == Path(report.encoder_dir).resolve()
+    assert encoder.base == str(tiny_encoder_dir)  # a re-tune starts from the base again
+    assert generator is not None and generator.name == gen.generator_model
+    assert generator.path == Path(gen.generator_adapter).resolve()
+    assert generator.base == str(tiny_llm_dir)
+    stored = load_settings(bot.db)
+    assert not {"active_encoder", "generator_adapter", "generator_base"} & set(stored)
     with bot.db.session() as s:
-        assert get_setting(s, "active_encoder") == report.encoder_dir
-        assert get_setting(s, "generator_adapter") == gen.generator_adapter
         assert get_setting(s, "calibration_ids")
-    reopened = SupportBot(db_url)  # picks the active encoder and adapter from the database
-    assert reopened.encoder_name == report.encoder_dir
-    assert reopened.adapter == gen.generator_adapter
+    # the tuning service itself switched to what it trained
+    assert bot.encoder_name == str(encoder.path) and bot.adapter == str(generator.path)
+
+    reopened = SupportService(db_url)  # picks the active encoder and adapter from the registry
+    assert reopened.encoder_name == str(encoder.path)
+    assert reopened.adapter == str(generator.path) and reopened.llm == str(tiny_llm_dir)
     assert len(reopened.kb.questions) + len(reopened.kb.chunks) == len(reopened.kb.meta)
     assert reopened.ask("Where is my order?").answer
-    bot.db.dispose()
-    reopened.db.dispose()
+    registry.close()
+    bot.close()
+    reopened.close()
+
+
+def test_the_lora_shape_reaches_both_adapters(
+    tmp_path: Path, kb_dir: Path, tiny_encoder_dir: Path, tiny_llm_dir: Path
+) -> None:
+    service = SupportService(
+        f"sqlite:///{tmp_path / 's.db'}", encoder=str(tiny_encoder_dir), llm=str(tiny_llm_dir)
+    )
+    service.ingest([kb_dir])
+    report = service.tune(
+        batch_size=8, lora=True, max_steps=1, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+        target_modules="q_proj,v_proj",
+    )
+    assert report.encoder_dir and report.generator_adapter
+    encoder = json.loads((Path(report.encoder_dir) / "adapter_config.json").read_text())
+    generator = json.loads((Path(report.generator_adapter) / "adapter_config.json").read_text())
+    for config in (encoder, generator):
+        assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (4, 8, 0.0)
+    assert sorted(generator["target_modules"]) == ["q_proj", "v_proj"]
+    assert report.encoder_model and report.generator_model
+    service.close()

@@ -1,0 +1,452 @@
+"""SupportService: the support bot behind the CLI, Python code and the HTTP routes.
+
+Construction does no I/O. The database opens on first use (moving 0.1.0's model settings
+into the registry then); the encoder, the knowledge index and the generator load when a call
+first needs them, once, and later calls share them (so can other services, given
+``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
+and one database write. Questions are masked for personal data before anything else.
+
+Torch's thread count is the process's decision, not a request's: a latency-sensitive server
+sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aigc_apps.registry import ModelRegistry
+from aigc_apps.settings import get_settings
+from aigc_apps.store import Database
+
+from . import sessions
+from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
+from .answers import (
+    HANDOFF_REPLY,
+    BotReply,
+    Decision,
+    clean_question,
+    grounded_prompt,
+    is_follow_up,
+    source_ref,
+    whole_sentences,
+)
+from .calibration import Calibration, calibrate
+from .ingest import SourceItems, load_sources
+from .lazyattr import lazy
+from .pii import mask_pii, strip_placeholders
+from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_dir_for
+from .store import APP, get_setting, load_settings, open_db, set_setting
+
+if TYPE_CHECKING:
+    from aigc_apps.embeddings import Encoder
+    from aigc_apps.generation import Generator
+
+    from .evaluation import EvalReport
+    from .tuning import TuningReport
+
+DEFAULT_COMPANY = "Northwind Outfitters"
+
+
+class SupportService:
+    """A company's support bot over one database; ``ask`` answers and records a turn.
+
+    ``db_url`` defaults to the workspace's support database. ``encoder`` (a name or a loaded
+    :class:`~aigc_apps.embeddings.Encoder`) and ``llm`` override the models the registry has
+    active for app ``support`` (see :class:`SupportModels`). ``doc_threshold`` is the least
+    chunk similarity for a generated answer; ``registry`` defaults to the workspace's.
+    """
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        *,
+        encoder: str | Encoder | None = None,
+        llm: str | None = None,
+        company: str | None = None,
+        retrieval: RetrievalConfig | None = None,
+        max_new_tokens: int = 80,
+        doc_threshold: float | None = None,
+        index_dir: str | Path | None = None,
+        registry: ModelRegistry | None = None,
+    ) -> None:
+        self.db_url = db_url
+        self.max_new_tokens = max_new_tokens
+        self._company = company
+        self._retrieval = retrieval
+        self._doc_threshold = doc_threshold
+        self._index_dir = Path(index_dir) if index_dir is not None else None
+        self._own_registry = registry is None
+        self._lock = threading.RLock()
+        self.models = SupportModels(
+            self._opened_registry, encoder=encoder, llm=llm, lock=self._lock
+        )
+        if registry is not None:
+            self.registry = registry
+
+    def __enter__(self) -> SupportService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release database connections (reopened if the service is used again)."""
+        db = self.__dict__.pop("db", None)
+        if db is not None:
+            db.dispose()
+        if self._own_registry and "registry" in self.__dict__:
+            self.__dict__.pop("registry").close()
+
+    # -- lazily opened state ------------------------------------------------------------
+    @lazy
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry()
+
+    @lazy
+    def db(self) -> Database:
+        db = open_db(self.db_url)
+        import_legacy_models(db, self.registry)
+        return db
+
+    @lazy
+    def stored_settings(self) -> dict[str, Any]:
+        """The database's stored settings (calibration, retrieval weights, thresholds)."""
+        return load_settings(self.db)
+
+    @lazy
+    def index_dir(self) -> Path:
+        return self._index_dir or index_dir_for(self.db_url or get_settings().db_url(APP))
+
+    def _opened_registry(self) -> ModelRegistry:
+        self.db  # noqa: B018 - opening the database imports a 0.1.0 workspace's models first
+        return self.registry
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.models.encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self.models.encoder_name
+
+    @property
+    def llm(self) -> str:
+        return self.models.llm
+
+    @property
+    def adapter(self) -> str | None:
+        return self.models.adapter
+
+    @property
+    def generator(self) -> Generator:
+        return self.models.generator
+
+    def reload_models(self, *roles: str) -> None:
+        """Forget the loaded models of ``roles`` (default: both) and the overrides given to
+        the constructor: the next call uses what the registry has active (after tuning, or
+        ``aigc models activate`` under a long-running service)."""
+        with self._lock:
+            if ENCODER_ROLE in (roles or MODEL_ROLES) and "kb" in self.__dict__:
+                self._retrieval = self.__dict__.pop("kb").config  # its weights stay
+            self.models.reload(*roles)
+
+    @lazy
+    def kb(self) -> KnowledgeIndex:
+        return KnowledgeIndex(self.db, self.encoder, self.index_dir, self._retrieval_config())
+
+    def _retrieval_config(self) -> RetrievalConfig:
+        if self._retrieval is not None:
+            return self._retrieval
+        known = set(RetrievalConfig.__dataclass_fields__)
+        stored = self.stored_settings.get("retrieval") or {}
+        return RetrievalConfig(**{k: v for k, v in stored.items() if k in known})
+
+    @lazy
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.stored_settings.get("calibration"))
+
+    @lazy
+    def company(self) -> str:
+        return self._company or self.stored_settings.get("company") or DEFAULT_COMPANY
+
+    @lazy
+    def doc_threshold(self) -> float:
+        if self._doc_threshold is not None:
+            return self._doc_threshold
+        return float(self.stored_settings.get("doc_threshold", 0.35))
+
+    # -- knowledge ----------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        kind: str = "auto",
+        text_col: str = "text",
+        intent_col: str = "intent",
+        answer_col: str | None = "answer",
+        recalibrate: bool = True,
+    ) -> IngestReport:
+        """Ingest files/folders in one transaction, then recalibrate the handoff threshold.
+
+        What is read, and which unusable files are skipped or fatal: :func:`load_sources`.
+        """
+        items, file_skips = load_sources(paths, kind, text_col, intent_col, answer_col)
+        report = self.ingest_items(items, recalibrate=recalibrate)
+        report.skipped = file_skips + report.skipped
+        return report
+
+    def ingest_items(self, items: Sequence[SourceItems], recalibrate: bool = True) -> IngestReport:
+        report = self.kb.ingest(items)
+        if recalibrate and (report.entries_added or report.entries_removed):
+            self.recalibrate()
+        return report
+
+    def recalibrate(
+        self, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
+    ) -> Calibration:
+        """Refit confidence on held-out examples (the stored calibration split, if any)."""
+        with self.db.session() as s:
+            stored = get_setting(s, "calibration_ids")
+        if ids is None and stored:
+            ids = [i for i in stored if i in self.kb.meta]
+        self.calibration = calibrate(self.kb, ids, target_false_handoff)
+        with self.db.session() as s:
+            set_setting(s, "calibration", self.calibration.to_dict())
+        return self.calibration
+
+    def set_answers(self, answers: dict[str, str]) -> None:
+        """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
+        from .ingest import intents_by_name
+
+        with self.db.session() as s:
+            for name, intent in intents_by_name(s, set(answers)).items():
+                intent.answer = answers[name]
+        self.kb.answers.update(answers)
+
+    def reindex(self) -> int:
+        """Rebuild the FAISS indexes (and intent heads) from the database; returns the
+        number of entries. This is the repair for a :class:`CorruptIndexError`."""
+        with self._lock:
+            if "kb" in self.__dict__:
+                return self.kb.rebuild()
+            self.kb = KnowledgeIndex(
+                self.db, self.encoder, self.index_dir, self._retrieval_config(), rebuild=True
+            )
+            return len(self.kb.meta)
+
+    # -- answering ----------------------------------------------------------------------
+    def embed_query(self, text: str) -> np.ndarray:
+        """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
+        return self.encoder.encode([strip_placeholders(text)])[0]
+
+    def decide(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        vec: np.ndarray | None = None,
+    ) -> Decision:
+        """Choose the answer path for an (already masked) question; no text is generated.
+
+        ``vec`` is the question's embedding when the caller has batch-encoded it already.
+        """
+        if vec is None:
+            vec = self.embed_query(question)
+        decision = self._route(vec, question)
+        if decision.path == "handoff" and history and is_follow_up(question):
+            # "What about Canada?" means nothing alone: read it with the previous question.
+            both = f"{history[-1][0]} {question}"
+            ctx = self._route(self.embed_query(both), both)
+            if ctx.path != "handoff":
+                ctx.context_used = True
+                return ctx
+        return decision
+
+    def _route(self, vec: np.ndarray, question: str) -> Decision:
+        ranking = self.kb.rank(vec, text=strip_placeholders(question))
+        conf = self.calibration.confidence(ranking)
+        chunks = [(m, s) for m, s in self.kb.search_chunks(vec, 3) if s >= self.doc_threshold]
+        top_key = ranking.keys[0] if ranking.keys else None
+        entry = ranking.top_entry.get(top_key) if top_key else None
+        intent = entry.intent if entry else None
+        answerable = entry is not None and (entry.kind == "pair" or self.kb.answers.get(entry.key))
+        # A document passage that matches better than the nearest known question is more
+        # specific than that question's canned answer ("can I return an opened fuel canister").
+        doc_better = bool(chunks) and chunks[0][1] > (ranking.scores[0] if ranking.scores else 0)
+        if answerable and conf >= self.calibration.threshold and not doc_better:
+            return Decision("template", intent, conf, ranking, entry, [])
+        if chunks:
+            return Decision("generated", None, chunks[0][1], ranking, None, chunks)
+        return Decision("handoff", intent, conf, ranking, entry, [])
+
+    def ask(
+        self,
+        question: str,
+        session_id: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> BotReply:
+        """Answer ``question`` in a session (a new one if ``None``) and store the turn;
+        ``on_token`` receives the answer as it is produced (streamed when generated)."""
+        started = time.perf_counter()
+        clean = clean_question(question)
+        history = self.history(session_id) if session_id else []
+        d = self.decide(clean, history)
+        sources: list[dict[str, Any]] = []
+        if d.path == "template" and d.entry is not None:
+            answer = d.entry.answer if d.entry.kind == "pair" else self.kb.answers[d.entry.key]
+            sources = [source_ref(d.entry, d.ranking.scores[0])]
+            if on_token:
+                on_token(answer or "")
+        elif d.path == "generated":
+            answer = self._generate(clean, d.chunks, history, on_token)
+            sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
+        else:
+            answer = HANDOFF_REPLY
+            if on_token:
+                on_token(answer)
+        reply = BotReply(
+            session_id="",
+            turn=0,
+            question=clean,
+            answer=answer or "",
+            path=d.path,
+            intent=d.intent,
+            confidence=round(d.confidence, 4),
+            handoff=d.path == "handoff",
+            sources=sources,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            context_used=d.context_used,
+        )
+        retrieved = d.ranking.neighbour_ids[:5] + [m.id for m, _ in d.chunks]
+        sessions.record_turn(self.db, reply, session_id, retrieved)
+        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return reply
+
+    def prompt(
+        self,
+        question: str,
+        chunks: Sequence[tuple[EntryMeta, float]],
+        history: Sequence[tuple[str, str]] = (),
+    ) -> list[dict[str, str]]:
+        """Chat messages for a grounded answer: excerpts quoted as data, then the question."""
+        return grounded_prompt(self.company, question, chunks, history)
+
+    def _generate(
+        self,
+        question: str,
+        chunks: Sequence[tuple[EntryMeta, float]],
+        history: Sequence[tuple[str, str]],
+        on_token: Callable[[str], None] | None,
+    ) -> str:
+        messages = self.prompt(question, chunks[:2], history)
+        # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
+        if on_token is None:
+            text = self.generator.generate(messages, max_new_tokens=self.max_new_tokens)
+        else:
+            parts = []
+            for piece in self.generator.stream(messages, max_new_tokens=self.max_new_tokens):
+                parts.append(piece)
+                on_token(piece)
+            text = "".join(parts)
+        return mask_pii(whole_sentences(text.strip())) or HANDOFF_REPLY
+
+    # -- sessions and feedback (database only: no model loads) ----------------------------
+    def history(self, session_id: str) -> list[tuple[str, str]]:
+        return sessions.history(self.db, session_id)
+
+    def turns(self, session_id: str) -> list[dict[str, Any]]:
+        return sessions.turns(self.db, session_id)
+
+    def handoffs(self) -> list[str]:
+        return sessions.handoffs(self.db)
+
+    def feedback(
+        self, session_id: str, turn: int, good: bool, correct_answer: str | None = None
+    ) -> int:
+        """Rate a turn; a corrected answer becomes training data. Returns the feedback id."""
+        return sessions.record_feedback(self.db, session_id, turn, good, correct_answer)
+
+    # -- reports and tuning -------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.kb.stats(),
+            "threshold": round(self.calibration.threshold, 4),
+            "calibration": self.calibration.method,
+            "generator_adapter": self.adapter,
+            "retrieval": asdict(self.kb.config),
+            "intent_head": self.kb.head is not None,
+        }
+
+    def evaluate(
+        self, texts: Sequence[str], labels: Sequence[str], oos_label: str | None = None
+    ) -> EvalReport:
+        """Top-1, recall@5, MRR, handoff rates and decision latency on labelled queries."""
+        from .evaluation import evaluate
+
+        return evaluate(self, texts, labels, oos_label)
+
+    def evaluate_file(
+        self,
+        path: str | Path,
+        *,
+        text_col: str = "text",
+        intent_col: str = "intent",
+        oos_label: str | None = None,
+    ) -> EvalReport:
+        """:meth:`evaluate` on a CSV/TSV/JSONL/JSON file; unusable rows are in ``skipped``."""
+        from .evaluation import read_labelled_queries
+
+        texts, labels, skipped = read_labelled_queries(Path(path), text_col, intent_col)
+        report = self.evaluate(texts, labels, oos_label)
+        report.skipped = skipped
+        return report
+
+    def tune(
+        self,
+        *,
+        retriever: bool = True,
+        generator: bool = True,
+        epochs: int = 1,
+        batch_size: int = 64,
+        lora: bool = False,
+        max_steps: int = 30,
+        lora_r: int | None = None,
+        lora_alpha: int | None = None,
+        lora_dropout: float | None = None,
+        target_modules: str | list[str] | None = None,
+    ) -> TuningReport:
+        """Tune the retriever's encoder (``epochs``, ``batch_size``, ``lora``) and/or LoRA-tune
+        the generator (``max_steps``) on this knowledge base and its feedback; each result is
+        registered and becomes active. The LoRA shape applies to every LoRA trained here
+        (``target_modules`` to the generator's; the encoder's adapts all linear layers)."""
+        from .tuning import TuningReport, tune_generator, tune_retriever
+
+        report = TuningReport()
+        if retriever:
+            report = tune_retriever(
+                self,
+                epochs=epochs,
+                batch_size=batch_size,
+                lora=lora,
+                lora_r=lora_r,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+            )
+        if generator:
+            report.add_generator(
+                tune_generator(
+                    self,
+                    max_steps=max_steps,
+                    lora_r=lora_r,
+                    lora_alpha=lora_alpha,
+                    lora_dropout=lora_dropout,
+                    target_modules=target_modules,
+                )
+            )
+        return report
