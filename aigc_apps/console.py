@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Annotated, Any
 
@@ -52,7 +53,20 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def finite(data: Any) -> Any:
+    """``data`` with NaN and infinities replaced by None, so JSON stays strict."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    """Machine-readable output: plain JSON on stdout, nothing else."""
-    sys.stdout.write(json.dumps(data, default=_default, indent=2, ensure_ascii=False) + "\n")
+    """Machine-readable output: strict JSON on stdout (no NaN/Infinity), nothing else."""
+    plain = json.loads(json.dumps(data, default=_default))  # dataclasses, dates, arrays
+    text = json.dumps(finite(plain), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()

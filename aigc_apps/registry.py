@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Index, String, Text, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aigc_apps.errors import AigcError, NotFoundError
@@ -28,6 +29,10 @@ from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database, app_metadata, utcnow
 
 STORE = "registry"
+
+
+class NameTakenError(AigcError):
+    """A model of that name is registered already (see ``register(replace=False)``)."""
 
 
 class RegistryBase(DeclarativeBase):
@@ -136,11 +141,17 @@ class ModelRegistry:
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.url = url
         self.settings = settings
+        self._lock = threading.Lock()
+        self._db: Database | None = None
 
-    @cached_property
+    @property
     def db(self) -> Database:
-        settings = self.settings or get_settings()
-        return Database.open(SCHEMA, self.url or settings.db_url(STORE))
+        """The registry's database, opened (and migrated) once, safely from any thread."""
+        with self._lock:
+            if self._db is None:
+                settings = self.settings or get_settings()
+                self._db = Database.open(SCHEMA, self.url or settings.db_url(STORE))
+            return self._db
 
     def register(
         self,
@@ -155,8 +166,13 @@ class ModelRegistry:
         info: dict[str, Any] | None = None,
         data_hash: str = "",
         activate: bool = True,
+        replace: bool = True,
     ) -> ModelEntry:
-        """Add ``name`` (or replace what it pointed to) and, by default, make it active."""
+        """Add ``name`` (or replace what it pointed to) and, by default, make it active.
+
+        ``replace=False`` refuses a name that exists (:class:`NameTakenError`): two writers
+        choosing the next free name cannot overwrite each other's entry.
+        """
         if not name.strip():
             raise AigcError("a model needs a non-empty name")
         values: dict[str, Any] = {
@@ -172,9 +188,15 @@ class ModelRegistry:
         }
         with self.db.session() as s:
             row = s.get(ModelRow, name)
+            if row is not None and not replace:
+                raise NameTakenError(f"model {name!r} is already registered")
             if row is None:
                 row = ModelRow(name=name, active=False, **values)
                 s.add(row)
+                try:
+                    s.flush()  # a concurrent writer of the same name fails here
+                except IntegrityError:
+                    raise NameTakenError(f"model {name!r} is already registered") from None
             else:
                 if row.active and (row.app, row.role) != (app, role):
                     row.active = False
@@ -234,9 +256,10 @@ class ModelRegistry:
         return entry
 
     def close(self) -> None:
-        if "db" in self.__dict__:
-            self.db.dispose()
-            del self.__dict__["db"]
+        with self._lock:
+            if self._db is not None:
+                self._db.dispose()
+                self._db = None
 
 
 def _row(s: Any, name: str) -> ModelRow:

@@ -133,3 +133,22 @@ def test_generate_refuses_an_encoder(capsys: pytest.CaptureFixture[str]) -> None
     code, _, err = run(["generate", "--model", "minilm-l6", "hello"], capsys)
     assert code == 1 and "is an encoder, not a text generator" in err
     assert "Traceback" not in err
+
+
+def test_json_output_is_strict_and_warnings_are_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aigc_apps.console import print_json
+
+    print_json({"score": float("-inf"), "xs": [1.5, float("nan")]})
+    assert json.loads(capsys.readouterr().out) == {"score": None, "xs": [1.5, None]}
+
+    import warnings
+
+    monkeypatch.setenv("AIGC_RECOMMENDER_DB_URL", "sqlite:///x.db")  # the 0.1.0 name
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as a user's Python shows them
+        code, _, err = run(["db", "current", "--app", "recommend", "--json"], capsys)
+    assert code == 0
+    [line] = [x for x in err.splitlines() if "AIGC_RECOMMENDER_DB_URL" in x]
+    assert line.startswith("warning:") and "AIGC_RECOMMEND_DB_URL" in line

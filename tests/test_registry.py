@@ -74,3 +74,15 @@ def test_reregistering_under_another_role_steps_down(db_url: str, tmp_path: Path
 def test_construction_touches_no_database(tmp_path: Path) -> None:
     ModelRegistry(f"sqlite:///{tmp_path / 'nowhere' / 'r.db'}")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_register_without_replace_refuses_a_taken_name(db_url: str, tmp_path: Path) -> None:
+    from aigc_apps.registry import NameTakenError
+
+    reg = ModelRegistry(db_url)
+    reg.register("recommend-1", tmp_path / "a", app="recommend", role="recommender", base="x")
+    with pytest.raises(NameTakenError, match="already registered"):
+        reg.register("recommend-1", tmp_path / "b", app="recommend", role="recommender",
+                     base="x", replace=False)
+    assert reg.get("recommend-1").path == (tmp_path / "a").resolve()
+    reg.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from importlib import import_module
 from importlib.metadata import entry_points
 from importlib.util import find_spec
@@ -76,11 +77,21 @@ def _errors(name: str) -> tuple[type[Any], ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _warn_in_one_line(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> None:
+    """Deprecations and other warnings a user should see, as one line on stderr."""
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning user errors into one line."""
     # Our own rich progress bars report training; library download/load bars are noise here.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.showwarning = _warn_in_one_line
     mount_apps(app)
     command = typer.main.get_command(app)
     try:
