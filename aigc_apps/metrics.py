@@ -77,21 +77,23 @@ def rank_of(ranked: Sequence[Hashable] | np.ndarray, target: Hashable) -> int:
     return items.index(target) + 1 if target in items else 0
 
 
-def _ranks(rankings: Sequence[Any], targets: Sequence[Any], k: int | None) -> np.ndarray:
+def _ranks(
+    rankings: Sequence[Any], targets: Sequence[Any] | np.ndarray, k: int | None
+) -> np.ndarray:
     if len(rankings) != len(targets):
         raise DataError(f"need one ranking per target (got {len(rankings)}, {len(targets)})")
     ranks = [rank_of(list(r)[:k] if k else r, t) for r, t in zip(rankings, targets, strict=True)]
     return np.asarray(ranks, dtype=np.int64)
 
 
-def hit_rate(rankings: Sequence[Any], targets: Sequence[Any], k: int = 10) -> float:
+def hit_rate(rankings: Sequence[Any], targets: Sequence[Any] | np.ndarray, k: int = 10) -> float:
     """Share of queries whose target is in the top ``k`` (recall@k with one target)."""
     if not len(targets):
         return 0.0
     return float(np.mean(_ranks(rankings, targets, k) > 0))
 
 
-def ndcg(rankings: Sequence[Any], targets: Sequence[Any], k: int = 10) -> float:
+def ndcg(rankings: Sequence[Any], targets: Sequence[Any] | np.ndarray, k: int = 10) -> float:
     """NDCG@k with one relevant item per query (the ideal DCG is 1)."""
     if not len(targets):
         return 0.0
@@ -100,7 +102,9 @@ def ndcg(rankings: Sequence[Any], targets: Sequence[Any], k: int = 10) -> float:
     return float(gains.mean())
 
 
-def mrr(rankings: Sequence[Any], targets: Sequence[Any], k: int | None = None) -> float:
+def mrr(
+    rankings: Sequence[Any], targets: Sequence[Any] | np.ndarray, k: int | None = None
+) -> float:
     """Mean reciprocal rank of the target (0 where it is absent, or below ``k``)."""
     if not len(targets):
         return 0.0

@@ -5,8 +5,6 @@ Each command parses its options, calls :class:`~.service.RecommenderService` and
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -95,22 +93,6 @@ def _config(
     return RecommenderConfig(**chosen)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite number as None: strict JSON has neither."""
-    if isinstance(value, dict):
-        return {key: _finite(v) for key, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, Real) and not isinstance(value, Integral):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    return value
-
-
-def _print_json(data: Any) -> None:
-    print_json(_finite(data))
-
-
 @app.command()
 def ingest(
     items: Annotated[Path | None, typer.Option(help="Catalogue file (CSV/TSV/JSONL/JSON).")] = None,
@@ -151,7 +133,7 @@ def ingest(
             ),
         )
     if json_output:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     console.print(report.summary())
     for line in report.skipped[:20]:
@@ -179,7 +161,7 @@ def train(
     with _service(db) as service, console.status("Training the recommender...", spinner="dots"):
         report = service.train(config).report
     if json_output:
-        _print_json(report)
+        print_json(report)
         return
     console.print(
         f"Trained {report['name']} on {report['items']} items, {report['users']} users, "
@@ -225,7 +207,7 @@ def for_user(
             user, k=k, exclude_seen=exclude_seen, interest=interest, explain=explain
         )
     if json_output:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     if result.note:
         console.print(f"[yellow]{result.note}[/yellow]")
@@ -243,7 +225,7 @@ def similar(
     with _service(db) as service:
         items = service.similar(item, k)
     if json_output:
-        _print_json({"item": item, "similar": items})
+        print_json({"item": item, "similar": items})
         return
     _print_list(items, False)
 
@@ -273,7 +255,7 @@ def evaluate(
     ):
         report = service.evaluate(config, cold_fraction)
     if json_output:
-        _print_json(report)
+        print_json(report)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("model", "HR@10", "NDCG@10", "coverage"):
@@ -299,7 +281,7 @@ def status(db: DbOpt = None, json_output: JsonOpt = False) -> None:
     with _service(db) as service:
         report = service.status()
     if json_output:
-        _print_json(report)
+        print_json(report)
         return
     console.print(
         f"store {report['store']}: {report['items']} items, {report['events']} events, "

@@ -20,35 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from aigc_apps.metrics import coverage, hit_rate, ndcg
+
 from .collaborative import EASE, Popularity
 from .dataset import Catalog, Interactions
 
 RankFn = Callable[[int, np.ndarray, np.ndarray, int, np.ndarray | None], np.ndarray]
-
-
-def hit_rate(ranked: Sequence[Any], targets: Sequence[int] | np.ndarray, k: int = 10) -> float:
-    if not len(targets):
-        return 0.0
-    return float(np.mean([t in list(r[:k]) for r, t in zip(ranked, targets, strict=False)]))
-
-
-def ndcg(ranked: Sequence[Any], targets: Sequence[int] | np.ndarray, k: int = 10) -> float:
-    """NDCG@k with one relevant item per user (ideal DCG is 1)."""
-    if not len(targets):
-        return 0.0
-    gains = []
-    for r, t in zip(ranked, targets, strict=False):
-        top = list(r[:k])
-        gains.append(1.0 / np.log2(top.index(t) + 2) if t in top else 0.0)
-    return float(np.mean(gains))
-
-
-def coverage(ranked: Sequence[Any], n_items: int, k: int = 10) -> float:
-    """Share of the ``n_items`` catalogue that appears in at least one top-k list."""
-    if n_items <= 0:
-        return 0.0
-    shown = {int(i) for r in ranked for i in r[:k]}
-    return len(shown) / n_items
 
 
 def metrics(

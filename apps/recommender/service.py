@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from aigc_apps.errors import AigcError, ModelNotFoundError
-from aigc_apps.registry import ModelEntry, ModelRegistry
+from aigc_apps.registry import ModelEntry, ModelRegistry, NameTakenError
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database, utcnow
 
@@ -203,28 +203,23 @@ class RecommenderService:
             model.save_pretrained(tmp)
         seconds = round(time.perf_counter() - started, 1)
         self._import_legacy_models()
-        version = self._next_version()
-        report = {
-            "name": f"{NAME_PREFIX}{version}",
-            "version": version,  # deprecated: the number in ``name``
-            "path": str(folder),
-            "train_seconds": seconds,
-            **model.info,
-        }
+        report = {"path": str(folder), "train_seconds": seconds, **model.info}
         metrics, info = registry_fields(report)
-        entry = self.registry.register(
-            report["name"],
-            folder,
-            app=APP,
-            role=ROLE,
-            base=config.encoder or "none",
-            metrics=metrics,
-            info={
-                **info,
-                "interest": _interest_kind(config),
-                "store": _masked(self.db.url),
-            },
-        )
+        info |= {"interest": _interest_kind(config), "store": _masked(self.db.url)}
+        for _attempt in range(20):  # another trainer may take the same next name
+            version = self._next_version()
+            try:
+                entry = self.registry.register(
+                    f"{NAME_PREFIX}{version}", folder, app=APP, role=ROLE,
+                    base=config.encoder or "none", metrics=metrics, info=info, replace=False,
+                )
+                break
+            except NameTakenError:
+                continue
+        else:
+            raise AigcError("could not find a free recommend-<n> name after 20 tries")
+        # "version" is deprecated: the number in "name"
+        report = {"name": entry.name, "version": version, **report}
         with self._lock:
             self._loaded = ((entry.name, str(entry.path)), model)
         return TrainingResult(entry, model, report)

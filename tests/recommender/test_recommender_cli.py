@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from aigc_apps.errors import AigcError, DataError, ModelNotFoundError, NotFoundError
 from aigc_apps.registry import ModelRegistry
-from apps.recommender.cli import _finite, app
+from apps.recommender.cli import app
 
 runner = CliRunner()
 
@@ -140,10 +140,17 @@ def test_k_below_one_is_a_usage_error(command: list[str]) -> None:
         assert result.exit_code == 2 and "Invalid value" in result.output
 
 
-def test_json_output_has_no_nan_or_infinity() -> None:
+def test_json_output_has_no_nan_or_infinity(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aigc_apps.console import print_json
+
     report = {"a": float("nan"), "b": [np.float32("inf"), 1.5, 2], "c": {"d": -np.inf}, "e": "x"}
-    assert _finite(report) == {"a": None, "b": [None, 1.5, 2], "c": {"d": None}, "e": "x"}
-    assert _finite((np.float64(0.25), True, None)) == [0.25, True, None]
+    print_json(report)
+    assert json.loads(capsys.readouterr().out) == {
+        "a": None, "b": [None, 1.5, 2], "c": {"d": None}, "e": "x"}
+    print_json((np.float64(0.25), True, None))
+    assert json.loads(capsys.readouterr().out) == [0.25, True, None]
 
 
 def test_train_defaults_to_the_workspace_encoder(
