@@ -3,7 +3,8 @@
 Construction does no I/O. The database, the scoring model, the encoder and the topic
 matcher load on first use, once, and are shared by every later call, so a long-running
 server pays for them once. Which model scores texts is the registry's active sentiment
-model unless a call names another. ``close()`` (or ``with``) releases the connections.
+model unless a call names another; when another entry becomes active, the next call loads
+it. ``close()`` (or ``with``) releases the connections.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class SentimentService:
         self.embeddings = embeddings
         self.similarity = similarity
         self._encoder = encoder
-        self._models: dict[str | None, Scorer] = {}
+        self._models: dict[str, Scorer] = {}
+        self._active: tuple[tuple[Any, ...] | None, Scorer] | None = None
         self._matcher: tuple[list[WatchTopic], Any, TopicMatcher] | None = None
         self._lock = threading.RLock()
 
@@ -136,11 +138,24 @@ class SentimentService:
         return open_db(self.db_url or self.settings.db_url(APP))
 
     def model(self, name: str | None = None) -> Scorer:
-        """Model ``name``, or the active sentiment model; loaded once and kept."""
+        """Model ``name``, or the active sentiment model; each loaded once and kept.
+
+        The active entry is looked up on every call (one indexed query), so a model
+        activated elsewhere (another process, ``aigc models``) is picked up at once.
+        """
         with self._lock:
-            if name not in self._models:
-                self._models[name] = SentimentModel.load(name, registry=self.registry)
-            return self._models[name]
+            if name is not None:
+                if name not in self._models:
+                    self._models[name] = SentimentModel.load(name, registry=self.registry)
+                return self._models[name]
+            entry = self.registry.active(APP, SENTIMENT_ROLE)
+            stamp = (entry.name, str(entry.path), entry.created_at) if entry else None
+            if self._active is None or self._active[0] != stamp:
+                # by name, so that what is loaded is what was looked up
+                scorer = SentimentModel.load(entry.name if entry else None,
+                                             registry=self.registry)
+                self._active = (stamp, scorer)
+            return self._active[1]
 
     @property
     def encoder(self) -> TextEncoder:
@@ -188,10 +203,7 @@ class SentimentService:
         if (entry.app, entry.role) != (APP, SENTIMENT_ROLE):
             raise NotFoundError(f"model {name!r} is a {entry.app} {entry.role} model, "
                                 "not a sentiment model (see `aigc sentiment models`)")
-        entry = self.registry.activate(name)
-        with self._lock:
-            self._models.pop(None, None)
-        return entry
+        return self.registry.activate(name)
 
     def read_labelled(
         self,
@@ -214,8 +226,7 @@ class SentimentService:
         """Fine-tune, register and activate a classifier (and a topic classifier)."""
         report = train_sentiment(data, name, options, topics=topics, registry=self.registry)
         with self._lock:
-            self._models.pop(None, None)
-            self._models.pop(name, None)
+            self._models.pop(name, None)  # retrained under the same name
         return report
 
     def evaluate(

@@ -116,6 +116,21 @@ def test_topic_rule_overrides_are_typed_and_checked(tmp_path: Path) -> None:
             service.check_alerts("nope")
 
 
+def test_the_service_follows_the_active_entry(tmp_path: Path, loads: list[str | None]) -> None:
+    registry = ModelRegistry()
+    registry.register("a", tmp_path / "a", app="sentiment", role="sentiment", base="minilm-l6")
+    with SentimentService(f"sqlite:///{tmp_path / 's.db'}", embeddings=False) as service:
+        assert service.model().name == "a" and service.model().name == "a"
+        elsewhere = ModelRegistry()  # another process activates another model
+        elsewhere.register("b", tmp_path / "b", app="sentiment", role="sentiment",
+                           base="minilm-l6")
+        elsewhere.close()
+        assert service.score(["Bank profits rise"])[0].prediction.label == "positive"
+        assert service.model().name == "b"
+        service.activate("a")
+        assert service.model().name == "a" and loads == ["a", "b", "a"]
+
+
 def test_active_model_comes_from_the_registry_not_the_newest(tmp_path: Path) -> None:
     registry = ModelRegistry()
     registry.register("only-entry", tmp_path / "a", app="sentiment", role="sentiment",
