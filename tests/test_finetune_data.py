@@ -241,6 +241,7 @@ def test_lora_knobs_have_one_spelling_and_one_default_per_task() -> None:
     assert (sft.lora_r, sft.lora_alpha, sft.lora_dropout) == (8, 16, 0.05)
     assert (clf.lora_r, clf.lora_alpha, clf.lora_dropout) == (16, 32, 0.1)
     assert LORA_DEFAULTS["classify"]["lora_r"] == clf.lora_r
+    assert LoraTrainingConfig(base="x", lora_r=4).lora_alpha == 8  # 2 x rank, as 0.1.0's --r
     with pytest.warns(FutureWarning, match="use lora_r"):
         old = LoraTrainingConfig(base="x", r=4, alpha=8)  # 0.1.0 spelling still works
     assert (old.lora_r, old.lora_alpha) == (4, 8)

@@ -17,12 +17,13 @@ from aigc_apps.errors import AigcError
 CONFIG_NAME = "aigc_lora_config.json"
 TASKS = ("sft", "classify")
 
-# One LoRA shape per task, used by every command and app unless the user sets one.
+# One LoRA shape per task, used by every command and app unless the user sets one; alpha
+# defaults to twice the rank (whatever the rank), so the update's scale stays the same.
 # sft: the usual small adapter on attention (PEFT's examples); classify: twice the rank and
 # more dropout, since the new classification head learns from few labelled rows.
 LORA_DEFAULTS: dict[str, dict[str, float]] = {
-    "sft": {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05},
-    "classify": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1},
+    "sft": {"lora_r": 8, "lora_dropout": 0.05},
+    "classify": {"lora_r": 16, "lora_dropout": 0.1},
 }
 # 0.1.0 spellings, still read from saved configs and accepted (with a warning) as arguments.
 _RENAMED = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout"}
@@ -51,8 +52,8 @@ class LoraTrainingConfig:
     ``task="sft"`` tunes a causal LM on prompt/response or chat-message records (loss on the
     answers only); ``task="classify"`` tunes a sequence-classification head plus LoRA.
     ``max_steps > 0`` overrides ``epochs``. ``class_weight="balanced"`` reweights the loss
-    for imbalanced label sets. ``lora_r``, ``lora_alpha`` and ``lora_dropout`` left at None
-    take the task's default from :data:`LORA_DEFAULTS`.
+    for imbalanced label sets. ``lora_r`` and ``lora_dropout`` left at None take the task's
+    default from :data:`LORA_DEFAULTS`; ``lora_alpha`` defaults to twice the rank.
     """
 
     base: str = ""  # empty: AIGC_LLM for sft, AIGC_ENCODER for classify
@@ -109,7 +110,7 @@ class LoraTrainingConfig:
         if self.lora_r is None:
             self.lora_r = int(defaults["lora_r"])
         if self.lora_alpha is None:
-            self.lora_alpha = int(defaults["lora_alpha"])
+            self.lora_alpha = 2 * self.lora_r
         if self.lora_dropout is None:
             self.lora_dropout = float(defaults["lora_dropout"])
         if self.class_weight not in (None, "balanced"):
