@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from aigc_apps.errors import NotFoundError
 from aigc_apps.registry import ModelEntry, ModelRegistry
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
 from .lazyattr import lazy
@@ -117,7 +117,8 @@ class SupportModels:
 
     A given ``encoder`` (a name, or a loaded :class:`~aigc_apps.embeddings.Encoder` to
     share) or ``llm`` wins; else the registry's active support model of that role; else
-    the workspace default (``AIGC_ENCODER`` / ``AIGC_LLM``), read when first needed.
+    the default of ``settings`` (the environment's ``AIGC_ENCODER`` / ``AIGC_LLM`` unless
+    given), read when first needed.
     ``registry`` is called once a model is first resolved; ``lock`` is the owner's, so that
     loads which reach into the owner (the registry opens with its database) cannot deadlock.
     """
@@ -128,9 +129,11 @@ class SupportModels:
         *,
         encoder: str | Encoder | None = None,
         llm: str | None = None,
+        settings: Settings | None = None,
         lock: threading.RLock | None = None,
     ) -> None:
         self._registry = registry
+        self._settings = settings
         self._encoder_choice = encoder
         self._llm_choice = llm
         self._lock = lock or threading.RLock()
@@ -148,7 +151,7 @@ class SupportModels:
         if choice is not None:
             return choice if isinstance(choice, str) else str(choice.name)
         entry = self.encoder_entry
-        return str(entry.path) if entry else get_settings().default_encoder
+        return str(entry.path) if entry else self._defaults().default_encoder
 
     @lazy
     def encoder(self) -> Encoder:
@@ -167,7 +170,7 @@ class SupportModels:
     def llm(self) -> str:
         """The generator's base model."""
         entry = self.generator_entry
-        return self._llm_choice or (entry.base if entry else get_settings().default_llm)
+        return self._llm_choice or (entry.base if entry else self._defaults().default_llm)
 
     @property
     def adapter(self) -> str | None:
@@ -181,6 +184,9 @@ class SupportModels:
 
         adapter = self.adapter  # an adapter brings its own base model
         return Generator.from_pretrained(None if adapter else self.llm, adapter=adapter)
+
+    def _defaults(self) -> Settings:
+        return self._settings or get_settings()
 
     def reload(self, *roles: str) -> None:
         """Forget the models of ``roles`` (default: both) and their overrides."""

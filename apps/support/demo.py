@@ -26,10 +26,10 @@ def demo(console: Console) -> None:
     from .service import SupportService
 
     kb = sample_data_dir() / "support" / "kb"
-    url = f"sqlite:///{(get_settings().home / 'support-demo.db').resolve()}"
+    settings = get_settings()
+    url = f"sqlite:///{(settings.home / 'support-demo.db').resolve()}"
     console.print(f"1. Ingesting Northwind Outfitters' knowledge base from {kb}")
     started = time.perf_counter()
-    settings = get_settings()
     bot = SupportService(
         url, encoder=settings.default_encoder, llm=settings.default_llm, max_new_tokens=60
     )

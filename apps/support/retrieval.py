@@ -44,9 +44,14 @@ class CorruptIndexError(AigcError):
     """The support index on disk is unreadable or disagrees with the database."""
 
 
+def index_key(url: str) -> str:
+    """The name of one database's index folder (several databases must not share one)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
 def index_dir_for(url: str) -> Path:
-    """FAISS folder of one database (several databases must not share an index)."""
-    return get_settings().indexes_dir / "support" / hashlib.sha256(url.encode()).hexdigest()[:12]
+    """FAISS folder of one database in the environment's workspace."""
+    return get_settings().indexes_dir / "support" / index_key(url)
 
 
 def _empty_index(dim: int) -> VectorIndex:

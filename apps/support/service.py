@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aigc_apps.registry import ModelRegistry
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
 from . import sessions
@@ -41,7 +41,7 @@ from .calibration import Calibration, calibrate
 from .ingest import SourceItems, load_sources
 from .lazyattr import lazy
 from .pii import mask_pii, strip_placeholders
-from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_dir_for
+from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_key
 from .store import APP, get_setting, load_settings, open_db, set_setting
 
 if TYPE_CHECKING:
@@ -57,10 +57,13 @@ DEFAULT_COMPANY = "Northwind Outfitters"
 class SupportService:
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
-    ``db_url`` defaults to the workspace's support database. ``encoder`` (a name or a loaded
+    ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
+    the environment's). ``encoder`` (a name or a loaded
     :class:`~aigc_apps.embeddings.Encoder`) and ``llm`` override the models the registry has
     active for app ``support`` (see :class:`SupportModels`). ``doc_threshold`` is the least
     chunk similarity for a generated answer; ``registry`` defaults to the workspace's.
+
+    >>> service = SupportService("sqlite:///:memory:")  # nothing opened yet
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class SupportService:
         doc_threshold: float | None = None,
         index_dir: str | Path | None = None,
         registry: ModelRegistry | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.db_url = db_url
+        self._settings = settings
         self.max_new_tokens = max_new_tokens
         self._company = company
         self._retrieval = retrieval
@@ -85,10 +90,19 @@ class SupportService:
         self._own_registry = registry is None
         self._lock = threading.RLock()
         self.models = SupportModels(
-            self._opened_registry, encoder=encoder, llm=llm, lock=self._lock
+            self._opened_registry, encoder=encoder, llm=llm, settings=settings, lock=self._lock
         )
         if registry is not None:
             self.registry = registry
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **options: Any) -> SupportService:
+        """The service on the workspace that ``settings`` (default: the environment) names."""
+        return cls(settings=settings, **options)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings or get_settings()
 
     def __enter__(self) -> SupportService:
         return self
@@ -107,11 +121,11 @@ class SupportService:
     # -- lazily opened state ------------------------------------------------------------
     @lazy
     def registry(self) -> ModelRegistry:
-        return ModelRegistry()
+        return ModelRegistry(settings=self._settings)
 
     @lazy
     def db(self) -> Database:
-        db = open_db(self.db_url)
+        db = open_db(self.db_url or self.settings.db_url(APP))
         import_legacy_models(db, self.registry)
         return db
 
@@ -122,7 +136,8 @@ class SupportService:
 
     @lazy
     def index_dir(self) -> Path:
-        return self._index_dir or index_dir_for(self.db_url or get_settings().db_url(APP))
+        url = self.db_url or self.settings.db_url(APP)
+        return self._index_dir or self.settings.indexes_dir / "support" / index_key(url)
 
     def _opened_registry(self) -> ModelRegistry:
         self.db  # noqa: B018 - opening the database imports a 0.1.0 workspace's models first

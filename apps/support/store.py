@@ -137,7 +137,11 @@ class Feedback(SupportBase):
 
 
 class Setting(SupportBase):
-    """Key/value state: calibrated thresholds, active encoder and generator adapter."""
+    """Key/value state: calibration, retrieval weights, thresholds, the index's encoder.
+
+    The active encoder and generator adapter live in the model registry (0.1.0 kept them
+    here; :func:`apps.support.active_models.import_legacy_models` moves them).
+    """
 
     __tablename__ = "support_settings"
 

@@ -24,7 +24,6 @@ import numpy as np
 from sqlalchemy import select
 
 from aigc_apps.errors import DataError
-from aigc_apps.settings import get_settings
 
 from .active_models import ENCODER_ROLE, GENERATOR_ROLE, register_model
 from .answers import SYSTEM_PROMPT
@@ -143,7 +142,7 @@ def tune_retriever(
         pairs, groups = pairs[: max_steps * batch_size], groups[: max_steps * batch_size]
     out = (
         out_dir
-        or get_settings().adapters_dir / "support" / f"encoder-{time.strftime('%Y%m%d-%H%M%S')}"
+        or bot.settings.adapters_dir / "support" / f"encoder-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     defaults = ContrastiveTuningConfig
     cfg = ContrastiveTuningConfig(
@@ -308,7 +307,7 @@ def tune_generator(
     base = bot.llm
     out = (
         out_dir
-        or get_settings().adapters_dir / "support" / f"generator-{time.strftime('%Y%m%d-%H%M%S')}"
+        or bot.settings.adapters_dir / "support" / f"generator-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     cfg = LoraTrainingConfig(
         base=base,

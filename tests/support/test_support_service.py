@@ -126,3 +126,20 @@ def test_support_bot_is_a_deprecated_support_service(
     bot.ingest([kb_dir])
     assert bot.ask("Where is my order?").intent == "order_status"
     bot.db.dispose()  # 0.1.0 code closed the bot this way
+
+
+def test_from_settings_keeps_everything_in_that_workspace(
+    tmp_path: Path, kb_dir: Path, bow: Any, workspace: Path
+) -> None:
+    from aigc_apps.settings import Settings
+
+    home = tmp_path / "other-home"
+    settings = Settings(home=home, default_encoder="from-settings", default_llm="llm-x")
+    service = SupportService.from_settings(settings, encoder=bow)
+    service.ingest([kb_dir])
+    assert (home / "support.db").is_file()
+    assert (home / "indexes" / "support" / service.index_dir.name / "questions.faiss").is_file()
+    with SupportService.from_settings(settings) as defaults:
+        assert (defaults.encoder_name, defaults.llm) == ("from-settings", "llm-x")
+    assert not workspace.exists()  # the environment's workspace is untouched
+    service.close()
