@@ -128,8 +128,9 @@ def tune_retriever(
 ) -> TuningReport:
     """Tune the encoder on the knowledge base, register it as the active support encoder,
     reindex and recalibrate. The tuning starts from the base of the encoder in use (a
-    re-tune does not stack on the previous one). ``lora_*`` left at None keep
-    :class:`~aigc_apps.encoder_tuning.ContrastiveTuningConfig`'s defaults."""
+    re-tune does not stack on the previous one). ``lora_r`` / ``lora_dropout`` left at None
+    keep :class:`~aigc_apps.encoder_tuning.ContrastiveTuningConfig`'s defaults; ``lora_alpha``
+    defaults to twice the rank, as everywhere."""
     from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
 
     entry = bot.models.encoder_entry
@@ -145,6 +146,7 @@ def tune_retriever(
         or bot.settings.adapters_dir / "support" / f"encoder-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     defaults = ContrastiveTuningConfig
+    rank = lora_r if lora_r is not None else defaults.lora_r
     cfg = ContrastiveTuningConfig(
         epochs=1,
         batch_size=batch_size,
@@ -152,8 +154,8 @@ def tune_retriever(
         max_length=64,
         symmetric=True,
         lora=lora,
-        lora_r=lora_r if lora_r is not None else defaults.lora_r,
-        lora_alpha=lora_alpha if lora_alpha is not None else defaults.lora_alpha,
+        lora_r=rank,
+        lora_alpha=lora_alpha if lora_alpha is not None else 2 * rank,  # the core's rule
         lora_dropout=lora_dropout if lora_dropout is not None else defaults.lora_dropout,
         seed=seed,
     )

@@ -69,13 +69,13 @@ def test_the_lora_shape_reaches_both_adapters(
     )
     service.ingest([kb_dir])
     report = service.tune(
-        batch_size=8, lora=True, max_steps=1, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+        batch_size=8, lora=True, max_steps=1, lora_r=4, lora_dropout=0.0,
         target_modules="q_proj,v_proj",
     )
     assert report.encoder_dir and report.generator_adapter
     encoder = json.loads((Path(report.encoder_dir) / "adapter_config.json").read_text())
     generator = json.loads((Path(report.generator_adapter) / "adapter_config.json").read_text())
-    for config in (encoder, generator):
+    for config in (encoder, generator):  # alpha follows the rank when not given
         assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (4, 8, 0.0)
     assert sorted(generator["target_modules"]) == ["q_proj", "v_proj"]
     assert report.encoder_model and report.generator_model
