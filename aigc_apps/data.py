@@ -5,7 +5,8 @@ empty, binary, no header, a required column absent) raises
 :class:`~aigc_apps.errors.DataError`; a bad row is skipped, counted and reported in
 :class:`ReadResult.skipped` with its line number, and never takes other rows with it:
 
-- bytes that are not UTF-8, a NUL byte or a lone surrogate spoil only their row;
+- bytes that are not UTF-8 or a lone surrogate spoil only their row (skipped); NUL
+  characters, which PostgreSQL cannot store, are removed;
 - lines may end in ``\n``, ``\r\n`` or a bare ``\r``;
 - a CSV quote opens a quoted field only at the start of a field (``5" display`` is text),
   and quoted fields may span lines;
@@ -31,6 +32,7 @@ from aigc_apps.rowparser import (
     Row,
     RowParser,
     Skip,
+    clean_text,
     looks_binary,
     parse_lines,
     sniff_format,
@@ -45,6 +47,7 @@ __all__ = [
     "RowParser",
     "Skip",
     "check_records",
+    "clean_text",
     "content_hash",
     "detect_format",
     "file_hash",

@@ -32,7 +32,7 @@ MAX_FIELD_CHARS = 16 << 20
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 # the csv module's own limit (128 KB) would drop long texts that apps truncate instead
 csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,14 @@ def sniff_format(first_line: str) -> str:
 
 
 def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text (a NUL byte, a lone surrogate), or None."""
-    found = _BAD_TEXT.search(value)
-    if found is None:
-        return None
-    return "contains a NUL byte" if found.group() == "\x00" else "text is not valid UTF-8"
+    """Why ``value`` cannot be stored as text (bytes that are not UTF-8, read as lone
+    surrogates, or a JSON ``"\\ud800"`` escape), or None."""
+    return "text is not valid UTF-8" if _SURROGATE.search(value) else None
+
+
+def clean_text(value: str) -> str:
+    """``value`` without NUL characters, which PostgreSQL cannot store and no text needs."""
+    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def _open_quote(record: str, delimiter: str) -> bool:
@@ -121,11 +124,14 @@ class RowParser:
 
     def _row(self, line: int, data: dict[str, Any]) -> Row | Skip:
         for key, value in data.items():
-            problem = text_problem(value) if isinstance(value, str) else None
-            if problem is None and isinstance(key, str):
-                problem = text_problem(key)
-            if problem:
-                return Skip(line, problem)
+            if isinstance(key, str) and text_problem(key):
+                return Skip(line, "a column name is not valid UTF-8")
+            if isinstance(value, str) and text_problem(value):
+                return Skip(line, f"{key!r} is not valid UTF-8")
+        data = {
+            clean_text(k) if isinstance(k, str) else k: clean_text(v) if isinstance(v, str) else v
+            for k, v in data.items()
+        }
         empty = [c for c in self.required if data.get(c) is None or str(data[c]).strip() == ""]
         if empty:
             return Skip(line, f"empty {empty[0]!r}")
@@ -136,9 +142,6 @@ class RowParser:
             return
         if len(line) > MAX_FIELD_CHARS:
             yield Skip(self.line_no, f"line longer than {MAX_FIELD_CHARS >> 20}M characters")
-            return
-        if text_problem(line) == "text is not valid UTF-8":
-            yield Skip(self.line_no, "text is not valid UTF-8")
             return
         try:
             obj = json.loads(line)
@@ -217,7 +220,7 @@ def looks_binary(raw: bytes) -> bool:
     """Whether a file is an image, archive, PDF or executable rather than text.
 
     Judged on the first 8 KB: a known file signature, or more than 5% control bytes. A
-    stray NUL, or a text saved as Latin-1, is a row problem (skipped and counted), not a
+    stray NUL (removed), or a text saved as Latin-1 (its rows skipped and counted), is not a
     reason to refuse the whole file.
     """
     head = raw[:8192]

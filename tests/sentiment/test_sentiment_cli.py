@@ -167,7 +167,7 @@ def test_old_lora_option_and_default_base_from_settings(
     report = json.loads(result.stdout)
     assert report["base"] == str(tiny_encoder_dir)  # --base defaults to AIGC_ENCODER
     config = _lora_config(report)
-    # the old option sets the rank; the rest are the core's classification defaults
-    assert (config["lora_r"], config["lora_alpha"], config["lora_dropout"]) == (4, 32, 0.1)
+    # the old option sets the rank (alpha twice it, as 0.1.0 did), dropout the classify default
+    assert (config["lora_r"], config["lora_alpha"], config["lora_dropout"]) == (4, 8, 0.1)
     assert config["target_modules"] == ["all-linear"]
     assert " --r " not in runner.invoke(cli.app, ["train", "--help"]).stdout  # hidden

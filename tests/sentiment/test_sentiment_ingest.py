@@ -227,3 +227,16 @@ def test_follow_stops_after_idle_timeout(db: Database, scorer, tmp_path: Path) -
     path = _jsonl(tmp_path / "quiet.jsonl", [{"text": "Bank profits rise"}])
     report = _ingester(db, scorer).follow(path, idle_timeout=0.2, poll=0.02)
     assert report.stored == 1
+
+
+def test_a_stray_quote_costs_nothing(db: Database, scorer, tmp_path: Path) -> None:
+    """Issue 10 item 1: one `5"` used to swallow the rest of the file as one skip."""
+    rows = [f"q{i},Bank {i} beats estimates" for i in range(100)]
+    rows[4] = 'q4,Analyst says 5" display chipmaker beats estimates'
+    path = tmp_path / "quotes.csv"
+    path.write_text("id,text\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    report = _ingester(db, scorer).ingest_file(path)
+    assert (report.stored, report.skipped) == (100, [])
+    with db.session() as s:
+        text = s.scalars(select(Record.text).where(Record.ext_id == "q4")).one()
+    assert text == 'Analyst says 5" display chipmaker beats estimates'
