@@ -1,23 +1,28 @@
 """What a reply is made of: the question's clean-up, the decision, the prompt and the reply.
 
-Plain data and text functions, no models: the service and the HTTP layer share them, and
-the CLI can check a question before any model is loaded.
+Data and functions that load no model (they use the ones they are given): the service and
+the HTTP layer share them, and the CLI can check a question before any model is loaded.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import DataError
 
-from .pii import mask_pii
+from .pii import mask_pii, strip_placeholders
 
 if TYPE_CHECKING:
-    from .retrieval import EntryMeta, Ranking
+    import numpy as np
+
+    from aigc_apps.generation import Generator
+
+    from .calibration import Calibration
+    from .retrieval import EntryMeta, KnowledgeIndex, Ranking
 
 MAX_QUESTION_CHARS = 4000
 QUOTES, SAFE_QUOTES = '"""', "'''"  # excerpts cannot close their own quotes
@@ -93,6 +98,53 @@ def whole_sentences(text: str) -> str:
         return text
     cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
     return text[: cut + 1] if cut > 0 else text
+
+
+def route(
+    kb: KnowledgeIndex,
+    calibration: Calibration,
+    doc_threshold: float,
+    vec: np.ndarray,
+    question: str,
+) -> Decision:
+    """A template when the calibrated confidence in an answerable intent (or dialogue pair)
+    reaches the threshold, else a generated answer when a document chunk is similar enough
+    (at least ``doc_threshold``), else a handoff."""
+    ranking = kb.rank(vec, text=strip_placeholders(question))
+    conf = calibration.confidence(ranking)
+    chunks = [(m, s) for m, s in kb.search_chunks(vec, 3) if s >= doc_threshold]
+    top_key = ranking.keys[0] if ranking.keys else None
+    entry = ranking.top_entry.get(top_key) if top_key else None
+    intent = entry.intent if entry else None
+    answerable = entry is not None and (entry.kind == "pair" or kb.answers.get(entry.key))
+    # A document passage that matches better than the nearest known question is more
+    # specific than that question's canned answer ("can I return an opened fuel canister").
+    doc_better = bool(chunks) and chunks[0][1] > (ranking.scores[0] if ranking.scores else 0)
+    if answerable and conf >= calibration.threshold and not doc_better:
+        return Decision("template", intent, conf, ranking, entry, [])
+    if chunks:
+        return Decision("generated", None, chunks[0][1], ranking, None, chunks)
+    return Decision("handoff", intent, conf, ranking, entry, [])
+
+
+def generated_answer(
+    generator: Generator,
+    messages: list[dict[str, str]],
+    max_new_tokens: int,
+    on_token: Callable[[str], None] | None = None,
+) -> str:
+    """The generator's answer in whole sentences, masked; streamed to ``on_token`` if given.
+    An empty answer becomes the handoff reply."""
+    # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
+    if on_token is None:
+        text = generator.generate(messages, max_new_tokens=max_new_tokens)
+    else:
+        parts = []
+        for piece in generator.stream(messages, max_new_tokens=max_new_tokens):
+            parts.append(piece)
+            on_token(piece)
+        text = "".join(parts)
+    return mask_pii(whole_sentences(text.strip())) or HANDOFF_REPLY
 
 
 def grounded_prompt(

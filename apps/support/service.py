@@ -32,15 +32,16 @@ from .answers import (
     BotReply,
     Decision,
     clean_question,
+    generated_answer,
     grounded_prompt,
     is_follow_up,
+    route,
     source_ref,
-    whole_sentences,
 )
 from .calibration import Calibration, calibrate
 from .ingest import SourceItems, load_sources
 from .lazyattr import lazy
-from .pii import mask_pii, strip_placeholders
+from .pii import strip_placeholders
 from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_key
 from .store import APP, get_setting, load_settings, open_db, set_setting
 
@@ -284,21 +285,7 @@ class SupportService:
         return decision
 
     def _route(self, vec: np.ndarray, question: str) -> Decision:
-        ranking = self.kb.rank(vec, text=strip_placeholders(question))
-        conf = self.calibration.confidence(ranking)
-        chunks = [(m, s) for m, s in self.kb.search_chunks(vec, 3) if s >= self.doc_threshold]
-        top_key = ranking.keys[0] if ranking.keys else None
-        entry = ranking.top_entry.get(top_key) if top_key else None
-        intent = entry.intent if entry else None
-        answerable = entry is not None and (entry.kind == "pair" or self.kb.answers.get(entry.key))
-        # A document passage that matches better than the nearest known question is more
-        # specific than that question's canned answer ("can I return an opened fuel canister").
-        doc_better = bool(chunks) and chunks[0][1] > (ranking.scores[0] if ranking.scores else 0)
-        if answerable and conf >= self.calibration.threshold and not doc_better:
-            return Decision("template", intent, conf, ranking, entry, [])
-        if chunks:
-            return Decision("generated", None, chunks[0][1], ranking, None, chunks)
-        return Decision("handoff", intent, conf, ranking, entry, [])
+        return route(self.kb, self.calibration, self.doc_threshold, vec, question)
 
     def ask(
         self,
@@ -319,7 +306,8 @@ class SupportService:
             if on_token:
                 on_token(answer or "")
         elif d.path == "generated":
-            answer = self._generate(clean, d.chunks, history, on_token)
+            messages = self.prompt(clean, d.chunks[:2], history)
+            answer = generated_answer(self.generator, messages, self.max_new_tokens, on_token)
             sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
         else:
             answer = HANDOFF_REPLY
@@ -351,25 +339,6 @@ class SupportService:
     ) -> list[dict[str, str]]:
         """Chat messages for a grounded answer: excerpts quoted as data, then the question."""
         return grounded_prompt(self.company, question, chunks, history)
-
-    def _generate(
-        self,
-        question: str,
-        chunks: Sequence[tuple[EntryMeta, float]],
-        history: Sequence[tuple[str, str]],
-        on_token: Callable[[str], None] | None,
-    ) -> str:
-        messages = self.prompt(question, chunks[:2], history)
-        # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
-        if on_token is None:
-            text = self.generator.generate(messages, max_new_tokens=self.max_new_tokens)
-        else:
-            parts = []
-            for piece in self.generator.stream(messages, max_new_tokens=self.max_new_tokens):
-                parts.append(piece)
-                on_token(piece)
-            text = "".join(parts)
-        return mask_pii(whole_sentences(text.strip())) or HANDOFF_REPLY
 
     # -- sessions and feedback (database only: no model loads) ----------------------------
     def history(self, session_id: str) -> list[tuple[str, str]]:
