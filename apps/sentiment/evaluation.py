@@ -18,6 +18,7 @@ import numpy as np
 
 from aigc_apps.data import Skip, read_records
 from aigc_apps.errors import DataError
+from aigc_apps.metrics import ClassificationReport, classification_report
 
 from .scoring import LABELS, normalize_label
 
@@ -120,16 +121,8 @@ def stratified_split(
     return keep, held
 
 
-@dataclass
-class EvalReport:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-
-    labels: list[str]
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, dict[str, float]]
-    confusion: list[list[int]]  # rows: true label, columns: predicted label
-    n: int
+class EvalReport(ClassificationReport):
+    """The core's classification report, in the JSON shape the sentiment commands print."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,30 +139,6 @@ class EvalReport:
 def evaluate_predictions(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] = LABELS
 ) -> EvalReport:
-    """Metrics computed from the confusion matrix (F1 of a class never predicted is 0)."""
-    if len(y_true) != len(y_pred) or not y_true:
-        raise DataError(f"need equal, non-empty label lists (got {len(y_true)}, {len(y_pred)})")
-    names = list(labels)
-    names += sorted({*y_true, *y_pred} - set(names))
-    index = {name: i for i, name in enumerate(names)}
-    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
-    for t, p in zip(y_true, y_pred, strict=True):
-        matrix[index[t], index[p]] += 1
-    per_class: dict[str, dict[str, float]] = {}
-    for i, name in enumerate(names):
-        tp, predicted, actual = matrix[i, i], matrix[:, i].sum(), matrix[i, :].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": float(precision), "recall": float(recall),
-                           "f1": float(f1), "support": int(actual)}
-    present = [n for n in names if per_class[n]["support"] > 0 or matrix[:, index[n]].sum() > 0]
-    macro = float(np.mean([per_class[n]["f1"] for n in present]))
-    return EvalReport(
-        labels=names,
-        accuracy=float(np.trace(matrix) / matrix.sum()),
-        macro_f1=macro,
-        per_class=per_class,
-        confusion=matrix.tolist(),
-        n=len(y_true),
-    )
+    """:func:`aigc_apps.metrics.classification_report` over the sentiment labels."""
+    report = classification_report(y_true, y_pred, labels)
+    return EvalReport(**vars(report))
