@@ -55,6 +55,7 @@ __all__ = [
     "parse_lines",
     "parse_rows",
     "parse_timestamp",
+    "read_file_bytes",
     "read_records",
     "sniff_format",
     "split_lines",
@@ -95,7 +96,10 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     return found
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_file_bytes(path: str | Path) -> bytes:
+    """A data file's bytes, or a one-line :class:`DataError` (missing, a folder, unreadable,
+    empty, binary). Feed them to :func:`parse_rows` to keep each row's line number."""
+    path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
@@ -175,7 +179,7 @@ def read_records(
     """
     path = Path(path)
     kind = detect_format(path, fmt)
-    raw = _read_bytes(path)
+    raw = read_file_bytes(path)
     if kind == "json":
         rows = _read_json_document(raw, str(path))
         result = check_records([r for _, r in rows], required, str(path), lines=rows)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from aigc_apps.errors import NotFoundError
+from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelEntry, ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
-from .lazyattr import lazy
 from .store import APP, Setting, get_setting
 
 if TYPE_CHECKING:

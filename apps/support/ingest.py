@@ -181,9 +181,9 @@ def load_dialogues(path: Path) -> SourceItems:
     """Question/best-answer pairs from a JSONL of conversations (``turns`` or ``messages``)."""
     fmt = detect_format(path)
     # the core's own file checks (missing, empty, binary); rows keep their line numbers
-    from aigc_apps.data import _read_bytes
+    from aigc_apps.data import read_file_bytes
 
-    rows, skips = parse_rows(_read_bytes(path), fmt, str(path))
+    rows, skips = parse_rows(read_file_bytes(path), fmt, str(path))
     entries: dict[str, NewEntry] = {}
     for row_no, row in rows:
         turns = _turns(row) if isinstance(row, dict) else []

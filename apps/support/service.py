@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
@@ -40,7 +41,6 @@ from .answers import (
 )
 from .calibration import Calibration, calibrate
 from .ingest import SourceItems, load_sources
-from .lazyattr import lazy
 from .pii import strip_placeholders
 from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_key
 from .store import APP, get_setting, load_settings, open_db, set_setting
