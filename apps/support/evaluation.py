@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aigc_apps.errors import DataError
+from aigc_apps.metrics import hit_rate, mrr
 
 from .answers import clean_question
 from .pii import strip_placeholders
@@ -46,41 +45,14 @@ class EvalReport:
 def ranking_metrics(
     rankings: Sequence[Sequence[str]], gold: Sequence[str], k: int = 5
 ) -> dict[str, float]:
-    """Top-1 accuracy, recall@k and mean reciprocal rank of ``gold`` in each ranking."""
+    """Top-1 accuracy, recall@k and mean reciprocal rank of ``gold`` (core metrics)."""
     if not gold:
         return {"top1": float("nan"), "recall": float("nan"), "mrr": float("nan")}
-    top1 = recall = rr = 0.0
-    for ranked, g in zip(rankings, gold, strict=True):
-        ranked = list(ranked)
-        pos = ranked.index(g) + 1 if g in ranked else 0
-        top1 += pos == 1
-        recall += 0 < pos <= k
-        rr += 1.0 / pos if pos else 0.0
-    n = len(gold)
-    return {"top1": top1 / n, "recall": recall / n, "mrr": rr / n}
-
-
-def read_labelled_queries(
-    path: Path, text_col: str = "text", intent_col: str = "intent"
-) -> tuple[list[str], list[str], list[str]]:
-    """``(texts, labels, skipped)`` of a labelled query file. A query ``ask`` would refuse
-    (empty, or over its length limit) is a counted skip, not fatal; no usable query is."""
-    from aigc_apps.data import read_records
-
-    rows = read_records(path, required=[text_col, intent_col])
-    skipped = [str(s) for s in rows.skipped]
-    texts, labels = [], []
-    for r in rows.records:
-        try:
-            clean_question(str(r[text_col]))
-        except DataError as exc:
-            skipped.append(f"query {str(r[text_col])[:30]!r}...: {exc}")
-            continue
-        texts.append(str(r[text_col]))
-        labels.append(str(r[intent_col]))
-    if not texts:
-        raise DataError(f"{path}: no usable queries ({skipped[0]})")
-    return texts, labels, skipped
+    return {
+        "top1": hit_rate(rankings, gold, k=1),
+        "recall": hit_rate(rankings, gold, k=k),
+        "mrr": mrr(rankings, gold),
+    }
 
 
 def evaluate(
