@@ -83,15 +83,18 @@ class Database:
 
     @classmethod
     def open(
-        cls, schema: StoreSchema, url: str, *, auto_upgrade: bool | None = None
+        cls, schema: StoreSchema, url: str | None = None, *, auto_upgrade: bool | None = None
     ) -> Database:
-        """Connect to ``url`` and bring ``schema``'s store to its head revision.
+        """Connect to ``url`` (default: the workspace's URL for ``schema.app``) and bring the
+        store to its head revision.
 
         See :func:`~aigc_apps.migrations.ensure_schema` for when an older schema is upgraded
         here and when the user is told to run ``aigc db upgrade``.
         """
         from aigc_apps.migrations import ensure_schema
+        from aigc_apps.settings import get_settings
 
+        url = url or get_settings().db_url(schema.app)
         db = cls(url)
         try:
             ensure_schema(db, schema, auto_upgrade=auto_upgrade)

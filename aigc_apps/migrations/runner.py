@@ -39,6 +39,15 @@ class StoreSchema:
     legacy_tables: tuple[str, ...] = ()
     baseline: str | None = None
 
+    @classmethod
+    def beside(
+        cls, module_file: str, app: str, metadata: MetaData, legacy_tables: tuple[str, ...] = ()
+    ) -> StoreSchema:
+        """An app's schema whose revisions live in ``migrations/`` beside ``module_file``,
+        with ``<app>_0001`` as the baseline of databases made before Alembic."""
+        versions = Path(module_file).resolve().parent / "migrations"
+        return cls(app, metadata, versions, tuple(legacy_tables), f"{app}_0001")
+
     @property
     def version_table(self) -> str:
         return f"alembic_version_{self.app}"

@@ -9,7 +9,6 @@ only keeps what 0.1.0 recorded there, until it has been imported.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import (
     DateTime,
@@ -25,7 +24,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aigc_apps.migrations import StoreSchema
-from aigc_apps.settings import get_settings
 from aigc_apps.store import Database, app_metadata, utcnow
 
 APP = "recommend"
@@ -94,18 +92,12 @@ class RecModel(Base):
     registry_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
-SCHEMA = StoreSchema(
-    app=APP,
-    metadata=Base.metadata,
-    versions=Path(__file__).resolve().parent / "migrations",
-    legacy_tables=("rec_items", "rec_events"),
-    baseline="recommend_0001",
-)
+SCHEMA = StoreSchema.beside(__file__, APP, Base.metadata, ("rec_items", "rec_events"))
 
 
 def open_db(url: str | None = None) -> Database:
     """The app's database (``--db URL`` or the workspace default), schema up to date."""
-    return Database.open(SCHEMA, url or get_settings().db_url(APP))
+    return Database.open(SCHEMA, url)
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +26,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc_apps.migrations import StoreSchema
-from aigc_apps.settings import get_settings
 from aigc_apps.store import Database, app_metadata, utcnow
 
 from .constants import APP
@@ -107,9 +105,7 @@ class Alert(Base):
     """A fired alert: one per topic and bucket, whatever signals fired in it."""
 
     __tablename__ = "sentiment_alerts"
-    __table_args__ = (
-        UniqueConstraint("topic", "bucket_start", name="uq_sentiment_alerts_bucket"),
-    )
+    __table_args__ = (UniqueConstraint("topic", "bucket_start", name="uq_sentiment_alerts_bucket"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(200))
@@ -145,24 +141,18 @@ class Alert(Base):
         }
 
 
-
-
 def as_utc(value: datetime) -> datetime:
     """SQLite returns naive datetimes; everything the app stores is UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
-        timezone.utc
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
     )
 
 
-SCHEMA = StoreSchema(
-    app=APP,
-    metadata=Base.metadata,
-    versions=Path(__file__).resolve().parent / "migrations",
-    legacy_tables=('sentiment_records', 'sentiment_topics'),
-    baseline="sentiment_0001",
-)
+SCHEMA = StoreSchema.beside(__file__, APP, Base.metadata, ("sentiment_records", "sentiment_topics"))
 
 
 def open_db(url: str | None = None) -> Database:
     """The app's database (``--db URL`` or the workspace default), schema up to date."""
-    return Database.open(SCHEMA, url or get_settings().db_url(APP))
+    return Database.open(SCHEMA, url)

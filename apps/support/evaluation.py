@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aigc_apps.errors import DataError
 from aigc_apps.metrics import hit_rate, mrr
 
 from .answers import clean_question
@@ -53,6 +55,29 @@ def ranking_metrics(
         "recall": hit_rate(rankings, gold, k=k),
         "mrr": mrr(rankings, gold),
     }
+
+
+def read_labelled_queries(
+    path: Path, text_col: str = "text", intent_col: str = "intent"
+) -> tuple[list[str], list[str], list[str]]:
+    """``(texts, labels, skipped)`` of a labelled query file. A query ``ask`` would refuse
+    (empty, or over its length limit) is a counted skip, not fatal; no usable query is."""
+    from aigc_apps.data import read_records
+
+    rows = read_records(path, required=[text_col, intent_col])
+    skipped = [str(s) for s in rows.skipped]
+    texts, labels = [], []
+    for r in rows.records:
+        try:
+            clean_question(str(r[text_col]))
+        except DataError as exc:
+            skipped.append(f"query {str(r[text_col])[:30]!r}...: {exc}")
+            continue
+        texts.append(str(r[text_col]))
+        labels.append(str(r[intent_col]))
+    if not texts:
+        raise DataError(f"{path}: no usable queries ({skipped[0]})")
+    return texts, labels, skipped
 
 
 def evaluate(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +26,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from aigc_apps.migrations import StoreSchema
-from aigc_apps.settings import get_settings
 from aigc_apps.store import Database, app_metadata, utcnow
 
 APP = "support"
@@ -149,20 +147,14 @@ class Setting(SupportBase):
     value: Mapped[str] = mapped_column(Text)
 
 
-
-
-SCHEMA = StoreSchema(
-    app=APP,
-    metadata=SupportBase.metadata,
-    versions=Path(__file__).resolve().parent / "migrations",
-    legacy_tables=('support_sources', 'support_sessions'),
-    baseline="support_0001",
+SCHEMA = StoreSchema.beside(
+    __file__, APP, SupportBase.metadata, ("support_sources", "support_sessions")
 )
 
 
 def open_db(url: str | None = None) -> Database:
     """The app's database (``--db URL`` or the workspace default), schema up to date."""
-    return Database.open(SCHEMA, url or get_settings().db_url(APP))
+    return Database.open(SCHEMA, url)
 
 
 def get_setting(s: Session, key: str, default: Any = None) -> Any:
