@@ -152,3 +152,12 @@ def test_json_output_is_strict_and_warnings_are_one_line(
     assert code == 0
     [line] = [x for x in err.splitlines() if "AIGC_RECOMMENDER_DB_URL" in x]
     assert line.startswith("warning:") and "AIGC_RECOMMEND_DB_URL" in line
+
+
+def test_bytes_that_are_not_utf8_on_the_command_line_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = b"where is my order \xff".decode("utf-8", "surrogateescape")  # what Python passes
+    for argv in (["support", "ask", bad], ["sentiment", "score", bad]):
+        code, _, err = run(argv, capsys)
+        assert code == 1 and "argument 3 is not valid UTF-8" in err and "Traceback" not in err

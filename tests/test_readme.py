@@ -18,9 +18,11 @@ def python_blocks() -> list[str]:
 
 
 @pytest.mark.slow
-def test_readme_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_examples_run(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocks = python_blocks()
-    assert len(blocks) == 2, "README should show the fine-tune/generate and retrieval examples"
+    assert len(blocks) == 3, "README shows fine-tune/generate, retrieval and a service"
     (tmp_path / "data").symlink_to(ROOT / "data")
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -35,3 +37,7 @@ def test_readme_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert (tmp_path / "adapters" / "northwind-faq" / "adapter_config.json").exists()
     ids = namespace["ids"]
     assert int(ids[0][0]) == 10  # type: ignore[index]  # "money back" -> refund policy
+    reply = namespace["reply"]
+    assert reply.path in ("template", "generated", "handoff")  # type: ignore[attr-defined]
+    assert reply.answer  # type: ignore[attr-defined]
+    assert (workspace / "support.db").exists()  # the service used the workspace

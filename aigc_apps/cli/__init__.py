@@ -86,6 +86,14 @@ def _warn_in_one_line(
     err_console.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
 
 
+def _check_text(args: list[str]) -> None:
+    """Python reads bytes that are not UTF-8 on the command line as lone surrogates, which no
+    database or tokenizer accepts: say so once, before any command runs."""
+    for position, arg in enumerate(args, start=1):
+        if any("\udc80" <= c <= "\udcff" for c in arg):
+            raise AigcError(f"argument {position} is not valid UTF-8 text: {arg!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning user errors into one line."""
     # Our own rich progress bars report training; library download/load bars are noise here.
@@ -94,8 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = _warn_in_one_line
     mount_apps(app)
     command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = command.main(args=argv, prog_name="aigc", standalone_mode=False)
+        _check_text(args)
+        code = command.main(args=args, prog_name="aigc", standalone_mode=False)
     except AigcError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
