@@ -147,6 +147,51 @@ class Setting(SupportBase):
     value: Mapped[str] = mapped_column(Text)
 
 
+class QuarantinedPassage(SupportBase):
+    """A passage held back at ingest because it reads like an instruction to the assistant.
+
+    It is not knowledge (no entry, no vector, no intent head) until an admin approves it;
+    ``kind`` is the entry kind it would have been, or ``answer`` for a template's answer.
+    Rows name their source by kind and uri, as :class:`Source` does, and are written
+    before the source itself exists.
+    """
+
+    __tablename__ = "support_quarantine"
+    __table_args__ = (UniqueConstraint("source_kind", "source_uri", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_uri: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(16))  # example | chunk | pair | answer
+    intent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BlockedAnswer(SupportBase):
+    """An answer that was not sent (it asked for a secret or repeated an instruction): the
+    turn was handed off instead, and this row says why."""
+
+    __tablename__ = "support_blocked_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(
+        ForeignKey("support_turns.id", ondelete="CASCADE"), unique=True
+    )
+    path: Mapped[str] = mapped_column(String(16))  # the path it would have taken
+    reason: Mapped[str] = mapped_column(String(500))
+    answer: Mapped[str] = mapped_column(Text)  # the blocked text, personal data masked
+    entry_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the entries it used
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 SCHEMA = StoreSchema.beside(
     __file__, APP, SupportBase.metadata, ("support_sources", "support_sessions")
 )
