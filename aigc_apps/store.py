@@ -8,16 +8,18 @@ date (or says which command will) before anything reads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from aigc_apps.errors import AigcError
 
@@ -54,14 +56,23 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
+        engine_url, options = url, dict[str, Any]()
+        self.read_only = False
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            if _writable(path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            else:  # a read-only workspace: read what is there, refuse writes in one line
+                self.read_only = True
+                engine_url, options = _read_only_sqlite(path)
         try:
-            self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True)
+            self.engine: Engine = create_engine(
+                engine_url, echo=echo, pool_pre_ping=True, **options
+            )
         except (SQLAlchemyError, ImportError) as exc:
             raise AigcError(f"cannot open database {parsed!r}: {exc}") from None
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(wal=not self.read_only))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -75,6 +86,14 @@ class Database:
         try:
             yield session
             session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if self.read_only or "readonly" in str(exc):
+                raise AigcError(
+                    f"{make_url(self.url)!r} is read-only: this command needs to write to the "
+                    "workspace (point AIGC_HOME at a writable folder)"
+                ) from None
+            raise
         except BaseException:
             session.rollback()
             raise
@@ -98,6 +117,9 @@ class Database:
         db = cls(url)
         try:
             ensure_schema(db, schema, auto_upgrade=auto_upgrade)
+            if db.read_only:  # an empty in-memory stand-in must not accept writes either
+                with db.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA query_only=1")
         except SQLAlchemyError as exc:
             db.dispose()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -113,9 +135,28 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (or in its nearest existing ancestor)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def _read_only_sqlite(path: Path) -> tuple[str, dict[str, Any]]:
+    """An engine URL that only reads ``path``, or an empty in-memory store if it is absent
+    (nothing was ever written there, so there is nothing to read)."""
+    if path.exists():
+        return f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true", {}
+    return "sqlite://", {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+
+
+def _sqlite_pragmas(*, wal: bool) -> Callable[[object, object], None]:
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    return on_connect

@@ -7,6 +7,7 @@ installing a package, without editing the core. Errors the user can fix
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import warnings
@@ -86,6 +87,10 @@ def _warn_in_one_line(
     err_console.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
 
 
+# Not bugs but the machine's state (read-only workspace, permissions, full disk): one line.
+_ENVIRONMENT_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
 def _check_text(args: list[str]) -> None:
     """Python reads bytes that are not UTF-8 on the command line as lone surrogates, which no
     database or tokenizer accepts: say so once, before any command runs."""
@@ -117,6 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     except _errors("Abort"):
         err_console.print("aborted")
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        err_console.print(
+            f"[bold red]error:[/] cannot write{where}: {exc.strerror}", soft_wrap=True
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -224,6 +224,8 @@ class KnowledgeIndex:
         self.questions = _empty_index(self.encoder.dim)
         self.chunks = _empty_index(self.encoder.dim)
         self._add(list(self.meta.values()))
+        if getattr(self.db, "read_only", False):  # a read-only workspace: serve from memory
+            return len(self.meta)
         self._save()
         self._drop_head()
         if self.config.head_weight or self.config.lexical_weight:
