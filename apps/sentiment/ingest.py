@@ -103,6 +103,17 @@ def _unencodable(fields: dict[str, str | None]) -> str | None:
     return None
 
 
+IdentityKey = tuple[str, str | None, str | None]
+
+
+def _identity_keys(r: Incoming) -> set[IdentityKey]:
+    """The keys under which a record counts as already stored (see :mod:`.store`)."""
+    keys: set[IdentityKey] = {("text", r.source, r.text_hash)}
+    if r.ext_id is not None:
+        keys |= {("id", r.source, r.ext_id), ("copy", r.ext_id, r.text_hash)}
+    return keys
+
+
 def _first(row: dict[str, Any], names: Iterable[str]) -> tuple[str | None, Any]:
     for name in names:
         if name in row and row[name] is not None and str(row[name]).strip() != "":
@@ -186,29 +197,33 @@ class Ingester:
 
     # -- batches ------------------------------------------------------------------------
     def _new_only(self, batch: list[Incoming], report: IngestReport) -> list[Incoming]:
-        """Drop records already stored or repeated inside the batch."""
+        """Drop records already stored or repeated inside the batch, by the identity rule of
+        :mod:`apps.sentiment.store` (the same keys its unique constraints enforce)."""
         hashes = {r.text_hash for r in batch}
         ids = {r.ext_id for r in batch if r.ext_id is not None}
+        seen: set[IdentityKey] = set()
         with self.db.session() as s:
-            seen_hash = set(
-                s.execute(
+            seen.update(
+                ("text", source, text_hash)
+                for source, text_hash in s.execute(
                     select(Record.source, Record.text_hash).where(Record.text_hash.in_(hashes))
                 ).tuples()
             )
-            # An id names one record whichever file or source delivered it (issue contract:
-            # "same id or same text+source"), so ids are matched across sources.
-            seen_id: set[str | None] = set()
             if ids:
-                seen_id = set(s.scalars(select(Record.ext_id).where(Record.ext_id.in_(ids))))
+                for source, ext_id, text_hash in s.execute(
+                    select(Record.source, Record.ext_id, Record.text_hash).where(
+                        Record.ext_id.in_(ids)
+                    )
+                ).tuples():
+                    seen.add(("id", source, ext_id))
+                    seen.add(("copy", ext_id, text_hash))
         fresh = []
         for r in batch:
-            key_h = (r.source, r.text_hash)
-            if key_h in seen_hash or (r.ext_id is not None and r.ext_id in seen_id):
+            keys = _identity_keys(r)
+            if not seen.isdisjoint(keys):
                 report.duplicates += 1
                 continue
-            seen_hash.add(key_h)
-            if r.ext_id is not None:
-                seen_id.add(r.ext_id)
+            seen.update(keys)
             fresh.append(r)
         return fresh
 

@@ -1,9 +1,18 @@
 """Tables of the sentiment monitor: scored records, their topics, watch-list topics, alerts.
 
-Records are deduplicated by ``ext_id`` when the feed gives an id (whatever the source) and
-always by ``(source, text_hash)``; unique constraints on exactly those keys make a re-run
-of the same file a no-op even when two ingesters race. Timestamps are stored in UTC; SQLite
-hands them back naive, so readers go through :func:`as_utc`.
+A record's identity (unique constraints on exactly these keys, so a re-run of the same
+file is a no-op even when two ingesters race):
+
+- ``(source, ext_id)``: an id names one document within its feed; another feed may use the
+  same ids for its own documents (reuters ``1`` is not headlines ``1``);
+- ``(source, text_hash)``: a feed that repeats a text (normalised: case and spacing) repeats
+  the record;
+- ``(ext_id, text_hash)``: the same id with the same text from another source is a re-sent
+  copy, not a new document. Without an id, the same text from two sources is two records
+  (two outlets reporting one story both count).
+
+Timestamps are stored in UTC; SQLite hands them back naive, so readers go through
+:func:`as_utc`.
 """
 
 from __future__ import annotations
@@ -41,7 +50,8 @@ class Record(Base):
     __tablename__ = "sentiment_records"
     __table_args__ = (
         UniqueConstraint("source", "text_hash", name="uq_sentiment_records_text"),
-        UniqueConstraint("ext_id", name="uq_sentiment_records_ext_id"),
+        UniqueConstraint("source", "ext_id"),  # sentiment_records_source_ext_id_key
+        UniqueConstraint("ext_id", "text_hash"),  # sentiment_records_ext_id_text_hash_key
         Index("ix_sentiment_records_ts", "ts"),
     )
 

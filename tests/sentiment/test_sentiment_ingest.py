@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.store import Record, RecordTopic
 from apps.sentiment.topics import TopicMatcher, WatchTopic
 
+T0 = datetime(2024, 5, 6, 10, tzinfo=timezone.utc)
 TOPICS = [WatchTopic("banking", ["bank", "lender"]), WatchTopic("rates", ["Fed", "interest rate"])]
 
 
@@ -54,43 +56,131 @@ def test_batch_ingest_scores_and_assigns_topics(db: Database, scorer, tmp_path: 
     assert not any(rid == rows["c"].id for rid, _, _ in topics)
 
 
-def test_dedup_by_id_and_by_text_and_source(db: Database, scorer, tmp_path: Path) -> None:
+def test_dedup_by_source_and_id_by_text_and_by_resent_copy(
+    db: Database, scorer, tmp_path: Path
+) -> None:
     rows = [
         {"id": "1", "text": "Bank profits rise", "source": "wire"},
-        {"id": "1", "text": "Different text, same id", "source": "wire"},  # same id
-        {"id": "2", "text": "  bank PROFITS   rise ", "source": "wire"},  # same text
+        {"id": "1", "text": "Different text, same id", "source": "wire"},  # same (source, id)
+        {"id": "2", "text": "  bank PROFITS   rise ", "source": "wire"},  # same source + text
         {"id": "3", "text": "Bank profits rise", "source": "social"},  # other source: kept
         {"text": "No id here but new", "source": "wire"},
-        {"id": "1", "text": "Same id from another feed", "source": "social"},  # same id
+        {"id": "1", "text": "Same id from another feed", "source": "social"},  # its own id 1
+        {"id": "1", "text": "Bank profits rise", "source": "mirror"},  # a re-sent copy
     ]
     path = _jsonl(tmp_path / "a.jsonl", rows)
     first = _ingester(db, scorer).ingest_file(path)
-    assert (first.stored, first.duplicates) == (3, 3)
+    assert (first.stored, first.duplicates) == (4, 3)
     again = _ingester(db, scorer).ingest_file(path)  # re-run is a no-op
-    assert (again.stored, again.duplicates) == (0, 6)
-    assert _count(db) == 3
+    assert (again.stored, again.duplicates) == (0, 7)
+    with db.session() as s:
+        stored = set(s.execute(select(Record.source, Record.ext_id)).tuples())
+    assert stored == {("wire", "1"), ("social", "3"), ("wire", None), ("social", "1")}
     # the stored records re-delivered under another file name (the default source) and
-    # without a source field: their ids still mark them as already stored
-    copy = _jsonl(tmp_path / "copy.jsonl", [{"id": r["id"], "text": r["text"]}
-                                             for r in rows if r.get("id") in ("1", "3")])
+    # without a source field: the same id with the same text is a copy, whoever sends it
+    copy = _jsonl(tmp_path / "copy.jsonl", [{"id": "1", "text": "Bank profits rise"},
+                                             {"id": "3", "text": "bank profits rise"}])
     third = Ingester(db, scorer, source="copy.jsonl").ingest_file(copy)
-    assert (third.stored, third.duplicates) == (0, 4)
-    assert _count(db) == 3
+    assert (third.stored, third.duplicates) == (0, 2)
+    assert _count(db) == 4
 
 
-def test_the_database_refuses_a_stored_id_from_another_source_in_a_race(
+def test_a_second_feed_keeps_its_records_when_ids_collide(db: Database, scorer, tmp_path: Path
+                                                         ) -> None:
+    """Issue 10 item 2: reuters ids 1-3 after headlines ids 1-3 stored 0 ("3 duplicates")."""
+    headlines = tmp_path / "headlines.csv"
+    headlines.write_text("id,text\n1,Bank profits rise\n2,Fed holds rates\n3,Oil slips\n")
+    reuters = tmp_path / "reuters.csv"
+    reuters.write_text("id,text\n1,Lender fined\n2,Chipmaker beats estimates\n3,Oil slips again\n")
+    assert Ingester(db, scorer, source="headlines.csv").ingest_file(headlines).stored == 3
+    report = Ingester(db, scorer, source="reuters").ingest_file(reuters)
+    assert (report.stored, report.duplicates) == (3, 0)
+    again = Ingester(db, scorer, source="reuters").ingest_file(reuters)
+    assert (again.stored, again.duplicates) == (0, 3)
+    with db.session() as s:
+        by_source = sorted(s.execute(select(Record.source, Record.ext_id)).tuples())
+    assert by_source == [(src, i) for src in ("headlines.csv", "reuters") for i in "123"]
+
+
+def _bypass_check(ingester: Ingester, monkeypatch: pytest.MonkeyPatch) -> Ingester:
+    """Its duplicate check ran before another ingester committed: only the database can tell."""
+    monkeypatch.setattr(ingester, "_new_only", lambda batch, report: batch)
+    return ingester
+
+
+def test_the_database_enforces_the_identity_rule_in_a_race(
     db: Database, scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _ingester(db, scorer, source="wire").ingest_file(
         _jsonl(tmp_path / "a.jsonl", [{"id": "7", "text": "Bank profits rise"}]))
-    racing = _ingester(db, scorer, source="social")
-    # its duplicate check ran before the other ingester committed: only the database can tell
-    monkeypatch.setattr(racing, "_new_only", lambda batch, report: batch)
-    report = racing.ingest_file(_jsonl(tmp_path / "b.jsonl", [
+    same_feed = _bypass_check(_ingester(db, scorer, source="wire"), monkeypatch)
+    report = same_feed.ingest_file(_jsonl(tmp_path / "b.jsonl", [
         {"id": "7", "text": "Same story, other wording"}, {"id": "8", "text": "Fresh news"}]))
+    assert (report.stored, report.duplicates) == (1, 1)  # (source, id) is taken
+    other_feed = _bypass_check(_ingester(db, scorer, source="social"), monkeypatch)
+    report = other_feed.ingest_file(_jsonl(tmp_path / "c.jsonl", [
+        {"id": "7", "text": "Its own story seven"},  # another source's id 7: a new record
+        {"id": "8", "text": "Fresh  NEWS"}]))  # wire's id 8, same text: a re-sent copy
     assert (report.stored, report.duplicates) == (1, 1)
     with db.session() as s:
-        assert sorted(s.scalars(select(Record.ext_id)), key=str) == ["7", "8"]
+        stored = sorted(s.execute(select(Record.source, Record.ext_id)).tuples())
+    assert stored == [("social", "7"), ("wire", "7"), ("wire", "8")]
+
+
+def test_racing_ingesters_store_each_document_once(db: Database, scorer, tmp_path: Path) -> None:
+    """Three ingesters check for duplicates at the same moment, then write: a feed re-sent
+    under another source is stored once, a feed with colliding ids is stored whole."""
+    wire = _jsonl(tmp_path / "wire.jsonl", [{"id": str(i), "text": f"Bank story {i} rises"}
+                                            for i in range(20)])
+    other = _jsonl(tmp_path / "other.jsonl", [{"id": str(i), "text": f"Oil report {i} falls"}
+                                              for i in range(20)])
+    barrier = threading.Barrier(3, timeout=30)
+    reports: dict[str, object] = {}
+
+    def run(source: str, path: Path) -> None:
+        ingester = _ingester(db, scorer, source=source, batch_size=8)
+        check = ingester._new_only
+
+        def checked_together(batch, report):
+            fresh = check(batch, report)
+            barrier.wait()  # every ingester has checked; none has written yet
+            return fresh
+
+        ingester._new_only = checked_together  # type: ignore[method-assign]
+        reports[source] = ingester.ingest_file(path)
+
+    threads = [threading.Thread(target=run, args=args)
+               for args in (("wire", wire), ("mirror", wire), ("reuters", other))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    wire_r, mirror_r, reuters_r = (reports[k] for k in ("wire", "mirror", "reuters"))
+    assert wire_r.stored + mirror_r.stored == 20 and wire_r.duplicates + mirror_r.duplicates == 20
+    assert (reuters_r.stored, reuters_r.duplicates) == (20, 0)
+    assert _count(db) == 40
+
+
+def test_a_store_from_before_the_rule_upgrades_and_keeps_its_records(db_url: str, scorer
+                                                                     ) -> None:
+    from aigc_apps.migrations import schema_diff, upgrade
+    from apps.sentiment.store import SCHEMA
+
+    old = Database(db_url)
+    upgrade(old, SCHEMA, "sentiment_0002")  # ids unique across every source
+    with old.session() as s:
+        s.execute(Record.__table__.insert(), [{
+            "source": "headlines", "ext_id": "1", "text": "Bank profits rise",
+            "text_hash": "h1", "truncated": False, "ts": T0, "ingested_at": T0,
+            "label": "positive", "p_negative": 0.1, "p_neutral": 0.2, "p_positive": 0.7,
+            "score": 0.6, "model": "lexicon"}])
+    upgrade(old, SCHEMA)
+    assert schema_diff(old, SCHEMA) == []
+    report = Ingester(old, scorer, source="reuters").ingest_records(
+        [{"id": "1", "text": "Lender fined"}])
+    assert (report.stored, report.duplicates) == (1, 0)
+    assert _count(old) == 2
+    old.dispose()
 
 
 def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path) -> None:
