@@ -214,7 +214,12 @@ def ingest(
     similarity: ThresholdOpt = 0.4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score and store records (deduplicated), match topics, fire alerts."""
+    """Score and store records (deduplicated), match topics, fire alerts.
+
+    Duplicates: same source and id, same source and text, or same id and text.
+
+    A feed without records, without a text column or without a usable row is an error.
+    """
     from .service import IngestOptions
 
     options = IngestOptions(source=source, text_col=text_col, model=model,

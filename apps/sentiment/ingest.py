@@ -3,14 +3,14 @@
 Records are normalised (text, timestamp, source, id), deduplicated against the store and
 within the batch, scored in batches, matched to topics, and written together with their
 topics in one transaction per batch, so a record is stored whole or not at all. A bad line
-is a counted skip; ingest never stops on one. In follow mode each batch is flushed as soon
-as the feed goes quiet, and alert rules run after every stored batch.
+is a counted skip; ingest never stops on one, but a feed that cannot be what the user
+meant (binary, no records, no text column, not one usable row) is a one-line error. In
+follow mode each batch is flushed as soon as the feed goes quiet, and alert rules run after
+every stored batch.
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import sys
 import threading
@@ -29,7 +29,15 @@ from aigc_apps.data import Skip, content_hash, parse_timestamp
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
-from .reader import EXTENSIONS, MAX_TEXT_CHARS, LineParser, RawRow
+from .reader import (
+    EXTENSIONS,
+    MAX_TEXT_CHARS,
+    LineParser,
+    RawRow,
+    stream_lines,
+    tail_file,
+    tail_stream,
+)
 from .scoring import Prediction, Scorer, predictions
 from .store import Record, RecordTopic
 from .topics import TopicHit, TopicMatcher
@@ -320,17 +328,15 @@ class Ingester:
 
     # -- inputs -------------------------------------------------------------------------
     def ingest_file(self, path: str | Path, fmt: str | None = None) -> IngestReport:
-        """Ingest a whole CSV/TSV/JSONL file."""
+        """Ingest a whole CSV/TSV/JSONL file; see :meth:`ingest_stream` for what is an error."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         if path.stat().st_size == 0:
             raise DataError(f"{path}: file is empty")
         parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
-        report = IngestReport()
         with open(path, "rb") as handle:
-            self.consume(_parsed(parser, _lines(handle)), report)
-        return report
+            return self._ingest_whole(parser, stream_lines(handle, str(path)))
 
     def ingest_records(self, records: Iterable[object]) -> IngestReport:
         """Ingest records that are already parsed (a JSON request body): item N is line N,
@@ -342,8 +348,13 @@ class Ingester:
         return self.consume(rows, IngestReport())
 
     def ingest_stream(self, stream: IO[bytes], fmt: str | None = None) -> IngestReport:
-        """Ingest a binary stream (stdin) until it ends."""
-        return self.consume(_parsed(LineParser(fmt, "<stdin>"), _lines(stream)), IngestReport())
+        """Ingest a binary stream (stdin) until it ends.
+
+        A feed that cannot be what the user meant is a :class:`DataError`, not a report of
+        nothing stored: binary content, no record at all (a header only), no text column,
+        or not one usable record (the first reason is named).
+        """
+        return self._ingest_whole(LineParser(fmt, "<stdin>"), stream_lines(stream, "<stdin>"))
 
     def follow(
         self,
@@ -357,98 +368,56 @@ class Ingester:
     ) -> IngestReport:
         """Tail ``path`` (or stdin when ``None``) until ``stop`` is set, the stream ends
         (stdin), or nothing new arrives for ``idle_timeout`` seconds. Whatever was written
-        before the stop is still read."""
+        before the stop is still read. A CSV header without a text column is an error."""
         stop = stop or threading.Event()
         if path is None:
-            lines: Iterator[bytes | None] = _tail_stream(sys.stdin.buffer, stop, poll, idle_timeout)
+            lines: Iterator[bytes | None] = tail_stream(sys.stdin.buffer, stop, poll, idle_timeout)
             parser = LineParser(fmt, "<stdin>")
         else:
             path = Path(path)
             parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
-            lines = _tail_file(path, stop, poll, idle_timeout, from_start)
-        return self.consume(_parsed(parser, lines), IngestReport(), live=True)
+            lines = tail_file(path, stop, poll, idle_timeout, from_start)
+        return self.consume(self._rows(parser, lines, whole=False), IngestReport(), live=True)
 
+    def _ingest_whole(self, parser: LineParser, lines: Iterable[bytes]) -> IngestReport:
+        report = self.consume(self._rows(parser, lines, whole=True), IngestReport())
+        if not report.stored and not report.duplicates and report.skipped:
+            first = report.skipped[0]
+            raise DataError(f"{parser.source}: no usable records ({len(report.skipped)} "
+                            f"skipped; first: line {first.row}: {first.reason})")
+        return report
 
-def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    for raw in handle:
-        yield raw.rstrip(b"\n")
-
-
-def _parsed(parser: LineParser, lines: Iterable[bytes | None]) -> Iterator[RawRow | Skip | None]:
-    for raw in lines:
-        if raw is None:
-            yield None
-        else:
-            yield from parser.feed(raw)
-    yield from parser.finish()
-
-
-def _tail_file(
-    path: Path, stop: threading.Event, poll: float, idle_timeout: float | None, from_start: bool
-) -> Iterator[bytes | None]:
-    """Complete lines appended to ``path``; ``None`` whenever the file has nothing new."""
-    while not path.exists():
-        if stop.wait(poll):
-            return
-    handle = open(path, "rb")  # noqa: SIM115 - reopened on rotation below
-    try:
-        if not from_start:
-            handle.seek(0, os.SEEK_END)
-        buffer = b""
-        last_data = time.monotonic()
-        while True:
-            stopping = stop.is_set()
-            chunk = handle.read(1 << 16)
-            if chunk:
-                last_data = time.monotonic()
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                yield from complete
+    def _rows(
+        self, parser: LineParser, lines: Iterable[bytes | None], *, whole: bool
+    ) -> Iterator[RawRow | Skip | None]:
+        """Parsed rows of ``lines``; a CSV header without a text column stops at once, and
+        a ``whole`` input (not a live feed) must have records, one of them with a text."""
+        header_checked = texts_seen = False
+        columns: set[str] = set()
+        records = 0
+        for raw in lines:
+            if raw is None:
+                yield None
                 continue
-            try:
-                rotated = path.stat().st_ino != os.fstat(handle.fileno()).st_ino or (
-                    path.stat().st_size < handle.tell()
-                )
-            except FileNotFoundError:
-                rotated = False
-            if rotated:  # truncated or replaced: start over on the new file
-                handle.close()
-                handle = open(path, "rb")  # noqa: SIM115
-                buffer = b""
-                continue
-            idle = idle_timeout is not None and time.monotonic() - last_data >= idle_timeout
-            if stopping or idle:
-                if buffer:
-                    yield buffer  # last line without a newline
-                return
-            yield None
-            stop.wait(poll)
-    finally:
-        handle.close()
+            for item in parser.feed(raw):
+                records += 1
+                if isinstance(item, RawRow) and not texts_seen:
+                    texts_seen = any(c in item.data for c in self.text_cols)
+                    columns.update(map(str, item.data))
+                yield item
+            if not header_checked and parser.header is not None:
+                header_checked = True
+                if not any(c in parser.header for c in self.text_cols):
+                    raise DataError(self._missing_text(parser.source, parser.header))
+        yield from parser.finish()
+        if whole and not records:
+            header = " (only a header)" if parser.header is not None else ""
+            raise DataError(f"{parser.source}: no records{header}")
+        if whole and columns and not texts_seen:
+            raise DataError(self._missing_text(parser.source, sorted(columns)))
 
-
-def _tail_stream(
-    stream: IO[bytes], stop: threading.Event, poll: float, idle_timeout: float | None
-) -> Iterator[bytes | None]:
-    """Lines of a blocking stream via a reader thread, with ``None`` on quiet periods."""
-    lines: queue.Queue[bytes | None] = queue.Queue(maxsize=10_000)
-
-    def pump() -> None:
-        for raw in stream:
-            lines.put(raw.rstrip(b"\n"))
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    last_data = time.monotonic()
-    while not stop.is_set():
-        try:
-            item = lines.get(timeout=poll)
-        except queue.Empty:
-            if idle_timeout is not None and time.monotonic() - last_data >= idle_timeout:
-                return
-            yield None
-            continue
-        if item is None:
-            return
-        last_data = time.monotonic()
-        yield item
+    def _missing_text(self, source: str, found: Iterable[str]) -> str:
+        names = [c for c in found if c][:20]
+        wanted = (f"column {self.text_cols[0]!r}" if len(self.text_cols) == 1 else
+                  f"text column (one of {', '.join(self.text_cols)}; --text-col names another)")
+        return f"{source}: missing {wanted} (found: {', '.join(names) or 'none'})"
