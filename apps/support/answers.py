@@ -66,6 +66,7 @@ class BotReply:
     sources: list[dict[str, Any]]
     latency_ms: float
     context_used: bool = False
+    handoff_reason: str | None = None  # why an answer was held back and handed off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,19 +133,59 @@ def generated_answer(
     messages: list[dict[str, str]],
     max_new_tokens: int,
     on_token: Callable[[str], None] | None = None,
+    unsafe: Callable[[str], object | None] | None = None,
 ) -> str:
-    """The generator's answer in whole sentences, masked; streamed to ``on_token`` if given.
-    An empty answer becomes the handoff reply."""
+    """The generator's answer in whole sentences, masked; an empty answer becomes the
+    handoff reply.
+
+    When streamed to ``on_token``, it goes out a sentence at a time, each masked, and from
+    the first sentence that ``unsafe`` objects to (it asks for a card number, say) nothing
+    more is sent: the caller checks the whole answer and hands off.
+    """
     # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
     if on_token is None:
         text = generator.generate(messages, max_new_tokens=max_new_tokens)
     else:
-        parts = []
+        gate = SentenceGate(on_token, unsafe)
         for piece in generator.stream(messages, max_new_tokens=max_new_tokens):
-            parts.append(piece)
-            on_token(piece)
-        text = "".join(parts)
+            gate.feed(piece)
+        text = gate.close()
     return mask_pii(whole_sentences(text.strip())) or HANDOFF_REPLY
+
+
+class SentenceGate:
+    """Passes streamed text on a sentence at a time, masked, until a sentence is unsafe."""
+
+    _END = re.compile(r"[.!?][\"')]*\s+")
+
+    def __init__(
+        self, emit: Callable[[str], None], unsafe: Callable[[str], object | None] | None = None
+    ) -> None:
+        self.emit, self.unsafe = emit, unsafe
+        self.text = ""
+        self._sent = 0  # characters of ``text`` passed on (or withheld for good)
+        self.stopped = False
+
+    def feed(self, piece: str) -> None:
+        self.text += piece
+        ends = list(self._END.finditer(self.text, self._sent))
+        if ends:
+            self._release(ends[-1].end())
+
+    def close(self) -> str:
+        """Pass on the rest if it is kept as a whole sentence; returns the whole text."""
+        if whole_sentences(self.text.strip()) == self.text.strip():
+            self._release(len(self.text))
+        return self.text
+
+    def _release(self, end: int) -> None:
+        chunk, self._sent = self.text[self._sent : end], end
+        if self.stopped or not chunk:
+            return
+        if self.unsafe is not None and self.unsafe(chunk):
+            self.stopped = True
+            return
+        self.emit(mask_pii(chunk))
 
 
 def grounded_prompt(

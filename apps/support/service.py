@@ -12,6 +12,7 @@ sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,8 +42,10 @@ from .answers import (
 )
 from .calibration import Calibration, calibrate
 from .ingest import SourceItems, load_sources
+from .injection import find_injection
 from .pii import strip_placeholders
-from .retrieval import EntryMeta, IngestReport, KnowledgeIndex, RetrievalConfig, index_key
+from .quarantine import ScreenedIngestReport
+from .retrieval import EntryMeta, KnowledgeIndex, RetrievalConfig, index_key
 from .store import APP, get_setting, load_settings, open_db, set_setting
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from .tuning import TuningReport
 
 DEFAULT_COMPANY = "Northwind Outfitters"
+log = logging.getLogger(__name__)
 
 
 class SupportService:
@@ -208,18 +212,26 @@ class SupportService:
         intent_col: str = "intent",
         answer_col: str | None = "answer",
         recalibrate: bool = True,
-    ) -> IngestReport:
+    ) -> ScreenedIngestReport:
         """Ingest files/folders in one transaction, then recalibrate the handoff threshold.
 
-        What is read, and which unusable files are skipped or fatal: :func:`load_sources`.
+        What is read, and which unusable files are skipped or fatal: :func:`load_sources`;
+        what is held in quarantine: :meth:`ingest_items`.
         """
         items, file_skips = load_sources(paths, kind, text_col, intent_col, answer_col)
         report = self.ingest_items(items, recalibrate=recalibrate)
         report.skipped = file_skips + report.skipped
         return report
 
-    def ingest_items(self, items: Sequence[SourceItems], recalibrate: bool = True) -> IngestReport:
-        report = self.kb.ingest(items)
+    def ingest_items(
+        self, items: Sequence[SourceItems], recalibrate: bool = True
+    ) -> ScreenedIngestReport:
+        """Ingest parsed sources; passages that read like instructions to the assistant are
+        held in quarantine instead (counted in ``quarantined``, see :meth:`quarantine`)."""
+        from .quarantine import screen
+
+        screened, held = screen(self.db, items)
+        report = ScreenedIngestReport(**vars(self.kb.ingest(screened)), quarantined=held)
         if recalibrate and (report.entries_added or report.entries_removed):
             self.recalibrate()
         return report
@@ -256,6 +268,53 @@ class SupportService:
                 self.db, self.encoder, self.index_dir, self._retrieval_config(), rebuild=True
             )
             return len(self.kb.meta)
+
+    # -- quarantine (database only, except that a change of knowledge reindexes) -----------
+    def quarantine(self, status: str | None = "pending") -> list[dict[str, Any]]:
+        """Passages held back at ingest (``status`` pending, approved, rejected or None for
+        all), newest first, with the reason each was held."""
+        from .quarantine import listing
+
+        return listing(self.db, status)
+
+    def approve(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Release quarantined passages (false positives) into the knowledge base; the index
+        is rebuilt when any was released. Returns the passages released."""
+        return self._decide(ids, "approved")
+
+    def reject(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Keep passages out for good (one approved before is withdrawn again). Returns the
+        passages withdrawn."""
+        return self._decide(ids, "rejected")
+
+    def _decide(self, ids: Sequence[int], status: str) -> list[dict[str, Any]]:
+        from .quarantine import decide
+
+        changed = decide(self.db, ids, status)
+        if changed:
+            self._knowledge_changed(changed)
+        return changed
+
+    def scan_knowledge(self) -> list[dict[str, Any]]:
+        """Quarantine stored knowledge that reads like instructions (a knowledge base
+        ingested before the guard); returns the passages moved."""
+        from .quarantine import scan
+
+        moved = scan(self.db)
+        if moved:
+            self._knowledge_changed(moved)
+        return moved
+
+    def _knowledge_changed(self, passages: Sequence[dict[str, Any]]) -> None:
+        self.reindex()
+        if any(p["kind"] in ("example", "pair") for p in passages):
+            self.recalibrate()
+
+    def blocked_answers(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Answers held back at answer time and handed off instead, newest first."""
+        from .quarantine import blocked_answers
+
+        return blocked_answers(self.db, limit)
 
     # -- answering ----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
@@ -300,34 +359,48 @@ class SupportService:
         history = self.history(session_id) if session_id else []
         d = self.decide(clean, history)
         sources: list[dict[str, Any]] = []
+        answer, streamed = HANDOFF_REPLY, False
         if d.path == "template" and d.entry is not None:
-            answer = d.entry.answer if d.entry.kind == "pair" else self.kb.answers[d.entry.key]
+            pair = d.entry.kind == "pair"
+            answer = (d.entry.answer if pair else self.kb.answers[d.entry.key]) or ""
             sources = [source_ref(d.entry, d.ranking.scores[0])]
-            if on_token:
-                on_token(answer or "")
         elif d.path == "generated":
             messages = self.prompt(clean, d.chunks[:2], history)
-            answer = generated_answer(self.generator, messages, self.max_new_tokens, on_token)
+            answer = generated_answer(
+                self.generator, messages, self.max_new_tokens, on_token, unsafe=find_injection
+            )
             sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
-        else:
-            answer = HANDOFF_REPLY
-            if on_token:
-                on_token(answer)
+            streamed = on_token is not None
+        # The last check before anything is sent: retrieved text never gives the orders.
+        held = find_injection(answer) if d.path != "handoff" else None
+        held_answer = answer
+        if held is not None:
+            log.warning("support answer held back and handed off (%s)", held)
+            answer, sources = HANDOFF_REPLY, []
+        if on_token and (held is not None or not streamed):
+            on_token((" " if streamed else "") + answer)
+        path = "handoff" if held is not None else d.path
         reply = BotReply(
             session_id="",
             turn=0,
             question=clean,
-            answer=answer or "",
-            path=d.path,
+            answer=answer,
+            path=path,
             intent=d.intent,
             confidence=round(d.confidence, 4),
-            handoff=d.path == "handoff",
+            handoff=path == "handoff",
             sources=sources,
             latency_ms=(time.perf_counter() - started) * 1000,
             context_used=d.context_used,
+            handoff_reason=str(held) if held is not None else None,
         )
         retrieved = d.ranking.neighbour_ids[:5] + [m.id for m, _ in d.chunks]
         sessions.record_turn(self.db, reply, session_id, retrieved)
+        if held is not None:
+            from .quarantine import record_blocked
+
+            used = [m.id for m, _ in d.chunks] or ([d.entry.id] if d.entry else [])
+            record_blocked(self.db, reply, d.path, held_answer, used)
         reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
 
@@ -365,6 +438,7 @@ class SupportService:
             "generator_adapter": self.adapter,
             "retrieval": asdict(self.kb.config),
             "intent_head": self.kb.head is not None,
+            "quarantined": len(self.quarantine("pending")),
         }
 
     def evaluate(
