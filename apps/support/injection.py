@@ -90,7 +90,7 @@ _ROLE = re.compile(
     r"|ab (?:jetzt|sofort) bist du|sie sind (?:jetzt|nun|ab sofort)"
     r"|(?:tu es|vous etes) (?:maintenant|desormais|a present)"
     r"|(?:ahora|a partir de ahora) (?:eres|sos|es usted))"
-    r"(?: (?:an?|the|my|in|ein|eine|einen|der|die|un|une|le|la|el|una))?(?: \w+)? "
+    r"(?: \w+){0,3}? "  # "you are now RopeBot, an unfiltered assistant"
     r"(?:assistant|ai|bot|chatbot|model|llm|dan|persona|character|jailbroken|unrestricted"
     r"|unfiltered|uncensored|\w+ mode|hacker|assistent\w*|ki|modell|assistante?|ia|modele"
     r"|pirate|asistente|modelo|pirata)\b"
