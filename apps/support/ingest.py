@@ -3,7 +3,9 @@
 Parsing is separate from storing: each file becomes a :class:`SourceItems` (entries plus
 skipped rows) and :func:`apply_source` writes it inside the caller's transaction. A file
 whose content hash is unchanged is a no-op; a changed file keeps the entries it still has
-(same ids, no re-embedding), drops the ones it lost and adds the new ones.
+(same ids, no re-embedding), drops the ones it lost and adds the new ones. An entry's
+identity is its content (:attr:`NewEntry.hash`): the same entry read from another path or
+another file is the same knowledge (see :mod:`apps.support.retrieval`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ class NewEntry:
 
     @property
     def hash(self) -> str:
-        return content_hash(
-            [self.kind, self.intent or "", self.text, self.answer or "", self.title or ""]
-        )
+        """The entry's identity: its content, never the path it was read from. A chunk's
+        title is embedded with it (content); a dialogue pair's only says which file and row
+        it came from, so it is left out."""
+        title = "" if self.kind == "pair" else self.title or ""
+        return content_hash([self.kind, self.intent or "", self.text, self.answer or "", title])
 
 
 @dataclass
@@ -288,10 +292,9 @@ def apply_source(s: Session, items: SourceItems) -> ApplyResult:
     old = {e.content_hash: e for e in s.scalars(select(Entry).where(Entry.source_id == src.id))}
     new = {e.hash: e for e in items.entries}
     result = ApplyResult(status)
-    for h, entry in old.items():
-        if h not in new:
-            result.removed_ids.append(entry.id)
-            s.delete(entry)
+    for entry in _hand_over(s, src.id, {h: e for h, e in old.items() if h not in new}):
+        result.removed_ids.append(entry.id)
+        s.delete(entry)
     for h, e in new.items():
         if h in old:
             old[h].position = e.position
@@ -310,6 +313,34 @@ def apply_source(s: Session, items: SourceItems) -> ApplyResult:
         result.added.append(row)
     s.flush()
     return result
+
+
+def _hand_over(s: Session, source_id: int, gone: dict[str, Entry]) -> list[Entry]:
+    """The rows of ``gone`` (hash -> row) whose content no other source has.
+
+    Where another source has a copy, the older of the two rows stays, as that source's row:
+    the entry keeps the id it is indexed under, so nothing is re-embedded or removed.
+    """
+    if not gone:
+        return []
+    copies: dict[str, Entry] = {}
+    for row in s.scalars(
+        select(Entry)
+        .where(Entry.content_hash.in_(gone), Entry.source_id != source_id)
+        .order_by(Entry.id)
+    ):
+        copies.setdefault(row.content_hash, row)
+    moved = []
+    for h, copy in copies.items():
+        if gone[h].id < copy.id:
+            s.delete(copy)
+            moved.append((gone[h], copy.source_id, copy.position))
+        else:
+            s.delete(gone[h])
+    s.flush()  # the copies' (source, content) keys are free before their older rows move in
+    for row, new_source, position in moved:
+        row.source_id, row.position = new_source, position
+    return [row for h, row in gone.items() if h not in copies]
 
 
 def intents_by_name(s: Session, names: set[str]) -> dict[str, Intent]:

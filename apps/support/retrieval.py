@@ -7,6 +7,12 @@ is built from the database. One that cannot be read, or whose ids disagree with 
 (a crash between commit and save, a copied or damaged file), is a :class:`CorruptIndexError`
 naming ``aigc support reindex``: rebuilding silently would hide the damage and stall a
 request for minutes on a large knowledge base.
+
+Knowledge is identified by content, not by the file it came from: rows with the same
+``content_hash`` (the same template in two files, a folder ingested again from another
+path) are one entry here, the oldest row, so copies neither double the index nor skew the
+calibration. Each source keeps its own rows, so a copy still counts when the original file
+changes or drops it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aigc_apps.errors import AigcError, DataError
 from aigc_apps.settings import get_settings
@@ -120,6 +127,26 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def _knowledge(s: Session) -> tuple[dict[int, EntryMeta], set[int]]:
+    """One entry per distinct content (the oldest row that holds it), and the ids of the
+    other rows: the same content stored for another source."""
+    rows = s.execute(
+        select(Entry, Intent.name, Source.uri)
+        .join(Source, Entry.source_id == Source.id)
+        .outerjoin(Intent, Entry.intent_id == Intent.id)
+        .order_by(Entry.id)
+    ).all()
+    meta: dict[int, EntryMeta] = {}
+    oldest: dict[str, int] = {}
+    copies: set[int] = set()
+    for e, name, uri in rows:
+        if oldest.setdefault(e.content_hash, e.id) != e.id:
+            copies.add(e.id)
+        else:
+            meta[e.id] = EntryMeta(e.id, e.kind, name, e.text, e.answer, e.title, uri)
+    return meta, copies
+
+
 class KnowledgeIndex:
     """Encoder, FAISS indexes and entry metadata for one support database.
 
@@ -141,6 +168,7 @@ class KnowledgeIndex:
         self.index_dir = Path(index_dir)
         self.config = config or RetrievalConfig()
         self.meta: dict[int, EntryMeta] = {}
+        self.copies: set[int] = set()  # rows whose content an older row holds
         self.answers: dict[str, str | None] = {}
         self.head: IntentHead | None = None
         self.lexical: LexicalHead | None = None
@@ -157,15 +185,7 @@ class KnowledgeIndex:
 
     def _refresh_meta(self) -> None:
         with self.db.session() as s:
-            rows = s.execute(
-                select(Entry, Intent.name, Source.uri)
-                .join(Source, Entry.source_id == Source.id)
-                .outerjoin(Intent, Entry.intent_id == Intent.id)
-            ).all()
-            self.meta = {
-                e.id: EntryMeta(e.id, e.kind, name, e.text, e.answer, e.title, uri)
-                for e, name, uri in rows
-            }
+            self.meta, self.copies = _knowledge(s)
             self.answers = {i.name: i.answer for i in s.scalars(select(Intent))}
 
     def _encoder_tag(self) -> str:
@@ -187,7 +207,8 @@ class KnowledgeIndex:
             strict=True,
         ):
             found = set(index.ids().tolist())
-            if found != want:
+            # vectors an older release gave to copies are skipped until the next ingest
+            if want - found or found - want - self.copies:
                 raise CorruptIndexError(
                     f"{path}: {len(found - want)} vectors for entries the database does not "
                     f"have and {len(want - found)} entries without a vector; {REINDEX_HINT}"
@@ -280,26 +301,23 @@ class KnowledgeIndex:
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(self, items: Sequence[SourceItems]) -> IngestReport:
-        """Write all sources in one transaction; the index files follow only after commit."""
+        """Write all sources in one transaction; the index files follow only after commit.
+
+        The index then holds exactly the distinct knowledge in the database: entries new to
+        it are embedded, and entries no source has any more (or copies indexed by an older
+        release) are removed.
+        """
         report = IngestReport(files=[i.uri for i in items])
-        removed: list[int] = []
-        added: list[EntryMeta] = []
         try:
             with self.db.session() as s:
                 for item in items:
-                    result = apply_source(s, item)
+                    status = apply_source(s, item).status
                     report.skipped += [f"{Path(item.uri).name}: {sk}" for sk in item.skipped]
-                    setattr(
-                        report,
-                        f"{result.status}_sources",
-                        getattr(report, f"{result.status}_sources") + 1,
-                    )
-                    removed += result.removed_ids
-                    for e in result.added:
-                        intent = e.intent.name if e.intent is not None else None
-                        added.append(
-                            EntryMeta(e.id, e.kind, intent, e.text, e.answer, e.title, item.uri)
-                        )
+                    setattr(report, f"{status}_sources", getattr(report, f"{status}_sources") + 1)
+                knowledge, _ = _knowledge(s)
+                indexed = set(self.questions.ids().tolist()) | set(self.chunks.ids().tolist())
+                removed = sorted(indexed - set(knowledge))
+                added = [m for i, m in knowledge.items() if i not in indexed]
                 self.questions.remove(removed)
                 self.chunks.remove(removed)
                 self._add(added)  # embedding inside the transaction: a failure rolls back
