@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
 
+from aigc_apps.data import clean_text, read_file_bytes
+
 DOC_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 
 
@@ -77,8 +79,14 @@ class _HTMLText(HTMLParser):
 
 
 def read_document(path: Path) -> tuple[str, str]:
-    """``(title, text)`` of a document file; HTML is reduced to its visible text."""
-    raw = path.read_text(encoding="utf-8-sig", errors="replace")
+    """``(title, text)`` of a document file; HTML is reduced to its visible text.
+
+    A file that is not text (an image or archive renamed ``.txt``) is a one-line
+    :class:`~aigc_apps.errors.DataError`, not garbage chunks; any line ending works.
+    """
+    data = read_file_bytes(path)  # missing, unreadable, empty or binary: DataError
+    raw = clean_text(data.decode("utf-8-sig", errors="replace"))
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     title = ""
     if path.suffix.lower() in (".html", ".htm"):
         parser = _HTMLText()

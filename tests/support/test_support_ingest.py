@@ -161,7 +161,7 @@ def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path
     (folder / "empty.md").write_text("  \n")
     (folder / "faq.csv").write_text("question\nhi\n")  # no 'text' column
     bot = SupportService(db_url, encoder=bow)
-    with pytest.raises(DataError, match=r"no usable files: .*empty\.md: document is empty"):
+    with pytest.raises(DataError, match=r"no usable files: .*empty\.md: file is empty"):
         bot.ingest([folder])
     assert not bot.kb.meta
     (folder / "hours.md").write_text("# Hours\n\nWe are open 9 to 5 on weekdays.\n")
@@ -171,3 +171,53 @@ def test_unusable_file_in_a_folder_is_a_counted_skip(db_url: str, tmp_path: Path
     assert any("missing column 'text'" in s for s in report.skipped)
     assert_in_step(bot)
     bot.close()
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 32
+
+
+@pytest.mark.parametrize("name", ["manual.txt", "policy.md", "page.html"])
+def test_a_binary_file_named_as_a_document_is_refused(
+    db_url: str, tmp_path: Path, name: str, bow: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 10 item 4: a PNG renamed .txt was ingested as 58 garbage chunks, exit 0."""
+    from aigc_apps.cli import main
+
+    path = tmp_path / name
+    path.write_bytes(PNG)
+    bot = SupportService(db_url, encoder=bow)
+    with pytest.raises(DataError, match=f"{name}: looks like a binary file, not text") as err:
+        bot.ingest([path])
+    assert "\n" not in str(err.value) and not bot.kb.meta
+    bot.close()
+    with pytest.raises(SystemExit) as exited:
+        main(["support", "ingest", str(path), "--db", db_url])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exited.value.code == 1 and len(lines) == 1 and "binary" in lines[0]
+
+
+def test_a_binary_file_in_a_folder_is_a_counted_skip(
+    db_url: str, tmp_path: Path, bow: Any
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "hours.md").write_text("# Hours\n\nWe are open 9 to 5 on weekdays.\n")
+    (folder / "scan.txt").write_bytes(PNG)
+    (folder / "bundle.html").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    bot = SupportService(db_url, encoder=bow)
+    report = bot.ingest([folder])
+    assert report.added_sources == 1 and report.entries_added == 1
+    assert sorted(report.skipped) == [
+        f"{folder / 'bundle.html'}: looks like a binary file, not text (file skipped)",
+        f"{folder / 'scan.txt'}: looks like a binary file, not text (file skipped)",
+    ]
+    assert [m.text for m in bot.kb.meta.values()] == ["We are open 9 to 5 on weekdays."]
+    bot.close()
+
+
+def test_a_document_with_bare_cr_line_endings_keeps_its_sections(tmp_path: Path) -> None:
+    path = tmp_path / "mac.md"
+    path.write_bytes(b"# Guide\r\rIntro text.\r\r## Refunds\r\rMoney back in 5 days.\r")
+    items = load_document(path)
+    assert [e.title for e in items.entries] == ["Guide", "Guide > Refunds"]
+    assert [e.text for e in items.entries] == ["Intro text.", "Money back in 5 days."]
