@@ -30,7 +30,10 @@ _EXPORTS = {
     "load_document": ".ingest",
     "load_templates": ".ingest",
     "templates_from_records": ".ingest",
+    "Finding": ".injection",
+    "find_injection": ".injection",
     "mask_pii": ".pii",
+    "ScreenedIngestReport": ".quarantine",
     "CorruptIndexError": ".retrieval",
     "IngestReport": ".retrieval",
     "KnowledgeIndex": ".retrieval",
@@ -45,9 +48,11 @@ __all__ = [
     "CorruptIndexError",
     "Decision",
     "EvalReport",
+    "Finding",
     "IngestReport",
     "KnowledgeIndex",
     "RetrievalConfig",
+    "ScreenedIngestReport",
     "SourceItems",
     "SupportBot",
     "SupportModels",
@@ -55,6 +60,7 @@ __all__ = [
     "calibrate",
     "chunk_text",
     "evaluate",
+    "find_injection",
     "load_dialogues",
     "load_document",
     "load_templates",
@@ -78,6 +84,8 @@ if TYPE_CHECKING:
         load_templates,
         templates_from_records,
     )
+    from .injection import Finding, find_injection
     from .pii import mask_pii
+    from .quarantine import ScreenedIngestReport
     from .retrieval import CorruptIndexError, IngestReport, KnowledgeIndex, RetrievalConfig
     from .service import SupportService
