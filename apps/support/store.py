@@ -3,7 +3,9 @@
 Every indexed text is one :class:`Entry`; its primary key is also its id in the FAISS index,
 so the index can always be rebuilt from the database (``aigc support reindex``). A
 :class:`Source` is one ingested file (or record batch); its ``content_hash`` makes re-ingest
-idempotent and a changed hash replaces the entries it owns.
+idempotent and a changed hash replaces the entries it owns. An entry is identified by its
+content, never by its file's path: the same content in two sources is a row in each (what
+each file holds) and one entry of knowledge, the oldest row (see :mod:`.retrieval`).
 """
 
 from __future__ import annotations
