@@ -1,13 +1,15 @@
 """Financial PhraseBank (50% agreement): the sentiment app's classifier against baselines.
 
     nice -n 10 python benchmarks/sentiment_fpb.py --data ../shared/data/fpb [--epochs 4]
-        [--lr 1e-3] [--r 16] [--targets all-linear] [--max-length 96] [--json]
+        [--lr 1e-3] [--lora-r 16] [--targets all-linear] [--max-length 96]
+        [--baselines-only] [--json]
 
 Protocol (../shared/data/README.md): train on ``split=train``, choose on ``validation``,
 report once on ``test``: accuracy and macro-F1. Everything is computed in this run:
 
 * TF-IDF (1-2 grams) + logistic regression and frozen MiniLM embeddings + logistic
-  regression, the two published-here baselines;
+  regression, the two published-here baselines, each with its ``C`` chosen by validation
+  macro-F1 (the criterion that picks the app model's epoch) from ``C_GRID``;
 * the app's model: LoRA fine-tuning of MiniLM through ``train_sentiment`` (class-weighted
   loss, best epoch by validation macro-F1);
 * an ensemble that averages the LoRA model's probabilities with the two baselines', the
@@ -33,10 +35,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench_select import best_on_validation
+
 from apps.sentiment.evaluation import evaluate_predictions, load_labelled
 from apps.sentiment.scoring import LABELS
 
 TARGET = {"accuracy": 0.87, "macro_f1": 0.85}
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 def _find_csv(path: Path) -> Path:
@@ -53,13 +58,39 @@ def _metrics(y: list[str], proba: np.ndarray) -> dict[str, float]:
     return {"accuracy": round(r.accuracy, 4), "macro_f1": round(r.macro_f1, 4)}
 
 
-def _lr(x_tr: Any, y_tr: list[str], *xs: Any) -> list[np.ndarray]:
+def _proba(clf: Any, x: Any) -> np.ndarray:
+    """``predict_proba`` with columns in LABELS order."""
+    return clf.predict_proba(x)[:, [list(clf.classes_).index(lab) for lab in LABELS]]
+
+
+def _lr(x: dict[str, Any], y: dict[str, list[str]]) -> dict[str, Any]:
+    """Logistic regression on ``train`` with ``C`` chosen by validation macro-F1: the choice,
+    the validation figures of every ``C``, and the chosen model's val/test probabilities."""
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(max_iter=3000, C=4.0, class_weight="balanced")
-    clf.fit(x_tr, y_tr)
-    order = [list(clf.classes_).index(lab) for lab in LABELS]
-    return [clf.predict_proba(x)[:, order] for x in xs]
+    def fit(c: float) -> tuple[Any, dict[str, float]]:
+        clf = LogisticRegression(max_iter=3000, C=c, class_weight="balanced")
+        clf.fit(x["train"], y["train"])
+        return clf, _metrics(y["val"], _proba(clf, x["val"]))
+
+    fits = {c: fit(c) for c in C_GRID}
+    c, (clf, val) = best_on_validation(C_GRID, fits.__getitem__, key=lambda r: r[1]["macro_f1"])
+    return {"C": c, "validation": val,
+            "validation_macro_f1_by_C": {f"{k:g}": m["macro_f1"] for k, (_, m) in fits.items()},
+            "proba": {s: _proba(clf, x[s]) for s in ("val", "test")}}
+
+
+def _baseline(name: str, x: dict[str, Any], y: dict[str, list[str]], t0: float,
+              out: dict[str, Any], say: Any) -> dict[str, np.ndarray]:
+    """Fit, report (test once, for the chosen ``C``) and return val/test probabilities."""
+    fit = _lr(x, y)
+    proba = fit.pop("proba")
+    out[name] = {**fit, "test": _metrics(y["test"], proba["test"]),
+                 "seconds": round(time.perf_counter() - t0, 1)}
+    curve = ", ".join(f"{c}: {f1:.3f}" for c, f1 in fit["validation_macro_f1_by_C"].items())
+    say(f"{name:18} validation macro-F1 by C: {curve}")
+    say(f"{name:18} C={fit['C']:g} validation", fit["validation"], "test", out[name]["test"])
+    return proba
 
 
 def main() -> None:
@@ -68,7 +99,7 @@ def main() -> None:
     ap.add_argument("--base", default="minilm-l6")
     ap.add_argument("--epochs", type=float, default=4.0)
     ap.add_argument("--lr", type=float, default=None, help="default: the app's (1e-3 encoder)")
-    ap.add_argument("--r", type=int, default=16)
+    ap.add_argument("--lora-r", "--r", dest="r", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--targets", default=None,
@@ -77,6 +108,8 @@ def main() -> None:
     ap.add_argument("--llm-steps", type=int, default=30,
                     help="steps of a SmolLM2-based classifier trained only to measure its "
                          "scoring throughput (0: skip)")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="only the TF-IDF and frozen-MiniLM baselines (no LoRA training)")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args()
     path = Path(args.data)
@@ -93,28 +126,27 @@ def main() -> None:
 
     t0 = time.perf_counter()
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    tf_va, tf_te = _lr(vec.fit_transform(x["train"]), y["train"],
-                       vec.transform(x["val"]), vec.transform(x["test"]))
-    out["tfidf_lr"] = {"validation": _metrics(y["val"], tf_va), "test": _metrics(y["test"], tf_te),
-                       "seconds": round(time.perf_counter() - t0, 1)}
-    say("TF-IDF + LR          test", out["tfidf_lr"]["test"])
+    vec.fit(x["train"])
+    tfidf = {k: vec.transform(v) for k, v in x.items()}
+    tf = _baseline("tfidf_lr", tfidf, y, t0, out, say)
 
     from aigc_apps.embeddings import Encoder
 
     t0 = time.perf_counter()
     enc = Encoder.from_pretrained("minilm-l6", max_length=128)
     emb = {k: enc.encode(v, batch_size=64) for k, v in x.items()}
-    fr_va, fr_te = _lr(emb["train"], y["train"], emb["val"], emb["test"])
-    out["frozen_minilm_lr"] = {"validation": _metrics(y["val"], fr_va),
-                               "test": _metrics(y["test"], fr_te),
-                               "seconds": round(time.perf_counter() - t0, 1)}
-    say("frozen MiniLM + LR   test", out["frozen_minilm_lr"]["test"])
+    fr = _baseline("frozen_minilm_lr", emb, y, t0, out, say)
+    if args.baselines_only:
+        if args.json:
+            print(json.dumps(out, indent=2))
+        return
 
     from apps.sentiment.classifier import FitOptions, SentimentModel, train_sentiment
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["AIGC_HOME"] = home
-        opts = FitOptions(base=args.base, epochs=args.epochs, learning_rate=args.lr, r=args.r,
+        opts = FitOptions(base=args.base, epochs=args.epochs, learning_rate=args.lr,
+                          lora_r=args.r,
                           max_length=args.max_length, batch_size=args.batch_size,
                           progress=not args.json, target_modules=args.targets)
         report = train_sentiment(data, "fpb", opts)
@@ -142,17 +174,18 @@ def main() -> None:
     say(f"app model ({args.base}) test", out["app_model"]["test"],
         f"train {report.train_seconds:.0f}s")
 
-    best = (-1.0, (1.0, 0.0, 0.0))
-    steps = np.arange(0, 1.01, 0.1)
+    lo = {"val": lo_va, "test": lo_te}
+    parts = (lo, fr, tf)  # the order of "weights_lora_frozen_tfidf"
+
+    def blend(w: tuple[float, ...], split: str) -> np.ndarray:
+        return sum(wi * part[split] for wi, part in zip(w, parts, strict=True))
+
+    steps = [round(0.1 * i, 1) for i in range(11)]
     grid = [w for w in itertools.product(steps, repeat=3) if abs(sum(w) - 1) < 1e-6]
-    for w in grid:
-        f1 = _metrics(y["val"], w[0] * lo_va + w[1] * fr_va + w[2] * tf_va)["macro_f1"]
-        if f1 > best[0] + 1e-9:
-            best = (f1, tuple(round(float(v), 1) for v in w))
-    w = best[1]
-    out["ensemble"] = {"weights_lora_frozen_tfidf": w,
-                       "validation": _metrics(y["val"], w[0] * lo_va + w[1] * fr_va + w[2] * tf_va),
-                       "test": _metrics(y["test"], w[0] * lo_te + w[1] * fr_te + w[2] * tf_te)}
+    w, val = best_on_validation(grid, lambda w: _metrics(y["val"], blend(w, "val")),
+                                key=lambda r: r["macro_f1"])
+    out["ensemble"] = {"weights_lora_frozen_tfidf": w, "validation": val,
+                       "test": _metrics(y["test"], blend(w, "test"))}
     say("ensemble (val-tuned) test", out["ensemble"]["test"], "weights", w)
     out["meets_target"] = {
         k: all(out[k]["test"][m] >= v for m, v in TARGET.items())
