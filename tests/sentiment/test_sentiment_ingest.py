@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database
-from apps.sentiment.ingest import Ingester, parse_timestamp
+from apps.sentiment.ingest import Ingester, IngestReport, parse_timestamp
 from apps.sentiment.reader import MAX_TEXT_CHARS
 from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.store import Record, RecordTopic
@@ -135,7 +135,7 @@ def test_racing_ingesters_store_each_document_once(db: Database, scorer, tmp_pat
     other = _jsonl(tmp_path / "other.jsonl", [{"id": str(i), "text": f"Oil report {i} falls"}
                                               for i in range(20)])
     barrier = threading.Barrier(3, timeout=30)
-    reports: dict[str, object] = {}
+    reports: dict[str, IngestReport] = {}
 
     def run(source: str, path: Path) -> None:
         ingester = _ingester(db, scorer, source=source, batch_size=8)
@@ -169,7 +169,7 @@ def test_a_store_from_before_the_rule_upgrades_and_keeps_its_records(db_url: str
     old = Database(db_url)
     upgrade(old, SCHEMA, "sentiment_0002")  # ids unique across every source
     with old.session() as s:
-        s.execute(Record.__table__.insert(), [{
+        s.execute(insert(Record), [{
             "source": "headlines", "ext_id": "1", "text": "Bank profits rise",
             "text_hash": "h1", "truncated": False, "ts": T0, "ingested_at": T0,
             "label": "positive", "p_negative": 0.1, "p_neutral": 0.2, "p_positive": 0.7,
