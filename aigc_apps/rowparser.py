@@ -1,5 +1,8 @@
 """Line-by-line parsing of CSV, TSV and JSONL under :mod:`aigc_apps.data`'s one policy.
 
+:class:`LineSplitter` cuts bytes that arrive in pieces (a pipe, a growing file) into lines
+at ``\n``, ``\r\n`` or a bare ``\r``; :func:`split_lines` does the same for a whole file.
+
 Each raw line is decoded on its own (bad bytes spoil their row only), and a CSV record is
 complete unless it ends inside a quoted field, so a live stream and a file parse alike.
 """
@@ -204,6 +207,41 @@ def parse_lines(
     for raw in lines:
         yield from parser.feed(raw.rstrip(b"\r\n"))
     yield from parser.finish()
+
+
+class LineSplitter:
+    """Cuts bytes that arrive in pieces into lines (without their endings).
+
+    A line is given out as soon as its ending arrives, so a live feed that ends its lines
+    with a bare ``\\r`` is not held back; a ``\\r\\n`` split between two pieces is still one
+    ending (the ``\\n`` that follows a ``\\r`` piece is dropped, not read as an empty line).
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # the start of an unfinished line, never joined twice
+        self._after_cr = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if not chunk:
+            return []
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        if not chunk:
+            return []
+        *lines, rest = _LINE_END.split(chunk)
+        if lines:
+            lines[0] = b"".join([*self._pending, lines[0]])
+            self._pending = []
+        if rest:
+            self._pending.append(rest)
+        return lines
+
+    def finish(self) -> list[bytes]:
+        """The last line when the input did not end with a line ending."""
+        rest = b"".join(self._pending)
+        self._pending, self._after_cr = [], False
+        return [rest] if rest else []
 
 
 def split_lines(raw: bytes) -> list[bytes]:

@@ -3,15 +3,14 @@
 Files and live streams go through :class:`aigc_apps.rowparser.RowParser` line by line, so
 a bad line (not UTF-8, a NUL, broken JSON, a stray quote) is one counted skip and never
 costs the rest of the feed. What is particular to this app: feeds are read in pieces as
-they arrive (files, pipes, files that grow), so lines are cut here, with every line ending
-the core accepts (``\\n``, ``\\r\\n``, a bare ``\\r``), and how long a text may be.
+they arrive (files, pipes, files that grow; the core's :class:`LineSplitter` cuts them into
+lines at every line ending), and how long a text may be.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,14 @@ from pathlib import Path
 from typing import IO
 
 from aigc_apps.errors import DataError
-from aigc_apps.rowparser import Row, RowParser, looks_binary, parse_lines, sniff_format
+from aigc_apps.rowparser import (
+    LineSplitter,
+    Row,
+    RowParser,
+    looks_binary,
+    parse_lines,
+    sniff_format,
+)
 
 # A text over this many characters is cut (and flagged); longer inputs are almost always
 # pasted documents or garbage and would only slow scoring (the model reads ~128 tokens).
@@ -27,7 +33,6 @@ MAX_TEXT_CHARS = 20_000
 
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK_BYTES = 1 << 16
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 # 0.1.0 names of the core's parser and row, kept for code that imported them from here.
 LineParser = RowParser
@@ -47,41 +52,6 @@ __all__ = [
     "tail_file",
     "tail_stream",
 ]
-
-
-class LineSplitter:
-    """Cuts bytes that arrive in pieces into lines (without their endings).
-
-    A line is given out as soon as its ending arrives, so a live feed that ends its lines
-    with a bare ``\\r`` is not held back; a ``\\r\\n`` split between two pieces is still one
-    ending (the ``\\n`` that follows a ``\\r`` piece is dropped, not read as an empty line).
-    """
-
-    def __init__(self) -> None:
-        self._pending: list[bytes] = []  # the start of an unfinished line, never joined twice
-        self._after_cr = False
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        if not chunk:
-            return []
-        if self._after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._after_cr = chunk.endswith(b"\r")
-        if not chunk:
-            return []
-        *lines, rest = _LINE_END.split(chunk)
-        if lines:
-            lines[0] = b"".join([*self._pending, lines[0]])
-            self._pending = []
-        if rest:
-            self._pending.append(rest)
-        return lines
-
-    def finish(self) -> list[bytes]:
-        """The last line when the input did not end with a line ending."""
-        rest = b"".join(self._pending)
-        self._pending, self._after_cr = [], False
-        return [rest] if rest else []
 
 
 def _reader(handle: IO[bytes]) -> Iterator[bytes]:
