@@ -52,7 +52,13 @@ _OWN_FILES = {CHECKPOINTS, TRAINING_FILE, "adapter_config.json"}
 
 @dataclass
 class TrainResult:
-    """What a run produced: the adapter folder, final metrics and throughput."""
+    """What a run produced: the adapter folder, final metrics and throughput.
+
+    ``train_tokens`` counts every token the model read (prompt and answer, padding left
+    out), and ``tokens_per_second`` is that count over the whole run (checkpoints included);
+    ``benchmarks/finetune_throughput.py`` measures the stricter *trained* tokens (those with
+    a loss) against fair baselines.
+    """
 
     adapter_dir: Path
     metrics: dict[str, float]
