@@ -25,7 +25,8 @@ def _can_mount_read_only(tmp_path: Path) -> bool:
     probe = tmp_path / "probe"
     probe.mkdir()
     script = f"mount --bind -o ro {probe} {probe} && ! touch {probe}/x 2>/dev/null"
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
+    probed = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True)
+    return probed.returncode == 0
 
 
 def aigc(workspace: Path, *args: str, read_only: bool) -> subprocess.CompletedProcess[str]:
