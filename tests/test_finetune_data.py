@@ -250,3 +250,18 @@ def test_lora_knobs_have_one_spelling_and_one_default_per_task() -> None:
     assert (saved.lora_r, saved.lora_dropout) == (32, 0.2)
     with pytest.raises(AigcError, match="lora_dropout"):
         LoraTrainingConfig(base="x", lora_dropout=1.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_steps": 0}, "max_steps must be positive"),
+        ({"max_steps": -5}, "max_steps must be positive"),
+        ({"epochs": 0}, "epochs must be positive"),
+        ({"epochs": -1.0}, "epochs must be positive"),
+    ],
+)
+def test_settings_that_train_nothing_are_refused(kwargs: dict, message: str) -> None:
+    """Issue 10 item 5: an untrained adapter must never be registered as if trained."""
+    with pytest.raises(AigcError, match=message):
+        LoraTrainingConfig(base="x", **kwargs)

@@ -119,6 +119,12 @@ class LoraTrainingConfig:
             raise AigcError("lora_r, batch_size and grad_accum must be positive, max_length > 8")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise AigcError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise AigcError(
+                f"max_steps must be positive, or -1 for no limit (got {self.max_steps})"
+            )
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise AigcError(f"epochs must be positive (got {self.epochs}): nothing would train")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise AigcError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if isinstance(self.target_modules, str):

@@ -156,3 +156,30 @@ def test_store_events_are_weighted_by_type(db_url: str, tmp_path: Path) -> None:
     assert m[u2, b] == 5.0 and m[u2, catalog.index["a"]] == 1.0
     _, flat = load_from_store(db, {})  # no type weights: a plain binary log
     assert flat.matrix().toarray().max() == 1.0
+
+
+def test_untidy_bytes_cost_one_row_at_most(db_url: str, tmp_path: Path) -> None:
+    """Issue 10 item 9: a field over 128 KB, CR-only endings, a lone surrogate and a NUL
+    (which PostgreSQL cannot store) gave tracebacks; now each costs at most its row."""
+    long_text = "y" * 200_000
+    items = tmp_path / "items.csv"
+    items.write_bytes(
+        b"id,title,description,tags\r"
+        b"a,Alpha,First item,x\r"
+        b"b,Beta,has a NUL \x00 here,y\r"
+        b"c,Gamma," + long_text.encode() + b",z\r"
+        b"d,Delta,caf\xe9 in latin-1,z\r"
+    )
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text('{"id": "e", "title": "Eps \\ud800", "description": "d", "tags": "z"}\n'
+                     '{"id": "f", "title": "Phi", "description": "fine", "tags": "z"}\n')
+    db = open_db(db_url)
+    first = ingest(db, items)
+    second = ingest(db, jsonl)
+    assert first.items_added == 3 and len(first.skipped) == 1
+    assert "row 5" in first.skipped[0] and "not valid UTF-8" in first.skipped[0]
+    assert second.items_added == 1 and len(second.skipped) == 1
+    assert "row 1" in second.skipped[0]
+    with db.session() as s:
+        assert s.get(RecItem, "b").description == "has a NUL  here"  # type: ignore[union-attr]
+        assert len(s.get(RecItem, "c").description) == 200_000  # type: ignore[union-attr]
