@@ -136,7 +136,7 @@ def test_generate_refuses_an_encoder(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_json_output_is_strict_and_warnings_are_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from aigc_apps.console import print_json
 
@@ -145,7 +145,8 @@ def test_json_output_is_strict_and_warnings_are_one_line(
 
     import warnings
 
-    monkeypatch.setenv("AIGC_RECOMMENDER_DB_URL", "sqlite:///x.db")  # the 0.1.0 name
+    old_url = f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("AIGC_RECOMMENDER_DB_URL", old_url)  # the 0.1.0 name
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # as a user's Python shows them
         code, _, err = run(["db", "current", "--app", "recommend", "--json"], capsys)
