@@ -14,6 +14,11 @@ category. Printed beside the frozen all-MiniLM-L6-v2 1-NN baseline computed in t
    queries (``data/support/oos_queries.txt``) and the false-handoff rate on test;
    ``ask`` p50/p95 latency (template answers, turn stored) after warm-up.
 
+Nothing is chosen here by the test figures. The criterion that picks the scoring weights
+(held-out log-loss rather than held-out top-1) was chosen on validation data carved out of
+``train.csv`` only, ``python benchmarks/select_defaults.py support``: validation top-1 0.9381
+(log-loss 0.3256) with log-loss's pick against 0.9321 (0.3506) with top-1's.
+
 Usage: python benchmarks/support_banking77.py --data ../shared/data/banking77 [--json]
 (or AIGC_BENCH_DATA=../shared/data). Run it niced; it takes 10-15 min on 2 idle cores.
 """

@@ -12,10 +12,14 @@ milliseconds; a cross-encoder or LLM would need one forward pass per (user, cand
 hundreds per request, which a CPU cannot serve at p95 <= 50 ms, and LoRA-tuning SmolLM2 on
 thousands of histories does not fit the 15-minute CPU training budget.
 
-LoRA (the core's PEFT path) by default: on MovieLens-small it scored HR@10 0.153 / NDCG@10
-0.081 against 0.146 / 0.077 for tuning all weights, in slightly less time (interest tuning
-261 s vs 277 s, same run settings), and its artefact is a small adapter on the shared base.
-``InterestConfig(lora=False)`` tunes every weight instead.
+Every weight is tuned by default, a choice made on validation data only
+(``benchmarks/select_defaults.py recommender``: MovieLens-small without each user's test
+item, the second-to-last interaction as the target, the model trained on the earlier ones,
+full ranking): tuning every weight and LoRA tie on validation HR@10 (0.1426 each, 24 users
+hit by only one of them each way), and every weight wins validation NDCG@10, the tie-break
+fixed before the run (0.0760 against 0.0714). The margin is small.
+``InterestConfig(lora=True)`` tunes LoRA adapters instead (the core's PEFT path), whose
+artefact is a small adapter on the shared base rather than a whole encoder.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ def default_encoder() -> str:
 class InterestConfig:
     """``base``: encoder to tune (default ``AIGC_ENCODER``); ``history``: items shown to the
     query tower; ``max_pairs``: training pairs (latest first); ``lora``: tune LoRA adapters
-    (else every weight), shaped by ``lora_r``, ``lora_alpha`` (default 2 x rank) and
-    ``lora_dropout``; None takes the core's contrastive-tuning defaults (r 16, dropout 0.1)."""
+    (default False: every weight, see the module docstring), shaped by ``lora_r``,
+    ``lora_alpha`` (default 2 x rank) and ``lora_dropout``; None takes the core's
+    contrastive-tuning defaults (r 16, dropout 0.1)."""
 
     base: str = field(default_factory=default_encoder)
     history: int = 5
@@ -50,7 +55,7 @@ class InterestConfig:
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float | None = None
-    lora: bool = True
+    lora: bool = False
     max_length: int = 96
     seed: int = 0
     lora_r: int | None = None
