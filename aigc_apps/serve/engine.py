@@ -1,0 +1,82 @@
+"""One interface for every generation engine, so routes never depend on how tokens are made.
+
+Modelled on LLaMA-Factory's ``BaseEngine``: the routes call :meth:`BaseEngine.generate` or
+:meth:`BaseEngine.stream` with a :class:`GenerationRequest`; the in-house dynamic
+micro-batcher (CPU default), transformers' continuous batching (GPU) or, later, vLLM sit
+behind it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aigc_apps.generation import GenerationConfig, Prompt
+
+
+@dataclass
+class GenerationRequest:
+    """One prompt to answer: a string or chat messages, how to decode, which adapter.
+
+    ``adapter`` is the name of a LoRA adapter loaded on the engine's base model (``None``:
+    the bare base). ``chat`` says whether ``prompt`` goes through the chat template.
+    """
+
+    prompt: Prompt
+    config: GenerationConfig = field(default_factory=GenerationConfig)
+    adapter: str | None = None
+    chat: bool = True
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) or "length" (max_new_tokens)
+
+
+@dataclass
+class GenerationChunk:
+    """A piece of a streamed reply; the last one carries ``finish_reason`` and the counts."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class BaseEngine(ABC):
+    """Answers generation requests for one base model and its adapters.
+
+    Implementations must be safe to call from many concurrent requests (that is their
+    point: concurrent requests share forward passes) and must free a request's batch slot
+    when its consumer stops iterating :meth:`stream` (a client that disconnected).
+    """
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Load weights and start background work; called once before the first request."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop background work and release the model."""
+
+    @abstractmethod
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """The whole reply."""
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """The reply in pieces; the pieces join to what :meth:`generate` returns."""
+
+    @property
+    @abstractmethod
+    def queue_depth(self) -> int:
+        """Requests waiting or running (for ``/metrics`` and ``/readyz``)."""
+
+    @property
+    @abstractmethod
+    def adapters(self) -> list[str]:
+        """Names of the adapters this engine can switch to."""
