@@ -26,4 +26,4 @@ def app_service(request: Request, name: str, factory: Callable[[], T]) -> T:
             service = services.get(name)
             if service is None:
                 service = services[name] = factory()
-    return service  # type: ignore[no-any-return]
+    return service
