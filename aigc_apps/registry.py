@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Index, String, Text, select, text, update
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,6 +65,24 @@ class ModelRow(RegistryBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
 
+
+
+class TokenRow(RegistryBase):
+    """An API token of ``aigc serve`` (see :mod:`aigc_apps.serve.tokens`): only its hash.
+
+    Declared here, beside the models, so that the registry's schema (and its migrations)
+    know every table of the core store without importing the HTTP service.
+    """
+
+    __tablename__ = "aigc_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(Text, default="[]")  # a JSON list
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 SCHEMA = StoreSchema(
     app=STORE,
