@@ -85,6 +85,14 @@ class EASE:
             out[ok] = self.B[rows[ok], col]
         return out
 
+    def resized(self, n_items: int) -> EASE:
+        """The same weights over a catalogue grown to ``n_items`` (new items have no row)."""
+        model = EASE(self.l2, self.max_items)
+        model.B, model.active, model.n_items = self.B, self.active, n_items
+        model.pos = np.full(n_items, -1, dtype=np.int64)
+        model.pos[: len(self.pos)] = self.pos
+        return model
+
     def state(self) -> dict[str, np.ndarray]:
         return {"ease_B": self.B, "ease_active": self.active, "ease_n": np.array([self.n_items])}
 
@@ -136,6 +144,15 @@ class Popularity:
         if end is not None:
             score = self.window(end, days) * 1e6 + score
         return np.argsort(-score, kind="stable")[:k]
+
+    def resized(self, n_items: int) -> Popularity:
+        """The same counts over a catalogue grown to ``n_items`` (new items: none yet)."""
+        model = Popularity()
+        model.n_items, model.times, model.items = n_items, self.times, self.items
+        grow = n_items - len(self.counts)
+        model.counts = np.concatenate([self.counts, np.zeros(grow, np.float32)])
+        model.first_seen = np.concatenate([self.first_seen, np.full(grow, np.inf)])
+        return model
 
     def state(self) -> dict[str, np.ndarray]:
         return {"pop_times": self.times, "pop_items": self.items, "pop_n": np.array([self.n_items])}
@@ -193,6 +210,14 @@ class Transitions:
             return np.zeros(self.T.shape[0], dtype=np.float32)
         w = np.ones(len(items), np.float32) if weights is None else np.asarray(weights, np.float32)
         return np.asarray(self.T[items].T @ w, dtype=np.float32).ravel()
+
+    def resized(self, n_items: int) -> Transitions:
+        """The same counts over a catalogue grown to ``n_items`` (new items: empty rows)."""
+        model = Transitions(self.window)
+        indptr = self.T.indptr
+        grown = np.concatenate([indptr, np.full(n_items - self.T.shape[0], indptr[-1])])
+        model.T = sp.csr_matrix((self.T.data, self.T.indices, grown), shape=(n_items, n_items))
+        return model
 
     def state(self) -> dict[str, np.ndarray]:
         return {"tr_data": self.T.data, "tr_indices": self.T.indices, "tr_indptr": self.T.indptr}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database
@@ -173,27 +174,35 @@ class Interactions:
         return self.subset(keep), users, self.item[last]
 
 
+def load_catalog(db: Database) -> Catalog:
+    """Every stored item, ordered by id (what training reads; serving compares with it)."""
+    with db.session() as s:
+        return _catalog(s)
+
+
+def _catalog(s: Session) -> Catalog:
+    items = s.execute(
+        select(RecItem.id, RecItem.title, RecItem.description, RecItem.tags).order_by(RecItem.id)
+    ).all()
+    return Catalog(
+        ids=[r[0] for r in items],
+        titles=[r[1] for r in items],
+        descriptions=[r[2] for r in items],
+        tags=[[t for t in r[3].split("|") if t] for r in items],
+    )
+
+
 def load_from_store(
     db: Database, event_weights: dict[str, float] | None = None
 ) -> tuple[Catalog, Interactions]:
     """Everything the store holds, ready for training; event strength from ``event_weights``
     (default :data:`EVENT_WEIGHTS`) times the event's own weight."""
     with db.session() as s:
-        items = s.execute(
-            select(RecItem.id, RecItem.title, RecItem.description, RecItem.tags).order_by(
-                RecItem.id
-            )
-        ).all()
-        if not items:
+        catalog = _catalog(s)
+        if not len(catalog):
             raise DataError(
                 "the recommender store has no items; run `aigc recommend ingest --items FILE`"
             )
-        catalog = Catalog(
-            ids=[r[0] for r in items],
-            titles=[r[1] for r in items],
-            descriptions=[r[2] for r in items],
-            tags=[[t for t in r[3].split("|") if t] for r in items],
-        )
         events = s.execute(
             select(
                 RecEvent.user_id, RecEvent.item_id, RecEvent.ts, RecEvent.type, RecEvent.weight

@@ -252,6 +252,25 @@ class CandidateFeatures:
         transitions = Transitions.from_state(state, self.window)
         return self._set(ease, transitions, Popularity.from_state(state), content, interest)
 
+    def resized(
+        self,
+        n_items: int,
+        *,
+        content: ContentModel | None = None,
+        interest: InterestModel | None = None,
+    ) -> CandidateFeatures:
+        """This fitted pipeline over a catalogue grown to ``n_items`` (items added after
+        training: cold, no collaborative signal yet), with text models that cover them."""
+        b = self.builder_
+        out = CandidateFeatures(self.l2, self.window, self.n_candidates, self.history_cap)
+        return out._set(
+            b.ease.resized(n_items),
+            b.transitions.resized(n_items),
+            b.popularity.resized(n_items),
+            content,
+            interest,
+        )
+
     def _set(
         self,
         ease: EASE,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from aigc_apps.data import content_hash, read_records
 from aigc_apps.data import parse_timestamp as core_parse_timestamp
@@ -103,6 +104,28 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + CHUNK]
 
 
+def item_row(
+    item_id: str, title: str, description: str, tags: list[str], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """A ``rec_items`` row; ``content_hash`` tells an unchanged re-insert from an update."""
+    row = {
+        "id": item_id,
+        "title": title,
+        "description": description,
+        "tags": "|".join(tags),
+        "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str),
+    }
+    row["content_hash"] = content_hash(
+        [row["title"], row["description"], row["tags"], row["extra"]]
+    )
+    return row
+
+
+def event_key(user: str, item: str, kind: str, ts: float) -> str:
+    """An event's identity: the same user, item, type and time (to the millisecond)."""
+    return content_hash([user, item, kind, repr(round(ts, 3))])
+
+
 def _read_items(path: Path, cols: ItemColumns, report: IngestReport) -> dict[str, dict[str, Any]]:
     result = read_records(path, required=[cols.id])
     report.skipped += [f"{path.name}: {s}" for s in result.skipped]
@@ -117,19 +140,9 @@ def _read_items(path: Path, cols: ItemColumns, report: IngestReport) -> dict[str
                 f"{path.name}: record {n}: item {item_id!r} has no title or description"
             )
             continue
-        tags = split_tags(rec.get(cols.tags))
         known = {cols.id, cols.title, cols.description, cols.tags}
         extra = {k: v for k, v in rec.items() if k not in known and v not in (None, "")}
-        row = {
-            "id": item_id,
-            "title": title,
-            "description": description,
-            "tags": "|".join(tags),
-            "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str),
-        }
-        row["content_hash"] = content_hash(
-            [row["title"], row["description"], row["tags"], row["extra"]]
-        )
+        row = item_row(item_id, title, description, split_tags(rec.get(cols.tags)), extra)
         if item_id in rows:
             same = rows[item_id]["content_hash"] == row["content_hash"]
             why = "repeats" if same else "has different text than"
@@ -173,7 +186,7 @@ def _read_events(
             rec.get(cols.type) or ("rating" if rating is not None else "interaction")
         ).strip()
         if has_time:
-            key = content_hash([user, item, kind, repr(round(ts, 3))])
+            key = event_key(user, item, kind, ts)
         else:
             untimed[(user, item, kind)] += 1
             key = content_hash([user, item, kind, f"untimed#{untimed[(user, item, kind)]}"])
@@ -206,27 +219,7 @@ def ingest(
     report = IngestReport()
     item_rows = _read_items(Path(items), item_columns or ItemColumns(), report) if items else {}
     with db.session() as s:
-        existing: dict[str, RecItem] = {}
-        for chunk in _chunks(list(item_rows)):
-            existing.update(
-                {i.id: i for i in s.scalars(select(RecItem).where(RecItem.id.in_(chunk)))}
-            )
-        now = utcnow()
-        new_rows = []
-        for item_id, row in item_rows.items():
-            old = existing.get(item_id)
-            if old is None:
-                new_rows.append({**row, "created_at": now, "updated_at": now})
-                report.items_added += 1
-            elif old.content_hash == row["content_hash"]:
-                report.items_unchanged += 1
-            else:
-                for key, value in row.items():
-                    setattr(old, key, value)
-                old.updated_at = now
-                report.items_updated += 1
-        if new_rows:
-            s.execute(insert(RecItem), new_rows)
+        upsert_items(s, item_rows, report)
         if events is None:
             return report
         s.flush()
@@ -237,15 +230,41 @@ def ingest(
                 "ingest the catalogue first (--items FILE)"
             )
         event_rows = _read_events(Path(events), event_columns or EventColumns(), known, report)
-        keys = list(event_rows)
-        stored: set[str] = set()
-        for chunk in _chunks(keys):
-            stored.update(
-                s.scalars(select(RecEvent.dedup_key).where(RecEvent.dedup_key.in_(chunk)))
-            )
-        fresh = [event_rows[k] for k in keys if k not in stored]
-        report.events_duplicate += len(keys) - len(fresh)
-        for start in range(0, len(fresh), 5000):
-            s.execute(insert(RecEvent), fresh[start : start + 5000])
-        report.events_added = len(fresh)
+        insert_events(s, event_rows, report)
     return report
+
+
+def upsert_items(s: Session, item_rows: dict[str, dict[str, Any]], report: IngestReport) -> None:
+    """Add new items, update changed ones (``updated_at`` moves), count the unchanged."""
+    existing: dict[str, RecItem] = {}
+    for chunk in _chunks(list(item_rows)):
+        existing.update({i.id: i for i in s.scalars(select(RecItem).where(RecItem.id.in_(chunk)))})
+    now = utcnow()
+    new_rows = []
+    for item_id, row in item_rows.items():
+        old = existing.get(item_id)
+        if old is None:
+            new_rows.append({**row, "created_at": now, "updated_at": now})
+            report.items_added += 1
+        elif old.content_hash == row["content_hash"]:
+            report.items_unchanged += 1
+        else:
+            for key, value in row.items():
+                setattr(old, key, value)
+            old.updated_at = now
+            report.items_updated += 1
+    if new_rows:
+        s.execute(insert(RecItem), new_rows)
+
+
+def insert_events(s: Session, event_rows: dict[str, dict[str, Any]], report: IngestReport) -> None:
+    """Insert the events (by ``dedup_key``) not stored yet; the rest count as duplicates."""
+    keys = list(event_rows)
+    stored: set[str] = set()
+    for chunk in _chunks(keys):
+        stored.update(s.scalars(select(RecEvent.dedup_key).where(RecEvent.dedup_key.in_(chunk))))
+    fresh = [event_rows[k] for k in keys if k not in stored]
+    report.events_duplicate += len(keys) - len(fresh)
+    for start in range(0, len(fresh), 5000):
+        s.execute(insert(RecEvent), fresh[start : start + 5000])
+    report.events_added += len(fresh)

@@ -3,7 +3,9 @@
 Trained models are entries of the core's model registry (app ``recommend``, role
 ``recommender``); serving uses the active one, loaded once per service and loaded again
 when another entry becomes active. Serving reads the user's events from the store on every
-request, so events ingested after training count at once; new items need a ``train``.
+request, so events ingested after training count at once, and items stored after training
+join the served model by their text (:mod:`.live_catalog`) until the next ``train`` learns
+their collaborative signal. Both hold across processes: the state is the store's.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from .legacy_models import APP, NAME_PREFIX, ROLE, import_legacy_models, registr
 from .store import SCHEMA, RecEvent, counts
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .ingest import EventColumns, IngestReport, ItemColumns
+    from .live_catalog import Signature
     from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
+    from .runtime import NewEvent, NewItem
 
 __all__ = ["RecommenderService", "TrainingResult"]
 
@@ -72,6 +78,8 @@ class RecommenderService:
         self._db: Database | None = None
         self._lock = threading.RLock()  # opening the store, importing, loading a model
         self._loaded: tuple[tuple[str, str], Recommender] | None = None
+        # the loaded model grown to the store's catalogue, by (model key, catalogue signature)
+        self._live: tuple[tuple[tuple[str, str], Signature], Recommender] | None = None
         self._imported = False
 
     @classmethod
@@ -136,6 +144,20 @@ class RecommenderService:
             self.db, items, events, item_columns=item_columns, event_columns=event_columns
         )
 
+    def add_items(self, items: Sequence[NewItem]) -> IngestReport:
+        """Insert or update catalogue items now (one transaction); served by their text from
+        the next request on, without a retrain (see :mod:`.runtime`)."""
+        from .runtime import add_items
+
+        return add_items(self.db, items)
+
+    def add_events(self, events: Sequence[NewEvent]) -> IngestReport:
+        """Store new events (one transaction; a batch naming an unknown item stores
+        nothing); they steer the user's next recommendations at once."""
+        from .runtime import add_events
+
+        return add_events(self.db, events)
+
     def counts(self) -> dict[str, int]:
         """Items, events and distinct users in the store."""
         return counts(self.db)
@@ -174,18 +196,34 @@ class RecommenderService:
         return self.registry.activate(name)
 
     def model(self) -> Recommender:
-        """The active model, loaded once and kept until another entry becomes active."""
+        """The active model, loaded once and kept until another entry becomes active, grown
+        to the items stored since it was trained (one cheap query tells whether any were)."""
+        from .live_catalog import catalog_signature
+
         entry = self.active_entry()
         if entry is None:
             raise ModelNotFoundError("no trained recommender yet; run `aigc recommend train`")
         key = (entry.name, str(entry.path))
-        loaded = self._loaded
-        if loaded is not None and loaded[0] == key:
-            return loaded[1]
+        live_key = (key, catalog_signature(self.db))
+        live = self._live
+        if live is not None and live[0] == live_key:
+            return live[1]
         with self._lock:
             if self._loaded is None or self._loaded[0] != key:
                 self._loaded = (key, _load(entry))
-            return self._loaded[1]
+            if self._live is None or self._live[0] != live_key:
+                self._live = (live_key, self._grown(key))
+            return self._live[1]
+
+    def _grown(self, key: tuple[str, str]) -> Recommender:
+        """The model of ``key`` serving the stored catalogue: the live one grown by what
+        changed since (only new or changed items are embedded), else the loaded one."""
+        from .dataset import load_catalog
+        from .live_catalog import with_catalog
+
+        assert self._loaded is not None
+        base = self._live[1] if self._live is not None and self._live[0][0] == key else None
+        return with_catalog(base or self._loaded[1], load_catalog(self.db))
 
     def train(self, config: RecommenderConfig | None = None) -> TrainingResult:
         """Fit on everything in the store, save the model, register it and make it active."""
@@ -221,7 +259,7 @@ class RecommenderService:
         # "version" is deprecated: the number in "name"
         report = {"name": entry.name, "version": version, **report}
         with self._lock:
-            self._loaded = ((entry.name, str(entry.path)), model)
+            self._loaded, self._live = ((entry.name, str(entry.path)), model), None
         return TrainingResult(entry, model, report)
 
     # ------------------------------------------------------------------ serving
