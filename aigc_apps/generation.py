@@ -175,6 +175,21 @@ class Generator:
         )
         return str(text)
 
+    def prompt_ids(self, prompt: Prompt, config: GenerationConfig | None = None) -> list[int]:
+        """The token ids :meth:`generate` feeds the model for ``prompt`` (unpadded)."""
+        config = config or self.config
+        templated = config.use_chat_template and bool(self.tokenizer.chat_template)
+        text = self.format_prompt(prompt, config)
+        return list(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        """Tokens that end a reply: the model's generation config's, else the tokenizer's."""
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+
     def _inputs(self, prompts: Sequence[Prompt], config: GenerationConfig) -> Any:
         texts = [self.format_prompt(p, config) for p in prompts]
         # a chat template already writes the special tokens it needs

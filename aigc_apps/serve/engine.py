@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from aigc_apps.errors import AigcError
 from aigc_apps.generation import GenerationConfig, Prompt
 
 
@@ -80,3 +81,8 @@ class BaseEngine(ABC):
     @abstractmethod
     def adapters(self) -> list[str]:
         """Names of the adapters this engine can switch to."""
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Make the LoRA adapter in folder ``path`` available as ``name`` (replacing one of
+        that name). Engines that cannot switch adapters refuse in one line."""
+        raise AigcError(f"this engine ({type(self).__name__}) cannot serve LoRA adapters")
