@@ -23,6 +23,7 @@ from aigc_apps.cli.adapters import adapters_app
 from aigc_apps.cli.commands import register_core_commands
 from aigc_apps.cli.db import db_app
 from aigc_apps.cli.models import models_app
+from aigc_apps.cli.serve import serve, tokens_app
 from aigc_apps.console import err_console
 from aigc_apps.errors import AigcError
 
@@ -39,6 +40,8 @@ register_core_commands(app)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(adapters_app, name="adapters")
+app.command()(serve)
+app.add_typer(tokens_app, name="tokens")
 
 
 _mounted: list[str] | None = None

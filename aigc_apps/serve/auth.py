@@ -9,12 +9,19 @@ without the scope 403, both as OpenAI-shaped JSON.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from aigc_apps.serve.errors import ApiError
+
+if TYPE_CHECKING:
+    from aigc_apps.serve.limits import RateLimiter
+    from aigc_apps.serve.tokens import TokenStore
 
 ADMIN = "admin"
 
@@ -51,3 +58,82 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     return dependency
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None when the header is absent."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _unauthorized(message: str, code: str) -> ApiError:
+    return ApiError(401, message, "authentication_error", code,
+                    headers={"WWW-Authenticate": "Bearer"})
+
+
+class Authenticator:
+    """``app.state.authenticate``: the request's :class:`Principal`, or 401, or 429.
+
+    Auth is on as soon as one unrevoked token exists (``insecure_no_auth`` turns it off).
+    What the database says is cached for ``cache_s`` seconds per worker, so a token created
+    or revoked by the CLI (or through another worker) takes effect within that delay
+    without a restart, and a busy server does not query the database on every request.
+    Each caller (token name, or client address when auth is off or the token is bad)
+    spends from its own rate-limit bucket.
+    """
+
+    MAX_CACHED = 4096
+
+    def __init__(self, store: TokenStore, *, insecure_no_auth: bool = False,
+                 cache_s: float = 2.0, limiter: RateLimiter) -> None:
+        self.store, self.insecure, self.cache_s = store, insecure_no_auth, cache_s
+        self.limiter = limiter
+        self._required: tuple[float, bool] | None = None
+        self._principals: dict[str, tuple[float, Principal | None]] = {}
+
+    async def required(self) -> bool:
+        """Whether requests need a token now (cached for ``cache_s``)."""
+        if self.insecure:
+            return False
+        now = time.monotonic()
+        if self._required is None or now - self._required[0] >= self.cache_s:
+            count = await run_in_threadpool(self.store.active_count)
+            self._required = (time.monotonic(), count > 0)
+        return self._required[1]
+
+    async def principal(self, token: str) -> Principal | None:
+        now = time.monotonic()
+        cached = self._principals.get(token)
+        if cached is None or now - cached[0] >= self.cache_s:
+            found = await run_in_threadpool(self.store.verify, token)
+            if len(self._principals) >= self.MAX_CACHED:
+                self._principals.clear()
+            cached = self._principals[token] = (time.monotonic(), found)
+        return cached[1]
+
+    async def __call__(self, request: Request) -> Principal:
+        known = getattr(request.state, "principal", None)
+        if known is not None:
+            return known  # several scope checks on one request authenticate once
+        client = f"ip:{request.client.host if request.client else 'unknown'}"
+        if not await self.required():
+            principal = ANONYMOUS
+            self.limiter.check(client)
+        else:
+            token = bearer_token(request)
+            if not token:
+                self.limiter.check(client)
+                raise _unauthorized(
+                    "missing API token: send 'Authorization: Bearer <token>' "
+                    "(create one with `aigc tokens create`)", "missing_token")
+            found = await self.principal(token)
+            if found is None:
+                self.limiter.check(client)
+                raise _unauthorized("invalid or revoked API token", "invalid_token")
+            principal = found
+            self.limiter.check(f"token:{principal.name}")
+        request.state.principal = principal
+        return principal

@@ -1,10 +1,22 @@
-"""How ``aigc serve`` runs: one dataclass, filled from CLI options (or by an embedding app)."""
+"""How ``aigc serve`` runs: one dataclass, filled from CLI options (or by an embedding app).
+
+With ``--workers N`` uvicorn starts each worker from an import string, so the config travels
+to them as JSON in the ``AIGC_SERVE_CONFIG`` environment variable
+(:func:`aigc_apps.serve.app.create_app_from_env`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from aigc_apps.errors import AigcError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CONFIG_ENV = "AIGC_SERVE_CONFIG"
+ENGINES = ("auto", "batch", "continuous")
 
 
 @dataclass
@@ -13,11 +25,13 @@ class ServeConfig:
 
     ``max_body_bytes``: larger request bodies get 413. ``max_tokens_cap``: the most new
     tokens one generation may ask for. ``rate_limit``: requests per minute per token (0 =
-    off), answered 429 with ``Retry-After``. ``request_timeout_s``: a request still running
-    after it gets 504. ``batch_wait_ms`` / ``max_batch``: how long the micro-batcher collects
-    concurrent generation requests and how many rows one forward pass takes. ``engine``:
-    ``auto`` (micro-batcher on CPU, transformers' continuous batching on CUDA), ``batch``
-    or ``continuous``.
+    off), answered 429 with ``Retry-After``. ``request_timeout_s``: a request that has not
+    started its response after that gets 504 (0 = off; a stream that has started runs on).
+    ``batch_wait_ms`` / ``max_batch``: how long the micro-batcher collects concurrent
+    generation requests and how many rows one forward pass takes. ``engine``: ``auto``
+    (micro-batcher on CPU, transformers' continuous batching on CUDA), ``batch`` or
+    ``continuous``. ``auth_cache_s``: how long a worker trusts what it read about tokens,
+    i.e. the most time a revoked token keeps working (and a new one waits).
     """
 
     host: str = "127.0.0.1"
@@ -32,7 +46,39 @@ class ServeConfig:
     max_batch: int = 8
     engine: str = "auto"
     llm: str | None = None  # default chat model; None: Settings.default_llm
+    auth_cache_s: float = 2.0
 
     @property
     def loopback(self) -> bool:
-        return self.host in LOOPBACK
+        """Whether ``host`` is reachable from this machine only."""
+        if self.host in LOOPBACK:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check(self) -> ServeConfig:
+        """Refuse values that cannot work, in one line each."""
+        if self.engine not in ENGINES:
+            raise AigcError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        for name in ("workers", "max_tokens_cap", "max_batch"):
+            if getattr(self, name) < 1:
+                raise AigcError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("max_body_bytes", "rate_limit", "request_timeout_s", "batch_wait_ms",
+                     "auth_cache_s"):
+            if getattr(self, name) < 0:
+                raise AigcError(f"{name} must not be negative, not {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise AigcError(f"port must be 0-65535, not {self.port}")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """The config written by :meth:`to_json`; unknown keys are ignored."""
+        data: dict[str, Any] = json.loads(text or "{}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known}).check()

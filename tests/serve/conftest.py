@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from aigc_apps.serve.tokens import TokenStore
 
 
 def free_port() -> int:
@@ -54,3 +63,67 @@ def live_server() -> Iterator[Callable[[object], str]]:
     yield start
     for ctx in reversed(stack):
         ctx.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def token_store(workspace: Path) -> Iterator[TokenStore]:
+    """The workspace's API tokens (the same store ``aigc tokens`` and the server use)."""
+    from aigc_apps.serve.tokens import TokenStore
+
+    store = TokenStore()
+    yield store
+    store.close()
+
+
+def serve_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``aigc serve`` subprocess on workspace ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    for key in ("AIGC_MODELS_DIR",):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update({"AIGC_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def aigc_serve(args: list[str], env: dict[str, str], *, startup_s: float = 90,
+               log: Path | None = None) -> Iterator[str]:
+    """``aigc serve --port <free> *args`` as a real subprocess; yields its base URL once
+    ``/healthz`` answers, and stops it (SIGINT, then kill) at the end."""
+    import httpx
+
+    port = free_port()
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aigc_apps.cli", "serve", "--port", str(port),
+         "--log-level", "warning", *args],
+        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                text = log.read_text(errors="replace")[-3000:] if log else ""
+                raise RuntimeError(f"aigc serve exited with {proc.returncode}: {text}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("aigc serve did not answer /healthz in time")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        if log:
+            out.close()  # type: ignore[union-attr]

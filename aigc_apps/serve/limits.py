@@ -1,0 +1,195 @@
+"""Limits every request meets: body size, rate per caller, time to the first byte.
+
+The body limit and the timeout are pure ASGI middleware (no buffering of bodies or
+responses, streams pass through). The rate limit is a token bucket per caller, applied when
+a route authenticates (:class:`~aigc_apps.serve.auth.Authenticator`). All three are in
+process: with ``--workers N`` each worker keeps its own buckets, so the effective rate limit
+of one token is up to N times ``rate_limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aigc_apps.serve.errors import ApiError, error_body, json_bytes
+
+log = logging.getLogger("aigc.serve")
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any],
+                    headers: dict[str, str] | None = None) -> None:
+    """Answer a whole JSON response from ASGI middleware."""
+    payload = json_bytes(body)
+    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit; FastAPI lets an
+    ``HTTPException`` through its body reading, so the route never sees the body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``: at once from ``Content-Length``, else while the
+    chunks stream in, so a 10 MB body is refused without being held in memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await send_json(send, 413, self._error())  # uvicorn drops the unread body
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_json(send, 413, self._error())
+
+    def _error(self) -> dict[str, Any]:
+        return error_body(
+            f"request body larger than {self.max_bytes} bytes",
+            "invalid_request_error", "body_too_large",
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class TimeoutMiddleware:
+    """504 when a request has not started its response after ``timeout_s``.
+
+    Only the time to the response's start counts: a streamed reply that has begun runs to
+    its end (the client stopping it frees its slot). The route is cancelled; work already
+    handed to a thread finishes there and its answer is dropped, so a write that was in
+    flight may still commit (each service write is one transaction: all or nothing).
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+        self._orphans: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.timeout_s or self.timeout_s <= 0:
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+        timed_out = False
+
+        async def watched_send(message: Message) -> None:
+            if timed_out:
+                return  # the client has its 504 already
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, watched_send))
+        waiter = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait({task, waiter}, timeout=self.timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is shutting down or the client left
+            task.cancel()
+            waiter.cancel()
+            raise
+        waiter.cancel()
+        if task.done() or started.is_set():
+            await task
+            return
+        timed_out = True
+        task.cancel()
+        self._orphans.add(task)
+        task.add_done_callback(self._forget)
+        await send_json(send, 504, error_body(
+            f"request timed out after {self.timeout_s:g} s", "server_error", "timeout"))
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a timed-out request failed afterwards: %r", task.exception())
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` requests, refilled continuously.
+
+    A caller may spend a whole minute's allowance at once, then one request every
+    ``60 / per_minute`` seconds. Thread-safe; ``per_minute <= 0`` turns it off.
+    """
+
+    MAX_KEYS = 10_000  # idle buckets are full ones: forgetting them changes nothing
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> None:
+        """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
+        if self.capacity <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = math.ceil((1.0 - tokens) / self.rate)
+                raise ApiError(
+                    429, f"rate limit of {int(self.capacity)} requests per minute reached; "
+                    f"retry in {wait} s", "rate_limit_error", "rate_limit_exceeded",
+                    headers={"Retry-After": str(wait)},
+                )
+            if len(self._buckets) >= self.MAX_KEYS and key not in self._buckets:
+                self._prune(now)
+            self._buckets[key] = (tokens - 1.0, now)
+
+    def _prune(self, now: float) -> None:
+        full_after = self.capacity / self.rate
+        for key, (_tokens, last) in list(self._buckets.items()):
+            if now - last >= full_after:
+                del self._buckets[key]
+        if len(self._buckets) >= self.MAX_KEYS:
+            self._buckets.clear()

@@ -1,0 +1,198 @@
+"""API tokens: created once by ``aigc tokens create``, kept only as a SHA-256 hash.
+
+A token is ``aigc_`` plus 32 random bytes (URL-safe base64), so a hash lookup is enough:
+there is nothing to brute-force and no need for a slow password hash. Rows live in the core
+(registry) store, table ``aigc_tokens``, so every worker and every machine that shares the
+database sees a new or revoked token (after the server's short cache, see
+:class:`~aigc_apps.serve.auth.Authenticator`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib.metadata import entry_points
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from aigc_apps.errors import AigcError, NotFoundError
+from aigc_apps.registry import SCHEMA, STORE, TokenRow
+from aigc_apps.serve.auth import ADMIN, Principal
+from aigc_apps.settings import Settings, get_settings
+from aigc_apps.store import Database, utcnow
+
+PREFIX = "aigc_"
+BUILTIN_APPS = ("support", "sentiment", "recommend")
+GENERATE = "generate"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is a hint, not an audit log
+
+
+def hash_token(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def known_apps() -> list[str]:
+    """The built-in apps plus every app with a router (``aigc.routers``; names only)."""
+    names = set(BUILTIN_APPS) | {ep.name for ep in entry_points(group="aigc.routers")}
+    return sorted(names)
+
+
+def known_scopes() -> list[str]:
+    """``admin``, ``generate``, and ``<app>``, ``<app>:read``, ``<app>:write`` per app."""
+    scopes = [ADMIN, GENERATE]
+    for app in known_apps():
+        scopes += [app, f"{app}:read", f"{app}:write"]
+    return scopes
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    """The scopes, deduplicated in order; an unknown one is refused in one line."""
+    if not scopes:
+        raise AigcError("a token needs at least one scope (e.g. --scope admin)")
+    known = set(known_scopes())
+    unknown = [s for s in scopes if s not in known]
+    if unknown:
+        raise AigcError(
+            f"unknown scope {unknown[0]!r}; known scopes: {', '.join(known_scopes())}"
+        )
+    return list(dict.fromkeys(scopes))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token: everything but the token itself."""
+
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+            "revoked_at": iso(self.revoked_at),
+            "active": self.active,
+        }
+
+    @classmethod
+    def _from_row(cls, row: TokenRow) -> TokenInfo:
+        return cls(
+            name=row.name,
+            scopes=list(json.loads(row.scopes or "[]")),
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+class TokenStore:
+    """Create, list, revoke and verify API tokens; the database opens on first use."""
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.url = url
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        with self._lock:
+            if self._db is None:
+                settings = self.settings or get_settings()
+                self._db = Database.open(SCHEMA, self.url or settings.db_url(STORE))
+            return self._db
+
+    def create(self, name: str, scopes: list[str]) -> tuple[TokenInfo, str]:
+        """A new token ``name`` with ``scopes``: its info and the plaintext (shown once)."""
+        if not NAME_RE.match(name or ""):
+            raise AigcError(
+                f"bad token name {name!r}: use 1-100 letters, digits, '.', '_', '@' or '-'"
+            )
+        scopes = check_scopes(scopes)
+        plaintext = PREFIX + secrets.token_urlsafe(32)
+        row = TokenRow(
+            name=name,
+            token_hash=hash_token(plaintext),
+            scopes=json.dumps(scopes),
+            created_at=utcnow(),
+        )
+        try:
+            with self.db.session() as s:
+                if s.scalars(select(TokenRow).where(TokenRow.name == name)).first():
+                    raise AigcError(f"a token named {name!r} exists (see `aigc tokens list`)")
+                s.add(row)
+                s.flush()  # a concurrent creator of the same name fails here
+                info = TokenInfo._from_row(row)
+        except IntegrityError:
+            raise AigcError(f"a token named {name!r} exists (see `aigc tokens list`)") from None
+        return info, plaintext
+
+    def list(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first."""
+        with self.db.session() as s:
+            rows = s.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id))
+            return [TokenInfo._from_row(r) for r in rows]
+
+    def revoke(self, name: str) -> TokenInfo:
+        """Revoke ``name`` (idempotent: a revoked token keeps its first revocation time)."""
+        with self.db.session() as s:
+            row = s.scalars(select(TokenRow).where(TokenRow.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"no token named {name!r} (see `aigc tokens list`)")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            s.flush()
+            return TokenInfo._from_row(row)
+
+    def active_count(self) -> int:
+        """How many unrevoked tokens exist (auth is on when there is at least one)."""
+        query = select(func.count()).select_from(TokenRow).where(TokenRow.revoked_at.is_(None))
+        with self.db.session() as s:
+            return int(s.scalar(query) or 0)
+
+    def verify(self, plaintext: str) -> Principal | None:
+        """The principal of an unrevoked token, None for anything else."""
+        if not plaintext.startswith(PREFIX) or len(plaintext) > 200:
+            return None
+        digest = hash_token(plaintext)
+        with self.db.session() as s:
+            row = s.scalars(select(TokenRow).where(TokenRow.token_hash == digest)).first()
+            if row is None or row.revoked_at is not None:
+                return None
+            now = utcnow()
+            last = row.last_used_at
+            if last is not None and last.tzinfo is None:  # SQLite returns naive datetimes
+                last = last.replace(tzinfo=now.tzinfo)
+            if last is None or now - last > LAST_USED_EVERY:
+                row.last_used_at = now
+            return Principal(row.name, frozenset(json.loads(row.scopes or "[]")))
+
+    def ping(self) -> None:
+        """Raise if the database does not answer (for ``/readyz``)."""
+        with self.db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.dispose()
+                self._db = None
