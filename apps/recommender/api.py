@@ -1,0 +1,222 @@
+"""``/v1/recommend``: top-k for a user, similar items, and run-time inserts of events and items.
+
+Modelled on Gorse's REST API (recommend, neighbours, insert feedback, insert items), in this
+service's JSON spelling. Everything a worker answers comes from the store and the registry's
+active model, so two workers answer alike:
+
+- a user's recommendations read their events from the store on every request, so events
+  posted a moment ago (through any worker) change the next list, without a retrain; items
+  they already have are left out unless ``exclude_seen=false``;
+- a user with no events (unknown to the store) gets the popular items, with a ``note``
+  saying so: a shop's new visitor is normal, not an error (Gorse does the same);
+- items posted after training are served by their text at once (cold items) and learn their
+  collaborative signal at the next ``aigc recommend train``;
+- a batch of events that names an item missing from the catalogue is refused whole (404,
+  nothing stored); with timestamps, re-posting a batch stores nothing twice.
+
+With no trained model, reads answer 404 ``model_not_found`` naming ``aigc recommend train``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from aigc_apps.errors import ModelNotFoundError
+from aigc_apps.serve.auth import require_scope
+from aigc_apps.serve.deps import app_service
+from aigc_apps.serve.errors import ApiError
+
+if TYPE_CHECKING:
+    from .recommender import Recommendation
+    from .service import RecommenderService
+
+APP = "recommend"
+MAX_K = 1000
+MAX_EVENTS = 10_000
+MAX_ITEMS = 1_000
+EventType = Literal[
+    "view", "click", "like", "add_to_cart", "cart", "purchase", "buy", "order", "rating",
+    "interaction",
+]  # fmt: skip
+
+router = APIRouter(prefix="/v1/recommend", tags=[APP])
+READ = [Depends(require_scope(f"{APP}:read"))]
+WRITE = [Depends(require_scope(f"{APP}:write"))]
+
+UserId = Annotated[str, Path(min_length=1, max_length=200, description="The user's id.")]
+ItemId = Annotated[str, Path(min_length=1, max_length=200, description="The item's id.")]
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items (1 to {MAX_K}).")]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str
+    score: float = Field(description="Higher is better; compare within one list only.")
+    reasons: list[str] = Field(description="Why the item is there (empty if explain=false).")
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    items: list[RecommendedItem]
+    note: str | None = Field(
+        None, description="Set when the list is not personalised (a user with no events: "
+        "popular items) or some of the user's events were ignored."
+    )  # fmt: skip
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    items: list[RecommendedItem]
+
+
+class ItemIn(BaseModel):
+    """An item to insert or update (matched by ``item_id``); it needs some text."""
+
+    item_id: str = Field(min_length=1, max_length=200)
+    title: str = Field("", max_length=10_000)
+    description: str = Field("", max_length=100_000)
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    attributes: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Other fields, stored with the item."
+    )
+
+
+class ItemsReport(BaseModel):
+    received: int
+    added: int
+    updated: int
+    unchanged: int
+
+
+class EventIn(BaseModel):
+    """Feedback: ``user_id`` did ``type`` to ``item_id`` at ``timestamp``."""
+
+    user_id: str = Field(min_length=1, max_length=200)
+    item_id: str = Field(min_length=1, max_length=200)
+    type: EventType = Field("view", description="A purchase counts more than a view.")
+    timestamp: datetime | None = Field(
+        None, description="ISO 8601 (naive: UTC) or epoch seconds; omitted: now. With a "
+        "timestamp, re-posting the same event stores nothing."
+    )  # fmt: skip
+    weight: float | None = Field(None, gt=0, description="Multiplies the type's weight.")
+    rating: float | None = None
+
+
+class EventsReport(BaseModel):
+    received: int
+    inserted: int
+    duplicates: int = Field(description="Events already stored (or repeated in the batch).")
+
+
+def _service(request: Request) -> RecommenderService:
+    from .service import RecommenderService
+
+    return app_service(request, APP, RecommenderService.from_settings)
+
+
+@contextmanager
+def _model_needed() -> Iterator[None]:
+    try:
+        yield
+    except ModelNotFoundError as exc:
+        raise ApiError(404, str(exc), "not_found_error", "model_not_found") from None
+
+
+def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
+    return [RecommendedItem(item_id=r.item_id, title=r.title, score=r.score, reasons=r.reasons)
+            for r in recs]  # fmt: skip
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=Recommendations,
+    dependencies=READ,
+    summary="Top-k items for a user",
+    description="The user's latest events (read from the store at request time) ranked by "
+    "the active model, items the user already has left out; a user with no events gets the "
+    "popular items and a note. `interest` steers the list with free text.",
+)
+def recommendations(
+    request: Request,
+    user_id: UserId,
+    k: K = 10,
+    explain: Annotated[bool, Query(description="Say why each item is there.")] = True,
+    exclude_seen: Annotated[bool, Query(description="Leave out items the user has.")] = True,
+    interest: Annotated[
+        str | None, Query(max_length=1000, description="Free text, e.g. 'space documentaries'.")
+    ] = None,
+) -> Recommendations:
+    with _model_needed():
+        result = _service(request).for_user(
+            user_id, k=k, exclude_seen=exclude_seen, interest=interest or None, explain=explain
+        )
+    return Recommendations(user_id=user_id, items=_items(result.items), note=result.note)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItems,
+    dependencies=READ,
+    summary="Items similar to an item",
+    description="Other items like this one, by text and by the users who interacted with "
+    "both; never the item itself. Unknown item: 404.",
+)
+def similar(request: Request, item_id: ItemId, k: K = 10) -> SimilarItems:
+    with _model_needed():
+        found = _service(request).similar(item_id, k)
+    return SimilarItems(item_id=item_id, items=_items(found))
+
+
+@router.post(
+    "/events",
+    response_model=EventsReport,
+    dependencies=WRITE,
+    summary="Insert feedback events",
+    description="A JSON array of events, stored in one transaction. An event naming an item "
+    "the catalogue lacks refuses the whole batch (404, nothing stored). The user's next "
+    "recommendations use the new events at once, no retrain needed.",
+)
+def insert_events(
+    request: Request,
+    events: Annotated[list[EventIn], Body(min_length=1, max_length=MAX_EVENTS)],
+) -> EventsReport:
+    from .runtime import NewEvent
+
+    batch = [NewEvent(e.user_id, e.item_id, e.type, e.timestamp, e.weight, e.rating)
+             for e in events]  # fmt: skip
+    report = _service(request).add_events(batch)
+    return EventsReport(
+        received=len(events), inserted=report.events_added, duplicates=report.events_duplicate
+    )
+
+
+@router.post(
+    "/items",
+    response_model=ItemsReport,
+    dependencies=WRITE,
+    summary="Insert or update items",
+    description="A JSON array of items, upserted by `item_id` in one transaction; each needs "
+    "a title or a description. New items are recommended by their text from the next "
+    "request on; the next `aigc recommend train` learns who likes them.",
+)
+def insert_items(
+    request: Request,
+    items: Annotated[list[ItemIn], Body(min_length=1, max_length=MAX_ITEMS)],
+) -> ItemsReport:
+    from .runtime import NewItem
+
+    batch = [NewItem(i.item_id, i.title, i.description, i.tags, dict(i.attributes))
+             for i in items]  # fmt: skip
+    report = _service(request).add_items(batch)
+    return ItemsReport(
+        received=len(items),
+        added=report.items_added,
+        updated=report.items_updated,
+        unchanged=report.items_unchanged,
+    )

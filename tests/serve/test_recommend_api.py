@@ -1,0 +1,228 @@
+"""/v1/recommend: recommendations that follow new events at once (in another worker too),
+items served by their text without a retrain, Gorse-style inserts that store a batch whole or
+not at all, and each route's errors as OpenAI-shaped JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from aigc_apps.serve import create_app
+from apps.recommender.recommender import RecommenderConfig
+from apps.recommender.service import RecommenderService
+
+CLUSTERS = {
+    "space": "space astronomy planets rockets documentary",
+    "cooking": "cooking recipes kitchen baking food",
+    "jazz": "jazz music saxophone piano album",
+}
+START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+RECS = "/v1/recommend/users/{}/recommendations"
+
+
+def catalogue() -> list[dict[str, Any]]:
+    return [
+        {"item_id": f"{name}-{n}", "title": f"{name.title()} story {n}: {words}",
+         "tags": [name, words.split()[1]]}
+        for name, words in CLUSTERS.items()
+        for n in range(10)
+    ]  # fmt: skip
+
+
+def history(n_users: int = 30, seed: int = 0) -> list[dict[str, Any]]:
+    """User ``u`` walks cluster ``u % 3`` (user0: space, user1: cooking, user2: jazz)."""
+    rng = np.random.default_rng(seed)
+    names = list(CLUSTERS)
+    events = []
+    for u in range(n_users):
+        start, t = int(rng.integers(0, 10)), START + timedelta(hours=int(rng.integers(0, 500)))
+        for step in range(int(rng.integers(5, 9))):
+            item = f"{names[u % 3]}-{(start + step) % 10}"
+            events.append({"user_id": f"user{u}", "item_id": item, "type": "view",
+                           "timestamp": t.isoformat()})  # fmt: skip
+            t += timedelta(hours=int(rng.integers(1, 24)))
+    return events
+
+
+def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
+    """The error's message, once the status and OpenAI's error shape are checked."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()["error"]
+    assert {"message", "type", "code"} <= set(body) and body["message"]
+    assert type_ is None or body["type"] == type_
+    assert code is None or body["code"] == code
+    return str(body["message"])
+
+
+def ids(resp: Any) -> list[str]:
+    assert resp.status_code == 200, resp.text
+    return [i["item_id"] for i in resp.json()["items"]]
+
+
+def stored_events() -> int:
+    with RecommenderService.from_settings() as service:
+        return service.counts()["events"]
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+@pytest.fixture
+def trained(client: TestClient) -> TestClient:
+    """The clustered catalogue and history posted through the API, then a small model."""
+    assert client.post("/v1/recommend/items", json=catalogue()).json()["added"] == 30
+    report = client.post("/v1/recommend/events", json=history()).json()
+    assert report["inserted"] > 150 and report["duplicates"] == 0
+    config = RecommenderConfig(encoder="hashing", interest=None, sim_cold_fraction=0.2)
+    with RecommenderService.from_settings() as service:
+        service.train(config)
+    return client
+
+
+@pytest.fixture
+def on_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The recommend store on each backend (every worker of a test reads the same one)."""
+    monkeypatch.setenv("AIGC_RECOMMEND_DB_URL", db_url)
+    return db_url
+
+
+def test_new_events_change_the_next_recommendations_in_every_worker(
+    on_db: str, trained: TestClient
+) -> None:
+    before = ids(trained.get(RECS.format("user0"), params={"k": 6}))
+    assert all(i.startswith("space-") for i in before[:3])
+    last = max(e["timestamp"] for e in history())
+    bought = [f"jazz-{n}" for n in range(4)]
+    events = [
+        {"user_id": "user0", "item_id": item, "type": "purchase",
+         "timestamp": (datetime.fromisoformat(last) + timedelta(hours=n + 1)).isoformat()}
+        for n, item in enumerate(bought)
+    ]  # fmt: skip
+    assert trained.post("/v1/recommend/events", json=events).json() == {
+        "received": 4, "inserted": 4, "duplicates": 0
+    }  # fmt: skip
+    after = ids(trained.get(RECS.format("user0"), params={"k": 6}))
+    assert after != before and all(i.startswith("jazz-") for i in after[:3])
+    assert not set(bought) & set(after)  # what the user has is left out...
+    kept = ids(trained.get(RECS.format("user0"), params={"k": 40, "exclude_seen": "false"}))
+    assert set(bought) <= set(kept)  # ...unless asked for
+    with TestClient(create_app()) as other:  # another worker: its own service, same store
+        assert ids(other.get(RECS.format("user0"), params={"k": 6})) == after
+    again = trained.post("/v1/recommend/events", json=events).json()
+    assert again == {"received": 4, "inserted": 0, "duplicates": 4}  # idempotent re-post
+    assert ids(trained.get(RECS.format("user0"), params={"k": 6})) == after
+
+
+def test_items_posted_after_training_are_served_by_their_text(
+    on_db: str, trained: TestClient
+) -> None:
+    error(trained.get("/v1/recommend/items/jazz-new/similar"), 404, "not_found_error")
+    item = {"item_id": "jazz-new", "title": "Late night saxophone", "description":
+            "A jazz piano album", "tags": ["jazz"], "attributes": {"year": 2024}}  # fmt: skip
+    assert trained.post("/v1/recommend/items", json=[item]).json()["added"] == 1
+    similar = ids(trained.get("/v1/recommend/items/jazz-new/similar", params={"k": 5}))
+    assert len(similar) == 5 and all(i.startswith("jazz-") for i in similar)
+    recs = trained.get(RECS.format("user2"), params={"k": 10}).json()["items"]  # a jazz fan
+    new = [r for r in recs if r["item_id"] == "jazz-new"]
+    assert new and any("new item" in why for why in new[0]["reasons"])
+    with TestClient(create_app()) as other:
+        assert "jazz-new" in ids(other.get(RECS.format("user2"), params={"k": 10}))
+    # A changed text is embedded again: the item moves to the space shelf.
+    item |= {"title": "Rockets to the planets", "description": "space astronomy documentary",
+             "tags": ["space"]}  # fmt: skip
+    report = trained.post("/v1/recommend/items", json=[item]).json()
+    assert (report["added"], report["updated"]) == (0, 1)
+    similar = ids(trained.get("/v1/recommend/items/jazz-new/similar", params={"k": 5}))
+    assert all(i.startswith("space-") for i in similar)
+    # Events on the new item count for the user at once (and leave it out of their list).
+    buy = {"user_id": "user1", "item_id": "jazz-new", "type": "purchase"}
+    assert trained.post("/v1/recommend/events", json=[buy]).json()["inserted"] == 1
+    assert "jazz-new" not in ids(trained.get(RECS.format("user1"), params={"k": 30}))
+
+
+def test_unknown_user_gets_popular_items_with_a_note(trained: TestClient) -> None:
+    body = trained.get(RECS.format("nobody"), params={"k": 3}).json()
+    assert len(body["items"]) == 3 and body["user_id"] == "nobody"
+    assert body["note"] == "unknown user 'nobody': showing popular items"
+    assert body["items"][0]["reasons"] == ["popular right now"]
+    steered = trained.get(RECS.format("nobody"), params={"k": 3, "interest": "saxophone album"})
+    assert all(i.startswith("jazz-") for i in ids(steered))
+    plain = trained.get(RECS.format("user1"), params={"k": 2, "explain": "false"}).json()
+    assert [r["reasons"] for r in plain["items"]] == [[], []]
+
+
+def test_read_errors(trained: TestClient) -> None:
+    for k in ("0", "-3", "1001", "ten"):
+        error(trained.get(RECS.format("user0"), params={"k": k}), 422, "invalid_request_error")
+        error(trained.get("/v1/recommend/items/jazz-1/similar", params={"k": k}), 422)
+    assert len(ids(trained.get(RECS.format("user0"), params={"k": 1000}))) > 10
+    message = error(trained.get("/v1/recommend/items/nope/similar"), 404, "not_found_error")
+    assert "nope" in message
+
+
+def test_write_errors_store_nothing(trained: TestClient) -> None:
+    count = stored_events()
+    good = {"user_id": "user5", "item_id": "jazz-1", "type": "click"}
+    resp = trained.post("/v1/recommend/events", json=[good, good | {"item_id": "ghost"}])
+    assert "ghost" in error(resp, 404, "not_found_error")
+    bad_events = [
+        [good | {"type": "teleport"}],
+        [{"item_id": "jazz-1"}],  # no user
+        [good | {"user_id": ""}],
+        [good | {"timestamp": "yesterday"}],
+        [good | {"weight": -1}],
+        [good, {"user_id": ["a list"], "item_id": "jazz-1"}],
+        {"user_id": "user5", "item_id": "jazz-1"},  # an object, not an array
+        [],
+    ]
+    for body in bad_events:
+        error(trained.post("/v1/recommend/events", json=body), 422, "invalid_request_error")
+    assert stored_events() == count  # not even the good event of a bad batch
+    items = [{"item_id": "fine", "title": "A fine thing"}, {"item_id": "bare", "tags": ["x"]}]
+    assert "no title or description" in error(trained.post("/v1/recommend/items", json=items), 400)
+    error(trained.post("/v1/recommend/items", json=[{"title": "no id"}]), 422)
+    error(trained.get("/v1/recommend/items/fine/similar"), 404)  # the good item was not stored
+
+
+def test_no_trained_model_names_the_command(client: TestClient) -> None:
+    message = error(client.get(RECS.format("u1")), 404, "not_found_error", "model_not_found")
+    assert "aigc recommend train" in message
+    error(client.get("/v1/recommend/items/x/similar"), 404, code="model_not_found")
+
+
+def test_openapi_documents_every_route() -> None:
+    paths = create_app().openapi()["paths"]
+    routes = {
+        ("get", "/v1/recommend/users/{user_id}/recommendations"),
+        ("get", "/v1/recommend/items/{item_id}/similar"),
+        ("post", "/v1/recommend/events"),
+        ("post", "/v1/recommend/items"),
+    }
+    for method, path in routes:
+        operation = paths[path][method]
+        assert operation["summary"] and operation["description"] and operation["tags"] == [
+            "recommend"
+        ]
+
+
+def test_scopes(trained: TestClient, token_store: Any) -> None:
+    _, reader = token_store.create("shop-reader", ["recommend:read"])
+    _, other = token_store.create("risk-team", ["sentiment"])
+    with TestClient(create_app()) as c:  # a fresh worker sees the tokens at once
+        error(c.get(RECS.format("user0")), 401, "authentication_error")
+        as_reader = {"Authorization": f"Bearer {reader}"}
+        assert c.get(RECS.format("user0"), headers=as_reader).status_code == 200
+        event = [{"user_id": "user0", "item_id": "jazz-1"}]
+        resp = c.post("/v1/recommend/events", json=event, headers=as_reader)
+        assert "recommend:write" in error(resp, 403, "permission_error", "insufficient_scope")
+        resp = c.get(RECS.format("user0"), headers={"Authorization": f"Bearer {other}"})
+        assert "recommend:read" in error(resp, 403, "permission_error")
+    assert stored_events() == len(history())  # the refused event was not stored
