@@ -46,7 +46,8 @@ def create_token(
         return
     err_console.print(
         f"token [bold]{info.name}[/] created with scopes {', '.join(info.scopes)}; "
-        "store it now, it is not shown again:"
+        "store it now, it is not shown again:",
+        soft_wrap=True,
     )
     console.print(plaintext, soft_wrap=True)
 

@@ -15,7 +15,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -98,10 +98,17 @@ class TokenInfo:
         return cls(
             name=row.name,
             scopes=list(json.loads(row.scopes or "[]")),
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
+            created_at=_utc(row.created_at) or utcnow(),
+            last_used_at=_utc(row.last_used_at),
+            revoked_at=_utc(row.revoked_at),
         )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Stored times are UTC; SQLite hands them back without their zone."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 class TokenStore:
@@ -179,9 +186,7 @@ class TokenStore:
             if row is None or row.revoked_at is not None:
                 return None
             now = utcnow()
-            last = row.last_used_at
-            if last is not None and last.tzinfo is None:  # SQLite returns naive datetimes
-                last = last.replace(tzinfo=now.tzinfo)
+            last = _utc(row.last_used_at)
             if last is None or now - last > LAST_USED_EVERY:
                 row.last_used_at = now
             return Principal(row.name, frozenset(json.loads(row.scopes or "[]")))

@@ -10,9 +10,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -88,10 +88,11 @@ def serve_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def aigc_serve(args: list[str], env: dict[str, str], *, startup_s: float = 90,
-               log: Path | None = None) -> Iterator[str]:
-    """``aigc serve --port <free> *args`` as a real subprocess; yields its base URL once
-    ``/healthz`` answers, and stops it (SIGINT, then kill) at the end."""
+def aigc_serve(args: list[str], home: Path, *, env: dict[str, str] | None = None,
+               startup_s: float = 90, log: Path | None = None) -> Iterator[str]:
+    """``aigc serve --port <free> *args`` as a real subprocess on workspace ``home`` (``env``
+    adds variables); yields its base URL once ``/healthz`` answers, and stops it (SIGINT,
+    then kill) at the end."""
     import httpx
 
     port = free_port()
@@ -99,7 +100,8 @@ def aigc_serve(args: list[str], env: dict[str, str], *, startup_s: float = 90,
     proc = subprocess.Popen(
         [sys.executable, "-m", "aigc_apps.cli", "serve", "--port", str(port),
          "--log-level", "warning", *args],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        env=serve_env(home, **(env or {})), stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -127,3 +129,20 @@ def aigc_serve(args: list[str], env: dict[str, str], *, startup_s: float = 90,
                 proc.wait(timeout=10)
         if log:
             out.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def spawn_server(workspace: Path) -> Callable[..., AbstractContextManager[str]]:
+    """``with spawn_server([...args], log=path) as url``: ``aigc serve`` as a subprocess on
+    this test's workspace."""
+
+    def spawn(args: list[str], **kwargs: Any) -> AbstractContextManager[str]:
+        return aigc_serve(args, workspace, **kwargs)
+
+    return spawn
+
+
+@pytest.fixture(scope="session")
+def serve_subprocess() -> Callable[..., AbstractContextManager[str]]:
+    """:func:`aigc_serve` itself, for fixtures that outlive one test (their own home)."""
+    return aigc_serve
