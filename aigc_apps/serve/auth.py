@@ -5,6 +5,13 @@ Scopes are ``<app>:read`` / ``<app>:write`` per app (``support``, ``sentiment``,
 routes, and ``admin`` for everything. Routes declare what they need with
 ``Depends(require_scope("recommend:write"))``; a missing or bad token is 401, a token
 without the scope 403, both as OpenAI-shaped JSON.
+
+Auth is on as soon as one unrevoked token exists in the core database (``aigc tokens
+create``), and off while none does: then the server is open, which ``aigc serve`` allows
+on a loopback address only. ``--insecure-no-auth`` turns it off whatever the tokens. Each
+worker caches what it read about tokens for ``ServeConfig.auth_cache_s`` (2 s): a revoked
+token keeps working for at most that long, and a new token (or the first one, which turns
+auth on) takes effect within it, with no restart.
 """
 
 from __future__ import annotations

@@ -131,9 +131,10 @@ async def _aigc_error(request: Request, exc: Exception) -> Response:
     return _json(400, error_body(message, "invalid_request_error", "invalid_request"))
 
 
-def _field(loc: tuple[Any, ...]) -> str:
+def _field(loc: tuple[Any, ...]) -> str | None:
+    """``("body", "messages", 0, "content")`` -> ``messages.0.content``; None: the whole body."""
     where = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
-    return ".".join(str(part) for part in where) or str(loc[0] if loc else "body")
+    return ".".join(str(part) for part in where) or None
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -151,7 +152,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             "invalid_request_error", "invalid_json"))
     param = _field(loc)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    message = f"{loc[0] if loc else 'body'} field '{param}': {first.get('msg', 'invalid')}{more}"
+    where = f"{loc[0]} field '{param}'" if param else "request body"
+    message = f"{where}: {first.get('msg', 'invalid')}{more}"
     return _json(422, error_body(message, "invalid_request_error", "invalid_value", param))
 
 
