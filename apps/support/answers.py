@@ -208,6 +208,15 @@ def grounded_prompt(
     return messages
 
 
+def excerpt(text: str, limit: int = 300) -> str:
+    """The start of an entry's text, cut at a word when longer than ``limit``."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "..."
+
+
 def source_ref(m: EntryMeta, score: float, n: int | None = None) -> dict[str, Any]:
     """How a reply cites one entry (``ref`` numbers the excerpts of a generated answer)."""
     out: dict[str, Any] = {
@@ -216,6 +225,7 @@ def source_ref(m: EntryMeta, score: float, n: int | None = None) -> dict[str, An
         "title": m.title or m.intent,
         "source": Path(m.source).name,
         "score": round(score, 4),
+        "excerpt": excerpt(m.text),
     }
     if n is not None:
         out["ref"] = n

@@ -420,6 +420,14 @@ class SupportService:
     def turns(self, session_id: str) -> list[dict[str, Any]]:
         return sessions.turns(self.db, session_id)
 
+    def create_session(self) -> dict[str, Any]:
+        """Open an empty session (``ask`` with no session opens one too)."""
+        return sessions.create(self.db)
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """A session's times, handoff flag and turns; NotFoundError for an unknown id."""
+        return sessions.info(self.db, session_id)
+
     def handoffs(self) -> list[str]:
         return sessions.handoffs(self.db)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -31,20 +32,56 @@ def history(db: Database, session_id: str) -> list[tuple[str, str]]:
 
 def turns(db: Database, session_id: str) -> list[dict[str, Any]]:
     with db.session() as s:
-        return [
-            {
-                "turn": t.number,
-                "question": t.question,
-                "answer": t.answer,
-                "path": t.path,
-                "intent": t.intent,
-                "confidence": t.confidence,
-                "latency_ms": t.latency_ms,
-                "retrieved_ids": json.loads(t.retrieved_ids),
-                "at": t.created_at.isoformat(),
-            }
-            for t in _session(s, session_id).turns
-        ]
+        return [_turn(t) for t in _session(s, session_id).turns]
+
+
+def _turn(t: Turn) -> dict[str, Any]:
+    return {
+        "turn": t.number,
+        "question": t.question,
+        "answer": t.answer,
+        "path": t.path,
+        "intent": t.intent,
+        "confidence": t.confidence,
+        "latency_ms": t.latency_ms,
+        "retrieved_ids": json.loads(t.retrieved_ids),
+        "at": as_utc(t.created_at).isoformat(),
+    }
+
+
+def create(db: Database) -> dict[str, Any]:
+    """A new, empty session (its first question may also open one)."""
+    with db.session() as s:
+        sess = ChatSession(id=new_id())
+        s.add(sess)
+        s.flush()
+        return _info(sess, [])
+
+
+def info(db: Database, session_id: str) -> dict[str, Any]:
+    """A session's state (times, handoff flag) and its turns; NotFoundError if unknown."""
+    with db.session() as s:
+        sess = _session(s, session_id)
+        return _info(sess, [_turn(t) for t in sess.turns])
+
+
+def _info(sess: ChatSession, turns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "session_id": sess.id,
+        "created_at": as_utc(sess.created_at).isoformat(),
+        "updated_at": as_utc(sess.updated_at).isoformat(),
+        "handoff": bool(sess.handoff),
+        "turns": turns,
+    }
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands stored UTC times back naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def handoffs(db: Database) -> list[str]:
@@ -88,7 +125,7 @@ def record_turn(
     with db.session() as s:
         sess = _session(s, session_id) if session_id else None
         if sess is None:
-            sess = ChatSession(id=uuid.uuid4().hex[:12])
+            sess = ChatSession(id=new_id())
             s.add(sess)
             number = 1
         else:

@@ -1,0 +1,170 @@
+"""/v1/support: sessions, messages with cited sources and handoff, history, feedback and ask,
+served by the workspace's SupportService (the bag-of-words test encoder, template answers, no
+LLM), with each route's errors as OpenAI-shaped JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from aigc_apps.embeddings import Encoder
+from aigc_apps.serve import create_app
+from apps.support import SupportService
+from apps.support.store import Feedback, Turn
+from tests.support.conftest import KB, BowEncoder
+
+ORDER = "Where is my order?"  # an example question of the sample FAQ's order_status intent
+
+
+def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
+    assert resp.status_code == status, resp.text
+    body = resp.json()["error"]
+    assert {"message", "type", "code"} <= set(body) and body["message"]
+    assert type_ is None or body["type"] == type_
+    assert code is None or body["code"] == code
+    return str(body["message"])
+
+
+@pytest.fixture
+def knowledge(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tiny_llm_dir: Path
+) -> Iterator[str]:
+    """The sample FAQ ingested into the workspace's support store (on each backend when the
+    test asks for ``db_url``); the encoder is the test bag of words and the LLM the tiny
+    one, so nothing big loads."""
+    db_url = (
+        request.getfixturevalue("db_url")
+        if "db_url" in request.fixturenames
+        else f"sqlite:///{tmp_path_of(request) / 'support.db'}"
+    )
+    monkeypatch.setenv("AIGC_SUPPORT_DB_URL", db_url)
+    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
+    monkeypatch.setattr(Encoder, "from_pretrained", classmethod(lambda cls, *a, **k: BowEncoder()))
+    with SupportService.from_settings() as service:
+        service.ingest([KB])
+    yield db_url
+
+
+@pytest.fixture
+def client(knowledge: str) -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def tmp_path_of(request: pytest.FixtureRequest) -> Path:
+    return Path(request.getfixturevalue("tmp_path"))
+
+
+def count(db_url: str, table: Any) -> int:
+    with SupportService(db_url) as service, service.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_a_conversation_in_one_session_seen_by_every_worker(
+    db_url: str, knowledge: str, client: TestClient
+) -> None:
+    created = client.post("/v1/support/sessions")
+    assert created.status_code == 201, created.text
+    sid = created.json()["session_id"]
+    assert client.get(f"/v1/support/sessions/{sid}").json()["turns"] == []
+    reply = client.post(f"/v1/support/sessions/{sid}/messages", json={"message": ORDER}).json()
+    assert (reply["session_id"], reply["turn_id"], reply["path"]) == (sid, 1, "template")
+    assert reply["intent"] == "order_status" and "Track package" in reply["answer"]
+    assert not reply["handoff"] and reply["handoff_reason"] is None
+    assert 0 < reply["confidence"] <= 1 and reply["latency_ms"] > 0
+    source = reply["sources"][0]
+    assert source["kind"] == "example" and source["source"] == "templates.csv"
+    assert source["excerpt"] and source["score"] > 0.5 and isinstance(source["id"], int)
+
+    with TestClient(create_app()) as other:  # another worker continues the session
+        second = other.post(f"/v1/support/sessions/{sid}/messages",
+                            json={"message": "xyzzy plugh jane.doe@example.com"})
+        second_reply = second.json()
+        assert (second_reply["turn_id"], second_reply["path"]) == (2, "handoff")
+        assert second_reply["handoff"] and second_reply["handoff_reason"]
+        assert second_reply["sources"] == []
+    history = client.get(f"/v1/support/sessions/{sid}").json()
+    assert history["session_id"] == sid and history["handoff"] is True
+    assert [t["turn_id"] for t in history["turns"]] == [1, 2]
+    assert history["turns"][0]["question"] == ORDER
+    assert "jane.doe" not in history["turns"][1]["question"]  # stored masked
+    assert history["created_at"] <= history["updated_at"]
+
+    rated = client.post(f"/v1/support/sessions/{sid}/messages/2/feedback",
+                        json={"helpful": False, "correct_answer": "Try the magic words."})
+    assert rated.status_code == 201, rated.text
+    assert rated.json()["session_id"] == sid and rated.json()["turn_id"] == 2
+    assert count(knowledge, Feedback) == 1
+
+
+def test_ask_without_a_session(client: TestClient) -> None:
+    reply = client.post("/v1/support/ask", json={"message": "How do I reset my password?"})
+    body = reply.json()
+    assert reply.status_code == 200 and body["path"] == "template"
+    assert body["intent"] == "reset_password" and body["turn_id"] == 1
+    turns = client.get(f"/v1/support/sessions/{body['session_id']}").json()["turns"]
+    assert len(turns) == 1  # stored in a new session, so it can be rated
+    good = client.post(f"/v1/support/sessions/{body['session_id']}/messages/1/feedback",
+                       json={"helpful": True})
+    assert good.status_code == 201
+
+
+def test_errors_store_nothing(knowledge: str, client: TestClient) -> None:
+    sid = client.post("/v1/support/sessions").json()["session_id"]
+    turns = count(knowledge, Turn)
+    messages = f"/v1/support/sessions/{sid}/messages"
+    assert "empty" in error(client.post(messages, json={"message": "   "}), 400,
+                            "invalid_request_error")
+    assert "empty" in error(client.post("/v1/support/ask", json={"message": "\n\t"}), 400)
+    for body in ({"message": ""}, {}, {"message": 42}, {"message": "x" * 4001}, [ORDER]):
+        error(client.post(messages, json=body), 422, "invalid_request_error")
+        error(client.post("/v1/support/ask", json=body), 422)
+    assert count(knowledge, Turn) == turns
+
+    unknown = client.post("/v1/support/sessions/nope/messages", json={"message": ORDER})
+    assert "nope" in error(unknown, 404, "not_found_error")
+    error(client.get("/v1/support/sessions/nope"), 404, "not_found_error")
+    assert count(knowledge, Turn) == turns
+
+    feedback = f"/v1/support/sessions/{sid}/messages/{{}}/feedback"
+    error(client.post(feedback.format(1), json={"helpful": True}), 404, "not_found_error")
+    error(client.post(feedback.format(0), json={"helpful": True}), 422)
+    error(client.post(feedback.format(1), json={"helpful": "maybe"}), 422)
+    error(client.post(feedback.format(1), json={}), 422)
+    client.post(messages, json={"message": ORDER})
+    blank = client.post(feedback.format(1), json={"helpful": False, "correct_answer": "  "})
+    assert error(blank, 400, code="empty_correct_answer") == "correct_answer is empty"
+    assert count(knowledge, Feedback) == 0
+
+
+def test_scopes(client: TestClient, token_store: Any) -> None:
+    _, reader = token_store.create("dashboard", ["support:read"])
+    _, other = token_store.create("shop", ["recommend"])
+    with TestClient(create_app()) as c:
+        error(c.post("/v1/support/ask", json={"message": ORDER}), 401, "authentication_error")
+        as_reader = {"Authorization": f"Bearer {reader}"}
+        resp = c.post("/v1/support/ask", json={"message": ORDER}, headers=as_reader)
+        assert "support:write" in error(resp, 403, "permission_error", "insufficient_scope")
+        resp = c.get("/v1/support/sessions/nope", headers={"Authorization": f"Bearer {other}"})
+        assert "support:read" in error(resp, 403, "permission_error")
+        error(c.get("/v1/support/sessions/nope", headers=as_reader), 404)  # allowed, unknown
+
+
+def test_openapi_documents_every_route() -> None:
+    paths = create_app().openapi()["paths"]
+    routes = {
+        ("post", "/v1/support/sessions"),
+        ("post", "/v1/support/sessions/{session_id}/messages"),
+        ("get", "/v1/support/sessions/{session_id}"),
+        ("post", "/v1/support/sessions/{session_id}/messages/{turn_id}/feedback"),
+        ("post", "/v1/support/ask"),
+    }
+    for method, path in routes:
+        operation = paths[path][method]
+        assert operation["summary"] and operation["description"]
+        assert operation["tags"] == ["support"]
