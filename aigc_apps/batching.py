@@ -216,24 +216,7 @@ class BatchDecoder:
         return updates
 
     def _emit(self, row: Row, token: int) -> str:
-        row.generated.append(token)
-        text = str(self.tokenizer.decode(row.generated, skip_special_tokens=True))
-        stops = row.config.stop
-        if token in self.eos_ids or (stops and any(s in text.rstrip("\ufffd") for s in stops)):
-            row.finish_reason = "stop"
-        elif len(row.generated) >= row.config.max_new_tokens:
-            row.finish_reason = "length"
-        visible = cut_at_stop(text, stops)
-        if row.finish_reason is None:
-            if len(visible) == len(text):
-                visible = text[: len(text) - _held_back(text, stops)]
-            visible = visible.rstrip("\ufffd")  # a multi-byte character still arriving
-        if row.finish_reason is not None:
-            row.text = visible
-        if not visible.startswith(row.emitted):
-            return ""  # decoding revised earlier text (rare): wait until it is stable
-        new, row.emitted = visible[len(row.emitted):], visible
-        return new
+        return advance(row, token, self.tokenizer, self.eos_ids)
 
     def _merge(self, cache: Any, mask: torch.Tensor) -> None:
         """Join a freshly prefilled cache to the running one, left-padding the shorter."""
@@ -256,6 +239,30 @@ class BatchDecoder:
             layer.keys = layer.keys[:, :, first:, :]
             layer.values = layer.values[:, :, first:, :]
         self._mask = self._mask[:, first:]
+
+
+def advance(row: Row, token: int, tokenizer: Any, eos_ids: set[int]) -> str:
+    """Append ``token`` to ``row``, decide whether the row is finished, and return the text
+    that became safe to show: nothing that could still turn out to start a stop string,
+    and no half of a multi-byte character. The pieces join to ``row.text`` at the end."""
+    row.generated.append(token)
+    text = str(tokenizer.decode(row.generated, skip_special_tokens=True))
+    stops = row.config.stop
+    if token in eos_ids or (stops and any(s in text.rstrip("\ufffd") for s in stops)):
+        row.finish_reason = "stop"
+    elif len(row.generated) >= row.config.max_new_tokens:
+        row.finish_reason = "length"
+    visible = cut_at_stop(text, stops)
+    if row.finish_reason is None:
+        if len(visible) == len(text):
+            visible = text[: len(text) - _held_back(text, stops)]
+        visible = visible.rstrip("\ufffd")  # a multi-byte character still arriving
+    else:
+        row.text = visible
+    if not visible.startswith(row.emitted):
+        return ""  # decoding revised earlier text (rare): wait until it is stable
+    new, row.emitted = visible[len(row.emitted):], visible
+    return new
 
 
 def _base_model(model: Any) -> Any:

@@ -54,6 +54,43 @@ class _Reply:
             self.cancelled = True
 
 
+def make_row(generator: Generator, request: GenerationRequest, adapter: str | None = None) -> Row:
+    """Tokenize and check one request (call it in a worker thread: long prompts take a
+    while). ``adapter`` is the name the model knows the request's adapter by."""
+    from aigc_apps.batching import Row
+
+    config = request.config
+    if not request.chat:
+        config = config.replace(use_chat_template=False)
+    try:
+        ids = generator.prompt_ids(request.prompt, config)
+    except AigcError:
+        raise
+    except Exception as exc:  # a chat template refusing the messages (jinja2 errors)
+        raise AigcError(f"the chat template refused these messages: {exc}") from None
+    if not ids:
+        raise AigcError("the prompt is empty")
+    limit = getattr(generator.model.config, "max_position_embeddings", None)
+    if limit and len(ids) + config.max_new_tokens > limit:
+        raise AigcError(
+            f"the prompt has {len(ids)} tokens; with max_tokens={config.max_new_tokens} "
+            f"that is more than this model's context of {limit} tokens"
+        )
+    return Row(ids, config, adapter)
+
+
+async def join_stream(stream: AsyncIterator[GenerationChunk]) -> GenerationResult:
+    """A whole reply from its streamed pieces."""
+    pieces: list[str] = []
+    last = GenerationChunk("")
+    async for chunk in stream:
+        pieces.append(chunk.text)
+        last = chunk
+    return GenerationResult(
+        "".join(pieces), last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop"
+    )
+
+
 class BatchingEngine(BaseEngine):
     """Batched generation for one base model (a :class:`Generator`, or a name to load)."""
 
@@ -117,14 +154,7 @@ class BatchingEngine(BaseEngine):
         return sorted(self._adapters)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        pieces: list[str] = []
-        last = GenerationChunk("")
-        async for chunk in self.stream(request):
-            pieces.append(chunk.text)
-            last = chunk
-        return GenerationResult(
-            "".join(pieces), last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop"
-        )
+        return await join_stream(self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         if self._thread is None:
@@ -147,33 +177,13 @@ class BatchingEngine(BaseEngine):
             reply.cancelled = True  # no-op once finished; else the worker drops the row
 
     def _row(self, request: GenerationRequest) -> Row:
-        """Tokenize and check one request (in a worker thread: long prompts take a while)."""
-        from aigc_apps.batching import Row
-
         assert self.generator is not None
-        config = request.config
-        if not request.chat:
-            config = config.replace(use_chat_template=False)
         adapter = None
         if request.adapter is not None:
             adapter = self._adapters.get(request.adapter)
             if adapter is None:
                 raise AdapterError(f"adapter '{request.adapter}' is not loaded on this engine")
-        try:
-            ids = self.generator.prompt_ids(request.prompt, config)
-        except AigcError:
-            raise
-        except Exception as exc:  # a chat template refusing the messages (jinja2 errors)
-            raise AigcError(f"the chat template refused these messages: {exc}") from None
-        if not ids:
-            raise AigcError("the prompt is empty")
-        limit = getattr(self.generator.model.config, "max_position_embeddings", None)
-        if limit and len(ids) + config.max_new_tokens > limit:
-            raise AigcError(
-                f"the prompt has {len(ids)} tokens; with max_tokens={config.max_new_tokens} "
-                f"that is more than this model's context of {limit} tokens"
-            )
-        return Row(ids, config, adapter)
+        return make_row(self.generator, request, adapter)
 
     async def load_adapter(self, name: str, path: str) -> None:
         await asyncio.to_thread(self._load_adapter, name, path)
@@ -211,7 +221,8 @@ class BatchingEngine(BaseEngine):
 
     def _work(self) -> None:
         assert self._decoder is not None
-        decoder, waiting, closing = self._decoder, [], False
+        decoder, closing = self._decoder, False
+        waiting: list[Row] = []
         while not closing or waiting or decoder.rows:
             if not closing and not decoder.rows and not waiting:
                 closing = self._collect(waiting, block=True)

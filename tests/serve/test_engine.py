@@ -258,3 +258,63 @@ def test_a_broken_adapter_is_refused(engine: BatchingEngine, tmp_path: Path) -> 
     with pytest.raises(AdapterError):
         run(engine.load_adapter("broken", str(tmp_path)))
     assert "broken" not in engine.adapters
+
+
+# -- transformers' continuous batching ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def continuous(tiny_llm_dir: Path) -> Iterator[Any]:
+    from aigc_apps.serve.continuous import ContinuousEngine
+
+    engine = ContinuousEngine(str(tiny_llm_dir), max_batch=8, device="cpu")
+    run(engine.start())
+    yield engine
+    run(engine.close())
+
+
+def test_continuous_greedy_equals_generator(continuous: Any, generator: Generator) -> None:
+    configs = [greedy(8 + 4 * i) for i in range(len(PROMPTS))]
+    expected = [generator.generate(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
+    requests = [GenerationRequest(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
+
+    async def both() -> tuple[list[Any], list[Any]]:
+        chunks = [c async for c in continuous.stream(requests[1])]
+        return list(await asyncio.gather(*(continuous.generate(r) for r in requests))), chunks
+
+    results, chunks = run(both())
+    assert [r.text for r in results] == expected
+    assert "".join(c.text for c in chunks) == expected[1] and len(chunks) > 1
+    assert continuous.fallback_requests == 0 and continuous.queue_depth == 0
+
+
+def test_continuous_stops_and_disconnects(continuous: Any, generator: Generator) -> None:
+    full = generator.generate(PROMPTS[2], greedy(40))
+    stop = _stop_in_middle(full)
+    stopped = GenerationRequest(PROMPTS[2], greedy(40, stop=[stop]))
+    result = run(continuous.generate(stopped))
+    assert result.text == full[: full.find(stop)] and result.finish_reason == "stop"
+
+    async def abandon() -> None:
+        stream = continuous.stream(GenerationRequest(PROMPTS[1], greedy(400)))
+        await anext(stream)
+        assert continuous.queue_depth == 1
+        await stream.aclose()
+
+    run(abandon())
+    assert continuous.queue_depth == 0
+    again = run(continuous.generate(GenerationRequest(PROMPTS[0], greedy(6))))
+    assert again.text == generator.generate(PROMPTS[0], greedy(6))
+
+
+def test_continuous_sends_seeds_and_adapters_to_its_fallback(
+    continuous: Any, lora_dirs: list[Path], generator: Generator
+) -> None:
+    seeded = GenerationRequest(PROMPTS[1], greedy(16, temperature=1.0, seed=3))
+    first, second = run(_gather(continuous, [seeded, seeded]))
+    assert first.text == second.text and continuous.fallback_requests == 2
+    run(continuous.load_adapter("one", str(lora_dirs[0])))
+    with_adapter = run(continuous.generate(GenerationRequest(PROMPTS[1], greedy(24), adapter="one")))
+    base = run(continuous.generate(GenerationRequest(PROMPTS[1], greedy(24))))
+    assert base.text == generator.generate(PROMPTS[1], greedy(24)) != with_adapter.text
+    assert continuous.adapters == ["one"]
