@@ -58,7 +58,8 @@ def test_greedy_batch_equals_generator_alone(engine: BatchingEngine, generator: 
     expected = [generator.generate(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
     assert len(set(expected)) > 1
     before = engine.batch_sizes.copy()
-    results = run(_gather(engine, [GenerationRequest(p, c) for p, c in zip(PROMPTS, configs, strict=True)]))
+    requests = [GenerationRequest(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
+    results = run(_gather(engine, requests))
     assert [r.text for r in results] == expected
     steps = engine.batch_sizes - before
     assert max(steps) > 1  # the prompts shared forward passes
@@ -73,10 +74,13 @@ def test_late_requests_join_a_running_batch(engine: BatchingEngine, generator: G
     expected = [generator.generate(p, config) for p in PROMPTS]
 
     async def staggered() -> list[str]:
-        early = [asyncio.create_task(engine.generate(GenerationRequest(p, config))) for p in PROMPTS[:3]]
+        def start(prompt: str) -> asyncio.Task[Any]:
+            return asyncio.create_task(engine.generate(GenerationRequest(prompt, config)))
+
+        early = [start(p) for p in PROMPTS[:3]]
         while sum(engine.batch_sizes.values()) < before + 5:  # the first batch is decoding
             await asyncio.sleep(0.005)
-        late = [asyncio.create_task(engine.generate(GenerationRequest(p, config))) for p in PROMPTS[3:]]
+        late = [start(p) for p in PROMPTS[3:]]
         return [r.text for r in await asyncio.gather(*early, *late)]
 
     before = sum(engine.batch_sizes.values())
@@ -314,7 +318,8 @@ def test_continuous_sends_seeds_and_adapters_to_its_fallback(
     first, second = run(_gather(continuous, [seeded, seeded]))
     assert first.text == second.text and continuous.fallback_requests == 2
     run(continuous.load_adapter("one", str(lora_dirs[0])))
-    with_adapter = run(continuous.generate(GenerationRequest(PROMPTS[1], greedy(24), adapter="one")))
+    adapted = GenerationRequest(PROMPTS[1], greedy(24), adapter="one")
+    with_adapter = run(continuous.generate(adapted))
     base = run(continuous.generate(GenerationRequest(PROMPTS[1], greedy(24))))
     assert base.text == generator.generate(PROMPTS[1], greedy(24)) != with_adapter.text
     assert continuous.adapters == ["one"]
