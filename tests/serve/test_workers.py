@@ -65,13 +65,18 @@ def test_two_workers_share_their_state(spawn_server: Spawn, tmp_path: Path,
 
         # a token created while serving turns auth on in both workers (after their cache)
         main(["tokens", "create", "--name", "late", "--scope", "support:read"])
-        refused = {_worker(_until(lambda r: r.status_code == 401, "GET",
-                                  f"{url}/v1/support/sessions/{session_id}"))}
-        while len(refused) < 2:
-            response = _until(lambda r: _worker(r) not in refused, "GET",
-                              f"{url}/v1/support/sessions/{session_id}")
-            assert response.status_code == 401, response.text
-            refused.add(_worker(response))
+        token = capsys.readouterr().out.strip()
+        session_url = f"{url}/v1/support/sessions/{session_id}"
+        first = _worker(_until(lambda r: r.status_code == 401, "GET", session_url, seconds=30))
+        other = _until(lambda r: _worker(r) != first and r.status_code == 401, "GET",
+                       session_url, seconds=30)
+        assert other.json()["error"]["type"] == "authentication_error"
+        as_late = {"Authorization": f"Bearer {token}"}
+        allowed = {_worker(_until(lambda r: r.status_code == 200, "GET", session_url,
+                                  headers=as_late))}
+        allowed.add(_worker(_until(lambda r: _worker(r) not in allowed and r.status_code == 200,
+                                   "GET", session_url, headers=as_late)))
+        assert len(allowed) == 2
 
         # /metrics of either worker counts the requests both answered
         metrics = _fresh("GET", f"{url}/metrics").text
