@@ -16,6 +16,7 @@ auth on) takes effect within it, with no restart.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class Authenticator:
         self.store, self.insecure, self.cache_s = store, insecure_no_auth, cache_s
         self.limiter = limiter
         self._required: tuple[float, bool] | None = None
-        self._principals: dict[str, tuple[float, Principal | None]] = {}
+        self._principals: dict[bytes, tuple[float, Principal | None]] = {}
 
     async def required(self) -> bool:
         """Whether requests need a token now (cached for ``cache_s``)."""
@@ -112,13 +113,16 @@ class Authenticator:
         return self._required[1]
 
     async def principal(self, token: str) -> Principal | None:
+        if len(token) > 200:  # ours are 48 characters; never look up (or keep) a huge one
+            return None
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         now = time.monotonic()
-        cached = self._principals.get(token)
+        cached = self._principals.get(key)
         if cached is None or now - cached[0] >= self.cache_s:
             found = await run_in_threadpool(self.store.verify, token)
             if len(self._principals) >= self.MAX_CACHED:
                 self._principals.clear()
-            cached = self._principals[token] = (time.monotonic(), found)
+            cached = self._principals[key] = (time.monotonic(), found)
         return cached[1]
 
     async def __call__(self, request: Request) -> Principal:
