@@ -117,15 +117,17 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "AIGC_HOME": str(home)}
         cmd = [sys.executable, "-m", "aigc_apps.cli", "serve", "--port", str(self.port),
-               "--workers", str(workers)]
+               "--workers", str(workers), "--rate-limit", "0"]  # a load test, not a client
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in __exit__)
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=self.log, text=True)
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"aigc serve exited: {self.proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+                self.log.seek(0)
+                raise RuntimeError(f"aigc serve exited: {self.log.read()[-2000:]}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
@@ -140,6 +142,7 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 async def drive(

@@ -41,9 +41,17 @@ MAX_K = 1000
 MAX_EVENTS = 10_000
 MAX_ITEMS = 1_000
 EventType = Literal[
-    "view", "click", "like", "add_to_cart", "cart", "purchase", "buy", "order", "rating",
+    "view",
+    "click",
+    "like",
+    "add_to_cart",
+    "cart",
+    "purchase",
+    "buy",
+    "order",
+    "rating",
     "interaction",
-]  # fmt: skip
+]
 
 router = APIRouter(prefix="/v1/recommend", tags=[APP])
 READ = [Depends(require_scope(f"{APP}:read"))]
@@ -65,9 +73,10 @@ class Recommendations(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     note: str | None = Field(
-        None, description="Set when the list is not personalised (a user with no events: "
-        "popular items) or some of the user's events were ignored."
-    )  # fmt: skip
+        None,
+        description="Set when the list is not personalised (a user with no events: "
+        "popular items) or some of the user's events were ignored.",
+    )
 
 
 class SimilarItems(BaseModel):
@@ -101,9 +110,10 @@ class EventIn(BaseModel):
     item_id: str = Field(min_length=1, max_length=200)
     type: EventType = Field("view", description="A purchase counts more than a view.")
     timestamp: datetime | None = Field(
-        None, description="ISO 8601 (naive: UTC) or epoch seconds; omitted: now. With a "
-        "timestamp, re-posting the same event stores nothing."
-    )  # fmt: skip
+        None,
+        description="ISO 8601 (naive: UTC) or epoch seconds; omitted: now. With a "
+        "timestamp, re-posting the same event stores nothing.",
+    )
     weight: float | None = Field(None, gt=0, description="Multiplies the type's weight.")
     rating: float | None = None
 
@@ -129,8 +139,10 @@ def _model_needed() -> Iterator[None]:
 
 
 def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
-    return [RecommendedItem(item_id=r.item_id, title=r.title, score=r.score, reasons=r.reasons)
-            for r in recs]  # fmt: skip
+    return [
+        RecommendedItem(item_id=r.item_id, title=r.title, score=r.score, reasons=r.reasons)
+        for r in recs
+    ]
 
 
 @router.get(
@@ -188,8 +200,9 @@ def insert_events(
 ) -> EventsReport:
     from .runtime import NewEvent
 
-    batch = [NewEvent(e.user_id, e.item_id, e.type, e.timestamp, e.weight, e.rating)
-             for e in events]  # fmt: skip
+    batch = [
+        NewEvent(e.user_id, e.item_id, e.type, e.timestamp, e.weight, e.rating) for e in events
+    ]
     report = _service(request).add_events(batch)
     return EventsReport(
         received=len(events), inserted=report.events_added, duplicates=report.events_duplicate
@@ -211,8 +224,7 @@ def insert_items(
 ) -> ItemsReport:
     from .runtime import NewItem
 
-    batch = [NewItem(i.item_id, i.title, i.description, i.tags, dict(i.attributes))
-             for i in items]  # fmt: skip
+    batch = [NewItem(i.item_id, i.title, i.description, i.tags, dict(i.attributes)) for i in items]
     report = _service(request).add_items(batch)
     return ItemsReport(
         received=len(items),

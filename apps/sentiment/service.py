@@ -313,9 +313,10 @@ class SentimentService:
 
     # -- reports -----------------------------------------------------------------------------
     def trends(self, topic: str | None = None, bucket: str = "1h",
-               since: str | datetime | None = None) -> dict[str, list[Bucket]]:
+               since: str | datetime | None = None, until: str | datetime | None = None
+               ) -> dict[str, list[Bucket]]:
         """Counts, negative share and mean score per topic and time bucket."""
-        return trend_series(self.db, topic=topic, bucket=bucket, since=since)
+        return trend_series(self.db, topic=topic, bucket=bucket, since=since, until=until)
 
     def plot(self, series: Mapping[str, Sequence[Bucket]], out: str | Path, *,
              title: str = "Sentiment share per topic") -> Path:

@@ -37,14 +37,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2).lower()])
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """An ISO date/time (UTC if no zone) or a duration back from now (``24h``, ``7d``)."""
+def parse_since(text: str, now: datetime | None = None, what: str = "--since") -> datetime:
+    """An ISO date/time (UTC if no zone) or a duration back from now (``24h``, ``7d``);
+    ``what`` names the option or field in the error."""
     if _DURATION.match(text):
         return (now or utcnow()) - parse_duration(text)
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise DataError(f"cannot read --since {text!r} (use 2024-05-01T09:00 or 24h)") from None
+        raise DataError(f"cannot read {what} {text!r} (use 2024-05-01T09:00 or 24h)") from None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
@@ -184,13 +185,18 @@ def trends(
     topic: str | None = None,
     bucket: str = "1h",
     since: str | datetime | None = None,
+    until: str | datetime | None = None,
 ) -> dict[str, list[Bucket]]:
-    """Series per topic (or for one topic; ``all`` for every record) since a time."""
+    """Series per topic (or for one topic; ``all`` for every record) from ``since`` to
+    before ``until`` (each an ISO time or a duration back from now)."""
     if topic is not None:
         check_topic(db, topic)
     seconds = int(parse_duration(bucket).total_seconds())
     start = parse_since(since) if isinstance(since, str) else since
-    points = load_points(db, [topic] if topic else None, since=start)
+    end = parse_since(until, what="until") if isinstance(until, str) else until
+    if start is not None and end is not None and end <= start:
+        raise DataError(f"until ({end.isoformat()}) is not after since ({start.isoformat()})")
+    points = load_points(db, [topic] if topic else None, since=start, until=end)
     if points and start is None:
         oldest = min(p[0] for p in points)
         span = (max(p[0] for p in points) - oldest).total_seconds() / seconds

@@ -47,8 +47,10 @@ class SourceOut(BaseModel):
     """A knowledge entry the answer used."""
 
     id: int = Field(description="The entry's id in the knowledge base.")
-    kind: str = Field(description="example (a templated question), chunk (a document "
-                      "passage) or pair (a past dialogue).")  # fmt: skip
+    kind: str = Field(
+        description="example (a templated question), chunk (a document "
+        "passage) or pair (a past dialogue)."
+    )
     title: str | None
     source: str = Field(description="The file the entry came from.")
     excerpt: str
@@ -64,7 +66,7 @@ class ReplyOut(BaseModel):
     path: AnswerPath = Field(
         description="template: a stored answer; generated: written from document excerpts; "
         "handoff: passed to a human."
-    )  # fmt: skip
+    )
     intent: str | None
     confidence: float
     handoff: bool
@@ -101,9 +103,10 @@ class SessionOut(BaseModel):
 class FeedbackIn(BaseModel):
     helpful: bool = Field(description="Was the answer right?")
     correct_answer: str | None = Field(
-        None, max_length=MAX_QUESTION_CHARS,
+        None,
+        max_length=MAX_QUESTION_CHARS,
         description="What the answer should have been; kept (masked) as training data.",
-    )  # fmt: skip
+    )
 
 
 class FeedbackOut(BaseModel):
@@ -120,20 +123,38 @@ def _service(request: Request) -> SupportService:
 
 def _reply(r: BotReply) -> ReplyOut:
     reason = r.handoff_reason or (LOW_CONFIDENCE if r.handoff else None)
-    sources = [SourceOut(id=s["entry_id"], **{k: v for k, v in s.items() if k != "entry_id"})
-               for s in r.sources]  # fmt: skip
+    sources = [
+        SourceOut(id=s["entry_id"], **{k: v for k, v in s.items() if k != "entry_id"})
+        for s in r.sources
+    ]
     return ReplyOut(
-        session_id=r.session_id, turn_id=r.turn, question=r.question, answer=r.answer,
-        path=cast(AnswerPath, r.path), intent=r.intent, confidence=r.confidence, handoff=r.handoff,
-        handoff_reason=reason, sources=sources, context_used=r.context_used,
+        session_id=r.session_id,
+        turn_id=r.turn,
+        question=r.question,
+        answer=r.answer,
+        path=cast(AnswerPath, r.path),
+        intent=r.intent,
+        confidence=r.confidence,
+        handoff=r.handoff,
+        handoff_reason=reason,
+        sources=sources,
+        context_used=r.context_used,
         latency_ms=r.latency_ms,
-    )  # fmt: skip
+    )
 
 
 def _session(info: dict[str, Any]) -> SessionOut:
-    turns = [TurnOut(turn_id=t["turn"], created_at=t["at"], **{k: t[k] for k in (
-        "question", "answer", "path", "intent", "confidence", "latency_ms")})
-        for t in info["turns"]]  # fmt: skip
+    turns = [
+        TurnOut(
+            turn_id=t["turn"],
+            created_at=t["at"],
+            **{
+                k: t[k]
+                for k in ("question", "answer", "path", "intent", "confidence", "latency_ms")
+            },
+        )
+        for t in info["turns"]
+    ]
     return SessionOut(**{**info, "turns": turns})
 
 

@@ -27,11 +27,14 @@ RECS = "/v1/recommend/users/{}/recommendations"
 
 def catalogue() -> list[dict[str, Any]]:
     return [
-        {"item_id": f"{name}-{n}", "title": f"{name.title()} story {n}: {words}",
-         "tags": [name, words.split()[1]]}
+        {
+            "item_id": f"{name}-{n}",
+            "title": f"{name.title()} story {n}: {words}",
+            "tags": [name, words.split()[1]],
+        }
         for name, words in CLUSTERS.items()
         for n in range(10)
-    ]  # fmt: skip
+    ]
 
 
 def history(n_users: int = 30, seed: int = 0) -> list[dict[str, Any]]:
@@ -43,8 +46,9 @@ def history(n_users: int = 30, seed: int = 0) -> list[dict[str, Any]]:
         start, t = int(rng.integers(0, 10)), START + timedelta(hours=int(rng.integers(0, 500)))
         for step in range(int(rng.integers(5, 9))):
             item = f"{names[u % 3]}-{(start + step) % 10}"
-            events.append({"user_id": f"user{u}", "item_id": item, "type": "view",
-                           "timestamp": t.isoformat()})  # fmt: skip
+            events.append(
+                {"user_id": f"user{u}", "item_id": item, "type": "view", "timestamp": t.isoformat()}
+            )
             t += timedelta(hours=int(rng.integers(1, 24)))
     return events
 
@@ -102,13 +106,19 @@ def test_new_events_change_the_next_recommendations_in_every_worker(
     last = max(e["timestamp"] for e in history())
     bought = [f"jazz-{n}" for n in range(4)]
     events = [
-        {"user_id": "user0", "item_id": item, "type": "purchase",
-         "timestamp": (datetime.fromisoformat(last) + timedelta(hours=n + 1)).isoformat()}
+        {
+            "user_id": "user0",
+            "item_id": item,
+            "type": "purchase",
+            "timestamp": (datetime.fromisoformat(last) + timedelta(hours=n + 1)).isoformat(),
+        }
         for n, item in enumerate(bought)
-    ]  # fmt: skip
+    ]
     assert trained.post("/v1/recommend/events", json=events).json() == {
-        "received": 4, "inserted": 4, "duplicates": 0
-    }  # fmt: skip
+        "received": 4,
+        "inserted": 4,
+        "duplicates": 0,
+    }
     after = ids(trained.get(RECS.format("user0"), params={"k": 6}))
     assert after != before and all(i.startswith("jazz-") for i in after[:3])
     assert not set(bought) & set(after)  # what the user has is left out...
@@ -125,8 +135,13 @@ def test_items_posted_after_training_are_served_by_their_text(
     on_db: str, trained: TestClient
 ) -> None:
     error(trained.get("/v1/recommend/items/jazz-new/similar"), 404, "not_found_error")
-    item = {"item_id": "jazz-new", "title": "Late night saxophone", "description":
-            "A jazz piano album", "tags": ["jazz"], "attributes": {"year": 2024}}  # fmt: skip
+    item = {
+        "item_id": "jazz-new",
+        "title": "Late night saxophone",
+        "description": "A jazz piano album",
+        "tags": ["jazz"],
+        "attributes": {"year": 2024},
+    }
     assert trained.post("/v1/recommend/items", json=[item]).json()["added"] == 1
     similar = ids(trained.get("/v1/recommend/items/jazz-new/similar", params={"k": 5}))
     assert len(similar) == 5 and all(i.startswith("jazz-") for i in similar)
@@ -136,8 +151,11 @@ def test_items_posted_after_training_are_served_by_their_text(
     with TestClient(create_app()) as other:
         assert "jazz-new" in ids(other.get(RECS.format("user2"), params={"k": 10}))
     # A changed text is embedded again: the item moves to the space shelf.
-    item |= {"title": "Rockets to the planets", "description": "space astronomy documentary",
-             "tags": ["space"]}  # fmt: skip
+    item |= {
+        "title": "Rockets to the planets",
+        "description": "space astronomy documentary",
+        "tags": ["space"],
+    }
     report = trained.post("/v1/recommend/items", json=[item]).json()
     assert (report["added"], report["updated"]) == (0, 1)
     similar = ids(trained.get("/v1/recommend/items/jazz-new/similar", params={"k": 5}))
@@ -208,9 +226,9 @@ def test_openapi_documents_every_route() -> None:
     }
     for method, path in routes:
         operation = paths[path][method]
-        assert operation["summary"] and operation["description"] and operation["tags"] == [
-            "recommend"
-        ]
+        assert (
+            operation["summary"] and operation["description"] and operation["tags"] == ["recommend"]
+        )
 
 
 def test_scopes(trained: TestClient, token_store: Any) -> None:

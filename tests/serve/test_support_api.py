@@ -82,8 +82,10 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
     assert source["excerpt"] and source["score"] > 0.5 and isinstance(source["id"], int)
 
     with TestClient(create_app()) as other:  # another worker continues the session
-        second = other.post(f"/v1/support/sessions/{sid}/messages",
-                            json={"message": "xyzzy plugh jane.doe@example.com"})
+        second = other.post(
+            f"/v1/support/sessions/{sid}/messages",
+            json={"message": "xyzzy plugh jane.doe@example.com"},
+        )
         second_reply = second.json()
         assert (second_reply["turn_id"], second_reply["path"]) == (2, "handoff")
         assert second_reply["handoff"] and second_reply["handoff_reason"]
@@ -95,8 +97,10 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
     assert "jane.doe" not in history["turns"][1]["question"]  # stored masked
     assert history["created_at"] <= history["updated_at"]
 
-    rated = client.post(f"/v1/support/sessions/{sid}/messages/2/feedback",
-                        json={"helpful": False, "correct_answer": "Try the magic words."})
+    rated = client.post(
+        f"/v1/support/sessions/{sid}/messages/2/feedback",
+        json={"helpful": False, "correct_answer": "Try the magic words."},
+    )
     assert rated.status_code == 201, rated.text
     assert rated.json()["session_id"] == sid and rated.json()["turn_id"] == 2
     assert count(knowledge, Feedback) == 1
@@ -109,8 +113,9 @@ def test_ask_without_a_session(client: TestClient) -> None:
     assert body["intent"] == "reset_password" and body["turn_id"] == 1
     turns = client.get(f"/v1/support/sessions/{body['session_id']}").json()["turns"]
     assert len(turns) == 1  # stored in a new session, so it can be rated
-    good = client.post(f"/v1/support/sessions/{body['session_id']}/messages/1/feedback",
-                       json={"helpful": True})
+    good = client.post(
+        f"/v1/support/sessions/{body['session_id']}/messages/1/feedback", json={"helpful": True}
+    )
     assert good.status_code == 201
 
 
@@ -118,8 +123,9 @@ def test_errors_store_nothing(knowledge: str, client: TestClient) -> None:
     sid = client.post("/v1/support/sessions").json()["session_id"]
     turns = count(knowledge, Turn)
     messages = f"/v1/support/sessions/{sid}/messages"
-    assert "empty" in error(client.post(messages, json={"message": "   "}), 400,
-                            "invalid_request_error")
+    assert "empty" in error(
+        client.post(messages, json={"message": "   "}), 400, "invalid_request_error"
+    )
     assert "empty" in error(client.post("/v1/support/ask", json={"message": "\n\t"}), 400)
     for body in ({"message": ""}, {}, {"message": 42}, {"message": "x" * 4001}, [ORDER]):
         error(client.post(messages, json=body), 422, "invalid_request_error")
