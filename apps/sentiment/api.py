@@ -1,0 +1,298 @@
+"""``/v1/sentiment``: score texts, ingest documents, trends per topic and bucket, alerts.
+
+The routes call the same :class:`~apps.sentiment.service.SentimentService` as the CLI. Texts
+are scored by the registry's active sentiment model (or the one a request names); with none
+trained, scoring and ingest answer 404 ``model_not_found`` naming ``aigc sentiment train``,
+as OpenAI answers for a model that does not exist. Documents are checked whole before any is
+stored (a document the ingester could not use refuses the batch, 400), then stored in
+batches; a document is identified by (source, id), so re-posting a batch stores nothing
+twice. Alert rules run on what was stored and the new alerts come back with the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from aigc_apps.errors import ModelNotFoundError, NotFoundError
+from aigc_apps.serve.auth import require_scope
+from aigc_apps.serve.deps import app_service
+from aigc_apps.serve.errors import ApiError, bad_request
+
+from .constants import APP
+
+if TYPE_CHECKING:
+    from .service import SentimentService
+
+MAX_TEXTS = 256
+MAX_DOCUMENTS = 1000
+MAX_CHARS = 100_000  # longer texts are refused; texts over the model's limit are cut, flagged
+NO_MODEL = (
+    "no sentiment model to score with: train one with `aigc sentiment train --data "
+    "FILE --name NAME`, or activate a registered one with `aigc models activate NAME`"
+)
+
+router = APIRouter(prefix="/v1/sentiment", tags=[APP])
+READ = [Depends(require_scope(f"{APP}:read"))]
+WRITE = [Depends(require_scope(f"{APP}:write"))]
+Since = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description=("ISO 8601 time (UTC if no zone) or a duration back from now: 30m, 24h, 7d."),
+    ),
+]
+Topic = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description=(
+            "One topic of the watch list, or `all` for every record; omitted: every topic."
+        ),
+    ),
+]
+ModelName = Field(
+    None, max_length=200, description="A registered sentiment model; omitted: the active one."
+)
+
+
+class ScoreIn(BaseModel):
+    texts: list[Annotated[str, Field(max_length=MAX_CHARS)]] = Field(
+        min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts."
+    )
+    model: str | None = ModelName
+
+
+class Probabilities(BaseModel):
+    negative: float
+    neutral: float
+    positive: float
+
+
+class TopicHitOut(BaseModel):
+    topic: str
+    method: str = Field(description="keyword, embedding or model")
+    similarity: float
+
+
+class ScoredText(BaseModel):
+    text: str = Field(description="The text scored (cut when over the model's limit).")
+    truncated: bool
+    label: str = Field(description="negative, neutral or positive")
+    probabilities: Probabilities
+    score: float = Field(description="p(positive) - p(negative), in [-1, 1].")
+    topics: list[TopicHitOut]
+
+
+class ScoreOut(BaseModel):
+    model: str
+    results: list[ScoredText] = Field(description="One per text, in order.")
+
+
+class DocumentIn(BaseModel):
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description=("The document's id in its source: re-posting it stores nothing."),
+    )
+    source: str | None = Field(None, max_length=200, description="The feed it came from.")
+    text: str = Field(min_length=1, max_length=MAX_CHARS)
+    published_at: datetime | None = Field(
+        None, description="ISO 8601 or epoch seconds (naive: UTC); omitted: now."
+    )
+    url: str | None = Field(None, max_length=2000)
+
+
+class DocumentsIn(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    source: str | None = Field(
+        None, max_length=200, description=("The source of documents that name none (default: api).")
+    )
+    model: str | None = ModelName
+
+
+class AlertOut(BaseModel):
+    id: int
+    topic: str
+    signals: list[str] = Field(description="negative_share and/or volume")
+    bucket_start: datetime
+    bucket_seconds: int
+    count: int
+    negative_share: float
+    baseline_share: float
+    baseline_count: float
+    z_share: float
+    z_volume: float
+    message: str
+    created_at: datetime
+    webhook_status: str | None
+
+
+class DocumentsOut(BaseModel):
+    received: int
+    stored: int
+    duplicates: int = Field(description="Documents stored before (or repeated in the batch).")
+    truncated: list[int] = Field(description="Indexes of documents cut to the model's limit.")
+    alerts: list[AlertOut] = Field(description="Alerts the new documents fired.")
+
+
+class BucketOut(BaseModel):
+    bucket_start: datetime
+    count: int
+    negative: int
+    neutral: int
+    positive: int
+    share_negative: float
+    mean_score: float
+
+
+class TrendsOut(BaseModel):
+    bucket: str
+    bucket_seconds: int
+    series: dict[str, list[BucketOut]] = Field(
+        description="Per topic (`all`: every record), gap-free buckets, oldest first."
+    )
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut] = Field(description="Newest bucket first.")
+
+
+def _service(request: Request) -> SentimentService:
+    from .service import SentimentService
+
+    return app_service(request, APP, SentimentService.from_settings)
+
+
+@contextmanager
+def _model_needed(name: str | None) -> Iterator[None]:
+    """A missing model is the client's 404, whatever layer notices it."""
+    try:
+        yield
+    except (NotFoundError, ModelNotFoundError) as exc:
+        message = str(exc) if name else NO_MODEL
+        raise ApiError(404, message, "not_found_error", "model_not_found", param="model") from None
+
+
+def _since(value: str | None, what: str) -> datetime | None:
+    from .trends import parse_since
+
+    return parse_since(value, what=what) if value else None
+
+
+@router.post(
+    "/score",
+    response_model=ScoreOut,
+    dependencies=READ,
+    summary="Score texts",
+    description=f"Label, probabilities, score and watch-list topics of 1 to {MAX_TEXTS} "
+    "texts; nothing is stored. A blank text: 400; no trained model: 404 model_not_found.",
+)
+def score(request: Request, body: ScoreIn) -> ScoreOut:
+    service = _service(request)
+    with _model_needed(body.model):
+        name = service.model(body.model).name
+    found = service.score(body.texts, body.model)
+    return ScoreOut(model=name, results=[ScoredText(**s.to_dict()) for s in found])
+
+
+@router.post(
+    "/documents",
+    response_model=DocumentsOut,
+    dependencies=WRITE,
+    summary="Ingest documents",
+    description="Scores and stores documents (with their topics), then runs the alert "
+    "rules. Idempotent by (source, id): a re-post reports duplicates and stores nothing. "
+    "The batch is checked whole first: a document that cannot be stored refuses it (400).",
+)
+def ingest_documents(request: Request, body: DocumentsIn) -> DocumentsOut:
+    from aigc_apps.data import Skip
+
+    from .reader import RawRow
+    from .service import IngestOptions
+
+    service = _service(request)
+    with _model_needed(body.model):
+        ingester = service.ingester(
+            IngestOptions(source=body.source, model=body.model), default_source="api"
+        )
+    records = [_record(d) for d in body.documents]
+    for n, record in enumerate(records):
+        checked = ingester.normalize(RawRow(n + 1, record))
+        if isinstance(checked, Skip):
+            raise bad_request(
+                f"documents[{n}]: {checked.reason}; no document was stored",
+                "invalid_document",
+                param=f"documents[{n}]",
+            )
+    report = ingester.ingest_records(records)
+    return DocumentsOut(
+        received=len(records),
+        stored=report.stored,
+        duplicates=report.duplicates,
+        truncated=[line - 1 for line in report.truncated],
+        alerts=[AlertOut(**a) for a in report.alerts],
+    )
+
+
+def _record(doc: DocumentIn) -> dict[str, Any]:
+    record: dict[str, Any] = {"text": doc.text, "id": doc.id, "source": doc.source, "url": doc.url}
+    if doc.published_at is not None:
+        record["published_at"] = doc.published_at.isoformat()
+    return {k: v for k, v in record.items() if v is not None}
+
+
+@router.get(
+    "/trends",
+    response_model=TrendsOut,
+    dependencies=READ,
+    summary="Sentiment per topic and time bucket",
+    description="Counts, negative share and mean score per topic in buckets aligned to UTC "
+    "(1h buckets start on the hour), from `since` to before `until`. Unknown topic: 404; "
+    "an unreadable time or bucket: 400.",
+)
+def trends(
+    request: Request,
+    topic: Topic = None,
+    bucket: Annotated[str, Query(max_length=16, description="15m, 1h, 1d, 1w...")] = "1h",
+    since: Since = None,
+    until: Since = None,
+) -> TrendsOut:
+    from .trends import parse_duration
+
+    seconds = int(parse_duration(bucket).total_seconds())
+    series = _service(request).trends(
+        topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
+    )
+    return TrendsOut(
+        bucket=bucket,
+        bucket_seconds=seconds,
+        series={
+            name: [BucketOut(**b.to_dict()) for b in buckets] for name, buckets in series.items()
+        },
+    )
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertsOut,
+    dependencies=READ,
+    summary="Alerts since a time",
+    description="Stored alerts (a topic's negative share or volume far above its baseline), "
+    "newest first, for buckets from `since` on. Unknown topic: 404; unreadable time: 400.",
+)
+def alerts(
+    request: Request,
+    since: Since = None,
+    topic: Topic = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 50,
+) -> AlertsOut:
+    found = _service(request).alerts(topic, since=_since(since, "since"), limit=limit)
+    return AlertsOut(alerts=[AlertOut(**a.to_dict()) for a in found])

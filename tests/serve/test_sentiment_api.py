@@ -1,0 +1,253 @@
+"""/v1/sentiment: scoring, idempotent document ingest that fires alerts, trends per topic and
+bucket, alerts since a time, the missing-model answer, and each route's errors as
+OpenAI-shaped JSON. Scoring uses the lexicon scorer (the app tests' stand-in for a trained
+model) except in one test that trains a tiny classifier and scores with it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from aigc_apps.embeddings import Encoder
+from aigc_apps.serve import create_app
+from apps.sentiment.classifier import FitOptions, SentimentModel
+from apps.sentiment.scoring import LexiconScorer
+from apps.sentiment.service import SentimentService
+from tests.sentiment.conftest import HashEncoder
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
+T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
+POS, NEG, NEU = "Lender profits rise", "Lender shares plunge", "Lender holds meeting"
+
+
+def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
+    assert resp.status_code == status, resp.text
+    body = resp.json()["error"]
+    assert {"message", "type", "code"} <= set(body) and body["message"]
+    assert type_ is None or body["type"] == type_
+    assert code is None or body["code"] == code
+    return str(body["message"])
+
+
+def feed(hours: int = 36, per_hour: int = 10) -> list[dict[str, Any]]:
+    """``per_hour`` documents an hour (1 in 5 negative), hours 30 and 31 a negative surge."""
+    docs, n = [], 0
+    for h in range(hours):
+        count, neg = {30: (30, 25), 31: (30, 25)}.get(h, (per_hour, per_hour // 5))
+        for i in range(count):
+            n += 1
+            text = NEG if i < neg else (POS if i % 2 else NEU)
+            at = T0 + timedelta(hours=h, minutes=i * 50 // count)
+            docs.append(
+                {
+                    "id": str(n),
+                    "source": "wire",
+                    "text": f"{text} #{n}",
+                    "published_at": at.isoformat(),
+                }
+            )
+    return docs
+
+
+@pytest.fixture
+def lexicon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model the service loads is the lexicon scorer; topic embeddings hash words."""
+
+    def load(cls: type, name: str | None = None, *args: object, **kwargs: object) -> object:
+        return LexiconScorer(name or "lexicon")
+
+    monkeypatch.setattr(SentimentModel, "load", classmethod(load))
+    monkeypatch.setattr(Encoder, "cached", classmethod(lambda cls, *a, **k: HashEncoder()))
+
+
+@pytest.fixture
+def topics(lexicon: None) -> None:
+    with SentimentService.from_settings() as service:
+        service.add_topic("banking", "lender, bank")
+        service.add_topic("energy", "oil, crude")
+
+
+@pytest.fixture
+def client(topics: None) -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def test_score(client: TestClient) -> None:
+    texts = ["Bank shares plunge after a fraud probe", "Crude oil profits rise to a record"]
+    resp = client.post("/v1/sentiment/score", json={"texts": texts})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model"] == "lexicon" and [r["text"] for r in body["results"]] == texts
+    first, second = body["results"]
+    assert (first["label"], second["label"]) == ("negative", "positive")
+    p = first["probabilities"]
+    assert sum(p.values()) == pytest.approx(1.0, abs=1e-3)
+    assert first["score"] == pytest.approx(p["positive"] - p["negative"], abs=1e-3)
+    assert [t["topic"] for t in first["topics"]] == ["banking"]
+    assert [t["topic"] for t in second["topics"]] == ["energy"] and not first["truncated"]
+
+
+def test_score_errors(client: TestClient) -> None:
+    resp = client.post("/v1/sentiment/score", json={"texts": ["fine", "   "]})
+    assert "text 2 is empty" in error(resp, 400, "invalid_request_error")
+    bodies: list[dict[str, Any]] = [
+        {"texts": []},
+        {"texts": ["a"] * 257},
+        {"texts": "one string"},
+        {},
+        {"texts": [1, 2]},
+        {"texts": ["x" * 100_001]},
+    ]
+    for body in bodies:
+        error(client.post("/v1/sentiment/score", json=body), 422, "invalid_request_error")
+    assert client.post("/v1/sentiment/score", json={"texts": ["a"] * 256}).status_code == 200
+
+
+def test_documents_are_idempotent_and_fire_alerts_then_trends_and_alerts(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, lexicon: None
+) -> None:
+    monkeypatch.setenv("AIGC_SENTIMENT_DB_URL", db_url)
+    with SentimentService.from_settings() as service:
+        service.add_topic("banking", "lender")
+    docs = feed()
+    with TestClient(create_app()) as client:
+        resp = client.post("/v1/sentiment/documents", json={"documents": docs})
+        assert resp.status_code == 200, resp.text
+        report = resp.json()
+        assert (report["received"], report["stored"], report["duplicates"]) == (400, 400, 0)
+        [alert] = report["alerts"]
+        assert alert["topic"] == "banking" and "negative_share" in alert["signals"]
+        assert datetime.fromisoformat(alert["bucket_start"]) == T0 + timedelta(hours=30)
+    with TestClient(create_app()) as other:  # another worker, the same store
+        again = other.post("/v1/sentiment/documents", json={"documents": docs[:50]}).json()
+        assert (again["stored"], again["duplicates"], again["alerts"]) == (0, 50, [])
+        params = {
+            "topic": "banking",
+            "bucket": "1h",
+            "since": T0.isoformat(),
+            "until": (T0 + timedelta(hours=32)).isoformat(),
+        }
+        trends = other.get("/v1/sentiment/trends", params=params).json()
+        assert trends["bucket_seconds"] == 3600 and list(trends["series"]) == ["banking"]
+        series = trends["series"]["banking"]
+        assert len(series) == 32 and series[30]["count"] == 30 and series[30]["negative"] == 25
+        assert series[0]["count"] == 10 and series[0]["share_negative"] == pytest.approx(0.2)
+        daily = other.get("/v1/sentiment/trends", params={"topic": "all", "bucket": "1d"}).json()
+        assert [b["count"] for b in daily["series"]["all"]] == [240, 160]
+        since = (T0 + timedelta(hours=29)).isoformat()
+        found = other.get("/v1/sentiment/alerts", params={"since": since}).json()["alerts"]
+        assert [a["id"] for a in found] == [alert["id"]]
+        later = (T0 + timedelta(hours=31)).isoformat()
+        assert other.get("/v1/sentiment/alerts", params={"since": later}).json()["alerts"] == []
+        assert (
+            len(other.get("/v1/sentiment/alerts", params={"topic": "banking"}).json()["alerts"])
+            == 1
+        )
+
+
+def test_a_bad_document_refuses_the_whole_batch(client: TestClient) -> None:
+    good = {"id": "1", "text": "Lender profits rise"}
+    empty = [good, {"id": "2", "text": "\x00\x01"}]  # nothing left once control chars go
+    resp = client.post("/v1/sentiment/documents", json={"documents": empty})
+    assert "documents[1]" in error(resp, 400, "invalid_request_error", "invalid_document")
+    surrogate = json.dumps({"documents": [good, {"text": "Oil slides \ud800"}]})  # escaped
+    resp = client.post(
+        "/v1/sentiment/documents", content=surrogate, headers={"Content-Type": "application/json"}
+    )
+    error(resp, 422, "invalid_request_error")
+    for docs in (
+        [good, {"id": "4"}],
+        [good | {"published_at": "yesterday"}],
+        [],
+        [good | {"text": ""}],
+        [good | {"id": ""}],
+    ):
+        error(client.post("/v1/sentiment/documents", json={"documents": docs}), 422)
+    stored = client.post("/v1/sentiment/documents", json={"documents": [good]}).json()
+    assert stored["stored"] == 1  # nothing of the refused batches was stored before
+
+
+def test_trend_and_alert_errors(client: TestClient) -> None:
+    for params in (
+        {"since": "last tuesday"},
+        {"until": "soon"},
+        {"bucket": "fortnight"},
+        {"bucket": "0h"},
+        {"since": "2024-05-02", "until": "2024-05-01"},
+    ):
+        error(client.get("/v1/sentiment/trends", params=params), 400, "invalid_request_error")
+    assert "since" in error(client.get("/v1/sentiment/alerts", params={"since": "x"}), 400)
+    for path in ("/v1/sentiment/trends", "/v1/sentiment/alerts"):
+        assert "crypto" in error(
+            client.get(path, params={"topic": "crypto"}), 404, "not_found_error"
+        )
+    for limit in ("0", "1001", "many"):
+        error(client.get("/v1/sentiment/alerts", params={"limit": limit}), 422)
+    assert client.get("/v1/sentiment/trends").json()["series"] == {}  # nothing stored yet
+
+
+def test_no_model_names_the_train_command(tmp_path: Path) -> None:
+    with TestClient(create_app()) as client:
+        resp = client.post("/v1/sentiment/score", json={"texts": ["Oil rises"]})
+        message = error(resp, 404, "not_found_error", "model_not_found")
+        assert "aigc sentiment train" in message
+        docs = {"documents": [{"text": "Oil rises"}]}
+        error(client.post("/v1/sentiment/documents", json=docs), 404, code="model_not_found")
+        resp = client.post("/v1/sentiment/score", json={"texts": ["a"], "model": "nope"})
+        assert "nope" in error(resp, 404, code="model_not_found")
+        assert client.get("/v1/sentiment/trends").status_code == 200  # needs no model
+
+
+def test_scores_with_a_trained_tiny_classifier(tiny_encoder_dir: Path) -> None:
+    opts = FitOptions(
+        base=str(tiny_encoder_dir),
+        epochs=1,
+        max_steps=2,
+        batch_size=8,
+        max_length=32,
+        progress=False,
+    )
+    with SentimentService.from_settings() as service:
+        service.train(service.read_labelled(DATA), "tiny", opts)
+    with TestClient(create_app()) as client:
+        body = client.post("/v1/sentiment/score", json={"texts": ["Oil rises", "Bank fails"]})
+        assert body.status_code == 200, body.text
+        results = body.json()["results"]
+        assert body.json()["model"] == "tiny" and len(results) == 2
+        for r in results:
+            assert r["label"] in {"negative", "neutral", "positive"}
+            assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_scopes(client: TestClient, token_store: Any) -> None:
+    _, reader = token_store.create("risk-dashboard", ["sentiment:read"])
+    _, other = token_store.create("help-desk", ["support"])
+    with TestClient(create_app()) as c:
+        error(c.post("/v1/sentiment/score", json={"texts": ["a"]}), 401, "authentication_error")
+        as_reader = {"Authorization": f"Bearer {reader}"}
+        assert c.post("/v1/sentiment/score", json={"texts": ["a"]}, headers=as_reader).json()
+        docs = {"documents": [{"text": "Oil rises"}]}
+        resp = c.post("/v1/sentiment/documents", json=docs, headers=as_reader)
+        assert "sentiment:write" in error(resp, 403, "permission_error", "insufficient_scope")
+        resp = c.get("/v1/sentiment/alerts", headers={"Authorization": f"Bearer {other}"})
+        assert "sentiment:read" in error(resp, 403, "permission_error")
+
+
+def test_openapi_documents_every_route() -> None:
+    paths = create_app().openapi()["paths"]
+    for method, path in (
+        ("post", "/v1/sentiment/score"),
+        ("post", "/v1/sentiment/documents"),
+        ("get", "/v1/sentiment/trends"),
+        ("get", "/v1/sentiment/alerts"),
+    ):
+        operation = paths[path][method]
+        assert operation["summary"] and operation["description"]
+        assert operation["tags"] == ["sentiment"]
