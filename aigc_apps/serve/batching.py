@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AdapterError, AigcError
-from aigc_apps.serve.engine import BaseEngine, GenerationChunk, GenerationRequest, GenerationResult
+from aigc_apps.serve.engine import (
+    BaseEngine,
+    EngineError,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+)
 
 if TYPE_CHECKING:
     from aigc_apps.batching import BatchDecoder, Row, Update
@@ -229,7 +235,7 @@ class BatchingEngine(BaseEngine):
             if not closing:
                 closing = self._collect(waiting, block=False)
             if closing:
-                self._fail([*waiting, *decoder.rows], AigcError("the server is shutting down"))
+                self._fail([*waiting, *decoder.rows], EngineError("the server is shutting down"))
                 decoder.reset()
                 waiting = []
                 break
@@ -252,8 +258,8 @@ class BatchingEngine(BaseEngine):
                         self._deliver(decoder.step())
             except Exception as exc:  # a failed pass fails its rows, not the server
                 log.exception("generation step failed")
-                failed = {id(r) for r in decoder.rows}
-                self._fail([*decoder.rows, *(r for r in joining if id(r) not in failed)], exc)
+                rows = {id(r): r for r in [*decoder.rows, *joining] if r.finish_reason is None}
+                self._fail(list(rows.values()), exc)
                 decoder.reset()
 
     def _collect(self, waiting: list[Row], *, block: bool) -> bool:
@@ -294,11 +300,13 @@ class BatchingEngine(BaseEngine):
         self._retire(finished)
 
     def _fail(self, rows: list[Row], exc: BaseException) -> None:
-        error = exc if isinstance(exc, AigcError) else AigcError(
-            f"generation failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        )
+        """Each row gets its own exception: the request's fault (AigcError) stays as it is;
+        anything else becomes an EngineError without the details (they are logged)."""
         for row in rows:
-            row.tag.put(error)
+            if isinstance(exc, AigcError | EngineError):
+                row.tag.put(type(exc)(*exc.args))
+            else:
+                row.tag.put(EngineError("generation failed"))
         self._retire(len(rows))
 
     def _retire(self, n: int) -> None:

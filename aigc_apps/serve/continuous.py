@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AigcError
 from aigc_apps.serve.batching import BatchingEngine, join_stream, make_row
-from aigc_apps.serve.engine import BaseEngine, GenerationChunk, GenerationRequest, GenerationResult
+from aigc_apps.serve.engine import (
+    BaseEngine,
+    EngineError,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+)
 
 if TYPE_CHECKING:
     from aigc_apps.generation import Generator
@@ -187,7 +193,8 @@ class ContinuousEngine(BaseEngine):
             while row.finish_reason is None:
                 output = await outputs.get()
                 if output.error:
-                    raise RuntimeError(f"continuous batching failed: {output.error}")
+                    log.error("continuous batching failed request %s: %s", rid, output.error)
+                    raise EngineError("generation failed")
                 done_there = output.is_finished()
                 text = ""
                 for token in output.generated_tokens[len(row.generated):]:

@@ -16,6 +16,11 @@ from aigc_apps.errors import AigcError
 from aigc_apps.generation import GenerationConfig, Prompt
 
 
+class EngineError(RuntimeError):
+    """The engine failed on its side (a failed forward pass, a shutdown), not because of the
+    request: answered as a server error, with the details in the server log only."""
+
+
 @dataclass
 class GenerationRequest:
     """One prompt to answer: a string or chat messages, how to decode, which adapter.

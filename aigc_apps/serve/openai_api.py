@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -37,7 +39,7 @@ from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.catalog import Catalog
 from aigc_apps.serve.config import ServeConfig
 from aigc_apps.serve.engine import BaseEngine, GenerationChunk, GenerationRequest, GenerationResult
-from aigc_apps.serve.errors import ApiError, bad_request
+from aigc_apps.serve.errors import ApiError, bad_request, error_body
 from aigc_apps.serve.openai_schemas import (
     SSE,
     AssistantMessage,
@@ -57,6 +59,7 @@ from aigc_apps.serve.openai_schemas import (
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_scope("generate"))])
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+log = logging.getLogger("aigc.serve")
 
 
 # -- the catalog ---------------------------------------------------------------------------
@@ -191,8 +194,7 @@ async def chat_completions(
     if body.stream:
         first, stream = await _open_stream(engine, request)
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _chat_events(first, stream, ident, created, body.model, usage)
-        return EventStream(events, media_type="text/event-stream")
+        return EventStream(_chat_events(first, stream, ident, created, body.model, usage))
     result = await _run(engine, request)
     _record(body.model, result.prompt_tokens, result.completion_tokens)
     return ChatCompletion(
@@ -215,15 +217,18 @@ async def _chat_events(
         return _sse(head | {"choices": [choice]} | extra)
 
     yield event({"role": "assistant", "content": ""}, None)
-    async for chunk in _chained(first, stream):
-        if chunk.text:
-            yield event({"content": chunk.text}, None)
-        if chunk.finish_reason is not None:
-            yield event({}, chunk.finish_reason)
-            _record(model, chunk.prompt_tokens, chunk.completion_tokens)
-            if include_usage:
-                usage = _usage(chunk.prompt_tokens, chunk.completion_tokens)
-                yield _sse(head | {"choices": [], "usage": usage})
+    async with _errors_as_events() as failed:
+        async for chunk in _chained(first, stream):
+            if chunk.text:
+                yield event({"content": chunk.text}, None)
+            if chunk.finish_reason is not None:
+                yield event({}, chunk.finish_reason)
+                _record(model, chunk.prompt_tokens, chunk.completion_tokens)
+                if include_usage:
+                    usage = _usage(chunk.prompt_tokens, chunk.completion_tokens)
+                    yield _sse(head | {"choices": [], "usage": usage})
+    if failed:
+        yield failed[0]
     yield "data: [DONE]\n\n"
 
 
@@ -247,8 +252,7 @@ async def completions(body: CompletionRequest, catalog: Catalog = Depends(get_ca
                 await stream.aclose()  # type: ignore[attr-defined]
             raise
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _completion_events(opened, ident, created, body.model, usage)
-        return EventStream(events, media_type="text/event-stream")
+        return EventStream(_completion_events(opened, ident, created, body.model, usage))
     results = await asyncio.gather(*(_run(engine, r) for r in requests))
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
@@ -268,15 +272,18 @@ async def _completion_events(
     head = {"id": ident, "object": "text_completion", "created": created, "model": model}
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
     totals = [0, 0]
-    async for index, chunk in _merged([_chained(first, rest) for first, rest in opened]):
-        if chunk.text or chunk.finish_reason is not None:
-            choice = {"index": index, "text": chunk.text, "logprobs": None,
-                      "finish_reason": chunk.finish_reason}
-            yield _sse(head | {"choices": [choice]} | extra)
-        if chunk.finish_reason is not None:
-            totals[0] += chunk.prompt_tokens
-            totals[1] += chunk.completion_tokens
+    async with _errors_as_events() as failed:
+        async for index, chunk in _merged([_chained(first, rest) for first, rest in opened]):
+            if chunk.text or chunk.finish_reason is not None:
+                choice = {"index": index, "text": chunk.text, "logprobs": None,
+                          "finish_reason": chunk.finish_reason}
+                yield _sse(head | {"choices": [choice]} | extra)
+            if chunk.finish_reason is not None:
+                totals[0] += chunk.prompt_tokens
+                totals[1] += chunk.completion_tokens
     _record(model, totals[0], totals[1])
+    if failed:
+        yield failed[0]
     if include_usage:
         yield _sse(head | {"choices": [], "usage": _usage(*totals)})
     yield "data: [DONE]\n\n"
@@ -317,6 +324,21 @@ async def embeddings(body: EmbeddingRequest, catalog: Catalog = Depends(get_cata
 
 
 # -- server-sent events ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _errors_as_events() -> AsyncIterator[list[str]]:
+    """A failure after the stream started cannot change the status any more: it becomes an
+    ``error`` event (what OpenAI sends, and what its clients raise on), then ``[DONE]``."""
+    failed: list[str] = []
+    try:
+        yield failed
+    except AigcError as exc:
+        failed.append(_sse(error_body(str(exc), "invalid_request_error", "invalid_request")))
+    except Exception:
+        log.exception("generation failed mid-stream")
+        failed.append(_sse(error_body("generation failed (see the server log)", "server_error",
+                                      "server_error")))
 
 
 def _sse(payload: dict[str, Any]) -> str:
@@ -372,9 +394,11 @@ class EventStream(StreamingResponse):
     """Server-sent events whose generator is always closed, so the engine's stream (and
     its batch slot) is released however the response ends: finished, failed or abandoned."""
 
+    def __init__(self, events: AsyncIterator[str]) -> None:
+        super().__init__(events, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.headers["Cache-Control"] = "no-cache"
-        self.headers["X-Accel-Buffering"] = "no"
         try:
             await super().__call__(scope, receive, send)
         finally:

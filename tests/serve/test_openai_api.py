@@ -246,3 +246,29 @@ def test_concurrent_clients_share_forward_passes(server: tuple[str, Any]) -> Non
     assert len(asyncio.run(many())) == 8
     engine = next(iter(app.state.catalog.engines.values()))
     assert max(engine.batch_sizes) > 1
+
+
+def test_a_failing_model_is_an_error_not_a_crash(
+    server: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aigc_apps.batching import BatchDecoder
+
+    url, _ = server
+    api = client(url)
+    api.chat.completions.create(model=CHAT, messages=MESSAGES, max_tokens=2)  # engine started
+
+    def broken(self: BatchDecoder) -> Any:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(BatchDecoder, "step", broken)
+    with pytest.raises(openai.InternalServerError) as err:
+        api.chat.completions.create(model=CHAT, messages=MESSAGES, max_tokens=8)
+    assert "out of memory" not in str(err.value.body)  # details stay in the server log
+    with pytest.raises(openai.APIError, match="generation failed"):
+        for _ in api.chat.completions.create(model=CHAT, messages=MESSAGES, max_tokens=8,
+                                             stream=True):
+            pass
+    monkeypatch.undo()
+    reply = api.chat.completions.create(model=CHAT, messages=MESSAGES, max_tokens=4)
+    assert reply.choices[0].message.content is not None
+    assert all(e.queue_depth == 0 for e in server[1].state.catalog.engines.values())
