@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.rowparser import clean_text
 from aigc_apps.store import Database, utcnow
 
 from .ingest import (
@@ -66,10 +67,14 @@ def add_items(db: Database, items: Sequence[NewItem]) -> IngestReport:
     rows: dict[str, dict[str, Any]] = {}
     for n, item in enumerate(items, start=1):
         item_id = _id(item.item_id, f"item {n}: item_id")
-        title, description = (item.title or "").strip(), (item.description or "").strip()
+        title = clean_text(item.title or "").strip()
+        description = clean_text(item.description or "").strip()
         if not title and not description:
             raise DataError(f"item {n} ({item_id!r}) has no title or description to be found by")
-        rows[item_id] = item_row(item_id, title, description, split_tags(item.tags), item.extra)
+        tags = split_tags([_text(t) for t in item.tags] if isinstance(item.tags, list)
+                          else _text(item.tags))  # fmt: skip
+        extra = {_text(k): _text(v) for k, v in item.extra.items()}
+        rows[item_id] = item_row(item_id, title, description, tags, extra)
     report = IngestReport()
     with db.session() as s:
         upsert_items(s, rows, report)
@@ -119,7 +124,14 @@ def _id(value: str, what: str) -> str:
     text = str(value).strip()
     if not text or len(text) > MAX_ID_CHARS:
         raise DataError(f"{what} must be 1 to {MAX_ID_CHARS} characters")
+    if "\x00" in text:  # no database stores it, and an id must not be silently changed
+        raise DataError(f"{what} contains a NUL character")
     return text
+
+
+def _text(value: Any) -> Any:
+    """Free text without NUL characters (as file ingest reads it); other values as given."""
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _epoch(value: datetime | float, n: int) -> float:

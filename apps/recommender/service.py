@@ -336,6 +336,8 @@ def models_dir(settings: Settings | None = None) -> Path:
 
 
 def user_events(db: Database, user: str) -> list[tuple[str, float]]:
+    if "\x00" in user:  # no stored id has one (PostgreSQL could not even compare it)
+        return []
     with db.session() as s:
         rows = s.execute(
             select(RecEvent.item_id, RecEvent.ts)

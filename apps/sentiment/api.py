@@ -58,7 +58,10 @@ Topic = Annotated[
     ),
 ]
 ModelName = Field(
-    None, max_length=200, description="A registered sentiment model; omitted: the active one."
+    None,
+    max_length=200,
+    pattern=r"^[^\x00]+$",
+    description="A registered sentiment model; omitted: the active one.",
 )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import DataError
+from aigc_apps.rowparser import clean_text
 
 from .pii import mask_pii, strip_placeholders
 
@@ -83,6 +84,8 @@ def is_follow_up(question: str, max_words: int = 8) -> bool:
 def clean_question(question: str) -> str:
     """The question with whitespace collapsed and personal data masked; DataError if it is
     empty or longer than MAX_QUESTION_CHARS (rejected rather than silently cut)."""
+    if isinstance(question, str):
+        question = clean_text(question)  # NUL: no database stores it, no question needs it
     if not isinstance(question, str) or not question.strip():
         raise DataError("question is empty")
     if len(question) > MAX_QUESTION_CHARS:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.rowparser import clean_text
 from aigc_apps.store import Database, utcnow
 
 from .answers import BotReply
@@ -18,7 +19,8 @@ from .store import ChatSession, Feedback, Turn
 
 
 def _session(s: Any, session_id: str) -> ChatSession:
-    sess = s.get(ChatSession, session_id)
+    # no stored id holds a NUL (PostgreSQL could not even compare it)
+    sess = None if "\x00" in session_id else s.get(ChatSession, session_id)
     if sess is None:
         raise NotFoundError(f"session {session_id!r} not found")
     return sess
@@ -100,7 +102,7 @@ def record_feedback(
     db: Database, session_id: str, turn: int, good: bool, correct_answer: str | None = None
 ) -> int:
     """Rate a turn; a corrected answer is stored (masked) as training data. Returns its id."""
-    if correct_answer is not None and not correct_answer.strip():
+    if correct_answer is not None and not clean_text(correct_answer).strip():
         raise DataError("--correct-answer is empty")
     with db.session() as s:
         _session(s, session_id)
@@ -110,7 +112,7 @@ def record_feedback(
         fb = Feedback(
             turn_id=row.id,
             good=good,
-            correct_answer=mask_pii(correct_answer.strip()) if correct_answer else None,
+            correct_answer=mask_pii(clean_text(correct_answer).strip()) if correct_answer else None,
         )
         s.add(fb)
         s.flush()

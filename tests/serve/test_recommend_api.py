@@ -164,6 +164,13 @@ def test_items_posted_after_training_are_served_by_their_text(
     buy = {"user_id": "user1", "item_id": "jazz-new", "type": "purchase"}
     assert trained.post("/v1/recommend/events", json=[buy]).json()["inserted"] == 1
     assert "jazz-new" not in ids(trained.get(RECS.format("user1"), params={"k": 30}))
+    # NUL characters (which PostgreSQL cannot store): dropped from text, refused in ids.
+    nul = {"item_id": "nul-1", "title": "Jazz\x00 piano", "tags": ["ja\x00zz"]}
+    assert trained.post("/v1/recommend/items", json=[nul]).json()["added"] == 1
+    assert "nul-1" in ids(trained.get("/v1/recommend/items/jazz-1/similar", params={"k": 40}))
+    resp = trained.post("/v1/recommend/events", json=[buy | {"user_id": "a\x00b"}])
+    assert "NUL" in error(resp, 400, "invalid_request_error")
+    assert trained.get(RECS.format("a%00b")).json()["note"].endswith("showing popular items")
 
 
 def test_unknown_user_gets_popular_items_with_a_note(trained: TestClient) -> None:

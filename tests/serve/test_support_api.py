@@ -104,6 +104,12 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
     assert rated.status_code == 201, rated.text
     assert rated.json()["session_id"] == sid and rated.json()["turn_id"] == 2
     assert count(knowledge, Feedback) == 1
+    # NUL characters (which PostgreSQL cannot store) leave a question; no session has one.
+    nul = client.post(
+        f"/v1/support/sessions/{sid}/messages", json={"message": "Where\x00 is my order?"}
+    )
+    assert nul.json()["question"] == ORDER and nul.json()["turn_id"] == 3
+    error(client.get("/v1/support/sessions/a%00b"), 404, "not_found_error")
 
 
 def test_ask_without_a_session(client: TestClient) -> None:
