@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from aigc_apps.generation import Generator
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+MIN_TEMPERATURE = 1e-5  # below it sampling is greedy: dividing would overflow float32
 
 
 @dataclass(eq=False)
@@ -114,7 +115,7 @@ class BatchDecoder:
             if row.config.temperature > 0 and row.rng is None:
                 row.rng = torch.Generator(device=device)
                 seed = row.config.seed if row.config.seed is not None else random.getrandbits(63)
-                row.rng.manual_seed(int(seed))
+                row.rng.manual_seed(int(seed) & (2**63 - 1))  # any int a client sends
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         from transformers import DynamicCache
@@ -198,7 +199,7 @@ class BatchDecoder:
             if config.repetition_penalty != 1:
                 seen = torch.tensor([row.prompt_ids + row.generated], device=scores.device)
                 scores = _penalize(scores, seen, config.repetition_penalty)
-            if config.temperature == 0:
+            if config.temperature < MIN_TEMPERATURE:
                 tokens[i] = scores.argmax(dim=-1)[0]
                 continue
             probs = torch.softmax(_warp(scores, config), dim=-1)

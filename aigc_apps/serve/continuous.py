@@ -166,7 +166,7 @@ class ContinuousEngine(BaseEngine):
             async for chunk in engine.stream(request):
                 yield chunk
             return
-        from aigc_apps.batching import advance
+        from aigc_apps.batching import MIN_TEMPERATURE, advance
 
         generator, manager = self.generator, self._manager
         row = await asyncio.to_thread(make_row, generator, request)
@@ -174,10 +174,11 @@ class ContinuousEngine(BaseEngine):
         rid = f"aigc-{uuid.uuid4().hex}"
         outputs: asyncio.Queue[Any] = asyncio.Queue()
         manager.register_result_handler(rid, outputs.put_nowait)
-        greedy = config.temperature == 0
+        greedy = config.temperature < MIN_TEMPERATURE  # as the batcher does
+        vocab = len(generator.tokenizer)
         sampling = {
             "temperature": 1.0 if greedy else float(config.temperature),
-            "top_k": 1 if greedy else int(config.top_k or len(generator.tokenizer)),
+            "top_k": 1 if greedy else min(int(config.top_k or vocab), vocab),
             "top_p": 1.0 if greedy else float(config.top_p),
         }
         added = manager.add_request(

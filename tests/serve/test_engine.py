@@ -153,6 +153,17 @@ def test_seeded_sampling_repeats(engine: BatchingEngine) -> None:
     assert len({r.text for r in again}) > 1  # other seeds, other samples
 
 
+def test_extreme_sampling_values_work(engine: BatchingEngine, generator: Generator) -> None:
+    greedy_text = generator.generate(PROMPTS[1], greedy(12))
+    tiny = GenerationRequest(PROMPTS[1], greedy(12, temperature=1e-60, seed=2**70))
+    assert run(engine.generate(tiny)).text == greedy_text  # one-hot, not NaN
+    odd = [greedy(12, temperature=2.0, top_k=10**12, top_p=1e-300, seed=-5),
+           greedy(12, temperature=0.3, top_k=1, seed=0)]
+    results = run(_gather(engine, [GenerationRequest(PROMPTS[1], c) for c in odd]))
+    assert results[1].text == greedy_text  # top-k 1 is greedy
+    assert all(r.completion_tokens > 0 for r in results)
+
+
 def test_a_closed_stream_frees_its_slot(engine: BatchingEngine) -> None:
     request = GenerationRequest(PROMPTS[1], greedy(400))
 
