@@ -114,8 +114,10 @@ class EventIn(BaseModel):
         description="ISO 8601 (naive: UTC) or epoch seconds; omitted: now. With a "
         "timestamp, re-posting the same event stores nothing.",
     )
-    weight: float | None = Field(None, gt=0, description="Multiplies the type's weight.")
-    rating: float | None = None
+    weight: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Multiplies the type's weight."
+    )
+    rating: float | None = Field(None, allow_inf_nan=False)
 
 
 class EventsReport(BaseModel):

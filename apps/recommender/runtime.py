@@ -135,11 +135,16 @@ def _text(value: Any) -> Any:
 
 
 def _epoch(value: datetime | float, n: int) -> float:
-    if isinstance(value, datetime):
-        stamp = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        seconds = stamp.timestamp()
-    else:
-        seconds = float(value)
+    """Epoch seconds of a time from 1970 on (naive: UTC)."""
+    shown = value.isoformat() if isinstance(value, datetime) else repr(value)
+    try:
+        if isinstance(value, datetime):
+            stamp = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+            seconds = stamp.timestamp()
+        else:
+            seconds = float(value)
+    except (OverflowError, ValueError, OSError):
+        seconds = float("nan")
     if not 0 <= seconds < 1e11:  # NaN fails too
-        raise DataError(f"event {n}: timestamp {value!r} is not a valid time")
+        raise DataError(f"event {n}: timestamp {shown} is outside 1970 to 5138")
     return seconds

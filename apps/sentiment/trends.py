@@ -34,14 +34,20 @@ def parse_duration(text: str) -> timedelta:
     found = _DURATION.match(str(text))
     if not found or float(found.group(1)) <= 0:
         raise DataError(f"cannot read duration {text!r} (use e.g. 15m, 1h, 1d)")
-    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2).lower()])
+    try:
+        return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2).lower()])
+    except OverflowError:
+        raise DataError(f"duration {text!r} is too long") from None
 
 
 def parse_since(text: str, now: datetime | None = None, what: str = "--since") -> datetime:
     """An ISO date/time (UTC if no zone) or a duration back from now (``24h``, ``7d``);
     ``what`` names the option or field in the error."""
     if _DURATION.match(text):
-        return (now or utcnow()) - parse_duration(text)
+        try:
+            return (now or utcnow()) - parse_duration(text)
+        except OverflowError:
+            raise DataError(f"{what} {text!r} reaches back before year 1") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -192,6 +198,8 @@ def trends(
     if topic is not None:
         check_topic(db, topic)
     seconds = int(parse_duration(bucket).total_seconds())
+    if seconds < 1:
+        raise DataError(f"bucket {bucket!r} is shorter than a second")
     start = parse_since(since) if isinstance(since, str) else since
     end = parse_since(until, what="until") if isinstance(until, str) else until
     if start is not None and end is not None and end <= start:

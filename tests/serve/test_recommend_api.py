@@ -210,6 +210,8 @@ def test_write_errors_store_nothing(trained: TestClient) -> None:
     ]
     for body in bad_events:
         error(trained.post("/v1/recommend/events", json=body), 422, "invalid_request_error")
+    old = good | {"timestamp": "1969-12-31T23:00:00Z"}
+    assert "outside 1970" in error(trained.post("/v1/recommend/events", json=[good, old]), 400)
     assert stored_events() == count  # not even the good event of a bad batch
     items = [{"item_id": "fine", "title": "A fine thing"}, {"item_id": "bare", "tags": ["x"]}]
     assert "no title or description" in error(trained.post("/v1/recommend/items", json=items), 400)

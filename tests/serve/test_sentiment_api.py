@@ -180,6 +180,9 @@ def test_trend_and_alert_errors(client: TestClient) -> None:
         {"until": "soon"},
         {"bucket": "fortnight"},
         {"bucket": "0h"},
+        {"bucket": "0.001s"},
+        {"bucket": "99999999999999d"},
+        {"since": "999999d"},
         {"since": "2024-05-02", "until": "2024-05-01"},
     ):
         error(client.get("/v1/sentiment/trends", params=params), 400, "invalid_request_error")
