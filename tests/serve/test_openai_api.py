@@ -272,3 +272,20 @@ def test_a_failing_model_is_an_error_not_a_crash(
     reply = api.chat.completions.create(model=CHAT, messages=MESSAGES, max_tokens=4)
     assert reply.choices[0].message.content is not None
     assert all(e.queue_depth == 0 for e in server[1].state.catalog.engines.values())
+
+
+@pytest.mark.slow
+def test_bundled_models_through_the_client(live_server: Callable[[object], str]) -> None:
+    """SmolLM2 and MiniLM as shipped: the aliases are listed and answer (8 tokens)."""
+    url = live_server(create_app(ServeConfig(engine="batch")))
+    api = client(url)
+    ids = {m.id for m in api.models.list().data}
+    assert {"smollm2-135m-instruct", "minilm-l6"} <= ids
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = api.chat.completions.create(model="smollm2-135m-instruct", messages=question,
+                                        max_tokens=8, temperature=0)
+    expected = Generator.from_pretrained("smollm2-135m-instruct", device="cpu").generate(
+        question, GenerationConfig(max_new_tokens=8))
+    assert reply.choices[0].message.content == expected and expected.strip()
+    vectors = api.embeddings.create(model="minilm-l6", input=["refund", "money back"])
+    assert len(vectors.data[0].embedding) == 384
