@@ -121,9 +121,9 @@ def serve(
     timeout: Annotated[float, typer.Option(help="Seconds before a request that has not "
                                                 "started answering gets 504 (0: off).",
                                            min=0)] = 120.0,
-    engine: Annotated[str, typer.Option(help="Generation engine: auto (micro-batcher on CPU, "
-                                             "continuous batching on CUDA), batch or "
-                                             "continuous.")] = "auto",
+    engine: Annotated[str, typer.Option(help="Generation engine: auto or batch (the "
+                                             "micro-batcher), or continuous (transformers' "
+                                             "continuous batching).")] = "auto",
     llm: Annotated[str | None, typer.Option(help="Default chat model (alias, folder or hub id; "
                                                  "default: AIGC_LLM).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",

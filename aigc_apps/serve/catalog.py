@@ -73,12 +73,14 @@ def model_not_found(name: str, hint: str = "") -> ApiError:
 
 
 def default_engine_factory(base: str, config: ServeConfig) -> BaseEngine:
-    """``config.engine``: ``batch``, ``continuous``, or ``auto`` (continuous on CUDA only)."""
-    choice = config.engine
-    if choice == "auto":
-        from aigc_apps.models import select_device
+    """``config.engine``: ``batch``, ``continuous``, or ``auto`` (the micro-batcher).
 
-        choice = "continuous" if select_device().type == "cuda" else "batch"
+    ``auto`` is the micro-batcher on every device: on an H200 (bf16, SmolLM2, 48 new tokens)
+    transformers' continuous batching did not beat it (8 clients 71 against 72 tok/s, 32
+    clients 270 against 283), and it serves seeds, repetition penalty and adapters without a
+    second copy of the weights. ``continuous`` stays selectable for larger models.
+    """
+    choice = "batch" if config.engine == "auto" else config.engine
     if choice == "continuous":
         from aigc_apps.serve.continuous import ContinuousEngine
 

@@ -28,9 +28,9 @@ class ServeConfig:
     off), answered 429 with ``Retry-After``. ``request_timeout_s``: a request that has not
     started its response after that gets 504 (0 = off; a stream that has started runs on).
     ``batch_wait_ms`` / ``max_batch``: how long the micro-batcher collects concurrent
-    generation requests and how many rows one forward pass takes. ``engine``: ``auto``
-    (micro-batcher on CPU, transformers' continuous batching on CUDA), ``batch`` or
-    ``continuous``. ``auth_cache_s``: how long a worker trusts what it read about tokens,
+    generation requests and how many rows one forward pass takes. ``engine``: ``auto`` or
+    ``batch`` (the micro-batcher, on every device) or ``continuous`` (transformers'
+    continuous batching). ``auth_cache_s``: how long a worker trusts what it read about tokens,
     i.e. the most time a revoked token keeps working (and a new one waits).
     """
 

@@ -1,9 +1,10 @@
 """transformers' own continuous batching (``init_continuous_batching``) behind the engine API.
 
 Its manager keeps a paged key/value cache and schedules prefill and decoding of many
-requests in one background loop: the engine of choice on a GPU (``engine="auto"`` picks it
-on CUDA). On CPU the in-house :class:`~aigc_apps.serve.batching.BatchingEngine` is faster
-(the issue measured 1.4x over single calls for this, 4.5x for padded batches).
+requests in one background loop (``engine="continuous"``). It is not the default: on CPU
+the in-house :class:`~aigc_apps.serve.batching.BatchingEngine` is faster (the issue measured
+1.4x over single calls for this, 4.5x for padded batches), and on an H200 with SmolLM2 it
+only matched the batcher (see ``default_engine_factory``).
 
 What it serves itself: requests on the bare base model, streamed token by token, greedy or
 sampled with per-request temperature, top-k and top-p (one manager samples everything;
