@@ -146,15 +146,8 @@ class ModelEntry:
         )
 
 
-class ModelRegistry:
-    """Register, list, activate and delete trained models of every app.
-
-    Opening is lazy: the database is reached on the first call, not in ``__init__``.
-
-    >>> registry = ModelRegistry(url="sqlite:///:memory:")
-    >>> registry.active("sentiment", "sentiment") is None
-    True
-    """
+class RegistryStore:
+    """A client of the core (registry) store: ``url`` or the workspace's, opened lazily."""
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.url = url
@@ -164,12 +157,23 @@ class ModelRegistry:
 
     @property
     def db(self) -> Database:
-        """The registry's database, opened (and migrated) once, safely from any thread."""
+        """The store's database, opened (and migrated) once, safely from any thread."""
         with self._lock:
             if self._db is None:
                 settings = self.settings or get_settings()
                 self._db = Database.open(SCHEMA, self.url or settings.db_url(STORE))
             return self._db
+
+
+class ModelRegistry(RegistryStore):
+    """Register, list, activate and delete trained models of every app.
+
+    Opening is lazy: the database is reached on the first call, not in ``__init__``.
+
+    >>> registry = ModelRegistry(url="sqlite:///:memory:")
+    >>> registry.active("sentiment", "sentiment") is None
+    True
+    """
 
     def register(
         self,

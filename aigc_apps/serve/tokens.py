@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import entry_points
@@ -23,10 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from aigc_apps.errors import AigcError, NotFoundError
-from aigc_apps.registry import SCHEMA, STORE, TokenRow
+from aigc_apps.registry import RegistryStore, TokenRow
 from aigc_apps.serve.auth import ADMIN, Principal
-from aigc_apps.settings import Settings, get_settings
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import utcnow
 
 PREFIX = "aigc_"
 BUILTIN_APPS = ("support", "sentiment", "recommend")
@@ -111,22 +109,8 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-class TokenStore:
+class TokenStore(RegistryStore):
     """Create, list, revoke and verify API tokens; the database opens on first use."""
-
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
-        self.url = url
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._db: Database | None = None
-
-    @property
-    def db(self) -> Database:
-        with self._lock:
-            if self._db is None:
-                settings = self.settings or get_settings()
-                self._db = Database.open(SCHEMA, self.url or settings.db_url(STORE))
-            return self._db
 
     def create(self, name: str, scopes: list[str]) -> tuple[TokenInfo, str]:
         """A new token ``name`` with ``scopes``: its info and the plaintext (shown once)."""
