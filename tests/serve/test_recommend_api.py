@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from aigc_apps.serve import create_app
 from apps.recommender.recommender import RecommenderConfig
 from apps.recommender.service import RecommenderService
+from tests.serve.checks import assert_documented, error
 
 CLUSTERS = {
     "space": "space astronomy planets rockets documentary",
@@ -51,16 +52,6 @@ def history(n_users: int = 30, seed: int = 0) -> list[dict[str, Any]]:
             )
             t += timedelta(hours=int(rng.integers(1, 24)))
     return events
-
-
-def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
-    """The error's message, once the status and OpenAI's error shape are checked."""
-    assert resp.status_code == status, resp.text
-    body = resp.json()["error"]
-    assert {"message", "type", "code"} <= set(body) and body["message"]
-    assert type_ is None or body["type"] == type_
-    assert code is None or body["code"] == code
-    return str(body["message"])
 
 
 def ids(resp: Any) -> list[str]:
@@ -226,18 +217,13 @@ def test_no_trained_model_names_the_command(client: TestClient) -> None:
 
 
 def test_openapi_documents_every_route() -> None:
-    paths = create_app().openapi()["paths"]
     routes = {
         ("get", "/v1/recommend/users/{user_id}/recommendations"),
         ("get", "/v1/recommend/items/{item_id}/similar"),
         ("post", "/v1/recommend/events"),
         ("post", "/v1/recommend/items"),
     }
-    for method, path in routes:
-        operation = paths[path][method]
-        assert (
-            operation["summary"] and operation["description"] and operation["tags"] == ["recommend"]
-        )
+    assert_documented(create_app().openapi(), "recommend", routes)
 
 
 def test_scopes(trained: TestClient, token_store: Any) -> None:

@@ -20,19 +20,11 @@ from apps.sentiment.classifier import FitOptions, SentimentModel
 from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from tests.sentiment.conftest import HashEncoder
+from tests.serve.checks import assert_documented, error
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
 POS, NEG, NEU = "Lender profits rise", "Lender shares plunge", "Lender holds meeting"
-
-
-def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()["error"]
-    assert {"message", "type", "code"} <= set(body) and body["message"]
-    assert type_ is None or body["type"] == type_
-    assert code is None or body["code"] == code
-    return str(body["message"])
 
 
 def feed(hours: int = 36, per_hour: int = 10) -> list[dict[str, Any]]:
@@ -244,13 +236,10 @@ def test_scopes(client: TestClient, token_store: Any) -> None:
 
 
 def test_openapi_documents_every_route() -> None:
-    paths = create_app().openapi()["paths"]
-    for method, path in (
+    routes = {
         ("post", "/v1/sentiment/score"),
         ("post", "/v1/sentiment/documents"),
         ("get", "/v1/sentiment/trends"),
         ("get", "/v1/sentiment/alerts"),
-    ):
-        operation = paths[path][method]
-        assert operation["summary"] and operation["description"]
-        assert operation["tags"] == ["sentiment"]
+    }
+    assert_documented(create_app().openapi(), "sentiment", routes)

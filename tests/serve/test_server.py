@@ -21,6 +21,7 @@ from aigc_apps.serve.auth import Principal, require_scope
 from aigc_apps.serve.config import ServeConfig
 from aigc_apps.serve.errors import ApiError
 from aigc_apps.serve.tokens import TokenStore
+from tests.serve.checks import assert_error
 
 Serve = Callable[[object], str]
 
@@ -78,19 +79,6 @@ def make_app(config: ServeConfig | None = None, tokens: TokenStore | None = None
         raise ApiError(409, "already there", code="conflict", headers={"X-Why": "dup"})
 
     return app
-
-
-def assert_error(response: httpx.Response, status: int, type_: str, code: str | None = None
-                 ) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "code", "param"}
-    assert error["type"] == type_ and error["message"] and "\n" not in error["message"]
-    if code is not None:
-        assert error["code"] == code
-    assert "Traceback" not in response.text
-    return error
 
 
 @pytest.fixture

@@ -16,18 +16,10 @@ from aigc_apps.embeddings import Encoder
 from aigc_apps.serve import create_app
 from apps.support import SupportService
 from apps.support.store import Feedback, Turn
+from tests.serve.checks import assert_documented, error
 from tests.support.conftest import KB, BowEncoder
 
 ORDER = "Where is my order?"  # an example question of the sample FAQ's order_status intent
-
-
-def error(resp: Any, status: int, type_: str | None = None, code: str | None = None) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()["error"]
-    assert {"message", "type", "code"} <= set(body) and body["message"]
-    assert type_ is None or body["type"] == type_
-    assert code is None or body["code"] == code
-    return str(body["message"])
 
 
 @pytest.fixture
@@ -168,7 +160,6 @@ def test_scopes(client: TestClient, token_store: Any) -> None:
 
 
 def test_openapi_documents_every_route() -> None:
-    paths = create_app().openapi()["paths"]
     routes = {
         ("post", "/v1/support/sessions"),
         ("post", "/v1/support/sessions/{session_id}/messages"),
@@ -176,7 +167,4 @@ def test_openapi_documents_every_route() -> None:
         ("post", "/v1/support/sessions/{session_id}/messages/{turn_id}/feedback"),
         ("post", "/v1/support/ask"),
     }
-    for method, path in routes:
-        operation = paths[path][method]
-        assert operation["summary"] and operation["description"]
-        assert operation["tags"] == ["support"]
+    assert_documented(create_app().openapi(), "support", routes)
