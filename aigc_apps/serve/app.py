@@ -116,6 +116,7 @@ def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None =
         insecure_no_auth=config.insecure_no_auth,
         cache_s=config.auth_cache_s,
         limiter=RateLimiter(config.rate_limit),
+        open_without_tokens=config.loopback,
     )
     install_error_handlers(app)
     app.include_router(health.router)

@@ -7,8 +7,9 @@ routes, and ``admin`` for everything. Routes declare what they need with
 without the scope 403, both as OpenAI-shaped JSON.
 
 Auth is on as soon as one unrevoked token exists in the core database (``aigc tokens
-create``), and off while none does: then the server is open, which ``aigc serve`` allows
-on a loopback address only. ``--insecure-no-auth`` turns it off whatever the tokens. Each
+create``), and off while none does, on a loopback address only: a server on another address
+stays closed (401) when its last token is revoked, it never opens up. ``--insecure-no-auth``
+turns auth off whatever the address and the tokens. Each
 worker caches what it read about tokens for ``ServeConfig.auth_cache_s`` (2 s): a revoked
 token keeps working for at most that long, and a new token (or the first one, which turns
 auth on) takes effect within it, with no restart.
@@ -85,7 +86,8 @@ def _unauthorized(message: str, code: str) -> ApiError:
 class Authenticator:
     """``app.state.authenticate``: the request's :class:`Principal`, or 401, or 429.
 
-    Auth is on as soon as one unrevoked token exists (``insecure_no_auth`` turns it off).
+    Auth is on as soon as one unrevoked token exists (``insecure_no_auth`` turns it off);
+    with ``open_without_tokens=False`` (a non-loopback address) it is on even with none.
     What the database says is cached for ``cache_s`` seconds per worker, so a token created
     or revoked by the CLI (or through another worker) takes effect within that delay
     without a restart, and a busy server does not query the database on every request.
@@ -96,8 +98,10 @@ class Authenticator:
     MAX_CACHED = 4096
 
     def __init__(self, store: TokenStore, *, insecure_no_auth: bool = False,
-                 cache_s: float = 2.0, limiter: RateLimiter) -> None:
+                 cache_s: float = 2.0, limiter: RateLimiter,
+                 open_without_tokens: bool = True) -> None:
         self.store, self.insecure, self.cache_s = store, insecure_no_auth, cache_s
+        self.open_without_tokens = open_without_tokens
         self.limiter = limiter
         self._required: tuple[float, bool] | None = None
         self._principals: dict[bytes, tuple[float, Principal | None]] = {}
@@ -106,6 +110,8 @@ class Authenticator:
         """Whether requests need a token now (cached for ``cache_s``)."""
         if self.insecure:
             return False
+        if not self.open_without_tokens:
+            return True  # revoking a public server's last token must not open it to all
         now = time.monotonic()
         if self._required is None or now - self._required[0] >= self.cache_s:
             count = await run_in_threadpool(self.store.active_count)

@@ -106,6 +106,22 @@ def test_the_cache_delays_revocation_by_at_most_its_ttl(token_store: TokenStore)
     assert asyncio.run(auth(_Request(None))) is ANONYMOUS  # type: ignore[arg-type]
 
 
+
+def test_a_public_server_stays_closed_once_its_last_token_is_revoked(
+    token_store: TokenStore,
+) -> None:
+    app = create_app(ServeConfig(host="0.0.0.0", auth_cache_s=0.2), tokens=token_store)
+    auth: Authenticator = app.state.authenticate
+    assert not auth.open_without_tokens  # only a loopback server opens with no token left
+    _, token = token_store.create("ops", ["admin"])
+    assert asyncio.run(auth(_Request(token))).name == "ops"  # type: ignore[arg-type]
+    token_store.revoke("ops")
+    time.sleep(auth.cache_s + 0.1)
+    for sent in (None, token):
+        with pytest.raises(ApiError) as error:
+            asyncio.run(auth(_Request(sent)))  # type: ignore[arg-type]
+        assert error.value.status == 401
+
 def test_a_token_created_while_serving_is_required_without_restart(
     live_server: Serve, token_store: TokenStore
 ) -> None:
