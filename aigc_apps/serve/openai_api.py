@@ -38,7 +38,13 @@ from aigc_apps.generation import GenerationConfig
 from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.catalog import Catalog
 from aigc_apps.serve.config import ServeConfig
-from aigc_apps.serve.engine import BaseEngine, GenerationChunk, GenerationRequest, GenerationResult
+from aigc_apps.serve.engine import (
+    BaseEngine,
+    EngineError,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+)
 from aigc_apps.serve.errors import ApiError, bad_request, error_body
 from aigc_apps.serve.openai_schemas import (
     SSE,
@@ -156,6 +162,8 @@ async def _run(engine: BaseEngine, request: GenerationRequest) -> GenerationResu
         return await engine.generate(request)
     except AigcError as exc:
         raise bad_request(str(exc)) from None
+    except EngineError as exc:  # its message carries no internals (they are logged)
+        raise ApiError(500, str(exc), "server_error", "engine_error") from None
 
 
 async def _open_stream(
@@ -167,6 +175,8 @@ async def _open_stream(
         return await anext(stream), stream
     except AigcError as exc:
         raise bad_request(str(exc)) from None
+    except EngineError as exc:
+        raise ApiError(500, str(exc), "server_error", "engine_error") from None
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
