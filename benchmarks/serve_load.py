@@ -224,7 +224,7 @@ async def generation(url: str, max_tokens: int, rounds: int) -> dict[str, Any]:
 
 def users_of(events: Path) -> list[str]:
     with events.open(newline="", encoding="utf-8") as fh:
-        return sorted({row["user_id"] for row in csv.DictReader(fh)})
+        return sorted({row["user"] for row in csv.DictReader(fh)})
 
 
 async def recommend(url: str, requests: int, clients: int, seed: int) -> dict[str, Any]:
@@ -239,7 +239,7 @@ async def recommend(url: str, requests: int, clients: int, seed: int) -> dict[st
 
 async def support_ask(url: str, requests: int) -> dict[str, Any]:
     with (DATA / "support" / "eval.csv").open(newline="", encoding="utf-8") as fh:
-        questions = [row["question"] for row in csv.DictReader(fh)]
+        questions = [row["text"] for row in csv.DictReader(fh)]
 
     async def ask(http: httpx.AsyncClient, question: str) -> tuple[str, str, float]:
         started = time.perf_counter()
@@ -315,6 +315,7 @@ def main() -> None:
     with Server(home) as server:
         if not args.skip_generation:
             out["generation"] = asyncio.run(generation(server.url, args.max_tokens, rounds))
+            log(f"generation: {json.dumps(out['generation'])}")
         out["recommend"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
         out["support_ask"] = asyncio.run(support_ask(server.url, n_ask))
         out["sentiment_http"] = asyncio.run(sentiment_http(server.url, n_calls, 32))
