@@ -26,7 +26,7 @@ from aigc_apps.errors import DataError, NotFoundError
 
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import EVENT_WEIGHTS, Catalog, Interactions
-from .explain import reasons
+from .explain import reasons_for
 from .features import CandidateFeatures, FeatureBuilder, UserContext, hold_out
 from .interest import InterestConfig, InterestModel, default_encoder
 from .persistence import FORMAT, ModelFormatError, load, read_meta, save
@@ -293,14 +293,15 @@ class Recommender:
             return RecommendationList(user, items, f"{why}: showing popular items")
         ctx = self.features.context(history, times, text)
         cand, scores, sig = self._score(ctx, history if exclude_seen else None)
-        out = []
-        for i, s in zip(*self._top_k(cand, scores, sig, k), strict=True):
-            because = reasons(self, ctx, int(i), sig) if explain else []
-            out.append(
-                Recommendation(
-                    self.catalog.ids[i], self.catalog.titles[i], round(float(s), 4), because
-                )
+        top, top_scores = self._top_k(cand, scores, sig, k)
+        explained = reasons_for(self, ctx, [int(i) for i in top], sig) if explain else None
+        out = [
+            Recommendation(
+                self.catalog.ids[i], self.catalog.titles[i], round(float(s), 4),
+                explained[n] if explained is not None else [],
             )
+            for n, (i, s) in enumerate(zip(top, top_scores, strict=True))
+        ]
         return RecommendationList(user, out, note)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
