@@ -9,7 +9,8 @@ recommender, sentiment classifier; skipped where ``--home`` already has them), s
 * generation (SmolLM2, ``max_tokens`` 48, greedy): aggregate generated tokens/s with 8
   concurrent clients against 1 client sending the same 8 prompts one after another (target
   >= 3x); time to first token and per-request latency (p50 / p95) from streamed requests;
-* recommend top-10 for random users, 16 concurrent clients: p95 (target <= 50 ms);
+* recommend top-10 (with reasons) for random users, 16 concurrent clients: p95 (target
+  <= 50 ms), and one client alone;
 * support ask on template answers (questions of ``data/support/eval.csv`` whose answer is a
   stored template): p95 (target <= 50 ms), one client;
 * sentiment score, 32 texts per call: texts/s over HTTP beside the same calls in-process;
@@ -317,6 +318,7 @@ def main() -> None:
             out["generation"] = asyncio.run(generation(server.url, args.max_tokens, rounds))
             log(f"generation: {json.dumps(out['generation'])}")
         out["recommend"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
+        out["recommend_1_client"] = asyncio.run(recommend(server.url, n_rec // 4, 1, args.seed))
         out["support_ask"] = asyncio.run(support_ask(server.url, n_ask))
         out["sentiment_http"] = asyncio.run(sentiment_http(server.url, n_calls, 32))
     out["sentiment_in_process_texts_per_s"] = sentiment_in_process(n_calls, 32)
@@ -347,6 +349,9 @@ def report(out: dict[str, Any]) -> None:
     print(f"recommend top-10, 16 clients: p95 {rec['p95_ms']:.1f} ms (p50 {rec['p50_ms']:.1f}),"
           f" {rec['requests_per_s']:.0f} req/s (target p95 <= 50 ms: "
           f"{verdict(rec['p95_ms'] <= 50)})")
+    one = out["recommend_1_client"]
+    print(f"  1 client: p95 {one['p95_ms']:.1f} ms (p50 {one['p50_ms']:.1f}), "
+          f"{one['requests_per_s']:.0f} req/s")
     print(f"  --workers 2: p95 {rec2['p95_ms']:.1f} ms, {rec2['requests_per_s']:.0f} req/s "
           f"(x{out['recommend_workers_ratio']:.2f} of one worker)")
     ask = out["support_ask"]
