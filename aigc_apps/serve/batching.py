@@ -289,25 +289,25 @@ class BatchingEngine(BaseEngine):
         return False
 
     def _deliver(self, updates: list[Update]) -> None:
-        finished = 0
+        """Hand out each row's new text; a finished row leaves the queue depth first, so a
+        client that has its whole reply never sees itself still counted."""
+        self._retire(sum(u.row.finish_reason is not None for u in updates))
         for update in updates:
             row = update.row
             if update.text or row.finish_reason is not None:
                 row.tag.put(GenerationChunk(
                     update.text, row.finish_reason, row.prompt_tokens, row.completion_tokens
                 ))
-            finished += row.finish_reason is not None
-        self._retire(finished)
 
     def _fail(self, rows: list[Row], exc: BaseException) -> None:
         """Each row gets its own exception: the request's fault (AigcError) stays as it is;
         anything else becomes an EngineError without the details (they are logged)."""
+        self._retire(len(rows))
         for row in rows:
             if isinstance(exc, AigcError | EngineError):
                 row.tag.put(type(exc)(*exc.args))
             else:
                 row.tag.put(EngineError("generation failed"))
-        self._retire(len(rows))
 
     def _retire(self, n: int) -> None:
         if n:
