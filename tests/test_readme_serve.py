@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.serve.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README_URL = "127.0.0.1:8000"
@@ -38,12 +39,6 @@ def section() -> str:
 
 def blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", section(), flags=re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bash(script: str, cwd: Path, timeout: float = 180) -> str:
