@@ -112,23 +112,25 @@ _TYPES = {
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: dict[str, Any],
+                  headers: dict[str, str] | None = None) -> Response:
+    """A whole JSON response (also an ASGI app, for middleware to answer with)."""
     return Response(json_bytes(body), status, headers=headers, media_type="application/json")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _json(exc.status, exc.body(), exc.headers)
+    return json_response(exc.status, exc.body(), exc.headers)
 
 
 async def _aigc_error(request: Request, exc: Exception) -> Response:
     """Errors a user can fix, raised by the services: one line, 404 for a missing thing."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ModelNotFoundError):
-        return _json(404, error_body(message, "not_found_error", "model_not_found"))
+        return json_response(404, error_body(message, "not_found_error", "model_not_found"))
     if isinstance(exc, NotFoundError):
-        return _json(404, error_body(message, "not_found_error", "not_found"))
-    return _json(400, error_body(message, "invalid_request_error", "invalid_request"))
+        return json_response(404, error_body(message, "not_found_error", "not_found"))
+    return json_response(400, error_body(message, "invalid_request_error", "invalid_request"))
 
 
 def _field(loc: tuple[Any, ...]) -> str | None:
@@ -144,17 +146,17 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
     loc = tuple(first.get("loc", ()))
     if first.get("type") == "json_invalid":
-        return _json(400, error_body("request body is not valid JSON", "invalid_request_error",
-                                     "invalid_json"))
+        return json_response(400, error_body("request body is not valid JSON",
+                                             "invalid_request_error", "invalid_json"))
     if loc == ("body",) and isinstance(first.get("input"), bytes | bytearray):
-        return _json(400, error_body(
+        return json_response(400, error_body(
             "request body must be JSON (Content-Type: application/json)",
             "invalid_request_error", "invalid_json"))
     param = _field(loc)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"{loc[0]} field '{param}'" if param else "request body"
     message = f"{where}: {first.get('msg', 'invalid')}{more}"
-    return _json(422, error_body(message, "invalid_request_error", "invalid_value", param))
+    return json_response(422, error_body(message, "invalid_request_error", "invalid_value", param))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -169,13 +171,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = str(exc.detail)
     body = error_body(message, _TYPES.get(status, "invalid_request_error" if status < 500
                                           else "server_error"), _CODES.get(status))
-    return _json(status, body, dict(exc.headers or {}))
+    return json_response(status, body, dict(exc.headers or {}))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """A bug: the traceback goes to the log, the client gets one neutral line."""
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return _json(500, error_body("internal error", "server_error", "internal_error"))
+    return _internal_error()
+
+
+def _internal_error() -> Response:
+    return json_response(500, error_body("internal error", "server_error", "internal_error"))
 
 
 class CatchAllMiddleware:
@@ -204,8 +210,7 @@ class CatchAllMiddleware:
                 raise
             log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"),
                       exc_info=exc)
-            response = _json(500, error_body("internal error", "server_error", "internal_error"))
-            await response(scope, receive, send)
+            await _internal_error()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

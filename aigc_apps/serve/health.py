@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from aigc_apps.serve import metrics
 from aigc_apps.serve.auth import require_scope
-from aigc_apps.serve.errors import ErrorResponse, error_body
+from aigc_apps.serve.errors import ErrorResponse, error_body, json_response
 
 log = logging.getLogger("aigc.serve")
 router = APIRouter(tags=["health"])
@@ -103,14 +103,10 @@ async def readyz(request: Request) -> Response:
         name, reason = next(iter(failed.items()))
         log.warning("not ready: %s", failed)
         body = error_body(f"not ready: {name}: {reason}", "server_error", "not_ready")
-        return _json(503, body | {"checks": checks})
-    return _json(200, Ready(status="ready", checks=checks).model_dump())
+        return json_response(503, body | {"checks": checks})
+    return json_response(200, Ready(status="ready", checks=checks).model_dump())
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    from aigc_apps.serve.errors import json_bytes
-
-    return Response(json_bytes(body), status, media_type="application/json")
 
 
 def _loopback(request: Request) -> bool:

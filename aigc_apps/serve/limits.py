@@ -19,19 +19,9 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigc_apps.serve.errors import ApiError, error_body, json_bytes
+from aigc_apps.serve.errors import ApiError, error_body, json_response
 
 log = logging.getLogger("aigc.serve")
-
-
-async def send_json(send: Send, status: int, body: dict[str, Any],
-                    headers: dict[str, str] | None = None) -> None:
-    """Answer a whole JSON response from ASGI middleware."""
-    payload = json_bytes(body)
-    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
 
 
 class BodyTooLarge(HTTPException):
@@ -55,7 +45,8 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await send_json(send, 413, self._error())  # uvicorn drops the unread body
+            # uvicorn drops the unread body
+            await json_response(413, self._error())(scope, receive, send)
             return
         seen = 0
         started = False
@@ -79,7 +70,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await send_json(send, 413, self._error())
+            await json_response(413, self._error())(scope, receive, send)
 
     def _error(self) -> dict[str, Any]:
         return error_body(
@@ -142,8 +133,9 @@ class TimeoutMiddleware:
         task.cancel()
         self._orphans.add(task)
         task.add_done_callback(self._forget)
-        await send_json(send, 504, error_body(
-            f"request timed out after {self.timeout_s:g} s", "server_error", "timeout"))
+        await json_response(504, error_body(
+            f"request timed out after {self.timeout_s:g} s", "server_error", "timeout",
+        ))(scope, receive, send)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._orphans.discard(task)
