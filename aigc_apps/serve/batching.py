@@ -34,7 +34,6 @@ from aigc_apps.serve.engine import (
     EngineError,
     GenerationChunk,
     GenerationRequest,
-    GenerationResult,
 )
 
 if TYPE_CHECKING:
@@ -83,18 +82,6 @@ def make_row(generator: Generator, request: GenerationRequest, adapter: str | No
             f"that is more than this model's context of {limit} tokens"
         )
     return Row(ids, config, adapter)
-
-
-async def join_stream(stream: AsyncIterator[GenerationChunk]) -> GenerationResult:
-    """A whole reply from its streamed pieces."""
-    pieces: list[str] = []
-    last = GenerationChunk("")
-    async for chunk in stream:
-        pieces.append(chunk.text)
-        last = chunk
-    return GenerationResult(
-        "".join(pieces), last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop"
-    )
 
 
 class BatchingEngine(BaseEngine):
@@ -158,9 +145,6 @@ class BatchingEngine(BaseEngine):
     @property
     def adapters(self) -> list[str]:
         return sorted(self._adapters)
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        return await join_stream(self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         if self._thread is None:

@@ -27,13 +27,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AigcError
-from aigc_apps.serve.batching import BatchingEngine, join_stream, make_row
+from aigc_apps.serve.batching import BatchingEngine, make_row
 from aigc_apps.serve.engine import (
     BaseEngine,
     EngineError,
     GenerationChunk,
     GenerationRequest,
-    GenerationResult,
 )
 
 if TYPE_CHECKING:
@@ -154,9 +153,6 @@ class ContinuousEngine(BaseEngine):
         config = request.config
         seeded = config.seed is not None and config.temperature > 0
         return request.adapter is not None or seeded or config.repetition_penalty != 1
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        return await join_stream(self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         if self._manager is None or self.generator is None:

@@ -53,6 +53,18 @@ class GenerationChunk:
     completion_tokens: int = 0
 
 
+async def join_stream(stream: AsyncIterator[GenerationChunk]) -> GenerationResult:
+    """A whole reply from its streamed pieces."""
+    pieces: list[str] = []
+    last = GenerationChunk("")
+    async for chunk in stream:
+        pieces.append(chunk.text)
+        last = chunk
+    return GenerationResult(
+        "".join(pieces), last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop"
+    )
+
+
 class BaseEngine(ABC):
     """Answers generation requests for one base model and its adapters.
 
@@ -69,9 +81,9 @@ class BaseEngine(ABC):
     async def close(self) -> None:
         """Stop background work and release the model."""
 
-    @abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """The whole reply."""
+        """The whole reply: the pieces of :meth:`stream` joined."""
+        return await join_stream(self.stream(request))
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
