@@ -66,7 +66,6 @@ class ModelRow(RegistryBase):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-
 class TokenRow(RegistryBase):
     """An API token of ``aigc serve`` (see :mod:`aigc_apps.serve.tokens`): only its hash.
 
@@ -83,6 +82,7 @@ class TokenRow(RegistryBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
 
 SCHEMA = StoreSchema(
     app=STORE,
