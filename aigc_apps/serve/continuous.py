@@ -166,6 +166,7 @@ class ContinuousEngine(BaseEngine):
         from aigc_apps.batching import MIN_TEMPERATURE, advance
 
         generator, manager = self.generator, self._manager
+        eos = generator.eos_token_ids  # a property: read once, not per token
         row = await asyncio.to_thread(make_row, generator, request)
         config = row.config
         rid = f"aigc-{uuid.uuid4().hex}"
@@ -180,7 +181,7 @@ class ContinuousEngine(BaseEngine):
         }
         added = manager.add_request(
             row.prompt_ids, request_id=rid, max_new_tokens=config.max_new_tokens,
-            streaming=True, eos_token_id=sorted(generator.eos_token_ids), **sampling,
+            streaming=True, eos_token_id=sorted(eos), **sampling,
         )
         if added is None:
             _forget(manager, rid)
@@ -196,7 +197,7 @@ class ContinuousEngine(BaseEngine):
                 done_there = output.is_finished()
                 text = ""
                 for token in output.generated_tokens[len(row.generated):]:
-                    text += advance(row, int(token), generator.tokenizer, generator.eos_token_ids)
+                    text += advance(row, int(token), generator.tokenizer, eos)
                     if row.finish_reason is not None:
                         break
                 if row.finish_reason is None and done_there:
