@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,17 +52,8 @@ def running(app: object) -> Iterator[str]:
 @pytest.fixture
 def live_server() -> Iterator[Callable[[object], str]]:
     """``url = live_server(app)``: serve an app for the rest of the test."""
-    stack: list[object] = []
-
-    def start(app: object) -> str:
-        ctx = running(app)
-        url = ctx.__enter__()
-        stack.append(ctx)
-        return url
-
-    yield start
-    for ctx in reversed(stack):
-        ctx.__exit__(None, None, None)  # type: ignore[attr-defined]
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(running(app))
 
 
 @pytest.fixture
