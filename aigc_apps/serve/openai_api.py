@@ -24,8 +24,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -157,13 +157,20 @@ async def _engine(catalog: Catalog, model: str) -> tuple[BaseEngine, str | None]
                        "model_unavailable") from None
 
 
-async def _run(engine: BaseEngine, request: GenerationRequest) -> GenerationResult:
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """The request's fault as a 400; the engine's as a 500."""
     try:
-        return await engine.generate(request)
+        yield
     except AigcError as exc:
         raise bad_request(str(exc)) from None
     except EngineError as exc:  # its message carries no internals (they are logged)
         raise ApiError(500, str(exc), "server_error", "engine_error") from None
+
+
+async def _run(engine: BaseEngine, request: GenerationRequest) -> GenerationResult:
+    with _engine_errors():
+        return await engine.generate(request)
 
 
 async def _open_stream(
@@ -171,12 +178,8 @@ async def _open_stream(
 ) -> tuple[GenerationChunk, AsyncIterator[GenerationChunk]]:
     """The stream and its first chunk: a refused request is still a plain JSON error."""
     stream = aiter(engine.stream(request))
-    try:
+    with _engine_errors():
         return await anext(stream), stream
-    except AigcError as exc:
-        raise bad_request(str(exc)) from None
-    except EngineError as exc:
-        raise ApiError(500, str(exc), "server_error", "engine_error") from None
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
