@@ -23,13 +23,6 @@ def _scaled(x: np.ndarray) -> np.ndarray:
     return x / top if top > 0 else x
 
 
-def reasons(
-    rec: Recommender, ctx: UserContext, j: int, sig: dict[str, np.ndarray], recent: int = 20
-) -> list[str]:
-    """Why item ``j`` is recommended to the user of ``ctx``."""
-    return reasons_for(rec, ctx, [j], sig, recent)[0]
-
-
 def reasons_for(
     rec: Recommender, ctx: UserContext, items: Sequence[int], sig: dict[str, np.ndarray],
     recent: int = 20,
