@@ -184,6 +184,18 @@ def _internal_error() -> Response:
     return json_response(500, error_body("internal error", "server_error", "internal_error"))
 
 
+class StartWatch:
+    """An ASGI ``send`` that remembers whether the response has started (after which a
+    middleware can no longer answer with an error of its own)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send, self.started = send, False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
+
+
 class CatchAllMiddleware:
     """The last net: an exception no handler took becomes a 500 answer here, and is not
     re-raised to the server (uvicorn would then close the client's keep-alive connection,
@@ -196,17 +208,11 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = StartWatch(send)
         try:
-            await self.app(scope, receive, watched_send)
+            await self.app(scope, receive, watched)
         except Exception as exc:
-            if started:
+            if watched.started:
                 raise
             log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"),
                       exc_info=exc)

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigc_apps.serve.errors import ApiError, error_body, json_response
+from aigc_apps.serve.errors import ApiError, StartWatch, error_body, json_response
 
 log = logging.getLogger("aigc.serve")
 
@@ -49,7 +49,6 @@ class BodyLimitMiddleware:
             await json_response(413, self._error())(scope, receive, send)
             return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -60,15 +59,11 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = StartWatch(send)
         try:
-            await self.app(scope, limited_receive, watched_send)
+            await self.app(scope, limited_receive, watched)
         except BodyTooLarge:
-            if started:
+            if watched.started:
                 raise
             await json_response(413, self._error())(scope, receive, send)
 
