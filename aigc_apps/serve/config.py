@@ -19,6 +19,16 @@ CONFIG_ENV = "AIGC_SERVE_CONFIG"
 ENGINES = ("auto", "batch", "continuous")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class ServeConfig:
     """Limits are per worker process.
@@ -51,12 +61,7 @@ class ServeConfig:
     @property
     def loopback(self) -> bool:
         """Whether ``host`` is reachable from this machine only."""
-        if self.host in LOOPBACK:
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     def check(self) -> ServeConfig:
         """Refuse values that cannot work, in one line each."""

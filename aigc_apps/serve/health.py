@@ -10,7 +10,6 @@ on.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from starlette.responses import Response
 
 from aigc_apps.serve import metrics
 from aigc_apps.serve.auth import require_scope
+from aigc_apps.serve.config import is_loopback
 from aigc_apps.serve.errors import ErrorResponse, error_body, json_response
 
 log = logging.getLogger("aigc.serve")
@@ -107,16 +107,6 @@ async def readyz(request: Request) -> Response:
     return json_response(200, Ready(status="ready", checks=checks).model_dump())
 
 
-
-
-def _loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 _admin = require_scope("admin")
 
 
@@ -127,7 +117,7 @@ _admin = require_scope("admin")
                      "description": "Prometheus text format"}},
 )
 async def metrics_page(request: Request) -> Response:
-    if not _loopback(request):
+    if not is_loopback(request.client.host if request.client else ""):
         await _admin(request)
     refresh = getattr(request.app.state, "metrics_refresh", ())
     body, content_type = await run_in_threadpool(metrics.render, refresh)
