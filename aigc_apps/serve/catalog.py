@@ -115,6 +115,7 @@ class Catalog:
         self._own_registry = registry is None
         self._factory = engine_factory or default_engine_factory
         self._engines: dict[str, BaseEngine] = {}
+        self._keys: dict[str, str] = {}  # card source -> engine key (its resolved folder)
         self._starting: dict[str, asyncio.Lock] = {}
         self._adapters: dict[tuple[str, str], str] = {}  # (engine key, name) -> folder loaded
         self._encoders: dict[str, Encoder] = {}
@@ -197,7 +198,9 @@ class Catalog:
         if card.kind != "chat":
             raise ApiError(400, f"model '{card.id}' is an encoder: use /v1/embeddings",
                            code="model_not_supported", param="model")
-        key = await asyncio.to_thread(_engine_key, card.source)
+        key = self._keys.get(card.source)
+        if key is None:  # resolved once: the engine of a base stays the one first started
+            key = self._keys[card.source] = await asyncio.to_thread(_engine_key, card.source)
         lock = self._starting.setdefault(key, asyncio.Lock())
         async with lock:
             engine = self._engines.get(key)
@@ -255,6 +258,7 @@ class Catalog:
     async def close(self) -> None:
         engines, self._engines = list(self._engines.values()), {}
         self._adapters.clear()
+        self._keys.clear()
         for engine in engines:
             await engine.close()
         self._encoders.clear()
