@@ -54,16 +54,13 @@ def _ping_database(db: Any) -> None:
 def readiness(app: Any) -> dict[str, str]:
     """``{"registry": "ok", "support": "ok", "engine:<model>": "...", ...}``; blocking."""
     checks: dict[str, str] = {}
-    try:
-        app.state.tokens.ping()
-        checks["registry"] = "ok"
-    except Exception as exc:
-        checks["registry"] = f"database unreachable: {_one_line(exc)}"
-    for name, service in list(app.state.services.items()):
-        if not hasattr(type(service), "db"):
-            continue
+    stores = [("registry", app.state.tokens)] + [
+        (name, service) for name, service in list(app.state.services.items())
+        if hasattr(type(service), "db")
+    ]
+    for name, store in stores:
         try:
-            _ping_database(service.db)  # opens it if no request has yet
+            _ping_database(store.db)  # opens it if no request has yet
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"database unreachable: {_one_line(exc)}"

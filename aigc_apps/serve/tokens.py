@@ -175,11 +175,6 @@ class TokenStore(RegistryStore):
                 row.last_used_at = now
             return Principal(row.name, frozenset(json.loads(row.scopes or "[]")))
 
-    def ping(self) -> None:
-        """Raise if the database does not answer (for ``/readyz``)."""
-        with self.db.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
