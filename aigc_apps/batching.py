@@ -210,14 +210,11 @@ class BatchDecoder:
         """Append each row's token, find what became visible, and retire finished rows."""
         updates = []
         for row, token in zip(self.rows[start:], tokens[:, 0].tolist(), strict=True):
-            updates.append(Update(row, self._emit(row, int(token))))
+            updates.append(Update(row, advance(row, int(token), self.tokenizer, self.eos_ids)))
         done = [u.row for u in updates if u.finished]
         if done:
             self.drop(done)
         return updates
-
-    def _emit(self, row: Row, token: int) -> str:
-        return advance(row, token, self.tokenizer, self.eos_ids)
 
     def _merge(self, cache: Any, mask: torch.Tensor) -> None:
         """Join a freshly prefilled cache to the running one, left-padding the shorter."""
