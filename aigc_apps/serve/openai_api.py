@@ -46,6 +46,7 @@ from aigc_apps.serve.engine import (
     GenerationResult,
 )
 from aigc_apps.serve.errors import ApiError, bad_request, error_body
+from aigc_apps.serve.metrics import record_generation
 from aigc_apps.serve.openai_schemas import (
     SSE,
     AssistantMessage,
@@ -95,14 +96,6 @@ async def close_catalog(app: FastAPI) -> None:
         await catalog.close()
 
 
-def _record(model: str, prompt_tokens: int, completion_tokens: int) -> None:
-    try:
-        from aigc_apps.serve.metrics import record_generation
-    except ImportError:
-        return
-    record_generation(model, prompt_tokens, completion_tokens)
-
-
 # -- models ----------------------------------------------------------------------------------
 
 
@@ -148,13 +141,17 @@ def _generation_config(
         raise bad_request(str(exc)) from None
 
 
+def _unavailable(model: str, exc: AigcError) -> ApiError:
+    return ApiError(503, f"model '{model}' cannot be served now: {exc}", "server_error",
+                    "model_unavailable")
+
+
 async def _engine(catalog: Catalog, model: str) -> tuple[BaseEngine, str | None]:
     card = await run_in_threadpool(catalog.card, model)
     try:
         return await catalog.engine(card)
     except AigcError as exc:
-        raise ApiError(503, f"model '{model}' cannot be served now: {exc}", "server_error",
-                       "model_unavailable") from None
+        raise _unavailable(model, exc) from None
 
 
 @contextmanager
@@ -209,7 +206,7 @@ async def chat_completions(
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventStream(_chat_events(first, stream, ident, created, body.model, usage))
     result = await _run(engine, request)
-    _record(body.model, result.prompt_tokens, result.completion_tokens)
+    record_generation(body.model, result.prompt_tokens, result.completion_tokens)
     return ChatCompletion(
         id=ident, created=created, model=body.model,
         choices=[ChatChoice(index=0, message=AssistantMessage(content=result.text),
@@ -236,7 +233,7 @@ async def _chat_events(
                 yield event({"content": chunk.text}, None)
             if chunk.finish_reason is not None:
                 yield event({}, chunk.finish_reason)
-                _record(model, chunk.prompt_tokens, chunk.completion_tokens)
+                record_generation(model, chunk.prompt_tokens, chunk.completion_tokens)
                 if include_usage:
                     usage = _usage(chunk.prompt_tokens, chunk.completion_tokens)
                     yield _sse(head | {"choices": [], "usage": usage})
@@ -269,7 +266,7 @@ async def completions(body: CompletionRequest, catalog: Catalog = Depends(get_ca
     results = await asyncio.gather(*(_run(engine, r) for r in requests))
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
-    _record(body.model, prompt_tokens, completion_tokens)
+    record_generation(body.model, prompt_tokens, completion_tokens)
     return Completion(
         id=ident, created=created, model=body.model,
         choices=[CompletionChoice(index=i, text=r.text, finish_reason=r.finish_reason)  # type: ignore[arg-type]
@@ -294,7 +291,7 @@ async def _completion_events(
             if chunk.finish_reason is not None:
                 totals[0] += chunk.prompt_tokens
                 totals[1] += chunk.completion_tokens
-    _record(model, totals[0], totals[1])
+    record_generation(model, totals[0], totals[1])
     if failed:
         yield failed[0]
     if include_usage:
@@ -325,8 +322,7 @@ async def embeddings(body: EmbeddingRequest, catalog: Catalog = Depends(get_cata
     try:
         vectors, tokens = await run_in_threadpool(encode)
     except AigcError as exc:
-        raise ApiError(503, f"model '{body.model}' cannot be served now: {exc}", "server_error",
-                       "model_unavailable") from None
+        raise _unavailable(body.model, exc) from None
     data = [
         Embedding(index=i, embedding=base64.b64encode(v.astype("<f4").tobytes()).decode()
                   if body.encoding_format == "base64" else v.tolist())
