@@ -47,6 +47,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC: SQLite hands stored UTC times back naive."""
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
+
+
 class Database:
     """An engine plus a session factory; ``with db.session() as s:`` is one transaction.
 

@@ -18,7 +18,7 @@ Timestamps are stored in UTC; SQLite hands them back naive, so readers go throug
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc_apps.migrations import StoreSchema
-from aigc_apps.store import Database, app_metadata, utcnow
+from aigc_apps.store import Database, app_metadata, as_utc, utcnow
 
 from .constants import APP
 
@@ -151,13 +151,6 @@ class Alert(Base):
         }
 
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything the app stores is UTC."""
-    return (
-        value.replace(tzinfo=timezone.utc)
-        if value.tzinfo is None
-        else value.astimezone(timezone.utc)
-    )
 
 
 SCHEMA = StoreSchema.beside(__file__, APP, Base.metadata, ("sentiment_records", "sentiment_topics"))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
 
 from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.rowparser import clean_text
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import Database, as_utc, utcnow
 
 from .answers import BotReply
 from .pii import mask_pii
@@ -79,11 +78,6 @@ def _info(sess: ChatSession, turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands stored UTC times back naive."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def handoffs(db: Database) -> list[str]:
