@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from aigc_apps.errors import AigcError, NotFoundError
 from aigc_apps.registry import RegistryStore, TokenRow
 from aigc_apps.serve.auth import ADMIN, Principal
-from aigc_apps.store import utcnow
+from aigc_apps.store import as_utc, utcnow
 
 PREFIX = "aigc_"
 BUILTIN_APPS = ("support", "sentiment", "recommend")
@@ -103,10 +103,8 @@ class TokenInfo:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Stored times are UTC; SQLite hands them back without their zone."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
+    """A stored time as aware UTC (:func:`aigc_apps.store.as_utc`), None kept."""
+    return as_utc(value) if value is not None else None
 
 
 class TokenStore(RegistryStore):
