@@ -155,7 +155,7 @@ class Generator:
     def format_prompt(self, prompt: Prompt, config: GenerationConfig | None = None) -> str:
         """The exact text the model continues: chat-templated unless disabled or absent."""
         config = config or self.config
-        templated = config.use_chat_template and bool(self.tokenizer.chat_template)
+        templated = self._templated(config)
         if isinstance(prompt, str):
             if not templated:
                 return f"{config.system_prompt}\n\n{prompt}" if config.system_prompt else prompt
@@ -175,12 +175,16 @@ class Generator:
         )
         return str(text)
 
+    def _templated(self, config: GenerationConfig) -> bool:
+        """Whether prompts go through the chat template (which writes its own special tokens)."""
+        return config.use_chat_template and bool(self.tokenizer.chat_template)
+
     def prompt_ids(self, prompt: Prompt, config: GenerationConfig | None = None) -> list[int]:
         """The token ids :meth:`generate` feeds the model for ``prompt`` (unpadded)."""
         config = config or self.config
-        templated = config.use_chat_template and bool(self.tokenizer.chat_template)
         text = self.format_prompt(prompt, config)
-        return list(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
+        ids = self.tokenizer(text, add_special_tokens=not self._templated(config))["input_ids"]
+        return list(ids)
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -192,10 +196,8 @@ class Generator:
 
     def _inputs(self, prompts: Sequence[Prompt], config: GenerationConfig) -> Any:
         texts = [self.format_prompt(p, config) for p in prompts]
-        # a chat template already writes the special tokens it needs
-        templated = config.use_chat_template and bool(self.tokenizer.chat_template)
         batch = self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=not templated
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self._templated(config)
         )
         return batch.to(self.device)
 
