@@ -218,6 +218,7 @@ def score(request: Request, body: ScoreIn) -> ScoreOut:
 def ingest_documents(request: Request, body: DocumentsIn) -> DocumentsOut:
     from aigc_apps.data import Skip
 
+    from .ingest import IngestReport
     from .reader import RawRow
     from .service import IngestOptions
 
@@ -226,18 +227,17 @@ def ingest_documents(request: Request, body: DocumentsIn) -> DocumentsOut:
         ingester = service.ingester(
             IngestOptions(source=body.source, model=body.model), default_source="api"
         )
-    records = [_record(d) for d in body.documents]
-    for n, record in enumerate(records):
-        checked = ingester.normalize(RawRow(n + 1, record))
-        if isinstance(checked, Skip):
+    checked = [ingester.normalize(RawRow(n, _record(d))) for n, d in enumerate(body.documents, 1)]
+    for n, row in enumerate(checked):
+        if isinstance(row, Skip):
             raise bad_request(
-                f"documents[{n}]: {checked.reason}; no document was stored",
+                f"documents[{n}]: {row.reason}; no document was stored",
                 "invalid_document",
                 param=f"documents[{n}]",
             )
-    report = ingester.ingest_records(records)
+    report = ingester.consume(checked, IngestReport())  # checked once, stored whole
     return DocumentsOut(
-        received=len(records),
+        received=len(checked),
         stored=report.stored,
         duplicates=report.duplicates,
         truncated=[line - 1 for line in report.truncated],

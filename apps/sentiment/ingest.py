@@ -287,9 +287,11 @@ class Ingester:
                     self.on_alert(alert)
 
     def consume(
-        self, items: Iterable[RawRow | Skip | None], report: IngestReport, live: bool = False
+        self, items: Iterable[RawRow | Incoming | Skip | None], report: IngestReport,
+        live: bool = False,
     ) -> IngestReport:
-        """Process parsed rows; ``None`` marks a quiet feed (flush now when ``live``)."""
+        """Process parsed rows (or rows :meth:`normalize` already checked); ``None`` marks a
+        quiet feed (flush now when ``live``)."""
         start = time.perf_counter()
         batch: list[Incoming] = []
         touched: dict[str, datetime] = {}
@@ -312,7 +314,7 @@ class Ingester:
                 report.skipped.append(item)
                 continue
             report.rows += 1
-            normal = self.normalize(item)
+            normal = item if isinstance(item, Incoming) else self.normalize(item)
             if isinstance(normal, Skip):
                 report.skipped.append(normal)
                 continue
