@@ -59,10 +59,6 @@ def error_body(
     return {"error": {"message": message, "type": type, "code": code, "param": param}}
 
 
-def not_found(what: str, code: str = "not_found") -> ApiError:
-    return ApiError(404, what, "not_found_error", code)
-
-
 def bad_request(message: str, code: str = "invalid_request", param: str | None = None) -> ApiError:
     return ApiError(400, message, "invalid_request_error", code, param=param)
 
