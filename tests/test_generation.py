@@ -10,6 +10,7 @@ import torch
 
 from aigc_apps.errors import AdapterError, AigcError
 from aigc_apps.generation import GenerationConfig, Generator, cut_at_stop
+from tests.tiny import stop_in_middle
 
 PROMPTS = [
     "hello",
@@ -49,21 +50,12 @@ def test_stream_joins_to_generate(generator: Generator, prompt: str) -> None:
     assert "".join(pieces) == generator.generate(prompt, config)
 
 
-def _stop_in_middle(text: str) -> str:
-    """Two printable ASCII characters from the second half of ``text``."""
-    for start in range(len(text) // 2, len(text) - 1):
-        window = text[start : start + 2]
-        if window.isascii() and window.isprintable() and window.strip():
-            return window
-    raise AssertionError(f"no usable stop string in {text!r}")
-
-
 def test_stop_strings_cut_output_and_end_generation(
     generator: Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = GenerationConfig(max_new_tokens=40)
     full = generator.generate(PROMPTS[2], config)
-    stop = _stop_in_middle(full)
+    stop = stop_in_middle(full)
     expected = full[: full.find(stop)]
     assert len(expected) < len(full)
 
@@ -86,7 +78,7 @@ def test_stop_strings_cut_output_and_end_generation(
 def test_stop_strings_in_batch(generator: Generator) -> None:
     config = GenerationConfig(max_new_tokens=30)
     fulls = generator.generate_batch(PROMPTS, config)
-    stop = _stop_in_middle(fulls[0])
+    stop = stop_in_middle(fulls[0])
     got = generator.generate_batch(PROMPTS, config.replace(stop=[stop]))
     assert got == [cut_at_stop(t, [stop]) for t in fulls]
 

@@ -130,3 +130,13 @@ def build_tiny_encoder(path: str | Path, seed: int = 0) -> Path:
 
 def _dedupe(words: list[str]) -> list[str]:
     return list(dict.fromkeys(words))
+
+
+def stop_in_middle(text: str) -> str:
+    """A stop string for generation tests: two printable ASCII characters from the second
+    half of ``text``."""
+    for start in range(len(text) // 2, len(text) - 1):
+        window = text[start : start + 2]
+        if window.isascii() and window.isprintable() and window.strip():
+            return window
+    raise AssertionError(f"no usable stop string in {text!r}")

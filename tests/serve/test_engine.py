@@ -16,6 +16,7 @@ from aigc_apps.errors import AdapterError, AigcError
 from aigc_apps.generation import GenerationConfig, Generator
 from aigc_apps.serve.batching import BatchingEngine
 from aigc_apps.serve.engine import GenerationRequest
+from tests.tiny import stop_in_middle
 
 T = TypeVar("T")
 PROMPTS = [
@@ -103,17 +104,9 @@ def test_stream_pieces_join_to_the_reply(engine: BatchingEngine) -> None:
     assert all(c.finish_reason is None for c in chunks[:-1])
 
 
-def _stop_in_middle(text: str) -> str:
-    for start in range(len(text) // 2, len(text) - 1):
-        window = text[start : start + 2]
-        if window.isascii() and window.isprintable() and window.strip():
-            return window
-    raise AssertionError(f"no usable stop string in {text!r}")
-
-
 def test_stop_strings_end_the_row(engine: BatchingEngine, generator: Generator) -> None:
     full = generator.generate(PROMPTS[2], greedy(40))
-    stop = _stop_in_middle(full)
+    stop = stop_in_middle(full)
     expected = full[: full.find(stop)]
     request = GenerationRequest(PROMPTS[2], greedy(40, stop=[stop, "never-appears-zz"]))
 
@@ -306,7 +299,7 @@ def test_continuous_greedy_equals_generator(continuous: Any, generator: Generato
 
 def test_continuous_stops_and_disconnects(continuous: Any, generator: Generator) -> None:
     full = generator.generate(PROMPTS[2], greedy(40))
-    stop = _stop_in_middle(full)
+    stop = stop_in_middle(full)
     stopped = GenerationRequest(PROMPTS[2], greedy(40, stop=[stop]))
     result = run(continuous.generate(stopped))
     assert result.text == full[: full.find(stop)] and result.finish_reason == "stop"
