@@ -68,6 +68,8 @@ class BotReply:
     latency_ms: float
     context_used: bool = False
     handoff_reason: str | None = None  # why an answer was held back and handed off
+    state: str = "bot"  # the conversation's state after this turn (see .handoff)
+    queue_position: int | None = None  # while waiting for a person
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
