@@ -192,6 +192,7 @@
   /* Append messages not shown yet (by id, increasing); returns the highest id shown. */
   function appendMessages(listNode, seen, messages, labels) {
     var last = 0;
+    var added = false;
     (messages || []).forEach(function (msg) {
       if (typeof msg.id !== "number") return;
       if (!seen.has(msg.id)) {
@@ -202,9 +203,11 @@
           return false;
         });
         listNode.insertBefore(messageNode(msg, labels), after);
+        added = true;
       }
       last = Math.max(last, msg.id);
     });
+    if (added) listNode.scrollTop = listNode.scrollHeight;  /* the newest message in view */
     return last;
   }
 

@@ -1,0 +1,260 @@
+"""The chat page and the agent console in a real browser, against a real ``aigc serve``.
+
+Debian's Chromium (``/usr/bin/chromium``, never a downloaded browser) driven by Playwright.
+Without either the browser test skips, saying why, unless ``AIGC_REQUIRE_BROWSER=1`` (set by
+``.ci/run``), where that is a failure. Screenshots of both pages go to the test's folder;
+with ``AIGC_UPDATE_SCREENSHOTS=1`` they also replace the README's ``docs/img/support-*.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from tests.serve.conftest import aigc_serve, serve_env
+
+ROOT = Path(__file__).resolve().parents[2]
+KB = ROOT / "data" / "support" / "kb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+XSS = '<script>window.__xss=1</script> <img src=x onerror="window.__xss=1"> is this shown?'
+ANSWER_S = 120_000  # ms: the first answer loads the encoder in the server
+
+
+def _need_browser() -> None:
+    """Skip (or fail under AIGC_REQUIRE_BROWSER=1) when the browser or Playwright is missing."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not installed (scripts/install-browser.sh installs Debian's chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright not installed (pip install -e '.[dev]')"
+    if reason is None:
+        return
+    if os.environ.get("AIGC_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser test required (AIGC_REQUIRE_BROWSER=1): {reason}")
+    pytest.skip(reason)
+
+
+def _aigc(home: Path, *args: str) -> str:
+    """Run the ``aigc`` CLI on workspace ``home`` as a user would; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aigc_apps.cli", *args], env=serve_env(home),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, f"aigc {' '.join(args)}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+def _faq_intent(example: str) -> str:
+    """The sample knowledge base's intent whose example questions include ``example``."""
+    with (KB / "templates.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if any(example.lower() in q.lower() for q in row[1].split("|")):
+                return row[0]
+    raise AssertionError(f"no template asks {example!r}")
+
+
+@pytest.fixture
+def support_server(workspace: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``aigc serve`` on a workspace with the sample knowledge base and two tokens."""
+    _aigc(workspace, "support", "ingest", str(KB))
+    chat = _aigc(workspace, "tokens", "create", "--name", "web-chat", "--scope", "support:chat")
+    agent = _aigc(workspace, "tokens", "create", "--name", "console", "--scope", "support:agent")
+    with aigc_serve([], workspace, log=tmp_path / "serve.log") as url:
+        yield {"url": url, "chat": chat.strip(), "agent": agent.strip()}
+
+
+def test_pages_headers_and_assets() -> None:
+    """The pages' security headers, content types, and no file outside ``web/``."""
+    from fastapi.testclient import TestClient
+
+    from aigc_apps.serve.app import create_app
+
+    client = TestClient(create_app())
+    chat, agent = client.get("/chat"), client.get("/agent")
+    for page in (chat, agent):
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["x-content-type-options"] == "nosniff"
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "<script>" not in page.text  # only <script src>: the CSP allows no inline code
+    assert "frame-ancestors *" in chat.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in agent.headers["content-security-policy"]
+    assert agent.headers["x-frame-options"] == "DENY"
+    embed = client.get("/chat/embed.js")
+    assert embed.status_code == 200 and "javascript" in embed.headers["content-type"]
+    assert client.get("/support-web/style.css").headers["content-type"].startswith("text/css")
+    for name in ("chat.js", "agent.js", "common.js"):
+        assert "javascript" in client.get(f"/support-web/{name}").headers["content-type"]
+    for bad in ("pages.py", "nope.js", ".hidden.css", "..%2Fpages.py", "%2e%2e%2fapi.py"):
+        assert client.get(f"/support-web/{bad}").status_code == 404, bad
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p in ("/chat", "/agent") or p.startswith("/support-web")]
+
+
+@contextmanager
+def _host_page(html: str) -> Iterator[str]:
+    """A page on another origin (localhost, not 127.0.0.1) that embeds the service."""
+    body = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _no_script_ran(page: Any) -> None:
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator(".messages img, .cards img").count() == 0
+
+
+@pytest.mark.slow
+def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) -> None:
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    url, chat_token, agent_token = (support_server[k] for k in ("url", "chat", "agent"))
+    # the tokens are scoped: the chat token cannot work the queue
+    denied = httpx.get(f"{url}/v1/support/queue",
+                       headers={"Authorization": f"Bearer {chat_token}"}, timeout=30)
+    assert denied.status_code == 403, denied.text
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    csp_errors: list[str] = []
+
+    def watch(page: Any) -> Any:
+        page.on("console", lambda m: csp_errors.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        return page
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            customer = watch(browser.new_context(viewport={"width": 560, "height": 860}).new_page())
+            console = browser.new_context(viewport={"width": 1360, "height": 860})
+            agent, rival = watch(console.new_page()), watch(console.new_page())
+
+            # 1. an FAQ: the cited template answer
+            customer.goto(f"{url}/chat?token={chat_token}")
+            customer.evaluate("() => { window.__sameDocument = true; }")
+            customer.get_by_label("Your message").fill("Where can I track my package?")
+            customer.get_by_role("button", name="Send").click()
+            first = customer.locator(".msg-bot").first
+            expect(first).to_contain_text("Track package", timeout=ANSWER_S)
+            source = first.locator(".source-title").first
+            expect(source).to_be_visible()
+            expect(source).to_contain_text(_faq_intent("How can I track my package?"))
+            session = parse_qs(urlparse(customer.url).query)["session"][0]
+
+            # 2. asking for a person: pending, first in the queue; markup typed while waiting
+            customer.get_by_role("button", name="Talk to a person").click()
+            banner = customer.locator("#banner")
+            expect(banner).to_contain_text("Waiting for a person", timeout=ANSWER_S)
+            expect(banner).to_contain_text("you are number 1 in the queue")
+            customer.get_by_label("Your message").fill(XSS)
+            customer.get_by_role("button", name="Send").click()
+            typed = customer.locator(".msg-customer .msg-text").last
+            expect(typed).to_have_text(XSS, timeout=30_000)
+
+            # 3. the agent console: log in, see the conversation in the queue with the markup
+            #    as text; a second agent (Bob) opens it too
+            for page, name in ((agent, "Alice"), (rival, "Bob")):
+                page.goto(f"{url}/agent")
+                page.get_by_label("Agent token").fill(agent_token)
+                page.get_by_label("Your name").fill(name)
+                page.get_by_role("button", name="Connect").click()
+            card = agent.locator(f'#queue li[data-session="{session}"]')
+            expect(card).to_be_visible(timeout=30_000)
+            expect(card).to_contain_text(XSS)
+            rival.get_by_role("button", name=f"Open conversation {session}").click()
+            expect(rival.locator("#conv-messages")).to_contain_text(XSS, timeout=30_000)
+
+            # 4. Alice takes it; Bob is too late and is told so
+            card.get_by_role("button", name=f"Take conversation {session}").click()
+            expect(banner).to_contain_text("You are chatting with Alice", timeout=30_000)
+            expect(agent.locator("#conv-messages")).to_contain_text(XSS)
+            expect(agent.locator(f'#mine li[data-session="{session}"]')).to_be_visible(
+                timeout=30_000)
+            rival.get_by_role("button", name="Take", exact=True).click()
+            expect(rival.locator("#error")).to_contain_text("Another agent took", timeout=30_000)
+
+            # 5. Alice replies; the customer sees it live, in the same document
+            reply = "Hi, this is Alice. Your parcel left our warehouse this morning."
+            agent.get_by_label("Your reply").fill(reply)
+            agent.get_by_role("button", name="Send reply").click()
+            expect(customer.locator(".msg-agent").last).to_contain_text(reply, timeout=30_000)
+            assert customer.evaluate("() => window.__sameDocument") is True  # no reload
+            for page in (customer, agent, rival):
+                _no_script_ran(page)
+            customer.screenshot(path=str(shots / "support-chat.png"), full_page=True)
+            agent.screenshot(path=str(shots / "support-agent.png"), full_page=True)
+
+            # 6. Alice releases; the bot answers the next question
+            agent.get_by_role("button", name="Release to the bot").click()
+            expect(customer.locator("body")).to_have_attribute("data-state", "bot",
+                                                               timeout=30_000)
+            expect(banner).to_be_hidden()
+            answers = customer.locator(".msg-bot").count()
+            customer.get_by_label("Your message").fill("How long do I have to return an item?")
+            customer.get_by_role("button", name="Send").click()
+            expect(customer.locator(".msg-bot")).to_have_count(answers + 1, timeout=ANSWER_S)
+            expect(customer.locator(".msg-bot").last).to_contain_text("30 days")
+            _no_script_ran(customer)
+
+            # 7. the widget: a page of another origin embeds the chat with one script tag;
+            #    the console refuses to be framed
+            with _host_page(f'<h1>Shop</h1><script src="{url}/chat/embed.js" '
+                            f'data-token="{chat_token}"></script>'
+                            f'<iframe src="{url}/agent" title="console"></iframe>') as shop:
+                host = browser.new_page()
+                host.goto(shop)
+                frame = host.frame_locator("iframe[title='Support chat']")
+                expect(frame.get_by_label("Your message")).to_be_visible(timeout=30_000)
+                host.wait_for_function(
+                    "() => document.querySelectorAll('iframe').length === 2")
+                host.wait_for_timeout(500)
+                assert not [f for f in host.frames if f.url.startswith(f"{url}/agent")
+                            and f.locator("#token").count()], "/agent was framed"
+        finally:
+            browser.close()
+
+    assert csp_errors == []
+    for name in ("support-chat.png", "support-agent.png"):
+        assert (shots / name).stat().st_size > 10_000
+        if os.environ.get("AIGC_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(shots / name, ROOT / "docs" / "img" / name)
