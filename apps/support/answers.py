@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aigc_apps.errors import DataError
 from aigc_apps.rowparser import clean_text
 
+from . import grounding
+from .grounding import SentenceCheck
 from .pii import mask_pii, strip_placeholders
 
 if TYPE_CHECKING:
@@ -133,43 +135,116 @@ def route(
     return Decision("handoff", intent, conf, ranking, entry, [])
 
 
+@dataclass
+class GeneratedReply:
+    """A generated answer as sent (``text``), how it passed the fact check (``how``:
+    "checked", "extractive", "none" when it became the handoff reply, "unchecked", or
+    "unsafe" when ``unsafe`` objected and the caller must hand off), the generator's own
+    text (``raw``) and the sentences withheld for unsupported facts (``dropped``)."""
+
+    text: str
+    how: str
+    raw: str
+    dropped: list[SentenceCheck] = field(default_factory=list)
+
+
 def generated_answer(
     generator: Generator,
     messages: list[dict[str, str]],
     max_new_tokens: int,
     on_token: Callable[[str], None] | None = None,
     unsafe: Callable[[str], object | None] | None = None,
+    *,
+    passages: Sequence[str] | None = None,
+    question: str = "",
+    known: Sequence[str] = (),
+    check_facts: bool = True,
 ) -> str:
     """The generator's answer in whole sentences, masked; an empty answer becomes the
-    handoff reply.
+    handoff reply. See ``generated_reply``."""
+    return generated_reply(
+        generator,
+        messages,
+        max_new_tokens,
+        on_token,
+        unsafe,
+        passages=passages,
+        question=question,
+        known=known,
+        check_facts=check_facts,
+    ).text
 
-    When streamed to ``on_token``, it goes out a sentence at a time, each masked, and from
-    the first sentence that ``unsafe`` objects to (it asks for a card number, say) nothing
-    more is sent: the caller checks the whole answer and hands off.
+
+def generated_reply(
+    generator: Generator,
+    messages: list[dict[str, str]],
+    max_new_tokens: int,
+    on_token: Callable[[str], None] | None = None,
+    unsafe: Callable[[str], object | None] | None = None,
+    *,
+    passages: Sequence[str] | None = None,
+    question: str = "",
+    known: Sequence[str] = (),
+    check_facts: bool = True,
+) -> GeneratedReply:
+    """The generator's answer in whole sentences, masked, each fact checked against the
+    ``passages`` the prompt quoted (``grounding``): a sentence with a number, amount, date,
+    address or name they do not hold is withheld; if nothing useful is left, the best
+    passage sentences are quoted instead ("extractive"), or the handoff reply is sent.
+    Without ``passages`` (or with ``check_facts=False``, the raw baseline) nothing is checked.
+
+    When streamed to ``on_token``, it goes out a sentence at a time, each only after it
+    passed the check (a failing one is withheld and the stream goes on), so what was sent
+    is what is returned; from the first sentence that ``unsafe`` objects to (it asks for a
+    card number, say) nothing more is sent and the whole text is returned: the caller checks
+    it and hands off.
     """
+    check = passages is not None and check_facts
+    evidence = grounding.Evidence(passages or (), question, known) if check else None
     # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
     if on_token is None:
-        text = generator.generate(messages, max_new_tokens=max_new_tokens)
+        raw = generator.generate(messages, max_new_tokens=max_new_tokens)
+        text = whole_sentences(raw.strip())
+        if evidence is None or (unsafe is not None and unsafe(text)):
+            how = "unchecked" if evidence is None else "unsafe"
+            return GeneratedReply(mask_pii(text) or HANDOFF_REPLY, how, raw)
+        checks = [evidence.check(s) for s in grounding.split_sentences(text)]
+        kept, dropped = [c.text for c in checks if c.ok], [c for c in checks if not c.ok]
     else:
-        gate = SentenceGate(on_token, unsafe)
+        gate = SentenceGate(on_token, unsafe, evidence.check if evidence else None)
         for piece in generator.stream(messages, max_new_tokens=max_new_tokens):
             gate.feed(piece)
-        text = gate.close()
-    return mask_pii(whole_sentences(text.strip())) or HANDOFF_REPLY
+        raw = gate.close()
+        if evidence is None or gate.stopped:
+            how = "unsafe" if gate.stopped else "unchecked"
+            return GeneratedReply(mask_pii(whole_sentences(raw.strip())) or HANDOFF_REPLY, how, raw)
+        kept, dropped = gate.kept, gate.withheld
+    text, how = grounding.finish(kept, bool(dropped), question, passages or ())
+    if how == "none":
+        text = f"{text} {HANDOFF_REPLY}" if text else HANDOFF_REPLY
+    if on_token is not None and len(text) > len(" ".join(kept)):
+        on_token(text[len(" ".join(kept)) :] if kept else text)  # the fallback, after the kept
+    return GeneratedReply(mask_pii(text), how, raw, dropped)
 
 
 class SentenceGate:
-    """Passes streamed text on a sentence at a time, masked, until a sentence is unsafe."""
+    """Passes streamed text on a sentence at a time, masked, until a sentence is unsafe;
+    with ``check``, only the sentences that pass it (the others are withheld, in order)."""
 
-    _END = re.compile(r"[.!?][\"')]*\s+")
+    _END = grounding.SENTENCE_END
 
     def __init__(
-        self, emit: Callable[[str], None], unsafe: Callable[[str], object | None] | None = None
+        self,
+        emit: Callable[[str], None],
+        unsafe: Callable[[str], object | None] | None = None,
+        check: Callable[[str], SentenceCheck] | None = None,
     ) -> None:
-        self.emit, self.unsafe = emit, unsafe
+        self.emit, self.unsafe, self.check = emit, unsafe, check
         self.text = ""
         self._sent = 0  # characters of ``text`` passed on (or withheld for good)
         self.stopped = False
+        self.kept: list[str] = []  # with ``check``: the sentences passed on, unmasked
+        self.withheld: list[SentenceCheck] = []
 
     def feed(self, piece: str) -> None:
         self.text += piece
@@ -190,7 +265,16 @@ class SentenceGate:
         if self.unsafe is not None and self.unsafe(chunk):
             self.stopped = True
             return
-        self.emit(mask_pii(chunk))
+        if self.check is None:
+            self.emit(mask_pii(chunk))
+            return
+        for sentence in grounding.split_sentences(chunk):
+            result = self.check(sentence)
+            if not result.ok:
+                self.withheld.append(result)
+                continue
+            self.emit((" " if self.kept else "") + mask_pii(sentence))
+            self.kept.append(sentence)
 
 
 def grounded_prompt(
