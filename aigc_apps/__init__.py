@@ -25,6 +25,7 @@ _EXPORTS = {
     "AigcError": "aigc_apps.errors",
     "DataError": "aigc_apps.errors",
     "ModelNotFoundError": "aigc_apps.errors",
+    "ConflictError": "aigc_apps.errors",
     "AdapterError": "aigc_apps.errors",
     "NotFoundError": "aigc_apps.errors",
     "read_records": "aigc_apps.data",
@@ -68,6 +69,7 @@ __all__ = [
     "AdapterError",
     "AdapterRegistry",
     "AigcError",
+    "ConflictError",
     "ContrastiveTuningConfig",
     "DataError",
     "Database",
@@ -123,6 +125,7 @@ if TYPE_CHECKING:
     from aigc_apps.errors import (
         AdapterError,
         AigcError,
+        ConflictError,
         DataError,
         ModelNotFoundError,
         NotFoundError,

@@ -25,3 +25,12 @@ class AdapterError(AigcError):
 
 class NotFoundError(AigcError):
     """A named thing (session, item, adapter, topic...) does not exist."""
+
+
+class ConflictError(AigcError):
+    """The thing exists but its state forbids the change (another agent holds the
+    conversation, it is resolved...); ``code`` names the case for API clients."""
+
+    def __init__(self, message: str, code: str = "conflict") -> None:
+        super().__init__(message)
+        self.code = code

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigc_apps.errors import AigcError, ModelNotFoundError, NotFoundError
+from aigc_apps.errors import AigcError, ConflictError, ModelNotFoundError, NotFoundError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -85,6 +85,7 @@ _DESCRIPTIONS = {
     401: "Missing, unknown or revoked API token",
     403: "The token lacks the scope this route needs",
     404: "Not found",
+    409: "The state of the thing forbids the change (e.g. another agent holds it)",
     413: "Request body too large",
     422: "A field is missing or has the wrong type",
     429: "Rate limit reached (see Retry-After)",
@@ -126,6 +127,8 @@ async def _aigc_error(request: Request, exc: Exception) -> Response:
         return json_response(404, error_body(message, "not_found_error", "model_not_found"))
     if isinstance(exc, NotFoundError):
         return json_response(404, error_body(message, "not_found_error", "not_found"))
+    if isinstance(exc, ConflictError):
+        return json_response(409, error_body(message, "invalid_request_error", exc.code))
     return json_response(400, error_body(message, "invalid_request_error", "invalid_request"))
 
 

@@ -44,10 +44,16 @@ def known_apps() -> list[str]:
 
 
 def known_scopes() -> list[str]:
-    """``admin``, ``generate``, and ``<app>``, ``<app>:read``, ``<app>:write`` per app."""
+    """``admin``, ``generate``, ``<app>``, ``<app>:read``, ``<app>:write`` per app, and the
+    narrower scopes apps declare in the ``aigc.scopes`` entry points (``support:chat``)."""
     scopes = [ADMIN, GENERATE]
     for app in known_apps():
         scopes += [app, f"{app}:read", f"{app}:write"]
+    for ep in sorted(entry_points(group="aigc.scopes"), key=lambda e: e.name):
+        try:
+            scopes += [s for s in ep.load() if s not in scopes]
+        except Exception:  # a broken plugin must not stop token management
+            continue
     return scopes
 
 

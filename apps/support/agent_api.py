@@ -1,7 +1,192 @@
-"""``/v1/support`` agent routes: the handoff queue, take-over, replies, suggestions."""
+"""``/v1/support`` routes for agents: the queue, take-over, replies, suggestions, stats.
+
+Every route needs the ``support:agent`` scope. The acting agent is named in the body
+(``agent``); a console shared by a team names the person, the token names the console.
+Taking is exclusive (409 for the agent who lost the race), and only the agent holding a
+conversation may reply, release or resolve it (409 otherwise).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-router = APIRouter(prefix="/v1/support", tags=["support"])
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from aigc_apps.serve.auth import require_scope
+
+from .api import APP, MessageOut, SessionId, SessionOut, State, message_out, session_out
+from .api import support_service as _service
+
+router = APIRouter(prefix="/v1/support", tags=[APP])
+AGENT = [Depends(require_scope(f"{APP}:agent"))]
+SuggestionId = Annotated[int, Path(ge=1, description="The suggestion's id.")]
+AgentName = Field(min_length=1, max_length=200, description="The agent who acts.")
+
+
+class AgentIn(BaseModel):
+    agent: str = AgentName
+
+
+class ReplyIn(BaseModel):
+    agent: str = AgentName
+    text: str = Field(min_length=1, max_length=4000, description="The answer to the customer.")
+
+
+class StateOut(BaseModel):
+    session_id: str
+    state: State
+    agent: str | None
+    queue_position: int | None
+
+
+class QueuedOut(StateOut):
+    waiting_since: datetime = Field(description="When the conversation entered its state.")
+    waiting_seconds: float
+    intent: str | None = Field(description="The bot's best guess of what the customer wants.")
+    reason: str | None = Field(description="Why it was handed off.")
+    last_messages: list[MessageOut]
+
+
+class QueueOut(BaseModel):
+    conversations: list[QueuedOut]
+
+
+class SuggestionOut(BaseModel):
+    id: int
+    session_id: str
+    question: str
+    answer: str
+    agent: str | None
+    status: Literal["pending", "approved", "rejected"]
+    intent: str | None
+    created_at: datetime
+
+
+class SuggestionsOut(BaseModel):
+    suggestions: list[SuggestionOut]
+
+
+class ApproveIn(BaseModel):
+    intent: str | None = Field(
+        None, max_length=200, description="The template's name (default agent-answer-ID)."
+    )
+
+
+class IntentStats(BaseModel):
+    intent: str
+    conversations: int
+    handoffs: int
+    handoff_rate: float | None
+    taken: int
+    median_wait_s: float | None
+    p90_wait_s: float | None
+    resolved: int
+    resolution_rate: float | None
+
+
+class HandoffStatsOut(BaseModel):
+    conversations: int = Field(description="Sessions with at least one message.")
+    handoffs: int
+    handoff_rate: float | None
+    taken: int
+    median_wait_s: float | None = Field(description="Queue to take-over, seconds.")
+    p90_wait_s: float | None
+    resolved: int
+    resolution_rate: float | None = Field(description="Resolved among handed-off sessions.")
+    sessions: int
+    per_intent: list[IntentStats]
+
+
+def _queued(row: dict[str, Any]) -> QueuedOut:
+    return QueuedOut(**{**row, "last_messages": [message_out(m) for m in row["last_messages"]]})
+
+
+@router.get("/queue", response_model=QueueOut, dependencies=AGENT, summary="The agents' queue",
+            description="Conversations waiting for a person (`pending_human`, the default), "
+            "held by one (`human`) or both (`all`), longest waiting first, with their last "
+            "messages and the bot's guess of the intent.")
+def queue(
+    request: Request,
+    state: Annotated[Literal["pending_human", "human", "all"], Query()] = "pending_human",
+) -> QueueOut:
+    rows = _service(request).conversations.queue(state)
+    return QueueOut(conversations=[_queued(r) for r in rows])
+
+
+@router.get("/conversations/{session_id}", response_model=SessionOut, dependencies=AGENT,
+            summary="A conversation, for an agent",
+            description="State, turns and the whole message log. Unknown id: 404.")
+def conversation(request: Request, session_id: SessionId) -> SessionOut:
+    return session_out(_service(request).session(session_id))
+
+
+@router.post("/conversations/{session_id}/take", response_model=StateOut, dependencies=AGENT,
+             summary="Take a conversation",
+             description="The agent holds it from now on (from the queue, or pulled in from "
+             "the bot). Of agents racing for one, exactly one wins; the others get 409 "
+             "`conversation_taken`. Resolved: 409 `conversation_resolved`.")
+def take(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
+    return StateOut(**_service(request).conversations.take(session_id, body.agent))
+
+
+@router.post("/conversations/{session_id}/reply", status_code=201, response_model=MessageOut,
+             dependencies=AGENT, summary="Answer the customer",
+             description="Only the agent holding the conversation may reply (409 "
+             "`not_holder`). Stored with personal data masked; the customer's page shows it "
+             "live.")
+def reply(request: Request, session_id: SessionId, body: ReplyIn) -> MessageOut:
+    return message_out(_service(request).conversations.reply(session_id, body.agent, body.text))
+
+
+@router.post("/conversations/{session_id}/release", response_model=StateOut,
+             dependencies=AGENT, summary="Hand back to the bot",
+             description="The bot answers the next message. Only the holder may release "
+             "(409 otherwise, also for a resolved conversation).")
+def release(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
+    return StateOut(**_service(request).conversations.release(session_id, body.agent))
+
+
+@router.post("/conversations/{session_id}/resolve", response_model=StateOut,
+             dependencies=AGENT, summary="Resolve a conversation",
+             description="Closes it (the customer opens a new one to continue); the agent's "
+             "answers become suggestions for the knowledge base. Only the holder (409).")
+def resolve(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
+    return StateOut(**_service(request).conversations.resolve(session_id, body.agent))
+
+
+@router.get("/suggestions", response_model=SuggestionsOut, dependencies=AGENT,
+            summary="Answers proposed for the knowledge base",
+            description="Question/answer pairs from resolved conversations, oldest first.")
+def suggestions(
+    request: Request,
+    status: Annotated[Literal["pending", "approved", "rejected", "all"], Query()] = "pending",
+) -> SuggestionsOut:
+    rows = _service(request).suggestions(None if status == "all" else status)
+    return SuggestionsOut(suggestions=[SuggestionOut(**r) for r in rows])
+
+
+@router.post("/suggestions/{suggestion_id}/approve", response_model=SuggestionOut,
+             dependencies=AGENT, summary="Add a suggestion to the knowledge base",
+             description="Ingested as an answer template (indexed, citable). Already decided: "
+             "409; unknown: 404.")
+def approve(request: Request, suggestion_id: SuggestionId,
+            body: ApproveIn | None = None) -> SuggestionOut:
+    intent = body.intent if body else None
+    return SuggestionOut(**_service(request).approve_suggestion(suggestion_id, intent))
+
+
+@router.post("/suggestions/{suggestion_id}/reject", response_model=SuggestionOut,
+             dependencies=AGENT, summary="Keep a suggestion out",
+             description="Already decided: 409; unknown: 404.")
+def reject(request: Request, suggestion_id: SuggestionId) -> SuggestionOut:
+    return SuggestionOut(**_service(request).reject_suggestion(suggestion_id))
+
+
+@router.get("/handoff-stats", response_model=HandoffStatsOut, dependencies=AGENT,
+            summary="Handoff figures",
+            description="Handoff rate, median and p90 wait before take-over, resolution "
+            "rate, overall and per intent.")
+def handoff_stats(request: Request) -> HandoffStatsOut:
+    return HandoffStatsOut(**_service(request).handoff_stats())

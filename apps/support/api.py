@@ -9,29 +9,39 @@ means a human takes over (the session is flagged for one) and ``handoff_reason``
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import bad_request
+from aigc_apps.serve.openai_api import EventStream
 
 from .answers import MAX_QUESTION_CHARS
 
 if TYPE_CHECKING:
     from .answers import BotReply
+    from .handoff import Conversations
     from .service import SupportService
 
 APP = "support"
-AnswerPath = Literal["template", "generated", "handoff"]
+AnswerPath = Literal["template", "generated", "handoff", "human"]
+State = Literal["bot", "pending_human", "human", "resolved"]
+EXTRA_SCOPES = [f"{APP}:chat", f"{APP}:agent"]  # customer pages; agents (see agent_api)
+POLL_S, PING_S = 0.5, 15.0  # event stream: store polling, keep-alive comment
 LOW_CONFIDENCE = "no answer in the knowledge base is confident enough"
 
-router = APIRouter(prefix="/v1/support", tags=[APP])
-READ = [Depends(require_scope(f"{APP}:read"))]
-WRITE = [Depends(require_scope(f"{APP}:write"))]
+routes = APIRouter(prefix="/v1/support", tags=[APP])
+# a customer's page holds a token that can chat and nothing else
+READ = [Depends(require_scope(f"{APP}:read", f"{APP}:chat"))]
+WRITE = [Depends(require_scope(f"{APP}:write", f"{APP}:chat"))]
 
 SessionId = Annotated[str, Path(min_length=1, max_length=32, description="The session's id.")]
 TurnId = Annotated[int, Path(ge=1, description="The turn's number in its session (1 = first).")]
@@ -65,12 +75,17 @@ class ReplyOut(BaseModel):
     answer: str
     path: AnswerPath = Field(
         description="template: a stored answer; generated: written from document excerpts; "
-        "handoff: passed to a human."
+        "handoff: the bot could not answer (or the customer asked for a person); human: a "
+        "person answers this conversation, the message is stored for them."
     )
     intent: str | None
     confidence: float
-    handoff: bool
+    handoff: bool = Field(description="A person, not the bot, answers from now on.")
     handoff_reason: str | None
+    state: State = Field(description="The conversation's state after this message.")
+    queue_position: int | None = Field(
+        description="While waiting for a person: 1 = next to be taken."
+    )
     sources: list[SourceOut]
     context_used: bool = Field(description="The previous question was read with this one.")
     latency_ms: float
@@ -79,6 +94,18 @@ class ReplyOut(BaseModel):
 class SessionCreated(BaseModel):
     session_id: str
     created_at: datetime
+    state: State
+
+
+class MessageOut(BaseModel):
+    """One line of the conversation as both sides see it."""
+
+    id: int = Field(description="Increasing; ask the event stream for what came after it.")
+    role: Literal["customer", "bot", "agent", "system"]
+    text: str = Field(description="Plain text (personal data masked): never render as HTML.")
+    author: str | None = Field(description="The agent who wrote it.")
+    at: datetime
+    sources: list[SourceOut] = Field(description="A bot answer's citations.")
 
 
 class TurnOut(BaseModel):
@@ -96,8 +123,12 @@ class SessionOut(BaseModel):
     session_id: str
     created_at: datetime
     updated_at: datetime
-    handoff: bool = Field(description="Some turn was handed off: a human should follow up.")
+    handoff: bool = Field(description="The conversation was handed to a person at some point.")
+    state: State
+    agent: str | None = Field(description="The agent who holds (or resolved) it.")
+    queue_position: int | None
     turns: list[TurnOut]
+    messages: list[MessageOut]
 
 
 class FeedbackIn(BaseModel):
@@ -115,18 +146,15 @@ class FeedbackOut(BaseModel):
     turn_id: int
 
 
-def _service(request: Request) -> SupportService:
+def support_service(request: Request) -> SupportService:
     from .service import SupportService
 
     return app_service(request, APP, SupportService.from_settings)
 
 
 def _reply(r: BotReply) -> ReplyOut:
-    reason = r.handoff_reason or (LOW_CONFIDENCE if r.handoff else None)
-    sources = [
-        SourceOut(id=s["entry_id"], **{k: v for k, v in s.items() if k != "entry_id"})
-        for s in r.sources
-    ]
+    reason = r.handoff_reason or (LOW_CONFIDENCE if r.path == "handoff" else None)
+    sources = _sources(r.sources)
     return ReplyOut(
         session_id=r.session_id,
         turn_id=r.turn,
@@ -137,13 +165,26 @@ def _reply(r: BotReply) -> ReplyOut:
         confidence=r.confidence,
         handoff=r.handoff,
         handoff_reason=reason,
+        state=cast(State, r.state),
+        queue_position=r.queue_position,
         sources=sources,
         context_used=r.context_used,
         latency_ms=r.latency_ms,
     )
 
 
-def _session(info: dict[str, Any]) -> SessionOut:
+def _sources(refs: list[dict[str, Any]]) -> list[SourceOut]:
+    return [
+        SourceOut(id=s["entry_id"], **{k: v for k, v in s.items() if k != "entry_id"})
+        for s in refs
+    ]
+
+
+def message_out(m: dict[str, Any]) -> MessageOut:
+    return MessageOut(**{**m, "sources": _sources(m["sources"])})
+
+
+def session_out(info: dict[str, Any]) -> SessionOut:
     turns = [
         TurnOut(
             turn_id=t["turn"],
@@ -155,10 +196,11 @@ def _session(info: dict[str, Any]) -> SessionOut:
         )
         for t in info["turns"]
     ]
-    return SessionOut(**{**info, "turns": turns})
+    messages = [message_out(m) for m in info["messages"]]
+    return SessionOut(**{**info, "turns": turns, "messages": messages})
 
 
-@router.post(
+@routes.post(
     "/sessions",
     status_code=201,
     response_model=SessionCreated,
@@ -167,10 +209,10 @@ def _session(info: dict[str, Any]) -> SessionOut:
     description="An empty conversation; post messages to it to keep their context.",
 )
 def create_session(request: Request) -> SessionCreated:
-    return SessionCreated(**_service(request).create_session())
+    return SessionCreated(**support_service(request).create_session())
 
 
-@router.post(
+@routes.post(
     "/sessions/{session_id}/messages",
     response_model=ReplyOut,
     dependencies=WRITE,
@@ -179,10 +221,10 @@ def create_session(request: Request) -> SessionCreated:
     "stores the turn. Unknown session: 404; a blank message: 400.",
 )
 def post_message(request: Request, session_id: SessionId, body: MessageIn) -> ReplyOut:
-    return _reply(_service(request).ask(body.message, session_id))
+    return _reply(support_service(request).ask(body.message, session_id))
 
 
-@router.get(
+@routes.get(
     "/sessions/{session_id}",
     response_model=SessionOut,
     dependencies=READ,
@@ -191,10 +233,10 @@ def post_message(request: Request, session_id: SessionId, body: MessageIn) -> Re
     "masked), and whether it was handed off.",
 )
 def get_session(request: Request, session_id: SessionId) -> SessionOut:
-    return _session(_service(request).session(session_id))
+    return session_out(support_service(request).session(session_id))
 
 
-@router.post(
+@routes.post(
     "/sessions/{session_id}/messages/{turn_id}/feedback",
     status_code=201,
     response_model=FeedbackOut,
@@ -209,11 +251,11 @@ def post_feedback(
     correct = body.correct_answer
     if correct is not None and not correct.strip():
         raise bad_request("correct_answer is empty", "empty_correct_answer", "correct_answer")
-    fid = _service(request).feedback(session_id, turn_id, body.helpful, correct)
+    fid = support_service(request).feedback(session_id, turn_id, body.helpful, correct)
     return FeedbackOut(feedback_id=fid, session_id=session_id, turn_id=turn_id)
 
 
-@router.post(
+@routes.post(
     "/ask",
     response_model=ReplyOut,
     dependencies=WRITE,
@@ -222,4 +264,53 @@ def post_feedback(
     "(its id is in the reply), so it can be rated or continued.",
 )
 def ask(request: Request, body: MessageIn) -> ReplyOut:
-    return _reply(_service(request).ask(body.message))
+    return _reply(support_service(request).ask(body.message))
+
+
+@routes.get(
+    "/sessions/{session_id}/events",
+    dependencies=READ,
+    summary="Follow a session live",
+    description="Server-sent events: first the conversation's state, then every message "
+    "with an id above `after` as it is stored (by any worker), and the state again whenever "
+    "it changes (a person takes over, releases, resolves). `data:` lines hold JSON: "
+    '`{"type": "message", "message": {...}}` or `{"type": "state", "state": ..., "agent": '
+    '..., "queue_position": ...}`. Unknown session: 404.',
+    response_class=EventStream,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def session_events(
+    request: Request,
+    session_id: SessionId,
+    after: Annotated[int, Query(ge=0, description="The last message id the client has.")] = 0,
+) -> EventStream:
+    conversations = support_service(request).conversations
+    state = await run_in_threadpool(conversations.state, session_id)  # 404 before streaming
+    return EventStream(_follow(request, conversations, session_id, after, state))
+
+
+async def _follow(
+    request: Request, conversations: Conversations, session_id: str, after: int,
+    state: dict[str, Any],
+) -> AsyncIterator[str]:
+    """Poll the store (so every worker's writes show) and send what is new."""
+    yield _event({"type": "state", **state})
+    quiet = 0.0
+    while not await request.is_disconnected():
+        await asyncio.sleep(POLL_S)
+        new = await run_in_threadpool(conversations.messages, session_id, after)
+        for m in new:
+            after = m["id"]
+            yield _event({"type": "message", "message": message_out(m).model_dump(mode="json")})
+        now = await run_in_threadpool(conversations.state, session_id)
+        if now != state:
+            state = now
+            yield _event({"type": "state", **state})
+        quiet = 0.0 if new else quiet + POLL_S
+        if quiet >= PING_S:
+            quiet = 0.0
+            yield ": ping\n\n"
+
+
+def _event(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data)}\n\n"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aigc_apps.errors import ConflictError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
@@ -41,6 +42,14 @@ from .answers import (
     source_ref,
 )
 from .calibration import Calibration, calibrate
+from .handoff import (
+    PERSON_REQUESTED_REPLY,
+    UNSURE_IN_A_ROW,
+    UNSURE_REPLY,
+    WITH_HUMAN,
+    Conversations,
+    asks_for_human,
+)
 from .ingest import SourceItems, load_sources
 from .injection import find_injection
 from .pii import strip_placeholders
@@ -54,6 +63,7 @@ if TYPE_CHECKING:
 
     from .evaluation import EvalReport
     from .tuning import TuningReport
+    from .webhooks import WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
 log = logging.getLogger(__name__)
@@ -116,7 +126,12 @@ class SupportService:
         self.close()
 
     def close(self) -> None:
-        """Release database connections (reopened if the service is used again)."""
+        """Deliver due webhook events, release database connections (reopened if the
+        service is used again)."""
+        webhooks = self.__dict__.pop("webhooks", None)
+        if webhooks is not None:
+            webhooks.close()
+        self.__dict__.pop("conversations", None)
         db = self.__dict__.pop("db", None)
         if db is not None:
             db.dispose()
@@ -133,6 +148,23 @@ class SupportService:
         db = open_db(self.db_url or self.settings.db_url(APP))
         import_legacy_models(db, self.registry)
         return db
+
+    @lazy
+    def conversations(self) -> Conversations:
+        """States, the agents' queue and their actions (database only)."""
+        return Conversations(self.db, on_transition=self._transitioned)
+
+    @lazy
+    def webhooks(self) -> WebhookDeliverer:
+        from .webhooks import WebhookDeliverer
+
+        return WebhookDeliverer(self.db)
+
+    def _transitioned(self) -> None:
+        from .webhooks import webhook_url
+
+        if webhook_url(self.db):
+            self.webhooks.kick()
 
     @lazy
     def stored_settings(self) -> dict[str, Any]:
@@ -353,9 +385,83 @@ class SupportService:
         on_token: Callable[[str], None] | None = None,
     ) -> BotReply:
         """Answer ``question`` in a session (a new one if ``None``) and store the turn;
-        ``on_token`` receives the answer as it is produced (streamed when generated)."""
+        ``on_token`` receives the answer as it is produced (streamed when generated).
+
+        A conversation waiting for or with a person gets no bot answer: the message is
+        stored for the agent. Asking for a person, an answer held back, or a second
+        question in a row the bot cannot answer puts the conversation in the queue.
+        A resolved conversation takes no more messages (ConflictError: open a new one).
+        """
         started = time.perf_counter()
         clean = clean_question(question)
+        state, unsure = ("bot", 0)
+        if session_id:
+            state, unsure = sessions.conversation_state(self.db, session_id)
+        if state == "resolved":
+            raise ConflictError(
+                f"session {session_id!r} is resolved; open a new session",
+                "conversation_resolved",
+            )
+        if state in WITH_HUMAN or asks_for_human(clean):
+            return self._for_a_person(clean, session_id, state, started, on_token)
+        reply, retrieved, blocked = self._bot_answer(clean, session_id, started, on_token)
+        escalate = None
+        if reply.handoff_reason is not None:
+            escalate = ("bot", f"answer held back: {reply.handoff_reason}")
+        elif reply.path == "handoff" and unsure + 1 >= UNSURE_IN_A_ROW:
+            escalate = ("bot", f"{UNSURE_IN_A_ROW} questions in a row without an answer")
+        elif reply.path == "handoff":
+            reply.answer = UNSURE_REPLY
+        if on_token and reply.path == "handoff" and blocked is None:
+            on_token(reply.answer)
+        sessions.record_turn(self.db, reply, session_id, retrieved, escalate)
+        if blocked is not None:
+            from .quarantine import record_blocked
+
+            record_blocked(self.db, reply, *blocked)
+        if escalate is not None:
+            self.conversations.notify()
+        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return reply
+
+    def _for_a_person(
+        self,
+        clean: str,
+        session_id: str | None,
+        state: str,
+        started: float,
+        on_token: Callable[[str], None] | None,
+    ) -> BotReply:
+        """Store a message for the agent (or the request for one); the bot says only who
+        will answer."""
+        asked = state == "bot"
+        reply = BotReply(
+            session_id="", turn=0, question=clean,
+            answer=PERSON_REQUESTED_REPLY if asked else "",
+            path="handoff" if asked else "human", intent=None, confidence=0.0,
+            handoff=True, sources=[], latency_ms=0.0,
+            handoff_reason="customer asked for a person" if asked else None,
+        )
+        escalate = ("customer", "customer asked for a person") if asked else None
+        sessions.record_turn(self.db, reply, session_id, [], escalate)
+        if not asked:
+            reply.answer = self.conversations.notice(reply.session_id)
+        if on_token:
+            on_token(reply.answer)
+        if asked:
+            self.conversations.notify()
+        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return reply
+
+    def _bot_answer(
+        self,
+        clean: str,
+        session_id: str | None,
+        started: float,
+        on_token: Callable[[str], None] | None,
+    ) -> tuple[BotReply, list[int], tuple[str, str, list[int]] | None]:
+        """The bot's reply (not yet stored), the entries retrieved, and what to record if
+        the answer was held back: (path it would have taken, its text, entries used)."""
         history = self.history(session_id) if session_id else []
         d = self.decide(clean, history)
         sources: list[dict[str, Any]] = []
@@ -373,11 +479,13 @@ class SupportService:
             streamed = on_token is not None
         # The last check before anything is sent: retrieved text never gives the orders.
         held = find_injection(answer) if d.path != "handoff" else None
-        held_answer = answer
+        blocked = None
         if held is not None:
             log.warning("support answer held back and handed off (%s)", held)
+            used = [m.id for m, _ in d.chunks] or ([d.entry.id] if d.entry else [])
+            blocked = (d.path, answer, used)
             answer, sources = HANDOFF_REPLY, []
-        if on_token and (held is not None or not streamed):
+        if on_token and d.path != "handoff" and (held is not None or not streamed):
             on_token((" " if streamed else "") + answer)
         path = "handoff" if held is not None else d.path
         reply = BotReply(
@@ -395,14 +503,7 @@ class SupportService:
             handoff_reason=str(held) if held is not None else None,
         )
         retrieved = d.ranking.neighbour_ids[:5] + [m.id for m, _ in d.chunks]
-        sessions.record_turn(self.db, reply, session_id, retrieved)
-        if held is not None:
-            from .quarantine import record_blocked
-
-            used = [m.id for m, _ in d.chunks] or ([d.entry.id] if d.entry else [])
-            record_blocked(self.db, reply, d.path, held_answer, used)
-        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        return reply
+        return reply, retrieved, blocked
 
     def prompt(
         self,
@@ -436,6 +537,39 @@ class SupportService:
     ) -> int:
         """Rate a turn; a corrected answer becomes training data. Returns the feedback id."""
         return sessions.record_feedback(self.db, session_id, turn, good, correct_answer)
+
+    # -- agents' answers and handoff figures (database only, except approval) ------------
+    def suggestions(self, status: str | None = "pending") -> list[dict[str, Any]]:
+        """Question/answer pairs from resolved conversations (``status`` None: all)."""
+        from .suggestions import listing
+
+        return listing(self.db, status)
+
+    def approve_suggestion(self, suggestion_id: int, intent: str | None = None) -> dict[str, Any]:
+        """Ingest a suggestion as an answer template (screened, indexed, citable like any
+        other); ConflictError if it was decided already."""
+        from .suggestions import as_template, decide
+
+        item = as_template(self.db, suggestion_id, intent)
+        report = self.ingest_items([item])
+        if report.quarantined:
+            raise ConflictError(
+                f"suggestion {suggestion_id} reads like an instruction to the assistant; it "
+                "is held in quarantine (see `aigc support quarantine list`)",
+                "suggestion_quarantined",
+            )
+        return decide(self.db, suggestion_id, "approved", next(iter(item.answers)))
+
+    def reject_suggestion(self, suggestion_id: int) -> dict[str, Any]:
+        from .suggestions import decide
+
+        return decide(self.db, suggestion_id, "rejected")
+
+    def handoff_stats(self) -> dict[str, Any]:
+        """Handoff rate, waits before take-over, resolution rate, overall and per intent."""
+        from .handoff_stats import handoff_stats
+
+        return handoff_stats(self.db)
 
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

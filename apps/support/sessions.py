@@ -13,16 +13,10 @@ from aigc_apps.rowparser import clean_text
 from aigc_apps.store import Database, as_utc, utcnow
 
 from .answers import BotReply
+from .handoff import WITH_HUMAN, add_message, message_dict, state_info, transition
+from .handoff import get_session as _session
 from .pii import mask_pii
-from .store import ChatSession, Feedback, Turn
-
-
-def _session(s: Any, session_id: str) -> ChatSession:
-    # no stored id holds a NUL (PostgreSQL could not even compare it)
-    sess = None if "\x00" in session_id else s.get(ChatSession, session_id)
-    if sess is None:
-        raise NotFoundError(f"session {session_id!r} not found")
-    return sess
+from .store import ChatSession, Feedback, Message, Turn
 
 
 def history(db: Database, session_id: str) -> list[tuple[str, str]]:
@@ -53,17 +47,20 @@ def _turn(t: Turn) -> dict[str, Any]:
 def create(db: Database) -> dict[str, Any]:
     """A new, empty session (its first question may also open one)."""
     with db.session() as s:
-        sess = ChatSession(id=new_id())
+        sess = ChatSession(id=new_id(), state="bot", unsure_streak=0)
         s.add(sess)
         s.flush()
         return _info(sess, [])
 
 
 def info(db: Database, session_id: str) -> dict[str, Any]:
-    """A session's state (times, handoff flag) and its turns; NotFoundError if unknown."""
+    """A session's times, state, turns and message log; NotFoundError if unknown."""
     with db.session() as s:
         sess = _session(s, session_id)
-        return _info(sess, [_turn(t) for t in sess.turns])
+        log = s.scalars(select(Message).where(Message.session_id == session_id)
+                        .order_by(Message.id))
+        return {**_info(sess, [_turn(t) for t in sess.turns]), **state_info(s, sess),
+                "messages": [message_dict(m) for m in log]}
 
 
 def _info(sess: ChatSession, turns: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,6 +69,7 @@ def _info(sess: ChatSession, turns: list[dict[str, Any]]) -> dict[str, Any]:
         "created_at": as_utc(sess.created_at).isoformat(),
         "updated_at": as_utc(sess.updated_at).isoformat(),
         "handoff": bool(sess.handoff),
+        "state": sess.state or "bot",
         "turns": turns,
     }
 
@@ -81,12 +79,12 @@ def new_id() -> str:
 
 
 def handoffs(db: Database) -> list[str]:
-    """Sessions flagged for a human, most recently active first."""
+    """Sessions waiting for or with a person, most recently active first."""
     with db.session() as s:
         return list(
             s.scalars(
                 select(ChatSession.id)
-                .where(ChatSession.handoff.is_(True))
+                .where(ChatSession.state.in_(WITH_HUMAN))
                 .order_by(ChatSession.updated_at.desc())
             )
         )
@@ -113,27 +111,44 @@ def record_feedback(
         return fb.id
 
 
+def conversation_state(db: Database, session_id: str) -> tuple[str, int]:
+    """(state, unanswered questions in a row) of a session; NotFoundError if unknown."""
+    with db.session() as s:
+        sess = _session(s, session_id)
+        return sess.state, sess.unsure_streak
+
+
 def record_turn(
-    db: Database, reply: BotReply, session_id: str | None, retrieved_ids: list[int]
+    db: Database,
+    reply: BotReply,
+    session_id: str | None,
+    retrieved_ids: list[int],
+    escalate: tuple[str, str] | None = None,
 ) -> None:
-    """Store ``reply`` as the next turn of ``session_id`` (a new session if None) and set
-    its ``session_id`` and ``turn``; a handoff flags the session for a human."""
+    """Store ``reply`` as the next turn of ``session_id`` (a new session if None), and as
+    messages in the conversation's log; set the reply's ``session_id``, ``turn``, ``state``
+    and ``queue_position``. ``escalate`` = (actor, reason) puts a conversation the bot
+    holds in the queue for a person, in the same transaction."""
     with db.session() as s:
         sess = _session(s, session_id) if session_id else None
         if sess is None:
-            sess = ChatSession(id=new_id())
+            sess = ChatSession(id=new_id(), state="bot", unsure_streak=0)
             s.add(sess)
             number = 1
         else:
             number = 1 + len(sess.turns)
         sess.updated_at = utcnow()
-        sess.handoff = sess.handoff or reply.handoff
+        if reply.path != "human":  # a person answers those: the bot's streak is unchanged
+            sess.unsure_streak = sess.unsure_streak + 1 if reply.path == "handoff" else 0
+        if reply.intent is not None:
+            sess.intent_guess = reply.intent
+        answer = mask_pii(reply.answer)
         s.add(
             Turn(
                 session_id=sess.id,
                 number=number,
                 question=reply.question,
-                answer=mask_pii(reply.answer),
+                answer=answer,
                 path=reply.path,
                 intent=reply.intent,
                 confidence=reply.confidence,
@@ -141,4 +156,13 @@ def record_turn(
                 latency_ms=reply.latency_ms,
             )
         )
+        s.flush()
+        add_message(s, sess.id, "customer", reply.question)
+        if reply.path != "human":
+            add_message(s, sess.id, "bot", answer, sources=reply.sources)
+        if escalate is not None and sess.state == "bot":
+            transition(s, sess, "pending_human", escalate[0], reason=escalate[1])
+        info = state_info(s, sess)
         reply.session_id, reply.turn = sess.id, number
+        reply.state, reply.queue_position = info["state"], info["queue_position"]
+        reply.handoff = reply.state in WITH_HUMAN

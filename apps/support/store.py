@@ -95,6 +95,13 @@ class ChatSession(SupportBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     handoff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # bot -> pending_human -> human -> resolved, human -> bot (see apps.support.handoff)
+    state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
+    agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    state_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    handoff_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    intent_guess: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    unsure_streak: Mapped[int] = mapped_column(Integer, default=0)  # unanswered in a row
     turns: Mapped[list[Turn]] = relationship(
         back_populates="session", cascade="all, delete-orphan", order_by="Turn.number"
     )
@@ -192,6 +199,68 @@ class BlockedAnswer(SupportBase):
     answer: Mapped[str] = mapped_column(Text)  # the blocked text, personal data masked
     entry_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the entries it used
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Message(SupportBase):
+    """One line of a conversation as both sides see it: the customer's, the bot's, an
+    agent's, or a system notice of a transition. Ids increase, so a page can ask for what
+    came after the last one it showed. Text is stored with personal data masked."""
+
+    __tablename__ = "support_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("support_sessions.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # customer | bot | agent | system
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the agent
+    sources: Mapped[str] = mapped_column(Text, default="[]")  # JSON: a bot answer's citations
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Transition(SupportBase):
+    """A change of a conversation's state, who made it and when; also the webhook outbox
+    (written in the transition's own transaction, delivered later, retried with back-off)."""
+
+    __tablename__ = "support_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("support_sessions.id", ondelete="CASCADE"), index=True
+    )
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))  # customer | bot | agent:NAME
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class Suggestion(SupportBase):
+    """A question an agent answered in a resolved conversation, proposed for the knowledge
+    base; it becomes a template only when approved."""
+
+    __tablename__ = "support_suggestions"
+    __table_args__ = (UniqueConstraint("reply_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("support_sessions.id", ondelete="CASCADE"), index=True
+    )
+    reply_id: Mapped[int] = mapped_column(ForeignKey("support_messages.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    intent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 SCHEMA = StoreSchema.beside(

@@ -1,0 +1,359 @@
+"""Human handoff: a conversation's state, its message log, and the agents' actions.
+
+``bot`` -> ``pending_human`` -> ``human`` -> ``resolved``, and ``human`` -> ``bot`` (released).
+An agent may also take a conversation the bot still holds (pull it in). Every change is a
+compare-and-set ``UPDATE ... WHERE state = <what was read>``: of two agents racing to take
+one conversation exactly one row is updated, on SQLite and PostgreSQL alike, and the loser
+gets a :class:`~aigc_apps.errors.ConflictError` (HTTP 409). Each transition writes a
+:class:`~.store.Transition` (the webhook outbox, see :mod:`.webhooks`) and a system message
+in the same transaction, so no event is lost and pages see it in the log.
+
+Database only: nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from aigc_apps.errors import ConflictError, DataError, NotFoundError
+from aigc_apps.rowparser import clean_text
+from aigc_apps.store import Database, as_utc, utcnow
+
+from .pii import mask_pii
+from .store import ChatSession, Message, Transition
+
+STATES = ("bot", "pending_human", "human", "resolved")
+WITH_HUMAN = ("pending_human", "human")  # the bot does not answer
+MAX_MESSAGE_CHARS = 4000
+QUEUE_STATES = ("pending_human", "human", "all")
+UNSURE_IN_A_ROW = 2  # questions the bot cannot answer before a person is asked for
+UNSURE_REPLY = (
+    "I'm not sure I can answer that correctly. Could you rephrase it? If you prefer, ask "
+    "to talk to a person."
+)
+PERSON_REQUESTED_REPLY = (
+    "I've passed this conversation to a colleague from our support team, who will answer "
+    "here shortly."
+)
+
+_HUMAN = r"(human|person|agent|operator|representative|rep|someone|somebody|people|staff)"
+HUMAN_REQUEST = re.compile(
+    rf"\b(talk|speak|chat|connect|transfer|put)\w*\b.{{0,30}}\b(to|with|me)\b.{{0,20}}{_HUMAN}s?\b"
+    rf"|\b(real|live|actual)\s+{_HUMAN}s?\b"
+    rf"|\b{_HUMAN}s?\s*(please|pls|now)\b"
+    rf"|\b(want|need|get)\s+(a|an|some)\s+{_HUMAN}\b"
+    r"|\bhuman\b",
+    re.IGNORECASE,
+)
+NOTICES = {
+    "pending_human": "A colleague from our support team will answer here shortly.",
+    "human": "{agent} will answer here.",
+    "resolved": "This conversation is resolved.",
+}
+SYSTEM_TEXT = {
+    "pending_human": "Waiting for a person from our support team.",
+    "human": "{agent} joined the conversation.",
+    "bot": "You are back with the assistant.",
+    "resolved": "{agent} marked the conversation as resolved.",
+}
+
+
+def asks_for_human(text: str) -> bool:
+    """The customer asks for a person ("talk to a human", "agent please", "a real person")."""
+    return bool(HUMAN_REQUEST.search(text))
+
+
+def agent_actor(agent: str) -> str:
+    return f"agent:{agent}"
+
+
+def check_agent(agent: str) -> str:
+    agent = clean_text(agent or "").strip()
+    if not agent or len(agent) > 200:
+        raise DataError("agent name must be 1 to 200 characters")
+    return agent
+
+
+def check_text(text: str, what: str = "message") -> str:
+    """One message, whitespace kept, masked for personal data; DataError when unusable."""
+    text = clean_text(text or "").strip() if isinstance(text, str) else ""
+    if not text:
+        raise DataError(f"{what} is empty")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise DataError(f"{what} is {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    return mask_pii(text)
+
+
+def get_session(s: Session, session_id: str) -> ChatSession:
+    sess = None if "\x00" in session_id else s.get(ChatSession, session_id)
+    if sess is None:
+        raise NotFoundError(f"session {session_id!r} not found")
+    return sess
+
+
+def add_message(
+    s: Session,
+    session_id: str,
+    role: str,
+    text: str,
+    author: str | None = None,
+    sources: list[dict[str, Any]] | None = None,
+) -> Message:
+    msg = Message(
+        session_id=session_id, role=role, text=text, author=author,
+        sources=json.dumps(sources or []), created_at=utcnow(),
+    )
+    s.add(msg)
+    s.flush()
+    return msg
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "role": m.role,
+        "text": m.text,
+        "author": m.author,
+        "at": as_utc(m.created_at).isoformat(),
+        "sources": json.loads(m.sources),
+    }
+
+
+def transition(
+    s: Session,
+    sess: ChatSession,
+    to_state: str,
+    actor: str,
+    *,
+    reason: str | None = None,
+    agent: str | None = None,
+    expect_agent: str | None = None,
+) -> Transition:
+    """Move ``sess`` from the state read to ``to_state`` if nobody changed it meanwhile
+    (and, given ``expect_agent``, only while that agent holds it); ConflictError if not."""
+    from_state, now = sess.state, utcnow()
+    guard = [ChatSession.id == sess.id, ChatSession.state == from_state]
+    if expect_agent is not None:
+        guard.append(ChatSession.agent == expect_agent)
+    values: dict[str, Any] = {"state": to_state, "agent": agent, "state_since": now,
+                              "updated_at": now}
+    if to_state == "pending_human":
+        values.update(handoff=True, handoff_reason=reason, unsure_streak=0)
+    done = s.execute(
+        update(ChatSession).where(*guard).values(**values).execution_options(
+            synchronize_session=False
+        )
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(
+            f"conversation {sess.id!r} changed meanwhile; reload it", "conversation_changed"
+        )
+    s.expire(sess)
+    event = Transition(
+        session_id=sess.id, from_state=from_state, to_state=to_state, actor=actor,
+        reason=reason, created_at=now, next_attempt_at=now,
+    )
+    s.add(event)
+    name = agent or expect_agent or "An agent"
+    add_message(s, sess.id, "system", SYSTEM_TEXT[to_state].format(agent=name))
+    return event
+
+
+def queue_position(s: Session, sess: ChatSession) -> int | None:
+    """1 for the longest-waiting pending conversation; None unless pending."""
+    if sess.state != "pending_human" or sess.state_since is None:
+        return None
+    ahead = s.scalar(
+        select(func.count()).select_from(ChatSession).where(
+            ChatSession.state == "pending_human", ChatSession.state_since < sess.state_since
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def state_info(s: Session, sess: ChatSession) -> dict[str, Any]:
+    return {
+        "session_id": sess.id,
+        "state": sess.state,
+        "agent": sess.agent,
+        "queue_position": queue_position(s, sess),
+    }
+
+
+def notice(sess: ChatSession) -> str:
+    """What the customer reads when a person, not the bot, will answer."""
+    return NOTICES[sess.state].format(agent=sess.agent or "A colleague")
+
+
+def _held_by(sess: ChatSession, agent: str) -> None:
+    if sess.state == "resolved":
+        raise ConflictError(f"conversation {sess.id!r} is resolved", "conversation_resolved")
+    if sess.state != "human" or sess.agent != agent:
+        holder = f"{sess.agent} holds it" if sess.state == "human" else f"it is {sess.state}"
+        raise ConflictError(
+            f"agent {agent!r} does not hold conversation {sess.id!r} ({holder})", "not_holder"
+        )
+
+
+class Conversations:
+    """Conversations and agents' actions on one support database (``service.conversations``)."""
+
+    def __init__(self, db: Database, on_transition: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.on_transition = on_transition  # after each committed transition (webhooks)
+
+    def notify(self) -> None:
+        """Tell the listener (webhook delivery) that a transition was committed."""
+        if self.on_transition is not None:
+            self.on_transition()
+
+    def notice(self, session_id: str) -> str:
+        with self.db.session() as s:
+            return notice(get_session(s, session_id))
+
+    def request_human(
+        self, session_id: str, actor: str = "customer", reason: str = "customer asked"
+    ) -> dict[str, Any]:
+        """Put a conversation in the queue (no change if a person has it already)."""
+        with self.db.session() as s:
+            sess = get_session(s, session_id)
+            if sess.state == "resolved":
+                raise ConflictError(f"conversation {session_id!r} is resolved",
+                                    "conversation_resolved")
+            moved = sess.state == "bot"
+            if moved:
+                transition(s, sess, "pending_human", actor, reason=reason)
+            info = state_info(s, sess)
+        if moved:
+            self.notify()
+        return info
+
+    def take(self, session_id: str, agent: str) -> dict[str, Any]:
+        """The agent holds the conversation from now on; exactly one of racing agents wins."""
+        agent = check_agent(agent)
+        with self.db.session() as s:
+            sess = get_session(s, session_id)
+            if sess.state not in ("bot", "pending_human"):
+                if sess.state == "human" and sess.agent == agent:
+                    return state_info(s, sess)  # taking it twice changes nothing
+                code = "conversation_resolved" if sess.state == "resolved" else "conversation_taken"
+                who = f"held by {sess.agent}" if sess.state == "human" else sess.state
+                raise ConflictError(f"conversation {session_id!r} is {who}", code)
+            transition(s, sess, "human", agent_actor(agent), agent=agent,
+                       reason="taken" if sess.state == "pending_human" else "pulled in")
+            info = state_info(s, sess)
+        self.notify()
+        return info
+
+    def reply(self, session_id: str, agent: str, text: str) -> dict[str, Any]:
+        """The holder's answer to the customer (masked like everything stored)."""
+        agent, text = check_agent(agent), check_text(text, "reply")
+        with self.db.session() as s:
+            sess = get_session(s, session_id)
+            _held_by(sess, agent)
+            held = s.execute(
+                update(ChatSession)
+                .where(ChatSession.id == session_id, ChatSession.state == "human",
+                       ChatSession.agent == agent)
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if held.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConflictError(f"conversation {session_id!r} changed meanwhile",
+                                    "not_holder")
+            return message_dict(add_message(s, session_id, "agent", text, author=agent))
+
+    def release(self, session_id: str, agent: str) -> dict[str, Any]:
+        """Back to the bot; only the holder may release."""
+        return self._leave(session_id, agent, "bot")
+
+    def resolve(self, session_id: str, agent: str) -> dict[str, Any]:
+        """Done; the agent's answers become suggestions for the knowledge base."""
+        return self._leave(session_id, agent, "resolved")
+
+    def _leave(self, session_id: str, agent: str, to_state: str) -> dict[str, Any]:
+        from .suggestions import collect
+
+        agent = check_agent(agent)
+        with self.db.session() as s:
+            sess = get_session(s, session_id)
+            _held_by(sess, agent)
+            transition(s, sess, to_state, agent_actor(agent), expect_agent=agent,
+                       agent=agent if to_state == "resolved" else None)
+            if to_state == "resolved":
+                collect(s, session_id)  # in the same transaction: none is lost
+            info = state_info(s, sess)
+        self.notify()
+        return info
+
+    def queue(self, state: str = "pending_human", last: int = 3) -> list[dict[str, Any]]:
+        """Conversations waiting for (or with) a person, longest waiting first, each with
+        its last messages and the bot's best guess of the intent."""
+        if state not in QUEUE_STATES:
+            raise DataError(f"state must be one of {', '.join(QUEUE_STATES)}, not {state!r}")
+        states = WITH_HUMAN if state == "all" else (state,)
+        now = utcnow()
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(ChatSession).where(ChatSession.state.in_(states))
+                .order_by(ChatSession.state_since, ChatSession.id)
+            ).all()
+            out = []
+            for sess in rows:
+                since = as_utc(sess.state_since or sess.updated_at)
+                recent = s.scalars(
+                    select(Message).where(Message.session_id == sess.id)
+                    .order_by(Message.id.desc()).limit(last)
+                ).all()
+                out.append({
+                    **state_info(s, sess),
+                    "waiting_since": since.isoformat(),
+                    "waiting_seconds": round((now - since).total_seconds(), 1),
+                    "intent": sess.intent_guess,
+                    "reason": sess.handoff_reason,
+                    "last_messages": [message_dict(m) for m in reversed(recent)],
+                })
+            return out
+
+    def messages(self, session_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """The conversation's messages with an id above ``after``, oldest first."""
+        with self.db.session() as s:
+            get_session(s, session_id)
+            rows = s.scalars(
+                select(Message).where(Message.session_id == session_id, Message.id > after)
+                .order_by(Message.id)
+            )
+            return [message_dict(m) for m in rows]
+
+    def state(self, session_id: str) -> dict[str, Any]:
+        with self.db.session() as s:
+            return state_info(s, get_session(s, session_id))
+
+    def transitions(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored transitions (all, or one conversation's), oldest first."""
+        with self.db.session() as s:
+            q = select(Transition).order_by(Transition.id)
+            if session_id is not None:
+                get_session(s, session_id)
+                q = q.where(Transition.session_id == session_id)
+            return [transition_dict(t) for t in s.scalars(q)]
+
+
+def transition_dict(t: Transition) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "session_id": t.session_id,
+        "from_state": t.from_state,
+        "to_state": t.to_state,
+        "actor": t.actor,
+        "reason": t.reason,
+        "at": as_utc(t.created_at).isoformat(),
+        "delivered": t.delivered_at is not None,
+        "attempts": t.attempts,
+    }
