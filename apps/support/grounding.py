@@ -28,7 +28,10 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+# A sentence ends at . ! or ? and a space, but not inside "2 p.m. Eastern" or "e.g. a tent".
+SENTENCE_END = re.compile(
+    r"(?:(?<!\b[apAP]\.[mM])(?<!\b[eE]\.[gG])(?<!\b[iI]\.[eE])\.|[!?])[\"')\]]*\s+"
+)
 _UNITS = _words(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"

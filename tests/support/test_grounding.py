@@ -1,0 +1,257 @@
+"""Issue 12, "answers that never invent facts": the fact check of generated answers.
+
+No model loads: the generator is a fake that returns (or streams) a fixed text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from apps.support.answers import HANDOFF_REPLY, SentenceGate, generated_answer, generated_reply
+from apps.support.grounding import (
+    check_answer,
+    extract_facts,
+    extractive_answer,
+    grounded,
+    split_sentences,
+)
+
+PAID_REPAIRS = (
+    "Our repair workshop in Portland also fixes gear that is out of warranty. A zip "
+    "replacement costs $25, seam repairs start at $15, and tent pole sections cost $12 each. "
+    "Repairs take about 3 weeks plus shipping. Send the item with the repair form from our "
+    "website; we email a quote before starting any work above $40."
+)
+DELIVERY = (
+    "Standard delivery takes 3 to 5 business days and is free on orders over $75 (otherwise "
+    "$6.95). Express delivery takes 1 to 2 business days and costs $14.95. Orders placed "
+    "before 2 pm Eastern Time ship the same day. Items bought between 1 November and 24 "
+    "December can be returned until 31 January."
+)
+CONTACT = (
+    "Write to repairs@northwind-outfitters.example or use the form at "
+    "https://www.northwind-outfitters.example/repairs. Trail Rewards members get 10% off "
+    "repairs. The TrailLite 2 tent carries a two-year warranty."
+)
+ZIP_QUESTION = "How much does a zip replacement cost?"
+
+
+class FakeGenerator:
+    """Returns ``text`` from ``generate``, or streams it a few characters at a time."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int = 0) -> str:
+        return self.text
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 0) -> Iterator[str]:
+        for i in range(0, len(self.text), 3):
+            yield self.text[i : i + 3]
+
+
+def keys(text: str) -> list[str]:
+    return [k for f in extract_facts(text) for k in f.keys]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("$25", "25 dollars"),
+        ("$25", "USD 25"),
+        ("$25.00", "twenty-five dollars"),
+        ("2 weeks", "two weeks"),
+        ("3-week", "3 weeks"),
+        ("1-2 business days", "1 to 2 business days"),
+        ("one to two days", "1–2 days"),
+        ("$1,000", "1000 dollars"),
+        ("10%", "ten percent"),
+        ("2 pm", "2:00 p.m."),
+        ("2pm", "14:00"),
+        ("1 November", "November 1st"),
+        ("https://www.northwind.example/a/", "northwind.example/a"),
+        ("50 cents", "$0.50"),
+    ],
+)
+def test_one_fact_written_two_ways_has_one_normal_form(a: str, b: str) -> None:
+    assert keys(a) == keys(b) and keys(a)
+
+
+def test_different_facts_have_different_normal_forms() -> None:
+    assert keys("$25") != keys("$12") != keys("25 euros")
+    assert keys("3 weeks") != keys("3 days")
+    assert keys("1 to 2 days") != keys("1 to 3 days")
+
+
+def test_the_zip_answer_keeps_only_what_the_passage_says() -> None:
+    answer = (
+        "A zip replacement costs $25. It is a 4-week process. "
+        "We will email you a $12 quote before starting."
+    )
+    result = check_answer(answer, [PAID_REPAIRS], ZIP_QUESTION)
+    assert result.kept == ["A zip replacement costs $25."]
+    assert [[f.text for f in d.unsupported] for d in result.dropped] == [["4-week"], ["$12"]]
+    assert result.text == "A zip replacement costs $25."
+
+
+def test_a_number_bound_to_another_thing_than_in_the_passage_is_unsupported() -> None:
+    """$12 is in the passage, but as a tent pole's price: "a $12 quote" is invented."""
+    bad = check_answer("You will get a $12 quote.", [PAID_REPAIRS])
+    assert not bad.kept
+    good = check_answer("Tent pole sections cost $12 each.", [PAID_REPAIRS])
+    assert good.kept == ["Tent pole sections cost $12 each."]
+
+
+def test_restating_the_passage_in_other_words_drops_nothing() -> None:
+    answer = (
+        "Replacing a zip costs twenty-five dollars. Repairs take about three weeks plus "
+        "shipping. Above 40 dollars we email you a quote first. Our Portland workshop "
+        "does the work."
+    )
+    result = check_answer(answer, [PAID_REPAIRS], ZIP_QUESTION)
+    assert not result.dropped, [(d.text, d.unsupported) for d in result.dropped]
+
+
+def test_email_url_percent_date_time_and_names_are_checked() -> None:
+    passages = [DELIVERY, CONTACT]
+    supported = [
+        "Email repairs@northwind-outfitters.example for a repair.",
+        "The form is at northwind-outfitters.example/repairs.",
+        "You can find it on northwind-outfitters.example.",
+        "Trail Rewards members save 10 percent on repairs.",
+        "Gifts bought between November 1st and December 24th can come back until January 31.",
+        "Order before 2:00 p.m. Eastern and it ships the same day.",
+        "The TrailLite 2 tent has a 2-year warranty.",
+        "Express delivery costs $14.95 and takes 1-2 business days.",
+    ]
+    for sentence in supported:
+        assert check_answer(sentence, passages).kept == [sentence], sentence
+    invented = {
+        "Email help@northwind-outfitters.example for a repair.": "help@northwind",
+        "The form is at northwind-outfitters.example/warranty.": "/warranty",
+        "Trail Rewards members save 15% on repairs.": "15%",
+        "Gifts can come back until 15 January.": "15 January",
+        "Order before 4 pm and it ships the same day.": "4 pm",
+        "The TrailLite 3 tent has a lifetime warranty.": "3",
+        "Express delivery costs $14.95 and takes 1-3 business days.": "1-3",
+        "Our Seattle store repairs tents.": "Seattle",
+        "Ask about the Summit Pro X200 tent.": "Summit Pro X200",
+        "Call 1-800-555-0199 for a repair.": "1-800-555-0199",
+    }
+    for sentence, fact in invented.items():
+        dropped = check_answer(sentence, passages).dropped
+        assert dropped and any(fact in f.text or f.text in fact for f in dropped[0].unsupported), (
+            sentence,
+            dropped,
+        )
+
+
+def test_sentence_initial_words_the_company_and_the_question_are_not_invented_names() -> None:
+    passages = [PAID_REPAIRS]
+    for sentence in [
+        "Unfortunately we cannot repair it.",
+        "Repairs take about 3 weeks.",
+        "Northwind Outfitters repairs zips for $25.",
+        "Yes, the Ridgeback Pack can get a new zip for $25.",
+        "Please contact our Customer Support team.",
+        "I will send the item to a colleague [1].",
+    ]:
+        result = check_answer(
+            sentence, passages, "Can my Ridgeback Pack get a new zip?", ["Northwind Outfitters"]
+        )
+        assert result.kept == [sentence], result.dropped
+
+
+def test_extractive_answer_quotes_the_best_sentences_of_the_top_passage() -> None:
+    quote = extractive_answer(ZIP_QUESTION, [PAID_REPAIRS, DELIVERY])
+    assert quote is not None and quote.endswith("[1]") and quote.startswith('"')
+    assert "A zip replacement costs $25" in quote and "Portland" not in quote
+    assert extractive_answer("How fast is Express?", [PAID_REPAIRS, DELIVERY]) == (
+        '"Express delivery takes 1 to 2 business days and costs $14.95." [2]'
+    )
+    assert extractive_answer("What is the weather in Paris tomorrow?", [PAID_REPAIRS]) is None
+
+
+def test_grounded_says_how_the_answer_was_made() -> None:
+    ok = "A zip replacement costs $25."
+    assert grounded(ok, ZIP_QUESTION, [PAID_REPAIRS]) == (ok, "checked")
+    text, how = grounded("It is a 4-week process.", ZIP_QUESTION, [PAID_REPAIRS])
+    assert how == "extractive" and "$25" in text and "4-week" not in text
+    assert grounded("It is a 4-week job.", "Is it raining?", [PAID_REPAIRS]) == ("", "none")
+    # Nothing dropped: an answer without facts goes out as it is.
+    assert grounded("Thanks for asking.", ZIP_QUESTION, [PAID_REPAIRS])[1] == "checked"
+
+
+def test_generated_answer_drops_invented_sentences_or_hands_off() -> None:
+    gen = FakeGenerator("A zip replacement costs $25. It is a 4-week process.")
+    kw = {"passages": [PAID_REPAIRS], "question": ZIP_QUESTION}
+    assert generated_answer(gen, [], 60, **kw) == "A zip replacement costs $25."  # type: ignore[arg-type]
+    raw = generated_answer(gen, [], 60, **kw, check_facts=False)  # type: ignore[arg-type]
+    assert raw == gen.text
+    assert generated_answer(gen, [], 60) == gen.text  # type: ignore[arg-type]  # no passages
+    invented = FakeGenerator("It takes 9 days and costs $99.")
+    reply = generated_reply(invented, [], 60, passages=[PAID_REPAIRS], question="Is it sunny?")  # type: ignore[arg-type]
+    assert reply.text == HANDOFF_REPLY and reply.how == "none" and len(reply.dropped) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "sent_expected", "how"),
+    [
+        (
+            "A zip replacement costs $25. It is a 4-week process. Repairs take about 3 weeks.",
+            "A zip replacement costs $25. Repairs take about 3 weeks.",
+            "checked",
+        ),
+        ("We will email you a $12 quote. Thanks!", None, "extractive"),
+    ],
+)
+def test_the_stream_withholds_a_failing_sentence_and_sends_what_it_returns(
+    text: str, sent_expected: str | None, how: str
+) -> None:
+    sent: list[str] = []
+    reply = generated_reply(
+        FakeGenerator(text),  # type: ignore[arg-type]
+        [],
+        60,
+        sent.append,
+        passages=[PAID_REPAIRS],
+        question=ZIP_QUESTION,
+    )
+    assert reply.how == how
+    assert "".join(sent) == reply.text  # what the customer saw is what is stored
+    if sent_expected is not None:
+        assert reply.text == sent_expected
+    else:
+        assert (
+            reply.text.startswith("Thanks!")
+            and "$25" in reply.text
+            and "$12 quote" not in reply.text
+        )
+    assert len(sent) > 1 and len(reply.dropped) == 1
+
+
+def test_the_gate_goes_on_after_a_withheld_sentence_but_stops_at_an_unsafe_one() -> None:
+    from apps.support.grounding import Evidence
+
+    sent: list[str] = []
+    gate = SentenceGate(
+        sent.append,
+        unsafe=lambda s: "card number" in s or None,
+        check=Evidence([PAID_REPAIRS]).check,
+    )
+    for piece in ["A zip costs $25. It takes 9 da", "ys. Zips are ", "sewn in Portland. Send your ",
+                  "card number. Repairs take about 3 weeks."]:  # fmt: skip
+        gate.feed(piece)
+    gate.close()
+    assert sent == ["A zip costs $25.", " Zips are sewn in Portland."]
+    assert gate.stopped and [c.text for c in gate.withheld] == ["It takes 9 days."]
+
+
+def test_sentences_split_at_ends_not_inside_amounts() -> None:
+    assert split_sentences("It costs $6.95. Express is $14.95!\nDone") == [
+        "It costs $6.95.",
+        "Express is $14.95!",
+        "Done",
+    ]
