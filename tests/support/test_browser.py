@@ -8,9 +8,11 @@ with ``AIGC_UPDATE_SCREENSHOTS=1`` they also replace the README's ``docs/img/sup
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -137,6 +139,59 @@ def _host_page(html: str) -> Iterator[str]:
         server.server_close()
 
 
+class _Link:
+    """A TCP relay in front of the server whose connections can be cut: the customer's
+    network dropping mid-conversation (new connections are refused until ``restore``)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = ("127.0.0.1", int(target.rsplit(":", 1)[1]))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: set[socket.socket] = set()
+        self.down = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.open.discard(src)
+            src.close()
+
+    def cut(self) -> None:
+        self.down = True
+        for s in list(self.open):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def restore(self) -> None:
+        self.down = False
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
 def _no_script_ran(page: Any) -> None:
     assert page.evaluate("() => window.__xss") is None
     assert page.locator(".messages img, .cards img").count() == 0
@@ -162,6 +217,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
         return page
 
     with sync_playwright() as pw:
+        link = _Link(url)  # the customer's network, which drops in step 6
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=CHROMIUM_ARGS)
         try:
@@ -170,7 +226,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             agent, rival = watch(console.new_page()), watch(console.new_page())
 
             # 1. an FAQ: the cited template answer
-            customer.goto(f"{url}/chat?token={chat_token}")
+            customer.goto(f"{link.url}/chat?token={chat_token}")
             customer.evaluate("() => { window.__sameDocument = true; }")
             customer.get_by_label("Your message").fill("Where can I track my package?")
             customer.get_by_role("button", name="Send").click()
@@ -224,7 +280,22 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             customer.screenshot(path=str(shots / "support-chat.png"), full_page=True)
             agent.screenshot(path=str(shots / "support-agent.png"), full_page=True)
 
-            # 6. Alice releases; the bot answers the next question
+            # 6. the customer's connection drops; what Alice writes meanwhile arrives once
+            #    the page has reconnected (after=<last message id>), once, without a reload
+            link.cut()
+            expect(customer.locator("#connection")).to_contain_text("Reconnecting",
+                                                                    timeout=30_000)
+            later = "Are you still there? The parcel number is in your order page."
+            agent.get_by_label("Your reply").fill(later)
+            agent.get_by_role("button", name="Send reply").click()
+            expect(agent.locator(".msg-agent").last).to_contain_text(later, timeout=30_000)
+            link.restore()
+            expect(customer.locator("#connection")).to_have_text("Live", timeout=30_000)
+            expect(customer.locator(".msg-agent").last).to_contain_text(later, timeout=30_000)
+            expect(customer.locator(".msg-agent")).to_have_count(2)
+            assert customer.evaluate("() => window.__sameDocument") is True
+
+            # 7. Alice releases; the bot answers the next question
             agent.get_by_role("button", name="Release to the bot").click()
             expect(customer.locator("body")).to_have_attribute("data-state", "bot",
                                                                timeout=30_000)
@@ -236,7 +307,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(customer.locator(".msg-bot").last).to_contain_text("30 days")
             _no_script_ran(customer)
 
-            # 7. the widget: a page of another origin embeds the chat with one script tag;
+            # 8. the widget: a page of another origin embeds the chat with one script tag;
             #    the console refuses to be framed
             with _host_page(f'<h1>Shop</h1><script src="{url}/chat/embed.js" '
                             f'data-token="{chat_token}"></script>'
@@ -252,6 +323,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
                             and f.locator("#token").count()], "/agent was framed"
         finally:
             browser.close()
+            link.close()
 
     assert csp_errors == []
     for name in ("support-chat.png", "support-agent.png"):

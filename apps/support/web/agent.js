@@ -56,8 +56,9 @@
   }
 
   function conversationCard(c, withTake) {
-    var info = "Waiting " + waited(c.waiting_seconds) + " \u00b7 intent: " + (c.intent || "unknown") +
-      (c.reason ? " \u00b7 " + c.reason : "") + (c.agent ? " \u00b7 with " + c.agent : "");
+    var since = c.state === "human" ? "With " + (c.agent || "an agent") + " for " : "Waiting ";
+    var info = since + waited(c.waiting_seconds) + " \u00b7 intent: " + (c.intent || "unknown") +
+      (c.reason ? " \u00b7 " + c.reason : "");
     var card = el("li", { className: "card", dataset: { session: c.session_id, state: c.state } },
       el("p", { className: "card-title" }, "Conversation " + c.session_id),
       el("p", { className: "card-info" }, info),
