@@ -72,6 +72,10 @@ class ApproveIn(BaseModel):
     intent: str | None = Field(
         None, max_length=200, description="The template's name (default agent-answer-ID)."
     )
+    question: str | None = Field(
+        None, min_length=1, max_length=4000,
+        description="The question as the template should hold it (default: as asked).",
+    )
 
 
 class IntentStats(BaseModel):
@@ -173,8 +177,10 @@ def suggestions(
              "409; unknown: 404.")
 def approve(request: Request, suggestion_id: SuggestionId,
             body: ApproveIn | None = None) -> SuggestionOut:
-    intent = body.intent if body else None
-    return SuggestionOut(**_service(request).approve_suggestion(suggestion_id, intent))
+    body = body or ApproveIn()
+    return SuggestionOut(
+        **_service(request).approve_suggestion(suggestion_id, body.intent, body.question)
+    )
 
 
 @router.post("/suggestions/{suggestion_id}/reject", response_model=SuggestionOut,

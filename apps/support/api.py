@@ -277,6 +277,7 @@ def ask(request: Request, body: MessageIn) -> ReplyOut:
     '`{"type": "message", "message": {...}}` or `{"type": "state", "state": ..., "agent": '
     '..., "queue_position": ...}`. Unknown session: 404.',
     response_class=EventStream,
+    status_code=200,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def session_events(

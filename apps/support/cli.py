@@ -23,6 +23,8 @@ from aigc_apps.console import (
     print_json,
 )
 
+from .agent_cli import agents_app
+
 if TYPE_CHECKING:
     from .answers import BotReply
     from .service import SupportService
@@ -32,6 +34,7 @@ app = typer.Typer(
     "dialogues, and hands off to a human when unsure.",
     no_args_is_help=True,
 )
+app.add_typer(agents_app)  # queue, take, reply, release, resolve, suggestions, stats, webhook
 
 
 def _service(db: str | None, **kwargs: Any) -> SupportService:
@@ -112,10 +115,13 @@ def _footer(reply: BotReply) -> None:
     for src in reply.sources:
         ref = f"[{src['ref']}] " if "ref" in src else ""
         console.print(f"  source {ref}{src['title']} ({src['source']})", style="dim", markup=False)
-    flag = "  HANDOFF: flagged for a human" if reply.handoff else ""
+    flag = ""
+    if reply.queue_position:
+        flag = f" | number {reply.queue_position} in the queue for a person"
     console.print(
         f"  session {reply.session_id} turn {reply.turn} | {reply.path} | intent {reply.intent} | "
-        f"confidence {reply.confidence:.2f} | {reply.latency_ms:.0f} ms{flag}",
+        f"confidence {reply.confidence:.2f} | {reply.latency_ms:.0f} ms | state {reply.state}"
+        f"{flag}",
         style="dim",
         markup=False,
     )

@@ -545,12 +545,14 @@ class SupportService:
 
         return listing(self.db, status)
 
-    def approve_suggestion(self, suggestion_id: int, intent: str | None = None) -> dict[str, Any]:
+    def approve_suggestion(
+        self, suggestion_id: int, intent: str | None = None, question: str | None = None
+    ) -> dict[str, Any]:
         """Ingest a suggestion as an answer template (screened, indexed, citable like any
-        other); ConflictError if it was decided already."""
+        other), optionally with the question reworded; ConflictError if already decided."""
         from .suggestions import as_template, decide
 
-        item = as_template(self.db, suggestion_id, intent)
+        item = as_template(self.db, suggestion_id, intent, question)
         report = self.ingest_items([item])
         if report.quarantined:
             raise ConflictError(

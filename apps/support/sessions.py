@@ -142,7 +142,7 @@ def record_turn(
             sess.unsure_streak = sess.unsure_streak + 1 if reply.path == "handoff" else 0
         if reply.intent is not None:
             sess.intent_guess = reply.intent
-        answer = mask_pii(reply.answer)
+        answer = mask_pii(clean_text(reply.answer))  # a generator can emit NUL
         s.add(
             Turn(
                 session_id=sess.id,

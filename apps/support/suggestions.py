@@ -28,8 +28,9 @@ SOURCE_PREFIX = "suggestion:"
 def collect(s: Session, session_id: str) -> int:
     """Add the conversation's agent replies not yet proposed; returns how many were new.
 
-    A reply answers the customer's messages since the last answer (an agent's, or a bot's
-    that cited a source), leaving out requests for a person.
+    A reply answers the customer's messages since the previous agent reply, leaving out
+    requests for a person (the question the bot could not settle is usually among them; a
+    reviewer may give the question in other words when approving).
     """
     from .handoff import asks_for_human
 
@@ -47,8 +48,6 @@ def collect(s: Session, session_id: str) -> int:
                 s.add(Suggestion(session_id=session_id, reply_id=m.id, question=" ".join(asked),
                                  answer=m.text, agent=m.author, created_at=utcnow()))
                 added += 1
-            asked = []
-        elif m.role == "bot" and m.sources != "[]":
             asked = []
     s.flush()
     return added
@@ -88,13 +87,20 @@ def _pending(s: Session, suggestion_id: int) -> Suggestion:
     return g
 
 
-def as_template(db: Database, suggestion_id: int, intent: str | None = None) -> SourceItems:
-    """The source an approval ingests; ConflictError unless the suggestion is pending."""
+def as_template(
+    db: Database, suggestion_id: int, intent: str | None = None, question: str | None = None
+) -> SourceItems:
+    """The source an approval ingests (``question``: the reviewer's wording of what was
+    asked, default the customer's); ConflictError unless the suggestion is pending."""
+    from .handoff import check_text
+
     name = clean_text(intent or "").strip() or f"agent-answer-{suggestion_id}"
     if len(name) > 200:
         raise DataError("intent name is longer than 200 characters")
     with db.session() as s:
         g = _pending(s, suggestion_id)
+        if question is not None:
+            g.question = check_text(question, "question")
         entry = NewEntry("example", g.question, intent=name)
         return SourceItems(
             "templates", f"{SOURCE_PREFIX}{suggestion_id}",

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from fastapi.testclient import TestClient
+
+from aigc_apps.embeddings import Encoder
+from aigc_apps.serve import create_app
+from apps.support import SupportService
+from tests.support.conftest import KB, BowEncoder
 
 if TYPE_CHECKING:
     from aigc_apps.serve.tokens import TokenStore
@@ -137,3 +143,33 @@ def spawn_server(workspace: Path) -> Callable[..., AbstractContextManager[str]]:
 def serve_subprocess() -> Callable[..., AbstractContextManager[str]]:
     """:func:`aigc_serve` itself, for fixtures that outlive one test (their own home)."""
     return aigc_serve
+
+
+@pytest.fixture
+def knowledge(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tiny_llm_dir: Path
+) -> Iterator[str]:
+    """The sample FAQ ingested into the workspace's support store (on each backend when the
+    test asks for ``db_url``); the encoder is the test bag of words and the LLM the tiny
+    one, so nothing big loads."""
+    db_url = (
+        request.getfixturevalue("db_url")
+        if "db_url" in request.fixturenames
+        else f"sqlite:///{tmp_path_of(request) / 'support.db'}"
+    )
+    monkeypatch.setenv("AIGC_SUPPORT_DB_URL", db_url)
+    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
+    monkeypatch.setattr(Encoder, "from_pretrained", classmethod(lambda cls, *a, **k: BowEncoder()))
+    with SupportService.from_settings() as service:
+        service.ingest([KB])
+    yield db_url
+
+
+@pytest.fixture
+def client(knowledge: str) -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def tmp_path_of(request: pytest.FixtureRequest) -> Path:
+    return Path(request.getfixturevalue("tmp_path"))

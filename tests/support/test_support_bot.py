@@ -6,6 +6,7 @@ import pytest
 from aigc_apps.errors import DataError, NotFoundError
 from apps.support import HANDOFF_REPLY, Calibration, SupportService, calibrate, mask_pii
 from apps.support.answers import is_follow_up
+from apps.support.handoff import UNSURE_REPLY
 from apps.support.pii import strip_placeholders
 from apps.support.tuning import sft_records
 
@@ -50,10 +51,13 @@ def test_prompt_quotes_excerpts_as_data_and_keeps_history(bot: SupportService) -
     assert user.endswith("Customer question: How are kayaks shipped?")
 
 
-def test_out_of_scope_question_is_handed_off(bot: SupportService) -> None:
-    reply = bot.ask("What is the capital of Australia?")
+def test_out_of_scope_questions_are_handed_off_the_second_time(bot: SupportService) -> None:
+    first = bot.ask("What is the capital of Australia?")
+    assert first.path == "handoff" and not first.handoff and first.answer == UNSURE_REPLY
+    assert first.session_id not in bot.handoffs()  # one chance to rephrase
+    reply = bot.ask("Who won the match yesterday?", first.session_id)
     assert reply.path == "handoff" and reply.handoff and reply.answer == HANDOFF_REPLY
-    assert reply.session_id in bot.handoffs()
+    assert reply.state == "pending_human" and reply.session_id in bot.handoffs()
     assert bot.ask("Where is my order?").session_id not in bot.handoffs()
 
 

@@ -1,0 +1,172 @@
+"""/v1/support agent routes and the customer's event stream: every transition over HTTP, the
+race to take (concurrent requests to a real server, SQLite and PostgreSQL), scopes, and the
+errors (404, 409, 413, 422) with nothing lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from aigc_apps.serve import create_app
+from aigc_apps.serve.tokens import TokenStore
+from tests.serve.checks import assert_error
+from tests.serve.test_support_api import ORDER
+
+Q = "/v1/support"
+
+
+def _say(c: Any, sid: str, text: str) -> dict[str, Any]:
+    r = c.post(f"{Q}/sessions/{sid}/messages", json={"message": text})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _act(c: Any, sid: str, action: str, agent: str, **body: str) -> Any:
+    return c.post(f"{Q}/conversations/{sid}/{action}", json={"agent": agent, **body})
+
+
+def test_every_transition_over_http(client: TestClient) -> None:
+    sid = client.post(f"{Q}/sessions").json()["session_id"]
+    assert _say(client, sid, ORDER)["state"] == "bot"
+    asked = _say(client, sid, "agent please")
+    assert asked["state"] == "pending_human" and asked["queue_position"] == 1
+    assert asked["handoff"] and asked["path"] == "handoff"
+    waiting = _say(client, sid, "<script>alert(1)</script> still there?")
+    assert waiting["path"] == "human" and waiting["sources"] == []
+    (queued,) = client.get(f"{Q}/queue").json()["conversations"]
+    assert queued["session_id"] == sid and queued["intent"] == "order_status"
+    assert queued["last_messages"][-1]["text"].startswith("<script>")  # stored as sent
+
+    taken = _act(client, sid, "take", "alice")
+    assert taken.status_code == 200 and taken.json()["state"] == "human"
+    assert_error(_act(client, sid, "take", "bob"), 409, code="conversation_taken")
+    assert_error(_act(client, sid, "reply", "bob", text="hi"), 409, code="not_holder")
+    sent = _act(client, sid, "reply", "alice", text="Hello, Alice here.")
+    assert sent.status_code == 201 and sent.json()["role"] == "agent"
+    assert client.get(f"{Q}/queue", params={"state": "human"}).json()["conversations"]
+    assert _act(client, sid, "release", "alice").json()["state"] == "bot"
+    assert_error(_act(client, sid, "release", "alice"), 409, code="not_holder")
+    assert _say(client, sid, ORDER)["path"] == "template"
+    assert _act(client, sid, "take", "bob").json()["agent"] == "bob"  # pulled in
+    assert _act(client, sid, "resolve", "bob").json()["state"] == "resolved"
+    assert_error(_act(client, sid, "resolve", "bob"), 409, code="conversation_resolved")
+    assert_error(_act(client, sid, "release", "bob"), 409, code="conversation_resolved")
+    late = client.post(f"{Q}/sessions/{sid}/messages", json={"message": "one more"})
+    assert_error(late, 409, code="conversation_resolved")
+
+    log = client.get(f"{Q}/conversations/{sid}").json()
+    assert log["state"] == "resolved" and log["agent"] == "bob"
+    roles = [m["role"] for m in log["messages"]]
+    assert roles.count("agent") == 1 and roles.count("system") == 5
+    assert log["messages"][-1]["role"] == "system"
+
+    (suggestion,) = client.get(f"{Q}/suggestions").json()["suggestions"]
+    assert suggestion["answer"] == "Hello, Alice here."
+    assert client.post(f"{Q}/suggestions/{suggestion['id']}/reject").json()["status"] == "rejected"
+    assert_error(client.post(f"{Q}/suggestions/{suggestion['id']}/approve", json={}), 409)
+    assert_error(client.post(f"{Q}/suggestions/999/approve", json={}), 404)
+    stats = client.get(f"{Q}/handoff-stats").json()
+    assert stats["handoffs"] == 1 and stats["resolution_rate"] == 1.0
+
+
+def test_bad_requests_lose_nothing(client: TestClient) -> None:
+    for action in ("take", "release", "resolve"):
+        assert_error(_act(client, "nosuchid", action, "alice"), 404)
+    assert_error(client.get(f"{Q}/conversations/nosuchid"), 404)
+    assert_error(client.get(f"{Q}/sessions/nosuchid/events"), 404)
+    sid = _say(client, client.post(f"{Q}/sessions").json()["session_id"], "agent please")[
+        "session_id"]
+    _act(client, sid, "take", "alice")
+    big = client.post(f"{Q}/conversations/{sid}/reply",
+                      json={"agent": "alice", "text": "x" * 1_000_000})
+    assert_error(big, 413)
+    huge = client.post(f"{Q}/sessions/{sid}/messages", json={"message": "y" * 1_000_000})
+    assert_error(huge, 413)
+    assert_error(_act(client, sid, "reply", "alice", text=""), 422)
+    assert_error(_act(client, sid, "take", ""), 422)
+    assert_error(client.get(f"{Q}/queue", params={"state": "everything"}), 422)
+    log = client.get(f"{Q}/conversations/{sid}").json()
+    assert log["state"] == "human" and log["agent"] == "alice"
+    assert [m["role"] for m in log["messages"]][-1] == "system"  # nothing half-written
+    assert [c["session_id"] for c in
+            client.get(f"{Q}/queue", params={"state": "all"}).json()["conversations"]] == [sid]
+
+
+def test_racing_agents_one_wins(
+    db_url: str, knowledge: str, live_server: Callable[[object], str]
+) -> None:
+    """Concurrent requests to a real server: for each conversation exactly one 200."""
+    url = live_server(create_app())
+    with httpx.Client(base_url=url, timeout=30) as c:
+        sids = [_say(c, c.post(f"{Q}/sessions").json()["session_id"], "talk to a human")[
+            "session_id"] for _ in range(3)]
+        barrier = threading.Barrier(6)
+
+        def take(args: tuple[str, int]) -> int:
+            sid, n = args
+            with httpx.Client(base_url=url, timeout=30) as mine:
+                barrier.wait()
+                return _act(mine, sid, "take", f"agent{n}").status_code
+
+        for sid in sids:
+            with ThreadPoolExecutor(6) as pool:
+                codes = sorted(pool.map(take, [(sid, n) for n in range(6)]))
+            assert codes == [200] + [409] * 5, codes
+            barrier.reset()
+        held = c.get(f"{Q}/queue", params={"state": "human"}).json()["conversations"]
+        assert sorted(h["session_id"] for h in held) == sorted(sids)
+
+
+def test_the_customer_sees_an_agent_reply_live(
+    knowledge: str, live_server: Callable[[object], str]
+) -> None:
+    url = live_server(create_app())
+    with httpx.Client(base_url=url, timeout=30) as c:
+        sid = _say(c, c.post(f"{Q}/sessions").json()["session_id"], "agent please")["session_id"]
+        last = c.get(f"{Q}/sessions/{sid}").json()["messages"][-1]["id"]
+        events: list[dict[str, Any]] = []
+        with c.stream("GET", f"{Q}/sessions/{sid}/events", params={"after": last}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    break
+            assert events[0] == {"type": "state", "session_id": sid, "state": "pending_human",
+                                 "agent": None, "queue_position": 1}
+            _act(c, sid, "take", "alice")
+            _act(c, sid, "reply", "alice", text="Hi, Alice here.")
+            for line in lines:
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                seen = {(e["type"], e.get("state") or e["message"]["role"]) for e in events}
+                if {("state", "human"), ("message", "agent")} <= seen:
+                    break
+    kinds = [(e["type"], e.get("state") or e["message"]["role"]) for e in events]
+    assert ("state", "human") in kinds and ("message", "agent") in kinds
+    assert kinds.index(("message", "system")) < kinds.index(("message", "agent"))
+
+
+def test_scopes_chat_and_agent(knowledge: str, token_store: TokenStore) -> None:
+    _, chat = token_store.create("website", ["support:chat"])
+    _, agent = token_store.create("console", ["support:agent"])
+    with TestClient(create_app()) as c:
+        as_chat = {"Authorization": f"Bearer {chat}"}
+        as_agent = {"Authorization": f"Bearer {agent}"}
+        sid = c.post(f"{Q}/sessions", headers=as_chat).json()["session_id"]
+        r = c.post(f"{Q}/sessions/{sid}/messages", json={"message": "agent please"},
+                   headers=as_chat)
+        assert r.status_code == 200 and r.json()["state"] == "pending_human"
+        assert_error(c.get(f"{Q}/queue", headers=as_chat), 403)
+        assert_error(c.post(f"{Q}/conversations/{sid}/take", json={"agent": "a"},
+                            headers=as_chat), 403)
+        assert_error(c.post("/v1/sentiment/score", json={"texts": ["x"]}, headers=as_chat), 403)
+        assert c.get(f"{Q}/queue", headers=as_agent).status_code == 200
+        assert_error(c.get(f"{Q}/queue"), 401)
+        assert_error(c.post(f"{Q}/sessions", headers=as_agent), 403)

@@ -1,0 +1,75 @@
+"""``aigc support queue | take | reply | release | resolve | suggestions | stats | webhook``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aigc_apps.errors import ConflictError, NotFoundError
+from apps.support.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
+    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
+    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
+
+
+def run(*args: str) -> dict:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout) if "--json" in args else {"out": result.stdout}
+
+
+def test_agent_round_trip(env: None, db_url: str, kb_dir: Path) -> None:
+    db = ("--db", db_url)
+    run("ingest", str(kb_dir), *db)
+    question = "Can I pay with a gift card from another store?"
+    first = run("ask", question, *db, "--json")
+    assert first["state"] == "bot"
+    sid = first["session_id"]
+    asked = run("ask", "I want to talk to a human", "--session", sid, *db, "--json")
+    assert asked["state"] == "pending_human" and asked["queue_position"] == 1
+    (queued,) = run("queue", *db, "--json")
+    assert queued["session_id"] == sid and queued["last_messages"][-1]["role"] == "system"
+    assert sid in run("queue", *db)["out"]
+
+    assert "held by alice" in run("take", sid, "--agent", "alice", *db)["out"]
+    with pytest.raises(ConflictError):
+        run("take", sid, "--agent", "bob", *db)
+    with pytest.raises(ConflictError):
+        run("reply", sid, "hello", "--agent", "bob", *db)
+    answer = "Only Northwind Outfitters gift cards are accepted."
+    run("reply", sid, answer, "--agent", "alice", *db)
+    held = run("ask", "ok, thanks", "--session", sid, *db, "--json")
+    assert held["path"] == "human" and held["state"] == "human"
+    assert "bot" in run("release", sid, "--agent", "alice", *db)["out"]
+    assert run("queue", "--state", "all", *db, "--json") == []
+    run("take", sid, "--agent", "alice", *db)
+    out = run("resolve", sid, "--agent", "alice", *db)["out"]
+    assert "resolved" in out and "1 suggestion(s)" in out
+
+    (suggestion,) = run("suggestions", *db, "--json")
+    assert suggestion["answer"] == answer and question in suggestion["question"]
+    run("suggestions", "approve", str(suggestion["id"]), "--intent", "gift-cards", *db)
+    assert run("suggestions", "--status", "approved", *db, "--json")[0]["intent"] == "gift-cards"
+    again = run("ask", question, *db, "--json")
+    assert again["path"] == "template" and again["answer"] == answer
+
+    stats = run("stats", *db, "--json")
+    assert stats["handoffs"] == 1 and stats["resolution_rate"] == 1.0
+    assert "(all)" in run("stats", *db)["out"]
+    with pytest.raises(NotFoundError):
+        run("take", "nosuchid", "--agent", "alice", *db)
+
+
+def test_webhook_setting(db_url: str) -> None:
+    assert "none" in run("webhook", "--db", db_url)["out"]
+    assert "http://127.0.0.1:9/hook" in run("webhook", "http://127.0.0.1:9/hook",
+                                            "--db", db_url)["out"]
+    assert "none" in run("webhook", "--clear", "--db", db_url)["out"]
