@@ -1,4 +1,5 @@
-"""``aigc demo`` part for the support bot: Northwind Outfitters' knowledge base, three answers.
+"""``aigc demo`` part for the support bot: Northwind Outfitters' knowledge base, three answers,
+then a handoff to a person and back.
 
 Runs on its own demo database in the workspace (never the user's support database), with
 the default encoder and generator (the bundled MiniLM and SmolLM2 unless ``AIGC_ENCODER`` /
@@ -8,11 +9,15 @@ the default encoder and generator (the bundled MiniLM and SmolLM2 unless ``AIGC_
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from aigc_apps.settings import get_settings, sample_data_dir
+
+if TYPE_CHECKING:
+    from .service import SupportService
 
 QUESTIONS = [
     ("template answer", "Where can I track my package?"),
@@ -68,6 +73,41 @@ def demo(console: Console) -> None:
             sources or "-",
         )
         console.print(table)
-    flagged = session in bot.handoffs()
-    console.print(f"   session {session} flagged for a human: {'yes' if flagged else 'no'}")
+    assert session is not None
+    handoff_demo(console, bot, session, len(QUESTIONS) + 2)
     bot.close()
+
+
+def handoff_demo(console: Console, bot: SupportService, session: str, step: int) -> None:
+    """The customer asks for a person; an agent takes over from the CLI and hands back."""
+    db = f"--db {bot.db_url}"
+    console.print(f"{step}. the customer asks for a person: [italic]I want to talk to a human[/]")
+    reply = bot.ask("I want to talk to a human", session)
+    console.print(f"   bot> {reply.answer}", markup=False)
+    console.print(f"   state {reply.state}, number {reply.queue_position} in the queue")
+    console.print(f"{step + 1}. an agent works the queue from the CLI")
+    console.print(f"   $ aigc support queue {db}", style="dim", markup=False)
+    for row in bot.conversations.queue():
+        console.print(f"   {row['session_id']}  waiting {row['waiting_seconds']:.1f} s  "
+                      f"intent {row['intent']}  ({row['reason']})", markup=False)
+    console.print(f"   $ aigc support take {session} --agent dana {db}", style="dim", markup=False)
+    taken = bot.conversations.take(session, "dana")
+    console.print(f"   conversation {session}: {taken['state']}, held by {taken['agent']}",
+                  markup=False)
+    waiting = bot.ask("Can you check on my order 10042?", session)
+    console.print(f"   customer> {waiting.question}\n   (no bot answer: {waiting.answer})",
+                  markup=False)
+    text = "Hi, I'm Dana. Order 10042 left our warehouse today; it arrives on Thursday."
+    console.print(f'   $ aigc support reply {session} "{text}" --agent dana {db}',
+                  style="dim", markup=False)
+    bot.conversations.reply(session, "dana", text)
+    console.print(f"   $ aigc support release {session} --agent dana {db}", style="dim",
+                  markup=False)
+    released = bot.conversations.release(session, "dana")
+    console.print(f"   conversation {session}: {released['state']}", markup=False)
+    back = bot.ask("Where can I track my package?", session)
+    console.print(f"{step + 2}. back with the bot: [italic]{back.question}[/]")
+    console.print(f"   bot> {back.answer}", markup=False)
+    console.print(f"   state {back.state} | path {back.path}; transitions stored: " + ", ".join(
+        f"{t['from_state']}->{t['to_state']} ({t['actor']})"
+        for t in bot.conversations.transitions(session)), markup=False)

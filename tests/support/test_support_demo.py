@@ -12,7 +12,7 @@ from aigc_apps.registry import ModelRegistry
 from apps.support.demo import demo
 
 
-def test_demo_answers_three_ways_with_the_default_models(
+def test_demo_answers_three_ways_and_hands_off_with_the_default_models(
     workspace: Path,
     tmp_path: Path,
     tiny_encoder_dir: Path,
@@ -30,5 +30,9 @@ def test_demo_answers_three_ways_with_the_default_models(
     demo(Console(file=out, width=200))
     text = out.getvalue()
     assert "example questions for 42 answer templates" in text
-    assert "template answer" in text and "handoff" in text and "flagged for a human" in text
+    assert "template answer" in text and "handoff" in text
+    assert "state pending_human, number 1 in the queue" in text
+    assert "held by dana" in text and "(no bot answer:" in text
+    assert "pending_human->human (agent:dana), human->bot (agent:dana)" in text
+    assert "state bot | path template" in text
     assert (workspace / "support-demo.db").is_file()
