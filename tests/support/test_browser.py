@@ -307,7 +307,29 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(customer.locator(".msg-bot").last).to_contain_text("30 days")
             _no_script_ran(customer)
 
-            # 8. the widget: a page of another origin embeds the chat with one script tag;
+            # 8. Alice pulls the conversation in again and resolves it; the customer starts
+            #    a new one. Her answer waits as a suggestion (the question shown as text)
+            #    until she approves it.
+            agent.get_by_role("button", name="Take", exact=True).click()
+            expect(banner).to_contain_text("You are chatting with Alice", timeout=30_000)
+            agent.get_by_role("button", name="Resolve").click()
+            expect(banner).to_have_text("Resolved", timeout=30_000)
+            expect(customer.get_by_label("Your message")).to_be_disabled()
+            customer.get_by_role("button", name="Start a new conversation").click()
+            expect(customer.locator(".msg")).to_have_count(0)
+            customer.get_by_label("Your message").fill("Can I return an item?")
+            customer.get_by_role("button", name="Send").click()
+            expect(customer.locator(".msg-bot")).to_have_count(1, timeout=ANSWER_S)
+            assert parse_qs(urlparse(customer.url).query)["session"][0] != session
+            suggestion = agent.locator("#suggestions li").filter(has_text=reply)
+            expect(suggestion).to_contain_text(XSS, timeout=30_000)
+            _no_script_ran(agent)
+            suggestion.get_by_label("Intent (optional)").fill("parcel_dispatched")
+            suggestion.get_by_role("button", name="Approve").click()
+            expect(agent.locator("#suggestions li")).to_have_count(0, timeout=ANSWER_S)
+            expect(agent.locator("#error")).to_be_hidden()
+
+            # 9. the widget: a page of another origin embeds the chat with one script tag;
             #    the console refuses to be framed
             with _host_page(f'<h1>Shop</h1><script src="{url}/chat/embed.js" '
                             f'data-token="{chat_token}"></script>'
