@@ -78,6 +78,7 @@ def _faq_intent(example: str) -> str:
 @pytest.fixture
 def support_server(workspace: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     """``aigc serve`` on a workspace with the sample knowledge base and two tokens."""
+    _need_browser()  # before the set-up: a skip should not cost an ingest
     _aigc(workspace, "support", "ingest", str(KB))
     chat = _aigc(workspace, "tokens", "create", "--name", "web-chat", "--scope", "support:chat")
     agent = _aigc(workspace, "tokens", "create", "--name", "console", "--scope", "support:agent")
@@ -199,7 +200,10 @@ def _no_script_ran(page: Any) -> None:
 
 @pytest.mark.slow
 def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) -> None:
-    _need_browser()
+    """A customer and two agents, each in their own browser context, through one handoff:
+    cited answer, queue, take (and a lost race), live reply, dropped connection, release,
+    resolve, a new conversation, a suggestion approved; markup typed by the customer stays
+    text on every page."""
     from playwright.sync_api import expect, sync_playwright
 
     url, chat_token, agent_token = (support_server[k] for k in ("url", "chat", "agent"))
@@ -228,8 +232,13 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             # 1. an FAQ: the cited template answer
             customer.goto(f"{link.url}/chat?token={chat_token}")
             customer.evaluate("() => { window.__sameDocument = true; }")
+            # by keyboard: Tab reaches Send, which shows where the focus is; Enter sends
             customer.get_by_label("Your message").fill("Where can I track my package?")
-            customer.get_by_role("button", name="Send").click()
+            customer.keyboard.press("Tab")
+            expect(customer.get_by_role("button", name="Send")).to_be_focused()
+            assert customer.evaluate(
+                "() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+            customer.keyboard.press("Enter")
             first = customer.locator(".msg-bot").first
             expect(first).to_contain_text("Track package", timeout=ANSWER_S)
             source = first.locator(".source-title").first
@@ -261,7 +270,8 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(rival.locator("#conv-messages")).to_contain_text(XSS, timeout=30_000)
 
             # 4. Alice takes it; Bob is too late and is told so
-            card.get_by_role("button", name=f"Take conversation {session}").click()
+            card.get_by_role("button", name=f"Take conversation {session}").focus()
+            agent.keyboard.press("Enter")
             expect(banner).to_contain_text("You are chatting with Alice", timeout=30_000)
             expect(agent.locator("#conv-messages")).to_contain_text(XSS)
             expect(agent.locator(f'#mine li[data-session="{session}"]')).to_be_visible(
@@ -302,7 +312,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(banner).to_be_hidden()
             answers = customer.locator(".msg-bot").count()
             customer.get_by_label("Your message").fill("How long do I have to return an item?")
-            customer.get_by_role("button", name="Send").click()
+            customer.get_by_label("Your message").press("Enter")  # Enter sends, as in chats
             expect(customer.locator(".msg-bot")).to_have_count(answers + 1, timeout=ANSWER_S)
             expect(customer.locator(".msg-bot").last).to_contain_text("30 days")
             _no_script_ran(customer)
