@@ -15,8 +15,20 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from aigc_apps.serve.auth import require_scope
+from aigc_apps.serve.openai_api import EventStream
 
-from .api import APP, MessageOut, SessionId, SessionOut, State, message_out, session_out
+from .api import (
+    APP,
+    EVENTS_ROUTE,
+    AfterId,
+    MessageOut,
+    SessionId,
+    SessionOut,
+    State,
+    event_stream,
+    message_out,
+    session_out,
+)
 from .api import support_service as _service
 
 router = APIRouter(prefix="/v1/support", tags=[APP])
@@ -126,6 +138,13 @@ def conversation(request: Request, session_id: SessionId) -> SessionOut:
     return session_out(_service(request).session(session_id))
 
 
+@router.get("/conversations/{session_id}/events", dependencies=AGENT,
+            summary="Follow a conversation live, for an agent", **EVENTS_ROUTE)
+async def conversation_events(request: Request, session_id: SessionId, after: AfterId = 0
+                              ) -> EventStream:
+    return await event_stream(request, session_id, after)
+
+
 @router.post("/conversations/{session_id}/take", response_model=StateOut, dependencies=AGENT,
              summary="Take a conversation",
              description="The agent holds it from now on (from the queue, or pulled in from "
@@ -177,7 +196,7 @@ def suggestions(
              "409; unknown: 404.")
 def approve(request: Request, suggestion_id: SuggestionId,
             body: ApproveIn | None = None) -> SuggestionOut:
-    body = body or ApproveIn()
+    body = body or ApproveIn(intent=None, question=None)
     return SuggestionOut(
         **_service(request).approve_suggestion(suggestion_id, body.intent, body.question)
     )

@@ -267,26 +267,33 @@ def ask(request: Request, body: MessageIn) -> ReplyOut:
     return _reply(support_service(request).ask(body.message))
 
 
-@routes.get(
-    "/sessions/{session_id}/events",
-    dependencies=READ,
-    summary="Follow a session live",
-    description="Server-sent events: first the conversation's state, then every message "
-    "with an id above `after` as it is stored (by any worker), and the state again whenever "
-    "it changes (a person takes over, releases, resolves). `data:` lines hold JSON: "
+EVENTS_DESCRIPTION = (
+    "Server-sent events: first the conversation's state, then every message with an id "
+    "above `after` as it is stored (by any worker), and the state again whenever it changes "
+    "(a person takes over, releases, resolves). `data:` lines hold JSON: "
     '`{"type": "message", "message": {...}}` or `{"type": "state", "state": ..., "agent": '
-    '..., "queue_position": ...}`. Unknown session: 404.',
-    response_class=EventStream,
-    status_code=200,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    '..., "queue_position": ...}`. Unknown session: 404.'
 )
-async def session_events(
-    request: Request,
-    session_id: SessionId,
-    after: Annotated[int, Query(ge=0, description="The last message id the client has.")] = 0,
-) -> EventStream:
+EVENTS_ROUTE: dict[str, Any] = {
+    "response_class": EventStream,
+    "status_code": 200,
+    "responses": {200: {"content": {"text/event-stream": {}}}},
+    "description": EVENTS_DESCRIPTION,
+}
+AfterId = Annotated[int, Query(ge=0, description="The last message id the client has.")]
+
+
+@routes.get("/sessions/{session_id}/events", dependencies=READ,
+            summary="Follow a session live", **EVENTS_ROUTE)
+async def session_events(request: Request, session_id: SessionId, after: AfterId = 0
+                         ) -> EventStream:
+    return await event_stream(request, session_id, after)
+
+
+async def event_stream(request: Request, session_id: str, after: int) -> EventStream:
+    """The stream of one conversation (404 before streaming if it does not exist)."""
     conversations = support_service(request).conversations
-    state = await run_in_threadpool(conversations.state, session_id)  # 404 before streaming
+    state = await run_in_threadpool(conversations.state, session_id)
     return EventStream(_follow(request, conversations, session_id, after, state))
 
 

@@ -164,6 +164,8 @@ def test_scopes_chat_and_agent(knowledge: str, token_store: TokenStore) -> None:
                    headers=as_chat)
         assert r.status_code == 200 and r.json()["state"] == "pending_human"
         assert_error(c.get(f"{Q}/queue", headers=as_chat), 403)
+        assert_error(c.get(f"{Q}/conversations/{sid}/events", headers=as_chat), 403)
+        assert_error(c.get(f"{Q}/conversations/nosuchid/events", headers=as_agent), 404)
         assert_error(c.post(f"{Q}/conversations/{sid}/take", json={"agent": "a"},
                             headers=as_chat), 403)
         assert_error(c.post("/v1/sentiment/score", json={"texts": ["x"]}, headers=as_chat), 403)

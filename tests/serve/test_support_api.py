@@ -135,6 +135,7 @@ def test_openapi_documents_every_route() -> None:
         ("get", "/v1/support/sessions/{session_id}/events"),
         ("get", "/v1/support/queue"),
         ("get", "/v1/support/conversations/{session_id}"),
+        ("get", "/v1/support/conversations/{session_id}/events"),
         ("post", "/v1/support/conversations/{session_id}/take"),
         ("post", "/v1/support/conversations/{session_id}/reply"),
         ("post", "/v1/support/conversations/{session_id}/release"),
