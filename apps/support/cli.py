@@ -133,12 +133,16 @@ def chat(
     max_new_tokens: Annotated[int, typer.Option(help="Longest generated answer (tokens).")] = 80,
     db: DbOpt = None,
 ) -> None:
-    """Interactive chat with streamed replies (empty line, 'quit' or Ctrl-D ends it)."""
+    """Interactive chat with streamed replies (empty line, 'quit' or Ctrl-D ends it); an
+    agent's messages are shown before each prompt once a person has taken over."""
     from aigc_apps.errors import AigcError
 
     bot = _service(db, max_new_tokens=max_new_tokens)
     console.print("Support chat. Ask a question; an empty line ends the session.")
+    seen = 0
     while True:
+        if session:
+            seen = _show_new(bot, session, seen)
         try:
             question = console.input("[bold]you>[/] ")
         except (EOFError, KeyboardInterrupt):
@@ -156,6 +160,20 @@ def chat(
         console.print()
         _footer(reply)
         session = reply.session_id
+        seen = max([seen] + [m["id"] for m in bot.conversations.messages(session, seen)
+                             if m["role"] in ("customer", "bot")])
+
+
+def _show_new(bot: SupportService, session: str, after: int) -> int:
+    """Print agents' and system messages stored since ``after``; the last id shown."""
+    for m in bot.conversations.messages(session, after):
+        if m["role"] == "agent":
+            console.print(f"[bold]{m['author']}>[/] ", end="")
+            console.print(m["text"], markup=False)
+        elif m["role"] == "system":
+            console.print(f"  ({m['text']})", style="dim", markup=False)
+        after = m["id"]
+    return after
 
 
 @app.command()

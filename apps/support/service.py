@@ -151,8 +151,11 @@ class SupportService:
 
     @lazy
     def conversations(self) -> Conversations:
-        """States, the agents' queue and their actions (database only)."""
-        return Conversations(self.db, on_transition=self._transitioned)
+        """States, the agents' queue and their actions (database only). Opening it starts
+        webhook delivery when a URL is set, so events a stopped process left are retried."""
+        conversations = Conversations(self.db, on_transition=self._transitioned)
+        self._transitioned()
+        return conversations
 
     @lazy
     def webhooks(self) -> WebhookDeliverer:

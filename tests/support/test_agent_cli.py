@@ -73,3 +73,20 @@ def test_webhook_setting(db_url: str) -> None:
     assert "http://127.0.0.1:9/hook" in run("webhook", "http://127.0.0.1:9/hook",
                                             "--db", db_url)["out"]
     assert "none" in run("webhook", "--clear", "--db", db_url)["out"]
+
+
+def test_chat_shows_what_the_agent_wrote(db_url: str) -> None:
+    from apps.support import SupportService
+
+    with SupportService(db_url) as service:
+        sid = service.create_session()["session_id"]
+        service.conversations.request_human(sid)
+        service.conversations.take(sid, "alice")
+        service.conversations.reply(sid, "alice", "Hi, Alice here. How can I help?")
+    result = runner.invoke(app, ["chat", "--session", sid, "--db", db_url],
+                           input="My tent zip broke\n\n", catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "alice> Hi, Alice here. How can I help?" in out
+    assert "(alice joined the conversation.)" in out
+    assert "alice will answer here." in out and "state human" in out  # the bot stays silent
