@@ -208,23 +208,23 @@ def generated_reply(
         if evidence is None or (unsafe is not None and unsafe(text)):
             how = "unchecked" if evidence is None else "unsafe"
             return GeneratedReply(mask_pii(text) or HANDOFF_REPLY, how, raw)
-        checks = [evidence.check(s) for s in grounding.split_sentences(text)]
-        kept, dropped = [c.text for c in checks if c.ok], [c for c in checks if not c.ok]
+        gate = SentenceGate(lambda _: None, None, evidence.check)  # as if streamed at once
+        gate.feed(raw)
     else:
         gate = SentenceGate(on_token, unsafe, evidence.check if evidence else None)
         for piece in generator.stream(messages, max_new_tokens=max_new_tokens):
             gate.feed(piece)
-        raw = gate.close()
-        if evidence is None or gate.stopped:
-            how = "unsafe" if gate.stopped else "unchecked"
-            return GeneratedReply(mask_pii(whole_sentences(raw.strip())) or HANDOFF_REPLY, how, raw)
-        kept, dropped = gate.kept, gate.withheld
-    text, how = grounding.finish(kept, bool(dropped), question, passages or ())
+    raw = gate.close()
+    if evidence is None or gate.stopped:
+        how = "unsafe" if gate.stopped else "unchecked"
+        return GeneratedReply(mask_pii(whole_sentences(raw.strip())) or HANDOFF_REPLY, how, raw)
+    text, how = grounding.finish(gate.kept, bool(gate.withheld), question, passages or ())
     if how == "none":
         text = f"{text} {HANDOFF_REPLY}" if text else HANDOFF_REPLY
-    if on_token is not None and len(text) > len(" ".join(kept)):
-        on_token(text[len(" ".join(kept)) :] if kept else text)  # the fallback, after the kept
-    return GeneratedReply(mask_pii(text), how, raw, dropped)
+    tail = text[len(" ".join(gate.kept)) :] if gate.kept else text  # the fallback, if any
+    if on_token is not None and tail:
+        on_token(mask_pii(tail))
+    return GeneratedReply(mask_pii(text), how, raw, gate.withheld)
 
 
 class SentenceGate:

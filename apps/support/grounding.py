@@ -28,9 +28,12 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-# A sentence ends at . ! or ? and a space, but not inside "2 p.m. Eastern" or "e.g. a tent".
+# A sentence ends at . ! or ? and a space, but not inside "2 p.m. Eastern" or "e.g. a tent",
+# nor after a list number at the start of a line ("1. Choose a method").
 SENTENCE_END = re.compile(
-    r"(?:(?<!\b[apAP]\.[mM])(?<!\b[eE]\.[gG])(?<!\b[iI]\.[eE])\.|[!?])[\"')\]]*\s+"
+    r"(?:(?<!\b[apAP]\.[mM])(?<!\b[eE]\.[gG])(?<!\b[iI]\.[eE])(?<!^\d)(?<!^\d\d)\.|[!?])"
+    r"[\"')\]]*\s+",
+    re.MULTILINE,
 )
 _UNITS = _words(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -54,7 +57,8 @@ _B = r"(?<![\w.$€£])"  # a number starts here, not inside "X200" or "6.95"
 # (kind, pattern) in priority order: an earlier kind's span is not read again by a later one.
 # fmt: off
 _PATTERNS = {
-    "skip": r"\[(?:\d+|EMAIL|CARD|ACCOUNT|PHONE|EXPIRY|CVV)\]|\b(?:excerpt|source)s?\s*#?\d+",
+    "skip": r"\[(?:\d+|EMAIL|CARD|ACCOUNT|PHONE|EXPIRY|CVV)\]|\b(?:excerpt|source)s?\s*#?\d+"
+            r"|^\s*\d{1,2}[.)](?=\s)",  # citations, mask placeholders, list numbers
     "email": r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}",
     "url": r"\b(?:https?://)?(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|"
            r"co|us|uk|ca|eu|de|fr|example|shop|store|info|biz)\b(?:/[^\s\"'<>)\]]*)?",
@@ -223,11 +227,11 @@ def extract_facts(text: str) -> list[Fact]:
 
 
 def _names(text: str, taken: list[tuple[int, int]]) -> list[Fact]:
-    """Capitalised names: runs of capitalised words, or one word mid-sentence, or a model
-    name ("X200", "TrailLite"). A sentence's first word counts only when it is not a common
-    word (stop words, adverbs, and any word the text also writes in lower case), so "Repairs
-    take 3 weeks" names nothing and "Trail Promise covers it" names "Trail Promise"."""
-    lower_words = set(re.findall(r"\b[a-z][\w'-]*", text))
+    """Capitalised names: runs of capitalised words, one capitalised word mid-sentence, or a
+    model name ("X200", "TrailLite"). A sentence's first word is capitalised anyway, so it is
+    left out unless it is a model name: "Repairs take 3 weeks" names nothing, "Trail Promise
+    covers it" names "Promise" (a name invented in first place goes unseen: the price of
+    never taking "Unfortunately" or "Standard" for a product)."""
     out = []
     for m in _NAME.finditer(text):
         s = m.start()
@@ -235,13 +239,8 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Fact]:
             continue
         words = m.group(0).split()
         before = text[:s].rstrip(" \"'“‘(*-•")
-        initial = not before or before[-1] in ".!?:\n"
-        if initial:
-            first = words[0].lower().replace("’", "'")
-            if first in STOP or first.endswith("ly") or first in lower_words or len(words) == 1:
-                model = len(words) == 1 and re.search(r"\d|[a-z][A-Z]", words[0])
-                if not model:
-                    words, s = words[1:], s + len(words[0]) + 1
+        if (not before or before[-1] in ".!?:\n") and not re.search(r"\d|[a-z][A-Z]", words[0]):
+            words, s = words[1:], s + len(words[0]) + 1
         words = [w for w in words if w.lower() not in ("i", "i'm", "i'll", "i've", "i'd")]
         if not words or all(w.lower() in _GENERIC_NAME for w in words):
             continue
@@ -302,7 +301,9 @@ class Evidence:
     passages: Sequence[str]
     question: str = ""
     known: Sequence[str] = ()
-    _sentences: list[tuple[set[str], set[str]]] = field(init=False, default_factory=list)
+    _sentences: list[tuple[set[str], set[str], set[str]]] = field(
+        init=False, default_factory=list
+    )  # per passage sentence: normal forms, word stems, kinds of fact
     _stems: set[str] = field(init=False, default_factory=set)
     _keys: set[str] = field(init=False, default_factory=set)
     _text: str = field(init=False, default="")
@@ -310,38 +311,45 @@ class Evidence:
     def __post_init__(self) -> None:
         for passage in self.passages:
             for sentence in split_sentences(passage):
-                keys = {k for f in extract_facts(sentence) for k in _with_parts(f)}
+                facts = extract_facts(sentence)
+                keys = {k for f in facts for k in _with_parts(f)}
                 stems = content_stems(sentence)
-                self._sentences.append((keys, stems))
+                self._sentences.append((keys, stems, {f.kind for f in facts}))
                 self._stems |= stems
                 self._keys |= keys
         texts = [*self.passages, self.question, *self.known]
         self._text = " " + " ".join(" ".join(t.lower().split()) for t in texts) + " "
 
     def supports(self, fact: Fact, neighbours: AbstractSet[str] = frozenset()) -> bool:
-        """A fact is supported when a passage sentence holds it (all its normal forms) and,
-        if some word next to it in the answer also occurs in the passages, at least one such
-        word shares a passage sentence with it."""
+        """A fact is supported when a passage sentence holds it (all its normal forms),
+        unless it is bound to another thing: a word next to it in the answer (``neighbours``)
+        goes with a different fact of its kind in the passages and never with this one
+        ("a $12 quote" where the quote is "above $40" and $12 a tent pole's price)."""
         if fact.kind == "name":
             return self._has_name(fact.text)
         if fact.kind == "url":  # the same address, or the site of one the passages give
             url = fact.keys[0]
             return any(k == url or k.startswith(url + "/") for k in self._keys)
-        holding = [st for keys, st in self._sentences if all(k in keys for k in fact.keys)]
+        holding = [st for keys, st, _ in self._sentences if all(k in keys for k in fact.keys)]
         if not holding:
             return False
         bound = neighbours & self._stems
-        return not bound or any(bound & st for st in holding)
+        if not bound or any(bound & st for st in holding):
+            return True
+        kinds = NUMERIC if fact.kind == "number" else {fact.kind, "number"}
+        return not any(bound & st and kinds & ks for _, st, ks in self._sentences)
 
     def _has_name(self, name: str) -> bool:
-        low = re.sub(r"['’]s\b", "", name.lower())
+        low = re.sub(r"['’]s?$", "", name.lower())
         for variant in (low, ALIASES.get(low.replace(".", ""), low)):
             if re.search(rf"(?<!\w){re.escape(variant)}(?!\w)", self._text):
                 return True
-        # "Northwind Trail Promise": every word is written capitalised in the passages.
+        # "Northwind Trail Promise", "Northwind-branded": each capitalised word is written
+        # so in the passages.
         source = " ".join([*self.passages, *self.known])
-        words = re.sub(r"['’]s\b", "", name).split()
-        return len(words) > 1 and all(re.search(rf"\b{re.escape(w)}\b", source) for w in words)
+        words = [w for w in re.split(r"[\s-]+", re.sub(r"['’]s?$", "", name)) if w[:1].isupper()]
+        several = len(words) > 1 or "-" in name
+        return several and all(re.search(rf"\b{re.escape(w)}\b", source) for w in words)
 
     def check(self, sentence: str) -> SentenceCheck:
         facts = extract_facts(sentence)
