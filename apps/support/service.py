@@ -12,49 +12,27 @@ sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from aigc_apps.errors import ConflictError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
-from . import sessions
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
-from .answers import (
-    HANDOFF_REPLY,
-    BotReply,
-    Decision,
-    clean_question,
-    generated_answer,
-    grounded_prompt,
-    is_follow_up,
-    route,
-    source_ref,
-)
+from .answering import AnsweringMixin
 from .calibration import Calibration, calibrate
 from .handoff import (
-    PERSON_REQUESTED_REPLY,
-    UNSURE_IN_A_ROW,
-    UNSURE_REPLY,
-    WITH_HUMAN,
     Conversations,
-    asks_for_human,
 )
 from .ingest import SourceItems, load_sources
-from .injection import find_injection
-from .pii import strip_placeholders
 from .quarantine import ScreenedIngestReport
-from .retrieval import EntryMeta, KnowledgeIndex, RetrievalConfig, index_key
+from .records import ConversationRecordsMixin
+from .retrieval import KnowledgeIndex, RetrievalConfig, index_key
 from .store import APP, get_setting, load_settings, open_db, set_setting
 
 if TYPE_CHECKING:
@@ -66,10 +44,9 @@ if TYPE_CHECKING:
     from .webhooks import WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
-log = logging.getLogger(__name__)
 
 
-class SupportService:
+class SupportService(AnsweringMixin, ConversationRecordsMixin):
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
     ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
@@ -350,231 +327,6 @@ class SupportService:
         from .quarantine import blocked_answers
 
         return blocked_answers(self.db, limit)
-
-    # -- answering ----------------------------------------------------------------------
-    def embed_query(self, text: str) -> np.ndarray:
-        """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
-        return self.encoder.encode([strip_placeholders(text)])[0]
-
-    def decide(
-        self,
-        question: str,
-        history: Sequence[tuple[str, str]] = (),
-        vec: np.ndarray | None = None,
-    ) -> Decision:
-        """Choose the answer path for an (already masked) question; no text is generated.
-
-        ``vec`` is the question's embedding when the caller has batch-encoded it already.
-        """
-        if vec is None:
-            vec = self.embed_query(question)
-        decision = self._route(vec, question)
-        if decision.path == "handoff" and history and is_follow_up(question):
-            # "What about Canada?" means nothing alone: read it with the previous question.
-            both = f"{history[-1][0]} {question}"
-            ctx = self._route(self.embed_query(both), both)
-            if ctx.path != "handoff":
-                ctx.context_used = True
-                return ctx
-        return decision
-
-    def _route(self, vec: np.ndarray, question: str) -> Decision:
-        return route(self.kb, self.calibration, self.doc_threshold, vec, question)
-
-    def ask(
-        self,
-        question: str,
-        session_id: str | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> BotReply:
-        """Answer ``question`` in a session (a new one if ``None``) and store the turn;
-        ``on_token`` receives the answer as it is produced (streamed when generated).
-
-        A conversation waiting for or with a person gets no bot answer: the message is
-        stored for the agent. Asking for a person, an answer held back, or a second
-        question in a row the bot cannot answer puts the conversation in the queue.
-        A resolved conversation takes no more messages (ConflictError: open a new one).
-        """
-        started = time.perf_counter()
-        clean = clean_question(question)
-        state, unsure = ("bot", 0)
-        if session_id:
-            state, unsure = sessions.conversation_state(self.db, session_id)
-        if state == "resolved":
-            raise ConflictError(
-                f"session {session_id!r} is resolved; open a new session",
-                "conversation_resolved",
-            )
-        if state in WITH_HUMAN or asks_for_human(clean):
-            return self._for_a_person(clean, session_id, state, started, on_token)
-        reply, retrieved, blocked = self._bot_answer(clean, session_id, started, on_token)
-        escalate = None
-        if reply.handoff_reason is not None:
-            escalate = ("bot", f"answer held back: {reply.handoff_reason}")
-        elif reply.path == "handoff" and unsure + 1 >= UNSURE_IN_A_ROW:
-            escalate = ("bot", f"{UNSURE_IN_A_ROW} questions in a row without an answer")
-        elif reply.path == "handoff":
-            reply.answer = UNSURE_REPLY
-        if on_token and reply.path == "handoff" and blocked is None:
-            on_token(reply.answer)
-        sessions.record_turn(self.db, reply, session_id, retrieved, escalate)
-        if blocked is not None:
-            from .quarantine import record_blocked
-
-            record_blocked(self.db, reply, *blocked)
-        if escalate is not None:
-            self.conversations.notify()
-        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        return reply
-
-    def _for_a_person(
-        self,
-        clean: str,
-        session_id: str | None,
-        state: str,
-        started: float,
-        on_token: Callable[[str], None] | None,
-    ) -> BotReply:
-        """Store a message for the agent (or the request for one); the bot says only who
-        will answer."""
-        asked = state == "bot"
-        reply = BotReply(
-            session_id="", turn=0, question=clean,
-            answer=PERSON_REQUESTED_REPLY if asked else "",
-            path="handoff" if asked else "human", intent=None, confidence=0.0,
-            handoff=True, sources=[], latency_ms=0.0,
-            handoff_reason="customer asked for a person" if asked else None,
-        )
-        escalate = ("customer", "customer asked for a person") if asked else None
-        sessions.record_turn(self.db, reply, session_id, [], escalate)
-        if not asked:
-            reply.answer = self.conversations.notice(reply.session_id)
-        if on_token:
-            on_token(reply.answer)
-        if asked:
-            self.conversations.notify()
-        reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        return reply
-
-    def _bot_answer(
-        self,
-        clean: str,
-        session_id: str | None,
-        started: float,
-        on_token: Callable[[str], None] | None,
-    ) -> tuple[BotReply, list[int], tuple[str, str, list[int]] | None]:
-        """The bot's reply (not yet stored), the entries retrieved, and what to record if
-        the answer was held back: (path it would have taken, its text, entries used)."""
-        history = self.history(session_id) if session_id else []
-        d = self.decide(clean, history)
-        sources: list[dict[str, Any]] = []
-        answer, streamed = HANDOFF_REPLY, False
-        if d.path == "template" and d.entry is not None:
-            pair = d.entry.kind == "pair"
-            answer = (d.entry.answer if pair else self.kb.answers[d.entry.key]) or ""
-            sources = [source_ref(d.entry, d.ranking.scores[0])]
-        elif d.path == "generated":
-            messages = self.prompt(clean, d.chunks[:2], history)
-            answer = generated_answer(
-                self.generator, messages, self.max_new_tokens, on_token, unsafe=find_injection
-            )
-            sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
-            streamed = on_token is not None
-        # The last check before anything is sent: retrieved text never gives the orders.
-        held = find_injection(answer) if d.path != "handoff" else None
-        blocked = None
-        if held is not None:
-            log.warning("support answer held back and handed off (%s)", held)
-            used = [m.id for m, _ in d.chunks] or ([d.entry.id] if d.entry else [])
-            blocked = (d.path, answer, used)
-            answer, sources = HANDOFF_REPLY, []
-        if on_token and d.path != "handoff" and (held is not None or not streamed):
-            on_token((" " if streamed else "") + answer)
-        path = "handoff" if held is not None else d.path
-        reply = BotReply(
-            session_id="",
-            turn=0,
-            question=clean,
-            answer=answer,
-            path=path,
-            intent=d.intent,
-            confidence=round(d.confidence, 4),
-            handoff=path == "handoff",
-            sources=sources,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            context_used=d.context_used,
-            handoff_reason=str(held) if held is not None else None,
-        )
-        retrieved = d.ranking.neighbour_ids[:5] + [m.id for m, _ in d.chunks]
-        return reply, retrieved, blocked
-
-    def prompt(
-        self,
-        question: str,
-        chunks: Sequence[tuple[EntryMeta, float]],
-        history: Sequence[tuple[str, str]] = (),
-    ) -> list[dict[str, str]]:
-        """Chat messages for a grounded answer: excerpts quoted as data, then the question."""
-        return grounded_prompt(self.company, question, chunks, history)
-
-    # -- sessions and feedback (database only: no model loads) ----------------------------
-    def history(self, session_id: str) -> list[tuple[str, str]]:
-        return sessions.history(self.db, session_id)
-
-    def turns(self, session_id: str) -> list[dict[str, Any]]:
-        return sessions.turns(self.db, session_id)
-
-    def create_session(self) -> dict[str, Any]:
-        """Open an empty session (``ask`` with no session opens one too)."""
-        return sessions.create(self.db)
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        """A session's times, handoff flag and turns; NotFoundError for an unknown id."""
-        return sessions.info(self.db, session_id)
-
-    def handoffs(self) -> list[str]:
-        return sessions.handoffs(self.db)
-
-    def feedback(
-        self, session_id: str, turn: int, good: bool, correct_answer: str | None = None
-    ) -> int:
-        """Rate a turn; a corrected answer becomes training data. Returns the feedback id."""
-        return sessions.record_feedback(self.db, session_id, turn, good, correct_answer)
-
-    # -- agents' answers and handoff figures (database only, except approval) ------------
-    def suggestions(self, status: str | None = "pending") -> list[dict[str, Any]]:
-        """Question/answer pairs from resolved conversations (``status`` None: all)."""
-        from .suggestions import listing
-
-        return listing(self.db, status)
-
-    def approve_suggestion(
-        self, suggestion_id: int, intent: str | None = None, question: str | None = None
-    ) -> dict[str, Any]:
-        """Ingest a suggestion as an answer template (screened, indexed, citable like any
-        other), optionally with the question reworded; ConflictError if already decided."""
-        from .suggestions import as_template, decide
-
-        item = as_template(self.db, suggestion_id, intent, question)
-        report = self.ingest_items([item])
-        if report.quarantined:
-            raise ConflictError(
-                f"suggestion {suggestion_id} reads like an instruction to the assistant; it "
-                "is held in quarantine (see `aigc support quarantine list`)",
-                "suggestion_quarantined",
-            )
-        return decide(self.db, suggestion_id, "approved", next(iter(item.answers)))
-
-    def reject_suggestion(self, suggestion_id: int) -> dict[str, Any]:
-        from .suggestions import decide
-
-        return decide(self.db, suggestion_id, "rejected")
-
-    def handoff_stats(self) -> dict[str, Any]:
-        """Handoff rate, waits before take-over, resolution rate, overall and per intent."""
-        from .handoff_stats import handoff_stats
-
-        return handoff_stats(self.db)
 
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
