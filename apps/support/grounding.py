@@ -29,10 +29,10 @@ def _words(text: str) -> list[str]:
 
 
 # A sentence ends at . ! or ? and a space, but not inside "2 p.m. Eastern" or "e.g. a tent",
-# nor after a list number at the start of a line ("1. Choose a method").
+# nor after a list number ("1. Choose a method").
 SENTENCE_END = re.compile(
-    r"(?:(?<!\b[apAP]\.[mM])(?<!\b[eE]\.[gG])(?<!\b[iI]\.[eE])(?<!^\d)(?<!^\d\d)\.|[!?])"
-    r"[\"')\]]*\s+",
+    r"(?:(?<!\b[apAP]\.[mM])(?<!\b[eE]\.[gG])(?<!\b[iI]\.[eE])(?<![\s(]\d)(?<![\s(]\d\d)"
+    r"(?<!^\d)(?<!^\d\d)\.|[!?])[\"')\]]*\s+",
     re.MULTILINE,
 )
 _UNITS = _words(
@@ -58,7 +58,7 @@ _B = r"(?<![\w.$€£])"  # a number starts here, not inside "X200" or "6.95"
 # fmt: off
 _PATTERNS = {
     "skip": r"\[(?:\d+|EMAIL|CARD|ACCOUNT|PHONE|EXPIRY|CVV)\]|\b(?:excerpt|source)s?\s*#?\d+"
-            r"|^\s*\d{1,2}[.)](?=\s)",  # citations, mask placeholders, list numbers
+            r"|(?:^\s*|(?<=[:;.!?] ))\d{1,2}[.)](?=\s)",  # citations, placeholders, list numbers
     "email": r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}",
     "url": r"\b(?:https?://)?(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|"
            r"co|us|uk|ca|eu|de|fr|example|shop|store|info|biz)\b(?:/[^\s\"'<>)\]]*)?",
@@ -106,6 +106,14 @@ _GENERIC_NAME = set(
 ALIASES = {"us": "united states", "u.s": "united states", "usa": "united states",
            "uk": "united kingdom", "eu": "european union", "et": "eastern", "est": "eastern",
            "edt": "eastern"}  # fmt: skip
+# What kind of fact answers a question that asks this way.
+ANSWER_KINDS = {
+    r"\bhow long\b": {"duration"},
+    r"\bhow (?:much|expensive)\b|\b(?:cost|price|fee|charge)": {"money"},
+    r"\bhow (?:many|quickly|soon|fast)\b": {"duration", "number"},
+    r"\bwhen\b|\buntil\b|\bdeadline\b|\bwhat time\b": {"date", "time", "weekday", "duration"},
+    r"\bpercent|\bdiscount": {"percent"},
+}
 NUMERIC = {"time", "date", "money", "percent", "duration", "weekday", "month", "number"}
 
 
@@ -411,32 +419,42 @@ def check_answer(
 
 
 def useful(kept: Sequence[str], question: str) -> bool:
-    """Something is left worth sending: a fact, or a word of the question."""
+    """Something is left worth sending: a fact other than a name, or a word of the question."""
     asked = content_stems(question)
-    return any(extract_facts(s) or content_stems(s) & asked for s in kept)
+    facts = (f for s in kept for f in extract_facts(s) if f.kind != "name")
+    return any(facts) or any(content_stems(s) & asked for s in kept)
 
 
 def extractive_answer(question: str, passages: Sequence[str], most: int = 2) -> str | None:
-    """Up to ``most`` sentences of the first passage that shares words with the question
-    (weighted by rarity across the passages' sentences), quoted and cited by its number;
-    None when no passage shares a word with the question."""
+    """Up to ``most`` sentences of the passage whose best sentence shares the most with the
+    question (words weighted by rarity across the passages' sentences; the top passage wins
+    a tie), quoted and cited by its number; None when no passage shares a word with it."""
     asked = content_stems(question)
+    wanted = {
+        k for cue, kinds in ANSWER_KINDS.items() if re.search(cue, question, re.I) for k in kinds
+    }
     per_passage = [split_sentences(p) for p in passages]
     all_sentences = [content_stems(s) for ss in per_passage for s in ss]
-    n = len(all_sentences)
 
-    def weight(w: str) -> float:
-        return 1.0 + math.log((n + 1) / (1 + sum(w in s for s in all_sentences)))
+    def score(sentence: str) -> float:
+        n = len(all_sentences)
+        shared = content_stems(sentence) & asked
+        weight = sum(
+            1.0 + math.log((n + 1) / (1 + sum(w in s for s in all_sentences))) for w in shared
+        )
+        # "How long ...?" is answered by a sentence that holds a duration.
+        fits = shared and wanted & {f.kind for f in extract_facts(sentence)}
+        return weight + (1.0 if fits else 0.0)
 
-    for ref, sentences in enumerate(per_passage, start=1):
-        scores = [sum(weight(w) for w in content_stems(s) & asked) for s in sentences]
-        if not scores or max(scores) <= 0:
-            continue
-        best = sorted(range(len(sentences)), key=lambda i: -scores[i])[:most]
-        chosen = [i for i in best if scores[i] >= 0.5 * scores[best[0]]]
-        quote = " ".join(sentences[i] for i in sorted(chosen))
-        return f'"{quote}" [{ref}]'
-    return None
+    scored = [[score(s) for s in ss] for ss in per_passage]
+    best_of = [max(sc, default=0.0) for sc in scored]
+    if not best_of or max(best_of) <= 0:
+        return None
+    ref = best_of.index(max(best_of))
+    sentences, scores = per_passage[ref], scored[ref]
+    best = sorted(range(len(sentences)), key=lambda i: -scores[i])[:most]
+    chosen = sorted(i for i in best if scores[i] >= 0.5 * scores[best[0]])
+    return f'"{" ".join(sentences[i] for i in chosen)}" [{ref + 1}]'
 
 
 def grounded(

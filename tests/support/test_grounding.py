@@ -134,6 +134,7 @@ def test_a_paraphrase_next_to_a_number_is_not_taken_for_another_thing() -> None:
 def test_list_numbers_and_source_titles_are_not_facts() -> None:
     answer = "Here is how:\n1. Send the item with the repair form.\n2. We email a quote first."
     result = check_answer(answer, [PAID_REPAIRS])
+    assert not check_answer(" ".join(result.kept), [PAID_REPAIRS]).dropped  # re-checked
     assert result.kept == ["Here is how:", "1. Send the item with the repair form.",
                            "2. We email a quote first."]  # fmt: skip
     title = "Warranty and Repairs > Paid repairs"
@@ -219,6 +220,14 @@ def test_extractive_answer_quotes_the_best_sentences_of_the_top_passage() -> Non
         '"Express delivery takes 1 to 2 business days and costs $14.95." [2]'
     )
     assert extractive_answer("What is the weather in Paris tomorrow?", [PAID_REPAIRS]) is None
+    # The best sentence may be in the second passage (cited [2]); "how long" wants a duration.
+    covers = "The warranty covers failed seams, broken zips and faulty tent poles. It does not "
+    covers += "cover normal wear and tear."
+    intro = "All Northwind-brand products carry a lifetime warranty for the original owner. "
+    intro += "Products from other brands are covered by the maker's own warranty, which is "
+    intro += "usually one to two years."
+    quote = extractive_answer("How long is the warranty on another brand's tent?", [covers, intro])
+    assert quote is not None and quote.endswith("[2]") and "one to two years" in quote
 
 
 def test_grounded_says_how_the_answer_was_made() -> None:
