@@ -24,7 +24,13 @@ extractive fallbacks and handoffs. Questions with no passage above the threshold
 in both.
 
 Usage: python benchmarks/support_grounding.py [--json] [--limit N | --quick] [--show]
-Runs offline; time is generation (about 3 s a question on 2 shared CPU cores).
+Runs offline; time is generation (about 2 s a question on 2 shared CPU cores).
+
+Measured (all 64 questions, bundled MiniLM + SmolLM2-135M, 60 new tokens, 123 s): answers
+with an unsupported fact 13 raw vs 0 checked; answers holding the expected fact 25 raw vs 34
+checked (no answer lost it, 9 gained it from an extractive fallback); 12 extractive
+fallbacks, 0 handoffs; 10 sentences dropped in 9 answers; streamed = whole-text result in
+64/64; top passage from the expected document in 61/64.
 """
 
 from __future__ import annotations
