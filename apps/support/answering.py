@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from .answers import (
     BotReply,
     Decision,
     clean_question,
-    generated_answer,
+    generated_reply,
     grounded_prompt,
     is_follow_up,
     route,
@@ -191,11 +192,18 @@ class AnsweringMixin:
             sources = [source_ref(d.entry, d.ranking.scores[0])]
         elif d.path == "generated":
             messages = self.prompt(clean, d.chunks[:2], history)
-            answer = generated_answer(
-                self.generator, messages, self.max_new_tokens, on_token, unsafe=find_injection
+            cited = d.chunks[:2]
+            generated = generated_reply(
+                self.generator, messages, self.max_new_tokens, on_token, unsafe=find_injection,
+                passages=[m.text for m, _ in cited], question=clean,
+                known=[self.company, *(m.title or "" for m, _ in cited)], nothing_left="",
             )
+            answer = generated.text or HANDOFF_REPLY
             sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
             streamed = on_token is not None
+            if generated.how == "none":  # every fact unsupported: the bot could not answer
+                d = replace(d, path="handoff")
+                streamed, sources = False, []
         # The last check before anything is sent: retrieved text never gives the orders.
         held = find_injection(answer) if d.path != "handoff" else None
         blocked = None

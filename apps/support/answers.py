@@ -186,6 +186,7 @@ def generated_reply(
     question: str = "",
     known: Sequence[str] = (),
     check_facts: bool = True,
+    nothing_left: str = HANDOFF_REPLY,
 ) -> GeneratedReply:
     """The generator's answer in whole sentences, masked, each fact checked against the
     ``passages`` the prompt quoted (``grounding``): a sentence with a number, amount, date,
@@ -197,7 +198,8 @@ def generated_reply(
     passed the check (a failing one is withheld and the stream goes on), so what was sent
     is what is returned; from the first sentence that ``unsafe`` objects to (it asks for a
     card number, say) nothing more is sent and the whole text is returned: the caller checks
-    it and hands off.
+    it and hands off. ``nothing_left`` ends an answer of which nothing useful survived the
+    check ("none"): the handoff reply, or "" for a caller that says something else.
     """
     check = passages is not None and check_facts
     evidence = grounding.Evidence(passages or (), question, known) if check else None
@@ -220,7 +222,7 @@ def generated_reply(
         return GeneratedReply(mask_pii(whole_sentences(raw.strip())) or HANDOFF_REPLY, how, raw)
     text, how = grounding.finish(gate.kept, bool(gate.withheld), question, passages or ())
     if how == "none":
-        text = f"{text} {HANDOFF_REPLY}" if text else HANDOFF_REPLY
+        text = f"{text} {nothing_left}".strip()
     tail = text[len(" ".join(gate.kept)) :] if gate.kept else text  # the fallback, if any
     if on_token is not None and tail:
         on_token(mask_pii(tail))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,48 @@ def test_calibrated_threshold_meets_its_false_handoff_target(bot: SupportService
     )
     assert np.mean(conf < cal.threshold) <= 0.1 + 1e-9
     assert np.mean(conf < cal.threshold) >= 0.05
+
+
+ZIP = "zip replacement cost repair workshop Portland"  # near the passage in bag-of-words
+
+
+class _Scripted:
+    """A generator that always writes ``text`` (whole, or streamed a few characters at once)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int = 0) -> str:
+        return self.text
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 0) -> Iterator[str]:
+        for i in range(0, len(self.text), 4):
+            yield self.text[i : i + 4]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_generated_answer_never_sends_a_fact_its_passages_lack(
+    bot: SupportService, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    invented = "A zip replacement costs $25. The process takes 6 weeks and a $99 quote applies."
+    monkeypatch.setattr(type(bot), "generator", property(lambda self: _Scripted(invented)))
+    sent: list[str] = []
+    reply = bot.ask(ZIP,
+                    on_token=sent.append if streamed else None)
+    assert reply.path == "generated" and "$25" in reply.answer
+    assert "$99" not in reply.answer and "6 weeks" not in reply.answer
+    if streamed:
+        assert "$99" not in "".join(sent) and "$25" in "".join(sent)
+    stored = bot.session(reply.session_id)["messages"][-1]
+    assert stored["role"] == "bot" and "$99" not in stored["text"]
+
+
+def test_an_answer_with_nothing_supported_is_not_sent(
+    bot: SupportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invented = "It costs $99 and takes 6 weeks."
+    monkeypatch.setattr(type(bot), "generator", property(lambda self: _Scripted(invented)))
+    reply = bot.ask(ZIP)
+    assert "$99" not in reply.answer and "6 weeks" not in reply.answer
+    assert reply.path in ("generated", "handoff")  # a quoted passage, or no answer at all
+    assert reply.path == "handoff" or '"' in reply.answer  # extractive answers are quoted
