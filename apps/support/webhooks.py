@@ -111,7 +111,9 @@ def deliver_due(db: Database, url: str | None = None, post: Post = post_json,
         with db.session() as s:
             event = s.get(Transition, row_id)
             assert event is not None
-            body = {"event": "support.conversation.transition", **transition_dict(event)}
+            facts = transition_dict(event)
+            body = {"event": "support.conversation.transition",
+                    **{k: v for k, v in facts.items() if k not in ("delivered", "attempts")}}
             try:
                 post(url, body)
             except Exception as exc:  # any failure is retried, none is lost

@@ -242,6 +242,8 @@ def test_webhooks_retry_with_backoff_and_lose_nothing(bot: SupportService) -> No
         assert [(e["from_state"], e["to_state"]) for e in _Hook.received] == [
             ("bot", "pending_human"), ("pending_human", "human")]
         assert _Hook.received[0]["event"] == "support.conversation.transition"
+        assert set(_Hook.received[0]) == {"event", "id", "session_id", "from_state",
+                                          "to_state", "actor", "reason", "at"}
         assert all(t["delivered"] for t in bot.conversations.transitions(sid))
     finally:
         server.shutdown()
@@ -250,3 +252,26 @@ def test_webhooks_retry_with_backoff_and_lose_nothing(bot: SupportService) -> No
 def test_webhook_url_is_checked(bot: SupportService) -> None:
     with pytest.raises(DataError):
         set_webhook_url(bot.db, "ftp://example.com/hook")
+
+
+def test_a_service_posts_its_transitions_on_its_own(bot: SupportService) -> None:
+    """The service's delivery thread posts what a transition stored; close() posts the rest."""
+    import time
+
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        set_webhook_url(bot.db, f"http://127.0.0.1:{server.server_port}/hook")
+        _Hook.fail, _Hook.received = False, []
+        sid = bot.ask("agent please").session_id
+        bot.conversations.take(sid, "alice")
+        deadline = time.monotonic() + 20
+        while len(_Hook.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e["to_state"] for e in _Hook.received] == ["pending_human", "human"]
+        bot.conversations.release(sid, "alice")
+        bot.close()  # a short-lived process: the last event goes out before it ends
+        assert [e["to_state"] for e in _Hook.received][-1] == "bot"
+        assert len({e["id"] for e in _Hook.received}) == len(_Hook.received) == 3
+    finally:
+        server.shutdown()
