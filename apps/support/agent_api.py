@@ -20,6 +20,7 @@ from aigc_apps.serve.openai_api import EventStream
 from .api import (
     APP,
     EVENTS_ROUTE,
+    MAX_ID,
     AfterId,
     MessageOut,
     SessionId,
@@ -33,7 +34,7 @@ from .api import support_service as _service
 
 router = APIRouter(prefix="/v1/support", tags=[APP])
 AGENT = [Depends(require_scope(f"{APP}:agent"))]
-SuggestionId = Annotated[int, Path(ge=1, description="The suggestion's id.")]
+SuggestionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The suggestion's id.")]
 AgentName = Field(min_length=1, max_length=200, description="The agent who acts.")
 
 

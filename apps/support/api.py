@@ -44,7 +44,10 @@ READ = [Depends(require_scope(f"{APP}:read", f"{APP}:chat"))]
 WRITE = [Depends(require_scope(f"{APP}:write", f"{APP}:chat"))]
 
 SessionId = Annotated[str, Path(min_length=1, max_length=32, description="The session's id.")]
-TurnId = Annotated[int, Path(ge=1, description="The turn's number in its session (1 = first).")]
+MAX_ID = 2**31 - 1  # the stores' integer ids; larger ones are 422, not a database error
+TurnId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The turn's number in its session (1 = first).")
+]
 
 
 class MessageIn(BaseModel):
@@ -280,7 +283,9 @@ EVENTS_ROUTE: dict[str, Any] = {
     "responses": {200: {"content": {"text/event-stream": {}}}},
     "description": EVENTS_DESCRIPTION,
 }
-AfterId = Annotated[int, Query(ge=0, description="The last message id the client has.")]
+AfterId = Annotated[
+    int, Query(ge=0, le=MAX_ID, description="The last message id the client has.")
+]
 
 
 @routes.get("/sessions/{session_id}/events", dependencies=READ,
