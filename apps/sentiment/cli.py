@@ -41,6 +41,7 @@ from .render import (
     topics_table,
     trend_table,
 )
+from .stream_cli import stream_app
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -51,6 +52,7 @@ app = typer.Typer(help="Financial sentiment monitor: classify news, watch topics
                   no_args_is_help=True)
 topics_app = typer.Typer(help="Manage watch-list topics (name + keywords).", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+app.add_typer(stream_app)  # publish, work, dead-letters, status
 
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registered sentiment model (default: the active one).")]

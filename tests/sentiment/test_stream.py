@@ -1,0 +1,292 @@
+"""The live pipeline on Redis Streams: publish, workers in a group, dead letters, status.
+
+Skipped when Redis does not answer at ``AIGC_REDIS_URL`` (default 127.0.0.1:6379), unless
+``AIGC_REQUIRE_REDIS=1``. Each test uses its own stream names and deletes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from aigc_apps.store import Database
+from apps.sentiment import cli
+from apps.sentiment.broker import BrokerError, RedisStreamsBroker, redis_url
+from apps.sentiment.classifier import SentimentModel
+from apps.sentiment.reader import MAX_TEXT_CHARS
+from apps.sentiment.scoring import LexiconScorer
+from apps.sentiment.service import SentimentService
+from apps.sentiment.store import Record, open_db
+from apps.sentiment.worker import StreamWorker
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "sentiment"
+runner = CliRunner()
+
+
+def _redis_answers() -> bool:
+    try:
+        broker = RedisStreamsBroker(retries=1)
+        broker.ping()
+        broker.close()
+        return True
+    except BrokerError:
+        return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_required() -> None:
+    if not _redis_answers():
+        if os.environ.get("AIGC_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis required (AIGC_REQUIRE_REDIS=1) but {redis_url()} does not answer")
+        pytest.skip(f"Redis not reachable at {redis_url()}")
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisStreamsBroker]:
+    b = RedisStreamsBroker()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def stream(broker: RedisStreamsBroker) -> Iterator[str]:
+    name = f"test-sentiment-{uuid.uuid4().hex[:10]}"
+    yield name
+    broker.delete(name)
+
+
+@pytest.fixture
+def lexicon_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SentimentModel, "load", classmethod(lambda cls, *a, **k: LexiconScorer()))
+
+
+class ExplodingScorer(LexiconScorer):
+    """Fails on any batch holding 'EXPLODE': a message that can never be processed."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if any("EXPLODE" in t for t in texts):
+            raise RuntimeError("scorer blew up")
+        return super().predict_proba(texts)
+
+
+def _doc(i: int, **extra: object) -> bytes:
+    record = {"id": f"d{i}", "source": "wire", "timestamp": "2024-05-08T10:00:00Z",
+              "text": f"Company {i} shares rise after strong profit number {i}", **extra}
+    return json.dumps(record).encode()
+
+
+POISON = {
+    b"this is not json": "invalid JSON",
+    b"[1, 2, 3]": "not a JSON object",
+    b'{"id": "p1", "source": "wire"}': "no text field",
+    b'{"id": "p2", "source": "wire", "text": "   "}': "empty 'text'",
+    b'{"id": "p3", "source": "wire", "text": "ok", "timestamp": "next tuesday"}':
+        "as a timestamp",
+    b'{"id": "p4", "source": "wire", "text": "bad \xff\xfe bytes"}': "not valid UTF-8",
+}
+
+
+def _ids(db_url: str) -> list[str]:
+    db = open_db(db_url)
+    try:
+        with db.session() as s:
+            return [str(i) for i in s.scalars(select(Record.ext_id))]
+    finally:
+        db.dispose()
+
+
+def _worker(service: SentimentService, broker: RedisStreamsBroker, stream: str,
+            **kwargs: object) -> StreamWorker:
+    options: dict = {"group": "g", "consumer": "w1", "batch_size": 16, "block_ms": 100,
+                     **kwargs}
+    return StreamWorker(service, broker, stream, **options)
+
+
+def test_worker_drains_dedupes_dead_letters_and_replays(
+    db_url: str, broker: RedisStreamsBroker, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    valid = [_doc(i) for i in range(40)]
+    dups = [valid[3], valid[7], _doc(5, source="wire"), valid[39]]  # redelivered copies
+    big = _doc(100, text="x" * (MAX_TEXT_CHARS + 5000))
+    extra = _doc(101, sector="banks", nested={"a": [1, 2]})  # unknown fields are ignored
+    exploding = _doc(102, text="EXPLODE the scorer")
+    broker.publish(stream, [*valid[:20], *POISON, *dups, big, extra, exploding, *valid[20:]])
+
+    monkeypatch.setattr(SentimentModel, "load",
+                        classmethod(lambda cls, *a, **k: ExplodingScorer()))
+    with SentimentService(db_url, embeddings=False) as service:
+        worker = _worker(service, broker, stream, claim_idle_ms=0, max_deliveries=2)
+        report = worker.run(idle_timeout=1.0)
+    assert report.stored == 42 and report.duplicates == len(dups)
+    assert report.truncated == 1 and report.dead_lettered == len(POISON) + 1
+    assert sorted(_ids(db_url)) == sorted([f"d{i}" for i in range(40)] + ["d100", "d101"])
+    db = open_db(db_url)
+    with db.session() as s:
+        cut = s.scalars(select(Record).where(Record.ext_id == "d100")).one()
+        assert cut.truncated and len(cut.text) == MAX_TEXT_CHARS
+    db.dispose()
+
+    letters = broker.dead_letters(stream)
+    by_payload = {d.payload: d for d in letters}
+    assert set(by_payload) == {*POISON, exploding}
+    for payload, reason in POISON.items():
+        assert reason in by_payload[payload].error, by_payload[payload].error
+    assert "failed 2 deliveries" in by_payload[exploding].error
+    assert "scorer blew up" in by_payload[exploding].error
+    info = broker.info(stream, "g")
+    assert info.pending == 0 and info.lag == 0 and info.dead_letters == len(POISON) + 1
+
+    # the scorer is fixed: replay puts them back; the good one is stored, poison returns
+    monkeypatch.setattr(SentimentModel, "load", classmethod(lambda cls, *a, **k: LexiconScorer()))
+    out = runner.invoke(cli.app, ["dead-letters", "--stream", stream, "--replay", "--json"],
+                        catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["replayed"] == len(POISON) + 1
+    assert broker.dead_letters(stream) == []
+    with SentimentService(db_url, embeddings=False) as service:
+        again = _worker(service, broker, stream).run(idle_timeout=1.0)
+    assert again.received == len(POISON) + 1 and again.stored == 1
+    assert "d102" in _ids(db_url)
+    assert {d.payload for d in broker.dead_letters(stream)} == set(POISON)
+
+    status = runner.invoke(cli.app, ["status", "--stream", stream, "--group", "g",
+                                     "--db", db_url, "--json"], catch_exceptions=False)
+    got = json.loads(status.stdout)
+    assert got["stored"] == 43 and got["pending"] == 0 and got["lag"] == 0
+    published = len(valid) + len(POISON) + len(dups) + 3
+    assert got["dead_letters"] == len(POISON) and got["length"] == published + len(POISON) + 1
+    assert got["stored_last_minute"] == 43
+
+
+def test_restarted_worker_resumes_from_group_position(
+    broker: RedisStreamsBroker, stream: str, lexicon_model: None, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    broker.publish(stream, [_doc(i) for i in range(20)])
+    with SentimentService(url, embeddings=False) as service:
+        first = _worker(service, broker, stream, batch_size=8)
+        assert first.step() == 8  # one batch, then the worker "stops"
+    with SentimentService(url, embeddings=False) as service:
+        second = _worker(service, broker, stream, batch_size=8).run(idle_timeout=0.5)
+    assert second.received == 12 and second.stored == 12 and second.duplicates == 0
+    broker.publish(stream, [_doc(i) for i in range(20, 25)])
+    with SentimentService(url, embeddings=False) as service:
+        third = _worker(service, broker, stream).run(idle_timeout=0.5)
+    assert third.received == 5 and third.stored == 5 and third.claimed == 0
+    assert len(_ids(url)) == 25 and broker.info(stream, "g").pending == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(home: Path) -> dict[str, str]:
+    """A subprocess's environment on the test workspace (as tests/serve's ``serve_env``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    if "AIGC_MODELS_DIR" in os.environ:
+        env["AIGC_MODELS_DIR"] = os.environ["AIGC_MODELS_DIR"]
+    env.update({"AIGC_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONUNBUFFERED": "1", "AIGC_REDIS_URL": redis_url()})
+    return env
+
+
+def test_broker_down_is_one_clear_line(tmp_path: Path, workspace: Path) -> None:
+    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "aigc_apps.cli", "sentiment", "work", "--stream", "s",
+         "--broker", dead, "--retries", "3", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+        env=_env(workspace), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("error: Redis at") and "does not answer" in lines[0]
+    assert "3 attempts" in lines[0]
+    broker = RedisStreamsBroker(dead, retries=3, backoff=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(BrokerError, match="does not answer"):
+        broker.publish("s", [b"{}"])
+    assert time.monotonic() - t0 >= 0.9  # backed off 0.3 + 0.6 s between the attempts
+    assert time.monotonic() - start < 120
+
+
+def _stored(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Record)) or 0)
+
+
+def test_two_worker_processes_one_killed_exactly_once(
+    db_url: str, broker: RedisStreamsBroker, stream: str, tiny_encoder_dir: Path,
+    workspace: Path, tmp_path: Path,
+) -> None:
+    trained = runner.invoke(cli.app, [
+        "train", "--data", str(DATA / "headlines.csv"), "--name", "tiny", "--base",
+        str(tiny_encoder_dir), "--max-steps", "1", "--batch-size", "8", "--max-length", "32",
+        "--json"], catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    n = 2000
+    docs = [_doc(i) for i in range(n)]
+    messages = [*docs, *docs[::40], *list(POISON)[:4] * 3]  # 50 duplicates, 12 poison
+    broker.publish(stream, messages)
+
+    def start(name: str, *extra: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aigc_apps.cli", "sentiment", "work", "--stream", stream,
+             "--group", "g", "--consumer", name, "--batch", "32", "--db", db_url,
+             "--claim-idle", "2", "--no-embeddings", "--json", *extra],
+            env=_env(workspace), stdout=subprocess.PIPE,
+            stderr=open(tmp_path / f"{name}.log", "wb"), start_new_session=True)
+
+    db = open_db(db_url)  # migrated before the workers start
+    victim, survivor = start("victim"), start("survivor")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # kill the victim while it holds a batch
+            info = broker.info(stream, "g")
+            if _stored(db) >= 200 and info.pending_per_consumer.get("victim", 0) > 0:
+                break
+            assert victim.poll() is None, (tmp_path / "victim.log").read_text()
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        held = broker.info(stream, "g").pending_per_consumer.get("victim", 0)
+        assert held > 0
+        while time.monotonic() < deadline:
+            info = broker.info(stream, "g")
+            if info.lag == 0 and info.pending == 0:
+                break
+            assert survivor.poll() is None, (tmp_path / "survivor.log").read_text()
+            time.sleep(0.2)
+        survivor.send_signal(signal.SIGTERM)  # finish the batch in hand, ack, exit
+        out, _ = survivor.communicate(timeout=60)
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        db.dispose()
+    assert survivor.returncode == 0, (tmp_path / "survivor.log").read_text()
+    report = json.loads(out)
+    assert report["claimed"] >= held
+    info = broker.info(stream, "g")
+    assert info.pending == 0 and info.lag == 0 and info.pending_per_consumer == {}
+    ids = _ids(db_url)
+    assert len(ids) == n and set(ids) == {f"d{i}" for i in range(n)}  # each exactly once
+    letters = broker.dead_letters(stream)
+    assert len(letters) == 12 and {d.payload for d in letters} == set(list(POISON)[:4])
