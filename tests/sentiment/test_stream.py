@@ -6,16 +6,19 @@ Skipped when Redis does not answer at ``AIGC_REDIS_URL`` (default 127.0.0.1:6379
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -290,3 +293,123 @@ def test_two_worker_processes_one_killed_exactly_once(
     assert len(ids) == n and set(ids) == {f"d{i}" for i in range(n)}  # each exactly once
     letters = broker.dead_letters(stream)
     assert len(letters) == 12 and {d.payload for d in letters} == set(list(POISON)[:4])
+
+
+def _rows(db_url: str) -> set[tuple[object, ...]]:
+    db = open_db(db_url)
+    try:
+        with db.session() as s:
+            return set(s.execute(select(Record.source, Record.ext_id, Record.text_hash,
+                                        Record.label, Record.truncated)).tuples())
+    finally:
+        db.dispose()
+
+
+def _ok(args: list[str]) -> dict:
+    result = runner.invoke(cli.app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def test_publish_then_work_stores_what_ingest_stores(
+    stream: str, lexicon_model: None, tmp_path: Path
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    lines = (DATA / "stream.jsonl").read_text().splitlines()[:300]
+    lines[10:10] = ["{broken json", '{"id": "z1", "text": "ok", "timestamp": "soonish"}',
+                    '{"id": "z2", "headline": ""}', lines[20], json.dumps({"text": "y" * 30_000})]
+    feed.write_text("\n".join(lines) + "\n")
+    by_file, by_stream = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    ingest = _ok(["ingest", str(feed), "--no-embeddings", "--json", "--db", by_file])
+    published = _ok(["publish", str(feed), "--stream", stream, "--json"])
+    worked = _ok(["work", "--stream", stream, "--group", "g", "--db", by_stream,
+                  "--no-embeddings", "--idle-timeout", "1", "--json"])
+    assert published["published"] + len(published["skipped"]) == ingest["lines"] == 305
+    assert [s["reason"] for s in published["skipped"]] == ["invalid JSON (Expecting property "
+                                                           "name enclosed in double quotes)"]
+    assert worked["stored"] == ingest["stored"] and worked["duplicates"] == ingest["duplicates"]
+    assert worked["truncated"] == len(ingest["truncated_lines"]) == 1
+    assert len(published["skipped"]) + worked["dead_lettered"] == len(ingest["skipped"]) == 4
+    assert _rows(by_file) == _rows(by_stream)  # same records, sources, ids and labels
+    status = _ok(["status", "--stream", stream, "--group", "g", "--db", by_stream, "--json"])
+    assert status["stored"] == ingest["stored"] and status["dead_letters"] == 3
+    assert status["pending"] == 0 and status["length"] == 304
+
+
+class _Proxy:
+    """A TCP relay to Redis that can be cut and restored: a real outage mid-run."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = _free_port()
+        self._socks: list[socket.socket] = []
+        self._up = threading.Event()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        listener.settimeout(0.05)
+        self._socks = [listener]
+        self._up.set()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._up.clear()
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._up.is_set():
+            try:
+                client, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            upstream = socket.create_connection(self.target)
+            self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_broker_outage_mid_run_is_retried_and_loses_nothing(
+    broker: RedisStreamsBroker, stream: str, lexicon_model: None, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    broker.publish(stream, [_doc(i) for i in range(60)])
+    target = urlparse(redis_url())
+    proxy = _Proxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    flaky = RedisStreamsBroker(f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
+                               retries=20, backoff=0.05)
+    with SentimentService(url, embeddings=False) as service:
+        worker = _worker(service, flaky, stream, batch_size=10, claim_idle_ms=1000)
+        assert worker.step() == 10
+        proxy.stop()  # Redis is gone for a second, mid-run
+        probe = RedisStreamsBroker(flaky.url, retries=1)
+        with pytest.raises(BrokerError, match="does not answer"):
+            probe.ping()
+        probe.close()
+        done: list[object] = []
+        thread = threading.Thread(target=lambda: done.append(worker.run(idle_timeout=3)))
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive() and not done  # retrying, not crashed
+        proxy.start()
+        thread.join(timeout=60)
+    flaky.close()
+    proxy.stop()
+    assert done and sorted(_ids(url)) == sorted(f"d{i}" for i in range(60))
+    info = broker.info(stream, "g")
+    assert info.pending == 0 and info.lag == 0 and info.dead_letters == 0
