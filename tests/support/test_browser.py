@@ -1,8 +1,6 @@
 """The chat page and the agent console in a real browser, against a real ``aigc serve``.
 
-Debian's Chromium (``/usr/bin/chromium``, never a downloaded browser) driven by Playwright.
-Without either the browser test skips, saying why, unless ``AIGC_REQUIRE_BROWSER=1`` (set by
-``.ci/run``), where that is a failure. Screenshots of both pages go to the test's folder;
+Browser and CLI helpers: ``tests/browser.py``. Screenshots of both pages go to the test's folder;
 with ``AIGC_UPDATE_SCREENSHOTS=1`` they also replace the README's ``docs/img/support-*.png``.
 """
 
@@ -10,11 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,44 +20,13 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.serve.conftest import aigc_serve, serve_env
+from tests.browser import aigc, keep_screenshot, launch, need_browser
+from tests.serve.conftest import aigc_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "data" / "support" / "kb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
 XSS = '<script>window.__xss=1</script> <img src=x onerror="window.__xss=1"> is this shown?'
 ANSWER_S = 120_000  # ms: the first answer loads the encoder in the server
-
-
-def _need_browser() -> None:
-    """Skip (or fail under AIGC_REQUIRE_BROWSER=1) when the browser or Playwright is missing."""
-    reason = None
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} not installed (scripts/install-browser.sh installs Debian's chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "playwright not installed (pip install -e '.[dev]')"
-    if reason is None:
-        return
-    if os.environ.get("AIGC_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test required (AIGC_REQUIRE_BROWSER=1): {reason}")
-    pytest.skip(reason)
-
-
-def _aigc(home: Path, *args: str) -> str:
-    """Run the ``aigc`` CLI on workspace ``home`` as a user would; its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-m", "aigc_apps.cli", *args], env=serve_env(home),
-        capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, f"aigc {' '.join(args)}: {done.stderr[-2000:]}"
-    return done.stdout
 
 
 def _faq_intent(example: str) -> str:
@@ -78,10 +41,10 @@ def _faq_intent(example: str) -> str:
 @pytest.fixture
 def support_server(workspace: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     """``aigc serve`` on a workspace with the sample knowledge base and two tokens."""
-    _need_browser()  # before the set-up: a skip should not cost an ingest
-    _aigc(workspace, "support", "ingest", str(KB))
-    chat = _aigc(workspace, "tokens", "create", "--name", "web-chat", "--scope", "support:chat")
-    agent = _aigc(workspace, "tokens", "create", "--name", "console", "--scope", "support:agent")
+    need_browser()  # before the set-up: a skip should not cost an ingest
+    aigc(workspace, "support", "ingest", str(KB))
+    chat = aigc(workspace, "tokens", "create", "--name", "web-chat", "--scope", "support:chat")
+    agent = aigc(workspace, "tokens", "create", "--name", "console", "--scope", "support:agent")
     with aigc_serve([], workspace, log=tmp_path / "serve.log") as url:
         yield {"url": url, "chat": chat.strip(), "agent": agent.strip()}
 
@@ -222,8 +185,7 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
 
     with sync_playwright() as pw:
         link = _Link(url)  # the customer's network, which drops in step 6
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             customer = watch(browser.new_context(viewport={"width": 560, "height": 860}).new_page())
             console = browser.new_context(viewport={"width": 1360, "height": 860})
@@ -360,5 +322,4 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
     assert csp_errors == []
     for name in ("support-chat.png", "support-agent.png"):
         assert (shots / name).stat().st_size > 10_000
-        if os.environ.get("AIGC_UPDATE_SCREENSHOTS") == "1":
-            shutil.copyfile(shots / name, ROOT / "docs" / "img" / name)
+        keep_screenshot(shots / name, name)
