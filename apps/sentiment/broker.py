@@ -109,13 +109,17 @@ class Broker(Protocol):
     def info(self, stream: str, group: str | None = None) -> StreamInfo: ...
 
     def delete(self, stream: str) -> None:
-        """Drop ``stream`` and its dead letters."""
+        """Drop ``stream``, its dead letters and its alerts."""
 
     def close(self) -> None: ...
 
 
 def dead_stream(stream: str) -> str:
     return f"{stream}:dead"
+
+
+def alert_stream(stream: str) -> str:
+    return f"{stream}:alerts"
 
 
 def redis_url(url: str | None = None) -> str:
@@ -281,7 +285,8 @@ class RedisStreamsBroker:
         return info
 
     def delete(self, stream: str) -> None:
-        self._call("DEL", lambda: self._redis.delete(stream, dead_stream(stream)))
+        self._call("DEL", lambda: self._redis.delete(stream, dead_stream(stream),
+                                                     alert_stream(stream)))
 
     def close(self) -> None:
         self._redis.close()

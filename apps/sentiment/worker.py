@@ -13,6 +13,7 @@ over ``claim_idle_ms`` are claimed (XAUTOCLAIM).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.data import Skip
 
-from .broker import Broker, Message
+from .broker import Broker, Message, alert_stream
 from .ingest import Incoming, IngestReport
 from .reader import LineParser, RawRow
 
@@ -69,7 +70,8 @@ class StreamWorker:
 
     ``model`` None scores with the active sentiment model (looked up per batch, so an
     activation elsewhere is picked up); ``source`` names records that carry none (default:
-    the stream's name).
+    the stream's name). New alerts are stored and POSTed by the alert engine, then published
+    on ``alerts_stream`` (default ``<stream>:alerts``).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class StreamWorker:
         block_ms: int = 1000,
         alerts: bool = True,
         webhook: str | None = None,
+        alerts_stream: str | None = None,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.service = service
@@ -105,6 +108,7 @@ class StreamWorker:
         self.block_ms = block_ms
         self.alerts = alerts
         self.webhook = webhook
+        self.alerts_stream = alerts_stream or alert_stream(stream)
         self.on_alert = on_alert
         self.report = WorkReport()
         self._parser = LineParser("jsonl", f"stream {stream}")
@@ -181,7 +185,11 @@ class StreamWorker:
                 failed.append((message, item.reason))
             else:
                 good.append((message, item))
+        fired = len(self.report.alerts)
         done = self._store(ingester, good)
+        new_alerts = self.report.alerts[fired:]  # stored (and POSTed) by the alert engine
+        self.broker.publish(self.alerts_stream,
+                            [json.dumps(a, default=str).encode() for a in new_alerts])
         self.broker.dead_letter(self.stream, self.group, self.consumer, failed)
         self.report.dead_lettered += len(failed)
         self.report.acked += self.broker.ack(self.stream, self.group, [m.id for m in done])
@@ -193,6 +201,8 @@ class StreamWorker:
             return []
         try:
             self._consume(ingester, [r for _, r in good])
+            for message, _ in good:
+                self._errors.pop(message.id, None)
             return [m for m, _ in good]
         except Exception as exc:  # a bad batch must not stop the worker
             if len(good) == 1:

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -27,7 +28,7 @@ from typer.testing import CliRunner
 
 from aigc_apps.store import Database
 from apps.sentiment import cli
-from apps.sentiment.broker import BrokerError, RedisStreamsBroker, redis_url
+from apps.sentiment.broker import BrokerError, RedisStreamsBroker, alert_stream, redis_url
 from apps.sentiment.classifier import SentimentModel
 from apps.sentiment.reader import MAX_TEXT_CHARS
 from apps.sentiment.scoring import LexiconScorer
@@ -413,3 +414,48 @@ def test_broker_outage_mid_run_is_retried_and_loses_nothing(
     assert done and sorted(_ids(url)) == sorted(f"d{i}" for i in range(60))
     info = broker.info(stream, "g")
     assert info.pending == 0 and info.lag == 0 and info.dead_letters == 0
+
+
+def test_worker_alerts_are_stored_and_published(
+    stream: str, lexicon_model: None, tmp_path: Path
+) -> None:
+    import redis
+
+    db = ["--db", f"sqlite:///{tmp_path / 'alerts.db'}"]
+    runner.invoke(cli.app, ["topics", "load", str(DATA / "topics.txt"), *db],
+                  catch_exceptions=False)
+    _ok(["publish", str(DATA / "stream.jsonl"), "--stream", stream, "--json"])
+    worked = _ok(["work", "--stream", stream, "--batch", "64", "--no-embeddings",
+                  "--idle-timeout", "1", "--json", *db])
+    banking = [a for a in worked["alerts"] if a["topic"] == "banking"]
+    # the injected surge runs 10:00-13:00 on May 8: one alert, as `ingest` fires it
+    assert [a["bucket_start"][:13] for a in banking] in (["2024-05-08T10"], ["2024-05-08T11"])
+    stored = json.loads(runner.invoke(cli.app, ["alerts", "--json", *db]).stdout)
+    assert sorted(a["id"] for a in stored) == sorted(a["id"] for a in worked["alerts"])
+    client = redis.Redis.from_url(redis_url())
+    entries: Any = client.xrange(alert_stream(stream))
+    published = [json.loads(fields[b"data"]) for _, fields in entries]
+    client.close()
+    assert published == worked["alerts"]
+
+
+def test_stop_mid_batch_finishes_and_acks_the_batch_in_hand(
+    broker: RedisStreamsBroker, stream: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+
+    class StopWhileScoring(LexiconScorer):  # SIGTERM arrives while the batch is scored
+        def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+            stop.set()
+            return super().predict_proba(texts)
+
+    monkeypatch.setattr(SentimentModel, "load",
+                        classmethod(lambda cls, *a, **k: StopWhileScoring()))
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    broker.publish(stream, [_doc(i) for i in range(30)])
+    with SentimentService(url, embeddings=False) as service:
+        report = _worker(service, broker, stream, batch_size=12).run(stop)
+    assert report.received == report.stored == report.acked == 12
+    assert sorted(_ids(url)) == sorted(f"d{i}" for i in range(12))
+    info = broker.info(stream, "g")
+    assert info.pending == 0 and info.lag == 18
