@@ -202,3 +202,25 @@ def test_dashboard_in_the_browser(dashboard_server: dict[str, str], tmp_path: Pa
     assert csp_errors == []
     assert shot.stat().st_size > 10_000
     keep_screenshot(shot, "sentiment-dashboard.png")
+
+
+@pytest.mark.slow
+def test_dashboard_open_server_needs_no_token(workspace: Path, tmp_path: Path) -> None:
+    """A loopback server with no tokens: the page loads without one and says there is no
+    data yet (nothing trained, nothing stored)."""
+    need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with aigc_serve([], workspace, log=tmp_path / "serve.log") as url, \
+            sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/sentiment")
+            expect(page.locator("#status")).to_contain_text("Updated", timeout=WAIT)
+            expect(page.locator("#error")).to_be_hidden()
+            expect(page.locator("#no-data")).to_be_visible()
+            expect(page.locator("#no-alerts")).to_be_visible()
+            expect(page.locator("figure.topic-chart")).to_have_count(0)  # no series at all
+        finally:
+            browser.close()

@@ -16,6 +16,7 @@
   var token = sessionStorage.getItem("sentiment-token") || "";
   var timer = null;
   var inFlight = false;
+  var generation = 0;  // bumped by every settings change: older answers are dropped
   var topicsSeen = [];
 
   function ApiFailure(status, message) { this.status = status; this.message = message; }
@@ -218,9 +219,10 @@
     $("error").hidden = !message;
   }
 
-  function refresh() {
-    if (inFlight) return;
+  function refresh(force) {
+    if (inFlight && !force) return;
     inFlight = true;
+    var mine = generation;
     var bucket = $("bucket").value;
     var topic = $("topic").value;
     var since = RANGES[bucket] || "48h";
@@ -228,20 +230,23 @@
       get("/trends", { bucket: bucket, since: since, topic: topic }),
       get("/alerts", { since: since, topic: topic, limit: "50" }),
     ]).then(function (found) {
+      if (mine !== generation) return;
       render(found[0], found[1].alerts);
       showError("");
       $("status").textContent = "Updated " + new Date().toISOString().slice(11, 19) + " UTC";
     }, function (err) {
+      if (mine !== generation) return;
       var auth = err.status === 401 || err.status === 403;
       showError(auth ? err.message + " Enter a token with the sentiment:read scope."
                      : err.message);
       $("status").textContent = auth ? "Not connected" : "Retrying";
-    }).then(function () { inFlight = false; });
+    }).then(function () { if (mine === generation) inFlight = false; });
   }
 
   function start() {
     clearInterval(timer);
-    refresh();
+    generation += 1;
+    refresh(true);
     timer = setInterval(refresh, POLL_MS);
   }
 
