@@ -1,4 +1,5 @@
-"""``/v1/sentiment``: score texts, ingest documents, trends per topic and bucket, alerts.
+"""``/v1/sentiment``: score texts, ingest documents, trends per topic and bucket, alerts, and
+the stored documents (the latest, or those behind an alert).
 
 The routes call the same :class:`~apps.sentiment.service.SentimentService` as the CLI. Texts
 are scored by the registry's active sentiment model (or the one a request names); with none
@@ -14,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from aigc_apps.errors import ModelNotFoundError, NotFoundError
@@ -168,6 +169,27 @@ class AlertsOut(BaseModel):
     alerts: list[AlertOut] = Field(description="Newest bucket first.")
 
 
+class StoredDocumentOut(BaseModel):
+    source: str
+    id: str | None = Field(description="The document's id in its source, if it had one.")
+    text: str = Field(description="As stored (cut when over the model's limit).")
+    url: str | None
+    published_at: datetime
+    label: str = Field(description="negative, neutral or positive")
+    score: float = Field(description="p(positive) - p(negative), in [-1, 1].")
+    probabilities: Probabilities
+    topics: list[str]
+    truncated: bool
+    model: str = Field(description="The model that scored it.")
+
+
+class StoredDocumentsOut(BaseModel):
+    documents: list[StoredDocumentOut]
+
+
+Limit = Annotated[int, Query(ge=1, le=200, description="At most this many.")]
+
+
 def _service(request: Request) -> SentimentService:
     from .service import SentimentService
 
@@ -299,3 +321,46 @@ def alerts(
 ) -> AlertsOut:
     found = _service(request).alerts(topic, since=_since(since, "since"), limit=limit)
     return AlertsOut(alerts=[AlertOut(**a.to_dict()) for a in found])
+
+
+@router.get(
+    "/documents",
+    response_model=StoredDocumentsOut,
+    dependencies=READ,
+    summary="Stored documents",
+    description="Stored documents with their label, scores and topics, newest first (by "
+    "published time, then id), published from `since` to before `until`. Unknown topic: "
+    "404; an unreadable time: 400.",
+)
+def documents(
+    request: Request,
+    label: Annotated[
+        Literal["negative", "neutral", "positive"] | None,
+        Query(description="Only documents with this label."),
+    ] = None,
+    topic: Topic = None,
+    since: Since = None,
+    until: Since = None,
+    limit: Limit = 20,
+) -> StoredDocumentsOut:
+    found = _service(request).documents(
+        topic, label, since=_since(since, "since"), until=_since(until, "until"), limit=limit
+    )
+    return StoredDocumentsOut(documents=[StoredDocumentOut(**d.to_dict()) for d in found])
+
+
+@router.get(
+    "/alerts/{alert_id}/documents",
+    response_model=StoredDocumentsOut,
+    dependencies=READ,
+    summary="The documents behind an alert",
+    description="The alert topic's documents published in the alert's bucket: negatives "
+    "first, then newest. Unknown alert: 404.",
+)
+def alert_documents(
+    request: Request,
+    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="An alert's id.")],
+    limit: Limit = 20,
+) -> StoredDocumentsOut:
+    found = _service(request).alert_documents(alert_id, limit)
+    return StoredDocumentsOut(documents=[StoredDocumentOut(**d.to_dict()) for d in found])

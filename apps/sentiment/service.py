@@ -26,6 +26,7 @@ from aigc_apps.store import Database
 from .alerts import AlertEngine, AlertRule, list_alerts
 from .classifier import FitOptions, SentimentModel, TrainReport, evaluate_model, train_sentiment
 from .constants import APP, SENTIMENT_ROLE
+from .documents import StoredDocument, alert_documents, list_documents
 from .evaluation import EvalReport, LabelledData, load_labelled
 from .ingest import Ingester, IngestReport
 from .reader import MAX_TEXT_CHARS
@@ -335,6 +336,19 @@ class SentimentService:
             check_topic(self.db, topic)
         start = parse_since(since) if isinstance(since, str) else since
         return list_alerts(self.db, topic, start, limit)
+
+    def documents(self, topic: str | None = None, label: str | None = None,
+                  since: str | datetime | None = None, until: str | datetime | None = None,
+                  limit: int = 20) -> list[StoredDocument]:
+        """Stored documents (of a topic, a label, a period), newest first."""
+        start = parse_since(since) if isinstance(since, str) else since
+        end = parse_since(until, what="until") if isinstance(until, str) else until
+        return list_documents(self.db, topic=topic, label=label, since=start, until=end,
+                              limit=limit)
+
+    def alert_documents(self, alert_id: int, limit: int = 20) -> list[StoredDocument]:
+        """The documents that drove alert ``alert_id``: negatives first, then newest."""
+        return alert_documents(self.db, alert_id, limit)
 
     def check_alerts(self, topic: str | None = None, webhook: str | None = None
                      ) -> list[dict[str, Any]]:

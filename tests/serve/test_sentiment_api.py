@@ -144,6 +144,78 @@ def test_documents_are_idempotent_and_fire_alerts_then_trends_and_alerts(
         )
 
 
+def _published(docs: list[dict[str, Any]]) -> list[datetime]:
+    return [datetime.fromisoformat(d["published_at"]) for d in docs]
+
+
+def test_stored_documents_and_the_documents_behind_an_alert(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, lexicon: None
+) -> None:
+    monkeypatch.setenv("AIGC_SENTIMENT_DB_URL", db_url)
+    with SentimentService.from_settings() as service:
+        service.add_topic("banking", "lender")
+        service.add_topic("energy", "oil")
+    oil = {"id": "oil-1", "source": "desk", "text": "Oil shares plunge", "url": "https://x.test/1",
+           "published_at": (T0 + timedelta(hours=35, minutes=59)).isoformat()}
+    docs = [*feed(), oil]
+    with TestClient(create_app()) as client:
+        report = client.post("/v1/sentiment/documents", json={"documents": docs}).json()
+        [alert] = report["alerts"]
+        get = client.get
+
+        latest = get("/v1/sentiment/documents").json()["documents"]
+        assert len(latest) == 20 and latest[0]["id"] == "oil-1"
+        first = latest[0]
+        assert (first["source"], first["text"], first["url"]) == (
+            "desk", "Oil shares plunge", "https://x.test/1")
+        assert first["label"] == "negative" and first["topics"] == ["energy"]
+        p = first["probabilities"]
+        assert first["score"] == pytest.approx(p["positive"] - p["negative"], abs=1e-3)
+        assert _published(latest) == sorted(_published(latest), reverse=True)
+        assert [d["id"] for d in latest[1:]] == [str(n) for n in range(400, 381, -1)]
+
+        params = {"label": "negative", "topic": "banking", "limit": "200"}
+        negatives = get("/v1/sentiment/documents", params=params).json()["documents"]
+        # 1 in 5 of 10 an hour for 34 hours, plus 25 in each surge hour
+        assert len(negatives) == 34 * 2 + 50
+        assert {d["label"] for d in negatives} == {"negative"}
+        assert all(d["topics"] == ["banking"] for d in negatives)
+        hour30 = {"since": (T0 + timedelta(hours=30)).isoformat(),
+                  "until": (T0 + timedelta(hours=31)).isoformat(), "limit": "200"}
+        in_hour = get("/v1/sentiment/documents", params=hour30).json()["documents"]
+        assert len(in_hour) == 30
+        assert get("/v1/sentiment/documents", params={"topic": "energy"}).json()[
+            "documents"] == [first]
+        assert len(get("/v1/sentiment/documents", params={"topic": "all", "limit": "200"})
+                   .json()["documents"]) == 200
+
+        behind = get(f"/v1/sentiment/alerts/{alert['id']}/documents",
+                     params={"limit": "200"}).json()["documents"]
+        assert sorted(d["id"] for d in behind) == sorted(d["id"] for d in in_hour)
+        assert [d["label"] for d in behind[:25]] == ["negative"] * 25
+        assert "negative" not in {d["label"] for d in behind[25:]}
+        assert _published(behind[:25]) == sorted(_published(behind[:25]), reverse=True)
+        top = get(f"/v1/sentiment/alerts/{alert['id']}/documents").json()["documents"]
+        assert top == behind[:20]
+
+
+def test_document_errors(client: TestClient) -> None:
+    assert "crypto" in error(
+        client.get("/v1/sentiment/documents", params={"topic": "crypto"}), 404, "not_found_error"
+    )
+    assert "12345" in error(client.get("/v1/sentiment/alerts/12345/documents"), 404,
+                            "not_found_error")
+    for params in ({"since": "last tuesday"}, {"until": "soon"},
+                   {"since": "2024-05-02", "until": "2024-05-01"}):
+        error(client.get("/v1/sentiment/documents", params=params), 400, "invalid_request_error")
+    for params in ({"limit": "0"}, {"limit": "201"}, {"limit": "many"}, {"label": "angry"}):
+        error(client.get("/v1/sentiment/documents", params=params), 422, "invalid_request_error")
+    for path in ("0", "-1", str(2**31), "99999999999999999999", "x"):
+        error(client.get(f"/v1/sentiment/alerts/{path}/documents"), 422, "invalid_request_error")
+    error(client.get("/v1/sentiment/alerts/1/documents", params={"limit": "201"}), 422)
+    assert client.get("/v1/sentiment/documents").json() == {"documents": []}
+
+
 def test_a_bad_document_refuses_the_whole_batch(client: TestClient) -> None:
     good = {"id": "1", "text": "Lender profits rise"}
     empty = [good, {"id": "2", "text": "\x00\x01"}]  # nothing left once control chars go
@@ -241,5 +313,7 @@ def test_openapi_documents_every_route() -> None:
         ("post", "/v1/sentiment/documents"),
         ("get", "/v1/sentiment/trends"),
         ("get", "/v1/sentiment/alerts"),
+        ("get", "/v1/sentiment/documents"),
+        ("get", "/v1/sentiment/alerts/{alert_id}/documents"),
     }
     assert_documented(create_app().openapi(), "sentiment", routes)
