@@ -3,7 +3,8 @@
 A workspace with a tiny trained model (random-init BERT + LoRA, so labels are arbitrary but
 real), two watch-list topics and 36 hours of documents posted through the API, with a
 volume surge that fires an alert. The page must draw what the API says, pick up new
-documents by itself, and need a ``sentiment:read`` token. Browser helpers:
+documents by itself, list the documents behind each alert and the latest negative ones
+(stored markup shown as text), and need a ``sentiment:read`` token. Browser helpers:
 ``tests/browser.py``; with ``AIGC_UPDATE_SCREENSHOTS=1`` the screenshot replaces
 ``docs/img/sentiment-dashboard.png``.
 """
@@ -30,7 +31,8 @@ XSS = '<img src=x onerror="window.__xss=1"> Bank <b>plunge</b><script>window.__x
 
 def feed(start: datetime) -> list[dict[str, Any]]:
     """36 hours from ``start``: banking 10 an hour with a surge of 30 in hours 30 and 31
-    (a volume alert), energy 4 an hour."""
+    (a volume alert), energy 4 an hour; in each surge hour one banking document is markup
+    that must stay text wherever the page lists documents."""
     docs: list[dict[str, Any]] = []
     for h in range(36):
         for topic, count in (("banking", 30 if h in (30, 31) else 10), ("energy", 4)):
@@ -39,6 +41,10 @@ def feed(start: datetime) -> list[dict[str, Any]]:
                 docs.append({"id": f"{topic}-{h}-{i}", "source": "wire",
                              "text": f"{TEXTS[topic][i % 3]} #{h}.{i}",
                              "published_at": at.isoformat()})
+    for h in (30, 31):
+        at = start + timedelta(hours=h, minutes=55)
+        docs.append({"id": f"markup-{h}", "source": "blog", "text": f"{XSS} #{h}",
+                     "published_at": at.isoformat()})
     return docs
 
 
@@ -72,7 +78,7 @@ def dashboard_server(workspace: Path, tiny_encoder_dir: Path,
     with aigc_serve([], workspace, log=tmp_path / "serve.log") as url:
         start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         report = _post(url, write.strip(), feed(start - timedelta(hours=36)))
-        assert report["stored"] == 36 * 14 + 40 and report["alerts"], report
+        assert report["stored"] == 36 * 14 + 40 + 2 and report["alerts"], report
         yield {"url": url, "read": read.strip(), "write": write.strip()}
 
 
@@ -97,6 +103,35 @@ def test_dashboard_headers_and_assets() -> None:
         assert client.get(f"/sentiment-web/{bad}").status_code == 404, bad
     paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p == "/sentiment" or p.startswith("/sentiment-web")]
+
+
+def _expect_docs(page: Any, selector: str, docs: list[dict[str, Any]]) -> None:
+    """The page lists ``docs`` under ``selector``: texts, labels, sources, in order."""
+    from playwright.sync_api import expect
+
+    items = page.locator(f"{selector} li.doc")
+    expect(items.locator(".doc-text")).to_have_text([d["text"] for d in docs], timeout=WAIT)
+    expect(items.locator(".label")).to_have_text([d["label"] for d in docs])
+    assert page.evaluate(
+        "sel => Array.from(document.querySelectorAll(`${sel} li.doc`)).map(li => "
+        "[li.dataset.source, li.dataset.id, li.querySelector('.doc-when').textContent])",
+        selector) == [[d["source"], d["id"], " · " + d["published_at"][:16].replace("T", " ")
+                       + " UTC · " + d["source"]] for d in docs]
+
+
+def _expect_negatives(page: Any, url: str, read: str, **params: str) -> list[dict[str, Any]]:
+    """The latest negative items panel shows what the API lists (or says there are none)."""
+    from playwright.sync_api import expect
+
+    negatives = _get(url, read, "documents", label="negative", limit="10", **params)
+    docs: list[dict[str, Any]] = negatives["documents"]
+    assert all(d["label"] == "negative" for d in docs)
+    _expect_docs(page, "#negatives", docs)
+    if docs:
+        expect(page.locator("#no-negatives")).to_be_hidden()
+    else:  # the tiny model may call nothing negative: the panel must say so
+        expect(page.locator("#no-negatives")).to_be_visible()
+    return docs
 
 
 def _page_counts(page: Any, topic: str) -> dict[str, int]:
@@ -162,6 +197,23 @@ def test_dashboard_in_the_browser(dashboard_server: dict[str, str], tmp_path: Pa
             expect(page.locator('figure[data-topic="banking"] .alert-mark')).to_have_count(
                 len({a["bucket_start"] for a in alerts if a["topic"] == "banking"}))
 
+            # under each alert, the documents that drove it, as the API lists them; the
+            # markup documents of the surge hours are among them, shown as text
+            markup = 0
+            for alert in alerts[:10]:
+                docs = _get(url, read, f"alerts/{alert['id']}/documents", limit="50")
+                found = docs["documents"]
+                assert found and all("banking" in d["topics"] for d in found)
+                _expect_docs(page, f'#alerts li.alert[data-id="{alert["id"]}"]', found)
+                markup += sum(1 for d in found if d["text"].startswith(XSS))
+            assert markup >= 1
+            expect(page.locator("#alerts .doc-text").filter(has_text=XSS)).to_have_count(markup)
+            # the latest negative items, across topics, over the charts' period
+            negatives = _expect_negatives(page, url, read, since="48h")
+            assert page.locator("#alerts img, #alerts script, #negatives img, "
+                                "#negatives script").count() == 0
+            assert page.evaluate("() => window.__xss") is None
+
             # a text scored on the page: markup in it stays text, no script runs
             page.get_by_label("Text to score").fill(XSS)
             page.get_by_role("button", name="Score", exact=True).click()
@@ -180,6 +232,9 @@ def test_dashboard_in_the_browser(dashboard_server: dict[str, str], tmp_path: Pa
                       "published_at": now.isoformat()} for i in range(7)]
             assert _post(url, write, fresh)["stored"] == 7
             expect(banking).to_have_text(f" · {before + 7} documents", timeout=WAIT)
+            if _get(url, read, "documents", label="negative", limit="10", since="48h"
+                    )["documents"] != negatives:  # the panel follows without a reload
+                _expect_negatives(page, url, read, since="48h")
             assert page.evaluate("() => window.__sameDocument") is True
             latest = _get(url, read, "trends", bucket="1h", since="48h")["series"]["banking"]
             assert _page_counts(page, "banking") == {b["bucket_start"]: b["count"]
@@ -190,6 +245,8 @@ def test_dashboard_in_the_browser(dashboard_server: dict[str, str], tmp_path: Pa
             expect(page.locator("figure.topic-chart")).to_have_count(1, timeout=WAIT)
             expect(page.locator("figure.topic-chart")).to_have_attribute("data-topic", "energy")
             expect(items).to_have_count(0, timeout=WAIT)  # energy had no alert
+            energy_negatives = _expect_negatives(page, url, read, since="48h", topic="energy")
+            assert all("energy" in d["topics"] for d in energy_negatives)
             page.get_by_label("Bucket", exact=True).select_option("1d")
             daily = _get(url, read, "trends", bucket="1d", since="30d", topic="energy")
             expect(page.locator('figure[data-topic="energy"] g.bucket')).to_have_count(

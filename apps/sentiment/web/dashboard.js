@@ -1,6 +1,7 @@
-/* The sentiment dashboard: polls /v1/sentiment/trends and /alerts every few seconds and
-   draws each topic's label shares and volume as inline SVG built with DOM calls. Stored
-   text (topics, alert messages) only ever enters the page through textContent. */
+/* The sentiment dashboard: polls /v1/sentiment/trends, /alerts (with each alert's
+   documents) and the latest negative documents every few seconds and draws each topic's
+   label shares and volume as inline SVG built with DOM calls. Stored text (topics, alert
+   messages, document texts) only ever enters the page through textContent. */
 "use strict";
 
 (function () {
@@ -8,6 +9,9 @@
   var POLL_MS = 5000;
   var LABELS = ["negative", "neutral", "positive"];
   var RANGES = { "1h": "48h", "1d": "30d" };
+  var ALERT_DOCS = 50;  // per alert: an alert's bucket rarely holds more; the list scrolls
+  var ALERTS_WITH_DOCS = 10;  // the newest alerts get their documents listed
+  var NEGATIVES = 10;
   var SVG = "http://www.w3.org/2000/svg";
   var W = 720, PAD_L = 48, PAD_R = 12, SHARE_H = 150, GAP = 34, VOL_H = 70, PAD_B = 22;
   var PAD_T = 10, H = PAD_T + SHARE_H + GAP + VOL_H + PAD_B + 8;
@@ -175,7 +179,30 @@
     });
   }
 
-  function renderAlerts(alerts) {
+  /* A list of stored documents: text, label, time and source, newest (or negatives) first. */
+  function docList(docs, cls) {
+    var list = el("ol", "docs " + cls);
+    docs.forEach(function (d) {
+      var item = el("li", "doc");
+      item.setAttribute("data-source", d.source);
+      if (d.id !== null) item.setAttribute("data-id", d.id);
+      item.appendChild(el("p", "doc-text", d.text));
+      var meta = el("p", "doc-meta");
+      meta.appendChild(el("span", "label " + d.label, d.label));
+      var at = d.published_at.slice(0, 16).replace("T", " ") + " UTC";
+      meta.appendChild(el("span", "doc-when", " · " + at + " · " + d.source));
+      item.appendChild(meta);
+      list.appendChild(item);
+    });
+    return list;
+  }
+
+  function renderNegatives(docs) {
+    $("negatives").replaceChildren(docList(docs, "negative-docs"));
+    $("no-negatives").hidden = docs.length > 0;
+  }
+
+  function renderAlerts(alerts, alertDocs) {
     var list = $("alerts");
     list.replaceChildren();
     alerts.forEach(function (a) {
@@ -190,12 +217,22 @@
       item.appendChild(el("p", "alert-figures", a.count + " documents, " +
         pct(a.negative_share) + " negative (baseline " + pct(a.baseline_share) + ", " +
         a.baseline_count.toFixed(1) + " a bucket)"));
+      var docs = alertDocs[a.id];
+      if (docs) {
+        var box = el("details", "alert-docs");
+        box.open = true;
+        box.appendChild(el("summary", "", docs.length ? "Documents in this bucket (" +
+          docs.length + (docs.length >= ALERT_DOCS ? "+" : "") + ", negatives first)"
+          : "No documents stored for this bucket"));
+        box.appendChild(docList(docs, "alert-doc-list"));
+        item.appendChild(box);
+      }
       list.appendChild(item);
     });
     $("no-alerts").hidden = alerts.length > 0;
   }
 
-  function render(trends, alerts) {
+  function render(trends, alerts, alertDocs, negatives) {
     var bucket = trends.bucket;
     var marks = {};
     alerts.forEach(function (a) { (marks[a.topic] = marks[a.topic] || {})[Date.parse(a.bucket_start)] = true; });
@@ -211,7 +248,8 @@
       return trends.series[name].every(function (b) { return !b.count; });
     });
     $("no-data").hidden = !empty;
-    renderAlerts(alerts);
+    renderAlerts(alerts, alertDocs);
+    renderNegatives(negatives);
   }
 
   function showError(message) {
@@ -229,9 +267,21 @@
     Promise.all([
       get("/trends", { bucket: bucket, since: since, topic: topic }),
       get("/alerts", { since: since, topic: topic, limit: "50" }),
+      get("/documents", { label: "negative", since: since, topic: topic,
+                          limit: String(NEGATIVES) }),
     ]).then(function (found) {
+      var shown = found[1].alerts.slice(0, ALERTS_WITH_DOCS);
+      return Promise.all(shown.map(function (a) {
+        return get("/alerts/" + encodeURIComponent(a.id) + "/documents",
+                   { limit: String(ALERT_DOCS) });
+      })).then(function (docs) {
+        var byAlert = {};
+        shown.forEach(function (a, i) { byAlert[a.id] = docs[i].documents; });
+        return found.concat([byAlert]);
+      });
+    }).then(function (found) {
       if (mine !== generation) return;
-      render(found[0], found[1].alerts);
+      render(found[0], found[1].alerts, found[3], found[2].documents);
       showError("");
       $("status").textContent = "Updated " + new Date().toISOString().slice(11, 19) + " UTC";
     }, function (err) {
