@@ -14,29 +14,36 @@ as z-scores. A bucket needs ``min_volume`` records (``min_negatives`` negatives 
 count signal) to alert at all. Buckets that looked anomalous are
 left out of later baselines, so a long surge does not become its own baseline, and after an
 alert the topic stays quiet for ``cooldown`` buckets: one surge, one alert. Alerts are stored
-once per topic and bucket (re-runs are idempotent) and optionally POSTed as JSON.
+once per topic and bucket (re-runs are idempotent) and optionally POSTed as JSON: the alerts
+table is a webhook outbox (:mod:`aigc_apps.webhooks`), so a POST that fails is retried with
+back-off (5 s doubling to 1 h, 12 tries) by whichever worker evaluates next, and an alert is
+posted once even when several workers deliver.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aigc_apps.errors import DataError
-from aigc_apps.store import Database
+from aigc_apps.store import Database, utcnow
+from aigc_apps.webhooks import DeliveryReport, Outbox, Post, deliver_due, post_json
 
 from .store import Alert, Topic, as_utc
 from .trends import Bucket, aggregate, bucket_start, load_points, parse_duration
 
 SIGNALS = ("negative_share", "negative_volume", "volume")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,7 +223,8 @@ def detect(
 
 
 def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str:
-    """POST ``payload`` as JSON; returns ``"200"`` or a short error (never raises)."""
+    """POST ``payload`` once as JSON; returns ``"200"`` or a short error (never raises).
+    Stored alerts go through :func:`deliver_alerts`, which retries."""
     if not url.startswith(("http://", "https://")):
         return "error: webhook URL must start with http:// or https://"
     request = urllib.request.Request(
@@ -235,17 +243,53 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         return f"error: {reason}"[:200]
 
 
+def _alert_event(alert: Alert) -> dict[str, Any]:
+    body = {"type": "sentiment_alert", **alert.to_dict()}
+    body.pop("webhook_status", None)  # delivery bookkeeping, not part of the event
+    return body
+
+
+def _record_status(alert: Alert, status: str) -> None:
+    alert.webhook_status = status[:200]
+
+
+OUTBOX = Outbox(Alert, _alert_event, _record_status)
+
+
+def deliver_alerts(db: Database, url: str, post: Post | None = None, timeout: float = 5.0,
+                   limit: int = 100) -> DeliveryReport:
+    """POST every stored alert that is due (new, or its back-off has passed) to ``url``;
+    each alert is claimed before its POST, so concurrent workers post it once."""
+    return deliver_due(db, OUTBOX, url, post or partial(post_json, timeout=timeout), limit)
+
+
 class AlertEngine:
-    """Runs each topic's rule over stored records, stores new alerts, calls the webhook."""
+    """Runs each topic's rule over stored records, stores new alerts, delivers them to the
+    webhook (with retries of earlier failures that are due)."""
 
     def __init__(
-        self, rule: AlertRule | None = None, webhook: str | None = None, timeout: float = 5.0
+        self, rule: AlertRule | None = None, webhook: str | None = None, timeout: float = 5.0,
+        post: Post | None = None,
     ) -> None:
         if webhook and not webhook.startswith(("http://", "https://")):
             raise DataError(f"webhook URL {webhook!r} must start with http:// or https://")
         self.rule = rule or AlertRule()
         self.webhook = webhook
         self.timeout = timeout
+        self.post = post
+        self.last_delivery: DeliveryReport | None = None
+
+    def deliver(self, db: Database) -> DeliveryReport | None:
+        """Deliver what is due to the webhook (None without one); never raises, so a
+        webhook or database hiccup costs a retry, not the batch."""
+        if not self.webhook:
+            return None
+        try:
+            self.last_delivery = deliver_alerts(db, self.webhook, self.post, self.timeout)
+        except Exception as exc:  # the alerts are stored; the next round retries
+            log.warning("alert delivery round failed: %s", exc)
+            return None
+        return self.last_delivery
 
     def rule_for(self, db: Database, topic: str) -> AlertRule:
         with db.session() as s:
@@ -261,7 +305,7 @@ class AlertEngine:
         if topics is None:
             with db.session() as s:
                 topics = sorted(set(s.scalars(select(Topic.name))))
-        new: list[dict[str, Any]] = []
+        new: list[int] = []
         for topic in topics:
             rule = self.rule_for(db, topic)
             span = timedelta(seconds=(rule.window + rule.cooldown) * rule.seconds)
@@ -280,9 +324,16 @@ class AlertEngine:
                 stored = self._store(db, event)
                 if stored is not None:
                     new.append(stored)
-        return new
+        self.deliver(db)  # the new alerts, and earlier ones whose retry is due
+        if not new:
+            return []
+        with db.session() as s:
+            rows = s.scalars(select(Alert).where(Alert.id.in_(new)).order_by(Alert.id))
+            return [row.to_dict() for row in rows]
 
-    def _store(self, db: Database, event: AlertEvent) -> dict[str, Any] | None:
+    def _store(self, db: Database, event: AlertEvent) -> int | None:
+        """Store the alert (its delivery due now when there is a webhook); None when another
+        process stored it first."""
         try:
             with db.session() as s:
                 row = Alert(
@@ -291,19 +342,15 @@ class AlertEngine:
                     count=event.count, negative_share=event.negative_share,
                     baseline_share=event.baseline_share, baseline_count=event.baseline_count,
                     z_share=event.z_share, z_volume=event.z_volume, message=event.message,
+                    attempts=0, next_attempt_at=utcnow() if self.webhook else None,
+                    webhook_status="pending" if self.webhook else None,
                 )
                 s.add(row)
+                s.flush()
+                row_id = row.id
         except IntegrityError:  # stored meanwhile by another process
             return None
-        if self.webhook:
-            status = post_webhook(self.webhook, {"type": "sentiment_alert", **row.to_dict()},
-                                  self.timeout)
-            with db.session() as s:
-                stored = s.get(Alert, row.id)
-                if stored is not None:
-                    stored.webhook_status = status
-            row.webhook_status = status
-        return row.to_dict()
+        return row_id
 
 
 def list_alerts(

@@ -115,7 +115,10 @@ class Alert(Base):
     """A fired alert: one per topic and bucket, whatever signals fired in it."""
 
     __tablename__ = "sentiment_alerts"
-    __table_args__ = (UniqueConstraint("topic", "bucket_start", name="uq_sentiment_alerts_bucket"),)
+    __table_args__ = (
+        UniqueConstraint("topic", "bucket_start", name="uq_sentiment_alerts_bucket"),
+        Index("ix_sentiment_alerts_next_attempt_at", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(200))
@@ -131,6 +134,12 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     webhook_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # the webhook outbox (aigc_apps.webhooks): next_attempt_at NULL = nothing to deliver
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.data import Skip
 
+from .alerts import AlertEngine
 from .broker import Broker, Message, alert_stream
 from .ingest import Incoming, IngestReport
 from .reader import LineParser, RawRow
@@ -71,7 +72,8 @@ class StreamWorker:
     ``model`` None scores with the active sentiment model (looked up per batch, so an
     activation elsewhere is picked up); ``source`` names records that carry none (default:
     the stream's name). New alerts are stored and POSTed by the alert engine, then published
-    on ``alerts_stream`` (default ``<stream>:alerts``).
+    on ``alerts_stream`` (default ``<stream>:alerts``); every step retries the webhook for
+    alerts whose back-off has passed, so a quiet stream does not hold them.
     """
 
     def __init__(
@@ -153,6 +155,8 @@ class StreamWorker:
                                         self.batch_size, self.block_ms)
         if messages:
             self.handle(messages)
+        if self.webhook and self.alerts:  # retry due alert webhooks, even on a quiet stream
+            AlertEngine(webhook=self.webhook).deliver(self.service.db)
         return len(messages)
 
     def parse(self, ingester: Ingester, message: Message, line: int) -> Incoming | Skip:

@@ -1,62 +1,47 @@
 """Conversation transitions posted to a webhook, at least once, retried with back-off.
 
-Transitions are the outbox: each is stored in the transaction that makes it, so a webhook
-that is down loses nothing; delivery only marks rows. Any process may deliver: a row is
-claimed by a compare-and-set on its ``next_attempt_at`` (a lease), so two workers do not
-post the same event at once, on SQLite or PostgreSQL. The receiver can drop repeats by the
-``X-Aigc-Event-Id`` header (a lease that ran out can mean a second post).
+Transitions are the outbox (:mod:`aigc_apps.webhooks`): each is stored in the transaction
+that makes it, so a webhook that is down loses nothing; delivery only marks rows, claimed by
+a compare-and-set so two workers do not post the same event at once. This module adds the
+support side: the URL setting, the event body, and a thread that delivers in the background.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
-from aigc_apps.errors import DataError
-from aigc_apps.store import Database, utcnow
+from aigc_apps.store import Database
+from aigc_apps.webhooks import (
+    MAX_ATTEMPTS,
+    TIMEOUT_S,
+    DeliveryReport,
+    Outbox,
+    Post,
+    backoff_s,
+    check_url,
+    post_json,
+)
+from aigc_apps.webhooks import deliver_due as deliver_outbox
 
 from .handoff import transition_dict
 from .store import Transition, get_setting, set_setting
 
+__all__ = ["MAX_ATTEMPTS", "DeliveryReport", "WebhookDeliverer", "backoff_s", "check_url",
+           "deliver_due", "post_json", "set_webhook_url", "webhook_url"]
+
 SETTING = "webhook_url"
-MAX_ATTEMPTS = 12  # about 6 hours of retries with the back-off below
-LEASE_S = 60.0
-TIMEOUT_S = 5.0
 log = logging.getLogger(__name__)
 
-Post = Callable[[str, dict[str, Any]], None]
+
+def _body(event: Transition) -> dict[str, Any]:
+    facts = transition_dict(event)
+    return {"event": "support.conversation.transition",
+            **{k: v for k, v in facts.items() if k not in ("delivered", "attempts")}}
 
 
-def backoff_s(attempts: int) -> float:
-    """Wait before the next try after ``attempts`` failures: 5 s, 10 s, 20 s ... 1 h."""
-    return float(min(5 * 2 ** max(attempts - 1, 0), 3600))
-
-
-def post_json(url: str, event: dict[str, Any]) -> None:
-    """POST the event; any answer but 2xx (or no answer in TIMEOUT_S) is an error."""
-    request = urllib.request.Request(
-        url, data=json.dumps(event).encode(), method="POST",
-        headers={"Content-Type": "application/json", "X-Aigc-Event-Id": str(event["id"]),
-                 "User-Agent": "aigc-apps-webhook"},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        if not 200 <= response.status < 300:
-            raise OSError(f"webhook answered {response.status}")
-
-
-def check_url(url: str) -> str:
-    url = url.strip()
-    if not url.startswith(("http://", "https://")) or len(url) > 1000:
-        raise DataError(f"webhook URL must start with http:// or https://, not {url[:60]!r}")
-    return url
+OUTBOX = Outbox(Transition, _body)
 
 
 def webhook_url(db: Database) -> str | None:
@@ -70,70 +55,13 @@ def set_webhook_url(db: Database, url: str | None) -> None:
         set_setting(s, SETTING, check_url(url) if url else None)
 
 
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    failed: int = 0  # tries that failed this round (retried later)
-    gave_up: int = 0  # events past MAX_ATTEMPTS: listed, never retried
-    waiting: int = 0  # still to deliver after this round
-
-
-def _claim(db: Database, row_id: int, due: datetime, now: datetime) -> bool:
-    with db.session() as s:
-        done = s.execute(
-            update(Transition)
-            .where(Transition.id == row_id, Transition.next_attempt_at == due,
-                   Transition.delivered_at.is_(None))
-            .values(next_attempt_at=now + timedelta(seconds=LEASE_S))
-            .execution_options(synchronize_session=False)
-        )
-        return done.rowcount == 1  # type: ignore[attr-defined]
-
-
 def deliver_due(db: Database, url: str | None = None, post: Post = post_json,
                 limit: int = 100) -> DeliveryReport:
-    """Post every event that is due, oldest first, once each; record what happened."""
+    """Post every transition that is due to ``url`` (default: the stored setting)."""
     url = url or webhook_url(db)
-    report = DeliveryReport()
     if not url:
-        return report
-    now = utcnow()
-    with db.session() as s:
-        due = s.execute(
-            select(Transition.id, Transition.next_attempt_at)
-            .where(Transition.delivered_at.is_(None), Transition.attempts < MAX_ATTEMPTS,
-                   Transition.next_attempt_at <= now)
-            .order_by(Transition.id).limit(limit)
-        ).tuples().all()
-    for row_id, at in due:
-        if at is None or not _claim(db, row_id, at, now):
-            continue  # another worker has it
-        with db.session() as s:
-            event = s.get(Transition, row_id)
-            assert event is not None
-            facts = transition_dict(event)
-            body = {"event": "support.conversation.transition",
-                    **{k: v for k, v in facts.items() if k not in ("delivered", "attempts")}}
-            try:
-                post(url, body)
-            except Exception as exc:  # any failure is retried, none is lost
-                event.attempts += 1
-                event.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                event.next_attempt_at = utcnow() + timedelta(seconds=backoff_s(event.attempts))
-                report.failed += 1
-                report.gave_up += event.attempts >= MAX_ATTEMPTS
-                log.warning("webhook for event %s failed (%s)", row_id, event.last_error)
-            else:
-                event.attempts += 1
-                event.delivered_at = utcnow()
-                event.last_error = None
-                report.delivered += 1
-    with db.session() as s:
-        report.waiting = len(s.scalars(
-            select(Transition.id).where(Transition.delivered_at.is_(None),
-                                        Transition.attempts < MAX_ATTEMPTS)
-        ).all())
-    return report
+        return DeliveryReport()
+    return deliver_outbox(db, OUTBOX, url, post, limit)
 
 
 class WebhookDeliverer:
