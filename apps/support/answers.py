@@ -154,25 +154,10 @@ def generated_answer(
     max_new_tokens: int,
     on_token: Callable[[str], None] | None = None,
     unsafe: Callable[[str], object | None] | None = None,
-    *,
-    passages: Sequence[str] | None = None,
-    question: str = "",
-    known: Sequence[str] = (),
-    check_facts: bool = True,
+    **checks: Any,
 ) -> str:
-    """The generator's answer in whole sentences, masked; an empty answer becomes the
-    handoff reply. See ``generated_reply``."""
-    return generated_reply(
-        generator,
-        messages,
-        max_new_tokens,
-        on_token,
-        unsafe,
-        passages=passages,
-        question=question,
-        known=known,
-        check_facts=check_facts,
-    ).text
+    """The text of :func:`generated_reply` (``checks``: its keyword options)."""
+    return generated_reply(generator, messages, max_new_tokens, on_token, unsafe, **checks).text
 
 
 def generated_reply(
