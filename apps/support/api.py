@@ -311,11 +311,10 @@ async def _follow(
     quiet = 0.0
     while not await request.is_disconnected():
         await asyncio.sleep(POLL_S)
-        new = await run_in_threadpool(conversations.messages, session_id, after)
+        new, now = await run_in_threadpool(conversations.updates, session_id, after)
         for m in new:
             after = m["id"]
             yield _event({"type": "message", "message": message_out(m).model_dump(mode="json")})
-        now = await run_in_threadpool(conversations.state, session_id)
         if now != state:
             state = now
             yield _event({"type": "state", **state})

@@ -323,17 +323,21 @@ class Conversations:
 
     def messages(self, session_id: str, after: int = 0) -> list[dict[str, Any]]:
         """The conversation's messages with an id above ``after``, oldest first."""
-        with self.db.session() as s:
-            get_session(s, session_id)
-            rows = s.scalars(
-                select(Message).where(Message.session_id == session_id, Message.id > after)
-                .order_by(Message.id)
-            )
-            return [message_dict(m) for m in rows]
+        return self.updates(session_id, after)[0]
 
     def state(self, session_id: str) -> dict[str, Any]:
         with self.db.session() as s:
             return state_info(s, get_session(s, session_id))
+
+    def updates(self, session_id: str, after: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Messages above ``after`` and the state, read together: what a live page polls."""
+        with self.db.session() as s:
+            sess = get_session(s, session_id)
+            rows = s.scalars(
+                select(Message).where(Message.session_id == session_id, Message.id > after)
+                .order_by(Message.id)
+            )
+            return [message_dict(m) for m in rows], state_info(s, sess)
 
     def transitions(self, session_id: str | None = None) -> list[dict[str, Any]]:
         """Stored transitions (all, or one conversation's), oldest first."""
