@@ -86,3 +86,10 @@ def bot(db_url: str, kb_dir: Path, tiny_llm_dir: Path) -> Iterator[SupportServic
     b.doc_threshold = 0.3
     yield b
     b.close()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
+    """The CLI's default models are the tiny test ones."""
+    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
+    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from aigc_apps.errors import ConflictError, NotFoundError
 from apps.support.cli import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
-    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
-    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
-
-
-def run(*args: str) -> dict:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout) if "--json" in args else {"out": result.stdout}
+from tests.support.test_support_cli import run, runner
 
 
 def test_agent_round_trip(env: None, db_url: str, kb_dir: Path) -> None:

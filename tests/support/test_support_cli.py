@@ -12,12 +12,6 @@ from apps.support.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
-    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
-    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
-
-
 def run(*args: str) -> dict:
     result = runner.invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -21,10 +21,6 @@ INJECTED = (
 )
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
-    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
-    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
 
 
 def run(*args: str) -> Any:

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -143,10 +142,6 @@ def test_an_index_that_still_holds_copies_loads_and_the_next_ingest_drops_them(
     reopened.close()
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tiny_encoder_dir: Path, tiny_llm_dir: Path) -> None:
-    monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
-    monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
 
 
 def test_cli_ingest_of_a_copied_folder_adds_nothing(
