@@ -3,12 +3,10 @@ give-up, and the HTTP post with its event-id header. Apps' own tests cover their
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from sqlalchemy import DateTime, Integer, String, update
@@ -17,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 from aigc_apps.webhooks import Outbox, backoff_s, check_url, deliver_due, post_json
+from tests.hooks import WebhookReceiver
 
 
 class Base(DeclarativeBase):
@@ -128,29 +127,9 @@ def test_concurrent_deliverers_post_each_event_once(db: Database) -> None:
     assert sum(r.delivered for r in reports) == 12 and sum(r.failed for r in reports) == 0
 
 
-class _Hook(BaseHTTPRequestHandler):
-    seen: ClassVar[list[tuple[str | None, dict[str, Any]]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append((self.headers.get("X-Aigc-Event-Id"), body))
-        self.send_response(202 if self.path == "/ok" else 503)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_post_json_sends_the_event_id_and_fails_on_non_2xx() -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    _Hook.seen = []
-    try:
-        assert post_json(base + "/ok", {"id": 7, "x": "y"}) == 202
+    with WebhookReceiver(lambda path: 202 if path == "/ok" else 503) as hook:
+        assert post_json(hook.url("/ok"), {"id": 7, "x": "y"}) == 202
         with pytest.raises(OSError, match="HTTP 503"):
-            post_json(base + "/down", {"id": 8})
-        assert _Hook.seen == [("7", {"id": 7, "x": "y"}), ("8", {"id": 8})]
-    finally:
-        server.shutdown()
-        server.server_close()
+            post_json(hook.url("/down"), {"id": 8})
+        assert hook.seen == [("7", {"id": 7, "x": "y"}), ("8", {"id": 8})]

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -26,6 +24,7 @@ from apps.sentiment.service import SentimentService
 from apps.sentiment.store import Alert, as_utc
 from apps.sentiment.topics import TopicMatcher, WatchTopic, save_topics
 from apps.sentiment.worker import StreamWorker
+from tests.hooks import WebhookReceiver
 
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
 TOPICS = [WatchTopic("banking", ["lender"]), WatchTopic("energy", ["pipeline"])]
@@ -48,35 +47,16 @@ def _feed(path: Path) -> Path:
     return path
 
 
-class _Hook(BaseHTTPRequestHandler):
-    """Answers 503 while ``failing`` (the receiver is down), 200 after; keeps every POST."""
-
-    failing: ClassVar[bool] = True
-    tries: ClassVar[list[tuple[str | None, dict[str, Any]]]] = []
-    delivered: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).tries.append((self.headers.get("X-Aigc-Event-Id"), body))
-        if type(self).failing:
-            self.send_response(503)
-        else:
-            type(self).delivered.append(body)
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """Answers 503 (the receiver is down) until a test sets ``status = 200``; keeps every POST."""
+    with WebhookReceiver(503) as hook:
+        yield hook
 
 
 @pytest.fixture
-def hook() -> Iterator[str]:
-    _Hook.failing, _Hook.tries, _Hook.delivered = True, [], []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/alerts"
-    server.shutdown()
-    server.server_close()
+def hook(receiver: WebhookReceiver) -> str:
+    return receiver.url("/alerts")
 
 
 def _alerts(db: Database) -> list[Alert]:
@@ -99,7 +79,7 @@ def _ingest(db: Database, feed: Path, url: str) -> list[dict[str, Any]]:
 
 
 def test_an_alert_is_delivered_once_after_retries_and_none_is_lost(
-    db: Database, hook: str, tmp_path: Path
+    db: Database, receiver: WebhookReceiver, hook: str, tmp_path: Path
 ) -> None:
     save_topics(db, TOPICS)
     feed = _feed(tmp_path / "feed.jsonl")
@@ -107,7 +87,7 @@ def test_an_alert_is_delivered_once_after_retries_and_none_is_lost(
     stored = _alerts(db)
     assert sorted(a.topic for a in stored) == ["banking", "energy"] == sorted(
         a["topic"] for a in fired)
-    assert len(_Hook.tries) == 2 and not _Hook.delivered
+    assert len(receiver.seen) == 2 and not receiver.delivered
     for alert in stored:
         assert alert.delivered_at is None and alert.attempts == 1
         assert alert.webhook_status == ("error: webhook answered HTTP 503 (try 1, retried in "
@@ -115,7 +95,7 @@ def test_an_alert_is_delivered_once_after_retries_and_none_is_lost(
         assert alert.next_attempt_at is not None
         wait = (as_utc(alert.next_attempt_at) - utcnow()).total_seconds()
         assert 0 < wait <= 5
-    assert deliver_alerts(db, hook).failed == 0 and len(_Hook.tries) == 2  # not due yet
+    assert deliver_alerts(db, hook).failed == 0 and len(receiver.seen) == 2  # not due yet
 
     _pass_backoff(db)
     again = deliver_alerts(db, hook)  # still down: the wait doubles
@@ -123,7 +103,7 @@ def test_an_alert_is_delivered_once_after_retries_and_none_is_lost(
     assert {a.attempts for a in _alerts(db)} == {2}
     assert all("retried in 10s" in (a.webhook_status or "") for a in _alerts(db))
 
-    _Hook.failing = False
+    receiver.status = 200
     _pass_backoff(db)
     # the next stored batch retries what is due: an ordinary hour fires nothing new, but
     # delivers both stored alerts
@@ -132,31 +112,31 @@ def test_an_alert_is_delivered_once_after_retries_and_none_is_lost(
         "id": f"later-{i}", "timestamp": (T0 + timedelta(hours=30, minutes=i)).isoformat(),
         "text": f"Lender holds meeting #{i}"}) + "\n" for i in range(10)))
     assert _ingest(db, later, hook) == []
-    assert sorted(a["topic"] for a in _Hook.delivered) == ["banking", "energy"]
+    assert sorted(a["topic"] for a in receiver.delivered) == ["banking", "energy"]
     for alert in _alerts(db):
         assert alert.delivered_at is not None and alert.attempts == 3
         assert alert.webhook_status == "200" and alert.last_error is None
     _pass_backoff(db)  # delivered alerts are never due again
-    assert deliver_alerts(db, hook).delivered == 0 and len(_Hook.delivered) == 2
-    assert len(_Hook.tries) == 6  # 2 alerts x (2 failures + 1 delivery)
+    assert deliver_alerts(db, hook).delivered == 0 and len(receiver.delivered) == 2
+    assert len(receiver.seen) == 6  # 2 alerts x (2 failures + 1 delivery)
 
     ids = {a.id for a in _alerts(db)}
-    assert {event_id for event_id, _ in _Hook.tries} == {str(i) for i in ids}
-    body = _Hook.delivered[0]
+    assert {event_id for event_id, _ in receiver.seen} == {str(i) for i in ids}
+    body = receiver.delivered[0]
     assert body["type"] == "sentiment_alert" and body["id"] in ids
     assert "webhook_status" not in body and "negative_share" in body["signals"]
 
 
 def test_alerts_without_a_webhook_are_never_posted_later(
-    db: Database, hook: str, tmp_path: Path
+    db: Database, receiver: WebhookReceiver, hook: str, tmp_path: Path
 ) -> None:
     save_topics(db, TOPICS)
     feed = _feed(tmp_path / "feed.jsonl")
     Ingester(db, LexiconScorer(), TopicMatcher(TOPICS), alerts=AlertEngine()).ingest_file(feed)
     assert len(_alerts(db)) == 2
     assert all(a.next_attempt_at is None and a.webhook_status is None for a in _alerts(db))
-    _Hook.failing = False
-    assert deliver_alerts(db, hook).delivered == 0 and _Hook.tries == []
+    receiver.status = 200
+    assert deliver_alerts(db, hook).delivered == 0 and receiver.seen == []
 
 
 def _redis() -> RedisStreamsBroker:
@@ -171,25 +151,25 @@ def _redis() -> RedisStreamsBroker:
 
 
 def test_an_idle_stream_worker_retries_due_webhooks(
-    db: Database, hook: str, tmp_path: Path
+    db: Database, receiver: WebhookReceiver, hook: str, tmp_path: Path
 ) -> None:
     """No new message, no new batch: the worker's next step still delivers what is due."""
     broker = _redis()
     stream = f"test-alert-hooks-{uuid.uuid4().hex[:10]}"
     save_topics(db, TOPICS)
     _ingest(db, _feed(tmp_path / "feed.jsonl"), hook)  # fired while the receiver is down
-    assert len(_Hook.tries) == 2 and not _Hook.delivered
+    assert len(receiver.seen) == 2 and not receiver.delivered
     try:
         with SentimentService(db.url, embeddings=False) as service:
             worker = StreamWorker(service, broker, stream, group="g", consumer="c",
                                   webhook=hook, block_ms=50)
-            _Hook.failing = False
-            assert worker.step() == 0 and not _Hook.delivered  # back-off not passed yet
+            receiver.status = 200
+            assert worker.step() == 0 and not receiver.delivered  # back-off not passed yet
             _pass_backoff(db)
             assert worker.step() == 0
             assert worker.step() == 0  # delivered alerts are not posted again
     finally:
         broker.delete(stream)
         broker.close()
-    assert sorted(a["topic"] for a in _Hook.delivered) == ["banking", "energy"]
+    assert sorted(a["topic"] for a in receiver.delivered) == ["banking", "energy"]
     assert all(a.delivered_at is not None and a.attempts == 2 for a in _alerts(db))

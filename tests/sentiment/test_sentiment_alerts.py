@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -19,6 +16,7 @@ from apps.sentiment.ingest import Ingester
 from apps.sentiment.plot import plot_trends
 from apps.sentiment.topics import TopicMatcher, WatchTopic, save_topics
 from apps.sentiment.trends import ALL, Bucket, aggregate, parse_duration, parse_since, trends
+from tests.hooks import WebhookReceiver
 
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
 POS, NEG, NEU = "Lender profits rise", "Lender shares plunge", "Lender holds meeting"
@@ -180,37 +178,26 @@ def test_topic_rule_override_used(db: Database, scorer, tmp_path: Path) -> None:
     assert len(AlertEngine().evaluate(db)) == 1
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(200 if "fail" not in self.path else 500)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(lambda path: 200 if "fail" not in path else 500) as hook:
+        yield hook
 
 
 @pytest.fixture
-def hook_url() -> Iterator[str]:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def hook_url(receiver: WebhookReceiver) -> str:
+    return receiver.url("")
 
 
-def test_webhook_receives_alert(db: Database, scorer, tmp_path: Path, hook_url: str) -> None:
+def test_webhook_receives_alert(
+    db: Database, scorer, tmp_path: Path, receiver: WebhookReceiver, hook_url: str
+) -> None:
     save_topics(db, [WatchTopic("banking", ["lender"])])
     feed = _feed(tmp_path / "feed.jsonl", 30, 10, {26: (30, 25)})
     matcher = TopicMatcher([WatchTopic("banking", ["lender"])])
     Ingester(db, scorer, matcher, alerts=AlertEngine(webhook=hook_url + "/hook")).ingest_file(feed)
-    assert len(_Hook.received) == 1
-    payload = _Hook.received[0]
+    assert len(receiver.bodies) == 1
+    payload = receiver.bodies[0]
     assert payload["type"] == "sentiment_alert" and payload["topic"] == "banking"
     assert payload["count"] == 30 and "negative_share" in payload["signals"]
     assert list_alerts(db)[0].webhook_status == "200"

@@ -3,11 +3,7 @@ webhooks (SQLite and PostgreSQL, through the service; the HTTP routes are in tes
 
 from __future__ import annotations
 
-import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, ClassVar
 
 import pytest
 
@@ -15,6 +11,7 @@ from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support import SupportService
 from apps.support.handoff import UNSURE_REPLY, asks_for_human
 from apps.support.webhooks import backoff_s, deliver_due, set_webhook_url
+from tests.hooks import WebhookReceiver
 
 FAQ = "Where can I track my package?"
 OFF_TOPIC = "What's the weather going to be in Paris tomorrow?"
@@ -200,32 +197,12 @@ def test_handoff_stats(bot: SupportService) -> None:
     assert sum(row["handoffs"] for row in stats["per_intent"]) == 2
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-    fail = True
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if type(self).fail:
-            self.send_response(503)
-        else:
-            type(self).received.append(body)
-            self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_webhooks_retry_with_backoff_and_lose_nothing(bot: SupportService) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
+    with WebhookReceiver(503) as hook:
+        url = hook.url("/hook")
         sid = bot.ask("agent please").session_id
         bot.conversations.take(sid, "alice")
         set_webhook_url(bot.db, url)
-        _Hook.fail, _Hook.received = True, []
         failed = deliver_due(bot.db)
         assert failed.failed == 2 and failed.delivered == 0 and failed.waiting == 2
         assert deliver_due(bot.db).failed == 0  # not due again before the back-off
@@ -236,17 +213,15 @@ def test_webhooks_retry_with_backoff_and_lose_nothing(bot: SupportService) -> No
 
         with bot.db.session() as s:  # let the back-off pass
             s.execute(update(Transition).values(next_attempt_at=Transition.created_at))
-        _Hook.fail = False
+        hook.status = 204
         done = deliver_due(bot.db)
         assert done.delivered == 2 and done.waiting == 0
-        assert [(e["from_state"], e["to_state"]) for e in _Hook.received] == [
+        assert [(e["from_state"], e["to_state"]) for e in hook.delivered] == [
             ("bot", "pending_human"), ("pending_human", "human")]
-        assert _Hook.received[0]["event"] == "support.conversation.transition"
-        assert set(_Hook.received[0]) == {"event", "id", "session_id", "from_state",
+        assert hook.delivered[0]["event"] == "support.conversation.transition"
+        assert set(hook.delivered[0]) == {"event", "id", "session_id", "from_state",
                                           "to_state", "actor", "reason", "at"}
         assert all(t["delivered"] for t in bot.conversations.transitions(sid))
-    finally:
-        server.shutdown()
 
 
 def test_webhook_url_is_checked(bot: SupportService) -> None:
@@ -258,20 +233,15 @@ def test_a_service_posts_its_transitions_on_its_own(bot: SupportService) -> None
     """The service's delivery thread posts what a transition stored; close() posts the rest."""
     import time
 
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        set_webhook_url(bot.db, f"http://127.0.0.1:{server.server_port}/hook")
-        _Hook.fail, _Hook.received = False, []
+    with WebhookReceiver(204) as hook:
+        set_webhook_url(bot.db, hook.url("/hook"))
         sid = bot.ask("agent please").session_id
         bot.conversations.take(sid, "alice")
         deadline = time.monotonic() + 20
-        while len(_Hook.received) < 2 and time.monotonic() < deadline:
+        while len(hook.delivered) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [e["to_state"] for e in _Hook.received] == ["pending_human", "human"]
+        assert [e["to_state"] for e in hook.delivered] == ["pending_human", "human"]
         bot.conversations.release(sid, "alice")
         bot.close()  # a short-lived process: the last event goes out before it ends
-        assert [e["to_state"] for e in _Hook.received][-1] == "bot"
-        assert len({e["id"] for e in _Hook.received}) == len(_Hook.received) == 3
-    finally:
-        server.shutdown()
+        assert [e["to_state"] for e in hook.delivered][-1] == "bot"
+        assert len({e["id"] for e in hook.delivered}) == len(hook.delivered) == 3

@@ -1,0 +1,85 @@
+"""One local webhook receiver for the tests, so each file need not hand-roll its own server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import TracebackType
+from typing import Any, NamedTuple
+
+
+class Call(NamedTuple):
+    """One POST as the receiver saw it."""
+
+    event_id: str | None
+    body: Any
+    path: str
+    status: int
+
+
+class WebhookReceiver:
+    """HTTP server on 127.0.0.1 (free port, daemon thread) that records every JSON POST.
+
+    ``status`` is the answer: an int, or a callable ``status(path) -> int`` for tests that
+    answer by path. It may be changed while the server runs (e.g. to bring a "down" receiver up).
+    """
+
+    def __init__(self, status: int | Callable[[str], int] = 200) -> None:
+        self.status = status
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                code = receiver.status_for(self.path)
+                with receiver._lock:
+                    receiver.calls.append(
+                        Call(self.headers.get("X-Aigc-Event-Id"), body, self.path, code))
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = HTTPServer(("127.0.0.1", 0), _Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def status_for(self, path: str) -> int:
+        """The status code answered to a POST on ``path``."""
+        status = self.status
+        return status(path) if callable(status) else status
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self._server.server_port}{path}"
+
+    @property
+    def seen(self) -> list[tuple[str | None, Any]]:
+        """Every POST as ``(event id header, body)``, failed ones included."""
+        with self._lock:
+            return [(c.event_id, c.body) for c in self.calls]
+
+    @property
+    def bodies(self) -> list[Any]:
+        """Every POSTed body, failed ones included."""
+        with self._lock:
+            return [c.body for c in self.calls]
+
+    @property
+    def delivered(self) -> list[Any]:
+        """Bodies of the POSTs answered 2xx: what the receiver accepted."""
+        with self._lock:
+            return [c.body for c in self.calls if 200 <= c.status < 300]
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
