@@ -26,6 +26,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
@@ -40,7 +41,7 @@ from aigc_apps.store import Database, utcnow
 from aigc_apps.webhooks import DeliveryReport, Outbox, Post, deliver_due, post_json
 
 from .store import Alert, Topic, as_utc
-from .trends import Bucket, aggregate, bucket_start, load_points, parse_duration
+from .trends import Bucket, aggregate_tallies, bucket_start, load_tallies, parse_duration
 
 SIGNALS = ("negative_share", "negative_volume", "volume")
 log = logging.getLogger(__name__)
@@ -263,6 +264,14 @@ def deliver_alerts(db: Database, url: str, post: Post | None = None, timeout: fl
     return deliver_due(db, OUTBOX, url, post or partial(post_json, timeout=timeout), limit)
 
 
+def _from_first_record(series: list[Bucket], start: datetime | None) -> list[Bucket]:
+    """A topic's buckets from ``start`` on, beginning at its first record: buckets from
+    before a topic existed are not a quiet baseline."""
+    first = next((i for i, b in enumerate(series)
+                  if b.count and (start is None or b.start >= start)), len(series))
+    return series[first:]
+
+
 class AlertEngine:
     """Runs each topic's rule over stored records, stores new alerts, delivers them to the
     webhook (with retries of earlier failures that are due)."""
@@ -305,31 +314,54 @@ class AlertEngine:
         if topics is None:
             with db.session() as s:
                 topics = sorted(set(s.scalars(select(Topic.name))))
+        return self.evaluate_since(db, dict.fromkeys(topics, since))
+
+    def evaluate_since(
+        self, db: Database, touched: Mapping[str, datetime | None]
+    ) -> list[dict[str, Any]]:
+        """Check each topic for buckets from its own time on (None: all history); one
+        counting query per bucket width covers all the topics. With nothing touched, only
+        deliver what is due to the webhook."""
+        if not touched:
+            self.deliver(db)
+            return []
+        rules = {topic: self.rule_for(db, topic) for topic in touched}
+        with db.session() as s:
+            previous: dict[str, list[datetime]] = defaultdict(list)
+            for topic, started in s.execute(select(Alert.topic, Alert.bucket_start).where(
+                    Alert.topic.in_(list(touched)))).tuples():
+                previous[topic].append(as_utc(started))
         new: list[int] = []
-        for topic in topics:
-            rule = self.rule_for(db, topic)
-            span = timedelta(seconds=(rule.window + rule.cooldown) * rule.seconds)
-            start = bucket_start(since, rule.seconds) - span if since else None
-            points = load_points(db, [topic], since=start)
-            series = aggregate(points, rule.seconds).get(topic, [])  # from its first record
-            with db.session() as s:
-                previous = [as_utc(t) for t in s.scalars(
-                    select(Alert.bucket_start).where(Alert.topic == topic)
-                )]
-            from_index = 0
-            if since is not None:
-                first = bucket_start(since, rule.seconds)
-                from_index = next((i for i, b in enumerate(series) if b.start >= first), 0)
-            for event in detect(series, rule, previous, from_index):
-                stored = self._store(db, event)
-                if stored is not None:
-                    new.append(stored)
+        for seconds in sorted({rule.seconds for rule in rules.values()}):
+            group = {t: touched[t] for t, rule in rules.items() if rule.seconds == seconds}
+            starts = [self._window_start(rules[t], at) for t, at in group.items()]
+            start = None if None in starts else min(s for s in starts if s is not None)
+            series = aggregate_tallies(load_tallies(db, list(group), seconds, since=start),
+                                       seconds)
+            for topic, at in sorted(group.items()):
+                buckets = _from_first_record(series.get(topic, []),
+                                             self._window_start(rules[topic], at))
+                first = bucket_start(at, seconds) if at is not None else None
+                from_index = 0 if first is None else next(
+                    (i for i, b in enumerate(buckets) if b.start >= first), len(buckets))
+                for event in detect(buckets, rules[topic], previous[topic], from_index):
+                    stored = self._store(db, event)
+                    if stored is not None:
+                        new.append(stored)
         self.deliver(db)  # the new alerts, and earlier ones whose retry is due
         if not new:
             return []
         with db.session() as s:
             rows = s.scalars(select(Alert).where(Alert.id.in_(new)).order_by(Alert.id))
             return [row.to_dict() for row in rows]
+
+    @staticmethod
+    def _window_start(rule: AlertRule, since: datetime | None) -> datetime | None:
+        """The oldest record a check from ``since`` needs: its baseline and cool-down."""
+        if since is None:
+            return None
+        span = timedelta(seconds=(rule.window + rule.cooldown) * rule.seconds)
+        return bucket_start(since, rule.seconds) - span
 
     def _store(self, db: Database, event: AlertEvent) -> int | None:
         """Store the alert (its delivery due now when there is a webhook); None when another

@@ -122,6 +122,7 @@ def _ingest_stream(service: SentimentService, broker: RedisStreamsBroker, stream
             info = broker.info(name, group)
             if info.pending == 0 and not info.lag:
                 break
+        worker.check_alerts()
         report = worker.report
         report.seconds = time.perf_counter() - start  # step() by step(), not run()
         console.print(f"   worker demo-worker: {report.summary()}")

@@ -132,9 +132,11 @@ def _first(row: dict[str, Any], names: Iterable[str]) -> tuple[str | None, Any]:
 class Ingester:
     """Scores and stores records; call :meth:`ingest_file` or :meth:`follow`.
 
-    ``alerts`` is anything with ``evaluate(db, topics, since) -> list[dict]`` (an
-    :class:`~apps.sentiment.alerts.AlertEngine`), run after each stored batch (live) or
-    at the end (files); ``on_alert`` sees each new alert as it fires.
+    ``alerts`` is an :class:`~apps.sentiment.alerts.AlertEngine` or, for a live feed, an
+    :class:`~apps.sentiment.alert_schedule.AlertSchedule` (anything with
+    ``evaluate_since(db, {topic: since}) -> list[dict]``), run after each stored batch of
+    a live feed, when it goes quiet, and at the end of a file; ``on_alert`` sees each new
+    alert as it fires.
     """
 
     def __init__(
@@ -277,14 +279,17 @@ class Ingester:
         return touched
 
     def _run_alerts(self, touched: dict[str, datetime], report: IngestReport) -> None:
-        """Evaluate alert rules for the topics that got records, from their earliest one."""
-        if self.alerts is None or not touched:
-            return
-        for topic in sorted(touched):
-            for alert in self.alerts.evaluate(self.db, [topic], since=touched[topic]):
-                report.alerts.append(alert)
-                if self.on_alert is not None:
-                    self.on_alert(alert)
+        """Evaluate alert rules for the topics that got records, from their earliest one;
+        with none, retry the webhook for alerts whose back-off has passed, so a quiet feed
+        does not hold them."""
+        if self.alerts is not None:
+            self._fired(self.alerts.evaluate_since(self.db, touched), report)
+
+    def _fired(self, alerts: list[dict[str, Any]], report: IngestReport) -> None:
+        for alert in alerts:
+            report.alerts.append(alert)
+            if self.on_alert is not None:
+                self.on_alert(alert)
 
     def consume(
         self, items: Iterable[RawRow | Incoming | Skip | None], report: IngestReport,
@@ -322,6 +327,9 @@ class Ingester:
             if len(batch) >= self.batch_size:
                 merge(self.flush(batch, report))
                 batch = []
+                if live:  # a busy feed is checked too (an AlertSchedule spaces checks out)
+                    self._run_alerts(touched, report)
+                    touched = {}
         if batch:
             merge(self.flush(batch, report))
         self._run_alerts(touched, report)
@@ -379,7 +387,10 @@ class Ingester:
             path = Path(path)
             parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
             lines = tail_file(path, stop, poll, idle_timeout, from_start)
-        return self.consume(self._rows(parser, lines, whole=False), IngestReport(), live=True)
+        report = self.consume(self._rows(parser, lines, whole=False), IngestReport(), live=True)
+        if hasattr(self.alerts, "flush"):  # an AlertSchedule: what it still holds
+            self._fired(self.alerts.flush(self.db), report)
+        return report
 
     def _ingest_whole(self, parser: LineParser, lines: Iterable[bytes]) -> IngestReport:
         report = self.consume(self._rows(parser, lines, whole=True), IngestReport())

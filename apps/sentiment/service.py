@@ -23,6 +23,7 @@ from aigc_apps.registry import ModelEntry, ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
+from .alert_schedule import AlertSchedule
 from .alerts import AlertEngine, AlertRule, list_alerts
 from .classifier import FitOptions, SentimentModel, TrainReport, evaluate_model, train_sentiment
 from .constants import APP, SENTIMENT_ROLE
@@ -275,10 +276,12 @@ class SentimentService:
                 for t, full, p, found in zip(cut, cleaned, predictions(probs), hits, strict=True)]
 
     def ingester(self, options: IngestOptions | None = None, *, default_source: str = "",
-                 on_alert: AlertCallback | None = None) -> Ingester:
-        """An :class:`Ingester` on this service's store, model and topics."""
+                 on_alert: AlertCallback | None = None,
+                 alerts: AlertEngine | AlertSchedule | None = None) -> Ingester:
+        """An :class:`Ingester` on this service's store, model and topics; ``alerts``
+        replaces the engine ``options`` describe (a live feed's :class:`AlertSchedule`)."""
         opts = options or IngestOptions()
-        engine = AlertEngine(webhook=opts.webhook) if opts.alerts else None
+        engine = (alerts or AlertEngine(webhook=opts.webhook)) if opts.alerts else None
         return Ingester(self.db, self.model(opts.model), self.matcher(opts.model),
                         source=opts.source or default_source, text_col=opts.text_col,
                         batch_size=opts.batch_size, alerts=engine, on_alert=on_alert)
@@ -309,7 +312,10 @@ class SentimentService:
                ) -> IngestReport:
         """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set."""
         source = "stdin" if path is None else Path(path).name
-        ingester = self.ingester(options, default_source=source, on_alert=on_alert)
+        opts = options or IngestOptions()
+        schedule = AlertSchedule(AlertEngine(webhook=opts.webhook))
+        ingester = self.ingester(opts, default_source=source, on_alert=on_alert,
+                                 alerts=schedule)
         return ingester.follow(path, fmt=fmt, stop=stop, idle_timeout=idle_timeout)
 
     # -- reports -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.data import Skip
 
+from .alert_schedule import AlertSchedule
 from .alerts import AlertEngine
 from .broker import Broker, Message, alert_stream
 from .ingest import Incoming, IngestReport
@@ -72,8 +73,10 @@ class StreamWorker:
     ``model`` None scores with the active sentiment model (looked up per batch, so an
     activation elsewhere is picked up); ``source`` names records that carry none (default:
     the stream's name). New alerts are stored and POSTed by the alert engine, then published
-    on ``alerts_stream`` (default ``<stream>:alerts``); every step retries the webhook for
-    alerts whose back-off has passed, so a quiet stream does not hold them.
+    on ``alerts_stream`` (default ``<stream>:alerts``). Rules are checked at most every
+    ``alert_interval`` seconds (:class:`AlertSchedule`), when the stream goes quiet, and
+    when the worker stops; every step retries the webhook for alerts whose back-off has
+    passed, so a quiet stream does not hold them.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class StreamWorker:
         max_deliveries: int = 5,
         block_ms: int = 1000,
         alerts: bool = True,
+        alert_interval: float = 1.0,
         webhook: str | None = None,
         alerts_stream: str | None = None,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
@@ -110,6 +114,8 @@ class StreamWorker:
         self.block_ms = block_ms
         self.alerts = alerts
         self.webhook = webhook
+        self._schedule = (AlertSchedule(AlertEngine(webhook=webhook), alert_interval)
+                          if alerts else None)
         self.alerts_stream = alerts_stream or alert_stream(stream)
         self.on_alert = on_alert
         self.report = WorkReport()
@@ -123,7 +129,7 @@ class StreamWorker:
         options = IngestOptions(source=self.source or self.stream, text_col=self.text_col,
                                 model=self.model, batch_size=max(self.batch_size, 1),
                                 alerts=self.alerts, webhook=self.webhook)
-        return self.service.ingester(options, on_alert=self.on_alert)
+        return self.service.ingester(options, on_alert=self.on_alert, alerts=self._schedule)
 
     def run(self, stop: threading.Event | None = None,
             idle_timeout: float | None = None) -> WorkReport:
@@ -139,6 +145,7 @@ class StreamWorker:
                 elif idle_timeout is not None and time.monotonic() - quiet_since >= idle_timeout:
                     break
         finally:
+            self.check_alerts()
             self.report.seconds += time.perf_counter() - start
         return self.report
 
@@ -155,9 +162,28 @@ class StreamWorker:
                                         self.batch_size, self.block_ms)
         if messages:
             self.handle(messages)
-        if self.webhook and self.alerts:  # retry due alert webhooks, even on a quiet stream
-            AlertEngine(webhook=self.webhook).deliver(self.service.db)
+        elif self._schedule is not None:  # a quiet stream: held-back checks, due webhooks
+            self._announce(self._schedule.evaluate_since(self.service.db, {}))
         return len(messages)
+
+    def check_alerts(self) -> None:
+        """Run the alert checks held back by the schedule now (a caller driving
+        :meth:`step` itself calls this when it stops)."""
+        if self._schedule is not None:
+            self._announce(self._schedule.flush(self.service.db))
+
+    def _announce(self, alerts: list[dict[str, Any]]) -> None:
+        """Report and publish alerts that fired outside a batch."""
+        self.report.alerts += alerts
+        for alert in alerts:
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        self._publish(alerts)
+
+    def _publish(self, alerts: list[dict[str, Any]]) -> None:
+        if alerts:
+            self.broker.publish(self.alerts_stream,
+                                [json.dumps(a, default=str).encode() for a in alerts])
 
     def parse(self, ingester: Ingester, message: Message, line: int) -> Incoming | Skip:
         """The message's record as ingest reads a JSONL line, or why it is unusable."""
@@ -191,9 +217,7 @@ class StreamWorker:
                 good.append((message, item))
         fired = len(self.report.alerts)
         done = self._store(ingester, good)
-        new_alerts = self.report.alerts[fired:]  # stored (and POSTed) by the alert engine
-        self.broker.publish(self.alerts_stream,
-                            [json.dumps(a, default=str).encode() for a in new_alerts])
+        self._publish(self.report.alerts[fired:])  # stored (and POSTed) by the alert engine
         self.broker.dead_letter(self.stream, self.group, self.consumer, failed)
         self.report.dead_lettered += len(failed)
         self.report.acked += self.broker.ack(self.stream, self.group, [m.id for m in done])

@@ -173,3 +173,23 @@ def test_an_idle_stream_worker_retries_due_webhooks(
         broker.close()
     assert sorted(a["topic"] for a in receiver.delivered) == ["banking", "energy"]
     assert all(a.delivered_at is not None and a.attempts == 2 for a in _alerts(db))
+
+
+def test_a_quiet_followed_feed_retries_due_webhooks(
+    db: Database, receiver: WebhookReceiver, hook: str, tmp_path: Path
+) -> None:
+    """``ingest --follow`` with nothing new to read still delivers alerts that are due."""
+    save_topics(db, TOPICS)
+    _ingest(db, _feed(tmp_path / "feed.jsonl"), hook)  # fired while the receiver is down
+    assert len(receiver.seen) == 2 and not receiver.delivered
+    receiver.status = 200
+    _pass_backoff(db)
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text("")
+    ingester = Ingester(db, LexiconScorer(), TopicMatcher(TOPICS),
+                        alerts=AlertEngine(webhook=hook))
+    report = ingester.follow(quiet, idle_timeout=0.3, poll=0.05)
+    assert report.stored == 0 and report.alerts == []
+    assert sorted(a["topic"] for a in receiver.delivered) == ["banking", "energy"]
+    assert len(receiver.seen) == 4  # each alert: one failure, one delivery, never again
+    assert all(a.delivered_at is not None and a.attempts == 2 for a in _alerts(db))

@@ -14,8 +14,18 @@ from aigc_apps.store import Database
 from apps.sentiment.alerts import AlertEngine, AlertRule, detect, list_alerts, post_webhook
 from apps.sentiment.ingest import Ingester
 from apps.sentiment.plot import plot_trends
+from apps.sentiment.store import Record, RecordTopic
 from apps.sentiment.topics import TopicMatcher, WatchTopic, save_topics
-from apps.sentiment.trends import ALL, Bucket, aggregate, parse_duration, parse_since, trends
+from apps.sentiment.trends import (
+    ALL,
+    Bucket,
+    aggregate,
+    aggregate_tallies,
+    load_tallies,
+    parse_duration,
+    parse_since,
+    trends,
+)
 from tests.hooks import WebhookReceiver
 
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
@@ -53,6 +63,44 @@ def test_aggregate_fills_gaps_and_counts() -> None:
     assert rates[2].share_negative == 1.0 and rates[1].share_negative == 0.0
     assert [b.count for b in series["banking"]] == [1, 0, 0]  # same span for every topic
     assert [b.count for b in aggregate(points, 900)["rates"]][:4] == [1, 0, 0, 1]
+
+
+def test_database_tallies_equal_counting_each_record(db: Database) -> None:
+    """The bucket arithmetic in SQL (SQLite strftime, PostgreSQL EXTRACT) agrees with
+    Python's, fractional seconds, bucket edges and times before 1970 included."""
+    import random
+
+    rng = random.Random(7)
+    times = [T0 + timedelta(seconds=rng.uniform(-3 * 86400, 3 * 86400)) for _ in range(300)]
+    times += [T0, T0 - timedelta(microseconds=1), T0 + timedelta(minutes=15),
+              datetime(1969, 12, 31, 23, 59, 30, 500, tzinfo=timezone.utc)]
+    labels = ["negative", "neutral", "positive"]
+    points = []
+    with db.session() as s:
+        for i, ts in enumerate(times):
+            label, score = rng.choice(labels), round(rng.uniform(-1, 1), 3)
+            topics = rng.sample(["rates", "banking", "oil"], rng.randint(0, 2))
+            s.add(Record(source="t", ext_id=str(i), text=f"t{i}", text_hash=f"h{i}", ts=ts,
+                         label=label, p_negative=0.3, p_neutral=0.3, p_positive=0.4,
+                         score=score, topics=[RecordTopic(topic=t, method="keyword")
+                                              for t in topics]))
+            points += [(ts, t, label, score) for t in [ALL, *topics]]
+    for seconds in (60, 900, 3600, 86400):
+        expected = aggregate([p for p in points if p[0] >= T0 - timedelta(days=2)], seconds,
+                             max_buckets=10**6)
+        got = aggregate_tallies(load_tallies(db, None, seconds, since=T0 - timedelta(days=2)),
+                                seconds, max_buckets=10**6)
+        assert got.keys() == expected.keys() == {ALL, "rates", "banking", "oil"}
+        for topic, series in expected.items():
+            assert [(b.start, b.count, b.negative, b.neutral, b.positive) for b in series] == [
+                (b.start, b.count, b.negative, b.neutral, b.positive) for b in got[topic]]
+            assert [b.score_sum for b in got[topic]] == pytest.approx(
+                [b.score_sum for b in series])
+    everything = aggregate(points, 3600, max_buckets=10**6)
+    assert aggregate_tallies(load_tallies(db, ["oil", ALL], 3600), 3600,
+                             max_buckets=10**6).keys() == {"oil", ALL}
+    one = aggregate_tallies(load_tallies(db, ["oil"], 3600), 3600, max_buckets=10**6)["oil"]
+    assert sum(b.count for b in one) == sum(b.count for b in everything["oil"])
 
 
 def test_a_stray_ancient_record_cannot_blow_up_the_series() -> None:
