@@ -111,10 +111,13 @@ class AlertEvent:
     baseline_count: float
     z_share: float
     z_volume: float
+    window_buckets: int = 1  # the surge pooled this many buckets, ending with bucket_start
 
     @property
     def message(self) -> str:
         when = self.bucket_start.strftime("%Y-%m-%d %H:%M UTC")
+        where = (f"in bucket {when}" if self.window_buckets == 1
+                 else f"in the {self.window_buckets} buckets to {when}")
         parts = []
         if "negative_share" in self.signals:
             parts.append(
@@ -128,7 +131,7 @@ class AlertEvent:
             parts.append(
                 f"volume {self.count} vs baseline {self.baseline_count:.1f} (z={self.z_volume:.1f})"
             )
-        return f"{self.topic}: " + "; ".join(parts) + f" in bucket {when}, n={self.count}"
+        return f"{self.topic}: " + "; ".join(parts) + f" {where}, n={self.count}"
 
 
 def _z(p_value: float) -> float:
@@ -218,7 +221,7 @@ def detect(
         fired_at.append(current.start)
         events.append(
             AlertEvent(current.topic, current.start, current.seconds, signals, current.count,
-                       current.share_negative, p0, mean, z_s, z_v)
+                       current.share_negative, p0, mean, z_s, z_v, window_buckets=width)
         )
     return events
 
@@ -374,6 +377,7 @@ class AlertEngine:
                     count=event.count, negative_share=event.negative_share,
                     baseline_share=event.baseline_share, baseline_count=event.baseline_count,
                     z_share=event.z_share, z_volume=event.z_volume, message=event.message,
+                    window_buckets=event.window_buckets,
                     attempts=0, next_attempt_at=utcnow() if self.webhook else None,
                     webhook_status="pending" if self.webhook else None,
                 )

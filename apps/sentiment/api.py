@@ -126,9 +126,12 @@ class AlertOut(BaseModel):
     id: int
     topic: str
     signals: list[str] = Field(description="negative_share and/or volume")
-    bucket_start: datetime
+    bucket_start: datetime = Field(description="The bucket in which the surge became clear.")
     bucket_seconds: int
-    count: int
+    window_start: datetime = Field(
+        description="Start of the first bucket the surge pooled (= bucket_start for one).")
+    window_buckets: int = Field(description="How many buckets the surge pooled.")
+    count: int = Field(description="Records in the pooled buckets.")
     negative_share: float
     baseline_share: float
     baseline_count: float

@@ -115,10 +115,11 @@ def get_alert(db: Database, alert_id: int) -> Alert:
 
 
 def alert_documents(db: Database, alert_id: int, limit: int = 20) -> list[StoredDocument]:
-    """The alert topic's documents in the alert's bucket: negatives first, then newest."""
+    """The alert topic's documents in the alert's buckets (all those its surge pooled):
+    negatives first, then newest."""
     alert = get_alert(db, alert_id)
-    start = as_utc(alert.bucket_start)
-    end = start + timedelta(seconds=alert.bucket_seconds)
+    start = alert.window_start
+    end = as_utc(alert.bucket_start) + timedelta(seconds=alert.bucket_seconds)
     negative_first = case((Record.label == "negative", 0), else_=1)
     stmt = (
         _of_topic(select(Record), alert.topic)

@@ -18,7 +18,7 @@ Timestamps are stored in UTC; SQLite hands them back naive, so readers go throug
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -132,6 +132,8 @@ class Alert(Base):
     z_share: Mapped[float] = mapped_column(Float)
     z_volume: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
+    # a surge pooled over this many buckets ends with bucket_start (count covers them all)
+    window_buckets: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     webhook_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # the webhook outbox (aigc_apps.webhooks): next_attempt_at NULL = nothing to deliver
@@ -141,6 +143,13 @@ class Alert(Base):
                                                              nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
+    @property
+    def window_start(self) -> datetime:
+        """Where the pooled buckets begin: the records behind the alert are from here to
+        the end of ``bucket_start``'s bucket."""
+        pooled = max(1, self.window_buckets or 1) - 1
+        return as_utc(self.bucket_start) - timedelta(seconds=pooled * self.bucket_seconds)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -148,6 +157,8 @@ class Alert(Base):
             "signals": self.signals.split(","),
             "bucket_start": as_utc(self.bucket_start).isoformat(),
             "bucket_seconds": self.bucket_seconds,
+            "window_start": self.window_start.isoformat(),
+            "window_buckets": self.window_buckets,
             "count": self.count,
             "negative_share": round(self.negative_share, 4),
             "baseline_share": round(self.baseline_share, 4),

@@ -257,3 +257,22 @@ def test_webhook_errors_are_reported_not_raised(hook_url: str) -> None:
     assert post_webhook("file:///etc/passwd", {}).startswith("error:")
     with pytest.raises(DataError, match="http"):
         AlertEngine(webhook="ftp://example.com")
+
+
+def test_a_pooled_surge_shows_the_documents_of_every_pooled_bucket(
+    db: Database, scorer, tmp_path: Path
+) -> None:
+    from apps.sentiment.documents import alert_documents
+
+    save_topics(db, [WatchTopic("banking", ["lender"])])
+    feed = _feed(tmp_path / "feed.jsonl", 26, 8, {24: (8, 5), 25: (8, 5)})
+    report = Ingester(db, scorer, TopicMatcher([WatchTopic("banking", ["lender"])]),
+                      alerts=AlertEngine()).ingest_file(feed)
+    [alert] = report.alerts
+    assert alert["window_buckets"] == 2 and alert["count"] == 16
+    assert alert["window_start"] == (T0 + timedelta(hours=24)).isoformat()
+    assert alert["bucket_start"] == (T0 + timedelta(hours=25)).isoformat()
+    assert "in the 2 buckets to" in alert["message"]
+    docs = alert_documents(db, alert["id"], limit=100)
+    assert len(docs) == 16 and sum(d.label == "negative" for d in docs) == 10
+    assert {d.published_at.hour for d in docs} == {0, 1}  # hours 24 and 25 after T0

@@ -210,8 +210,10 @@
       item.setAttribute("data-id", a.id);
       var head = el("p", "alert-head");
       head.appendChild(el("strong", "alert-topic", a.topic));
-      head.appendChild(el("span", "alert-when", " " + when(a.bucket_start, a.bucket_seconds >= 86400
-        ? "1d" : "1h") + " UTC · " + a.signals.join(", ")));
+      var unit = a.bucket_seconds >= 86400 ? "1d" : "1h";
+      var span = a.window_buckets > 1 ? when(a.window_start, unit) + " – " : "";
+      head.appendChild(el("span", "alert-when", " " + span + when(a.bucket_start, unit) +
+        " UTC · " + a.signals.join(", ")));
       item.appendChild(head);
       item.appendChild(el("p", "alert-message", a.message));
       item.appendChild(el("p", "alert-figures", a.count + " documents, " +
@@ -221,7 +223,7 @@
       if (docs) {
         var box = el("details", "alert-docs");
         box.open = true;
-        box.appendChild(el("summary", "", docs.length ? "Documents in this bucket (" +
+        box.appendChild(el("summary", "", docs.length ? "Documents behind this alert (" +
           docs.length + (docs.length >= ALERT_DOCS ? "+" : "") + ", negatives first)"
           : "No documents stored for this bucket"));
         box.appendChild(docList(docs, "alert-doc-list"));
