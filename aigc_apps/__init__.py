@@ -60,6 +60,11 @@ _EXPORTS = {
     # embeddings and retrieval
     "Encoder": "aigc_apps.embeddings",
     "VectorIndex": "aigc_apps.index",
+    "VectorStore": "aigc_apps.vectorstore",
+    "FaissStore": "aigc_apps.vectorstore",
+    "PgVectorStore": "aigc_apps.vectorstore",
+    "PgVectorMissingError": "aigc_apps.vectorstore",
+    "open_vector_store": "aigc_apps.vectorstore",
     "ContrastiveTuningConfig": "aigc_apps.encoder_tuning",
     "tune_encoder": "aigc_apps.encoder_tuning",
 }
@@ -74,6 +79,7 @@ __all__ = [
     "DataError",
     "Database",
     "Encoder",
+    "FaissStore",
     "GenerationConfig",
     "Generator",
     "LoraTrainer",
@@ -82,6 +88,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRegistry",
     "NotFoundError",
+    "PgVectorMissingError",
+    "PgVectorStore",
     "ReadResult",
     "Settings",
     "Skip",
@@ -89,6 +97,7 @@ __all__ = [
     "TextClassifier",
     "TrainResult",
     "VectorIndex",
+    "VectorStore",
     "available_models",
     "content_hash",
     "file_hash",
@@ -97,6 +106,7 @@ __all__ = [
     "load_tokenizer",
     "merge_adapter",
     "model_kind",
+    "open_vector_store",
     "parse_timestamp",
     "read_records",
     "resolve_model",
@@ -154,3 +164,10 @@ if TYPE_CHECKING:
     from aigc_apps.registry import ModelEntry, ModelRegistry
     from aigc_apps.settings import Settings, get_settings, sample_data_dir
     from aigc_apps.store import Database, utcnow
+    from aigc_apps.vectorstore import (
+        FaissStore,
+        PgVectorMissingError,
+        PgVectorStore,
+        VectorStore,
+        open_vector_store,
+    )

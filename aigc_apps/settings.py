@@ -14,6 +14,7 @@ from pathlib import Path
 DEFAULT_HOME = Path(".aigc")
 # Stores renamed after 0.1.0: new name -> old name (its SQLite file and env var still work).
 RENAMED_STORES = {"recommend": "recommender"}
+VECTOR_BACKENDS = ("faiss", "pgvector")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Settings:
     default_encoder: str = "minilm-l6"
     database_url: str | None = None
     models_cache: Path | None = None
+    vector_backend: str = "faiss"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +42,7 @@ class Settings:
             default_encoder=env.get("AIGC_ENCODER", "minilm-l6"),
             database_url=env.get("AIGC_DATABASE_URL") or None,
             models_cache=Path(env["AIGC_MODELS_DIR"]) if env.get("AIGC_MODELS_DIR") else None,
+            vector_backend=(env.get("AIGC_VECTOR_BACKEND") or "faiss").strip().lower(),
         )
 
     @property
@@ -76,6 +79,24 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / f'{old or name}.db').resolve()}"
+
+    def check_vector_backend(self, db_url: str, backend: str | None = None) -> str:
+        """``backend`` (default ``AIGC_VECTOR_BACKEND``) if it can serve a database at
+        ``db_url``: pgvector keeps the vectors in that database, so it must be PostgreSQL."""
+        from aigc_apps.errors import AigcError
+
+        backend = (backend or self.vector_backend).strip().lower()
+        if backend not in VECTOR_BACKENDS:
+            raise AigcError(
+                f"AIGC_VECTOR_BACKEND={backend!r}: expected one of {', '.join(VECTOR_BACKENDS)}"
+            )
+        if backend == "pgvector" and not db_url.startswith(("postgresql", "postgres:")):
+            scheme = db_url.split(":", 1)[0]
+            raise AigcError(
+                f"AIGC_VECTOR_BACKEND=pgvector needs the app's database on PostgreSQL, not "
+                f"{scheme} (set AIGC_DATABASE_URL=postgresql+psycopg://..., or use faiss)"
+            )
+        return backend
 
 
 def sample_data_dir() -> Path:

@@ -1,0 +1,63 @@
+"""A throwaway PostgreSQL 16 with pgvector for the tests (the PyPI package ``pgserver``).
+
+The machine's own PostgreSQL may lack pgvector (Debian has no package for 15), so the
+pgvector tests start a private server in a temporary folder on a Unix socket, create the
+``vector`` extension there and stop it afterwards. Without ``pgserver`` (or if it cannot
+start) they skip with the reason, unless ``AIGC_REQUIRE_PGVECTOR=1`` (CI): then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("AIGC_REQUIRE_PGVECTOR") == "1":
+        pytest.fail(f"pgvector server required (AIGC_REQUIRE_PGVECTOR=1): {reason}")
+    pytest.skip(f"no pgvector server: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL of a private PostgreSQL with the ``vector`` extension created."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+            import pgserver
+    except ImportError as exc:
+        _unavailable(f"pip install pgserver ({exc})")
+    folder: Path = tmp_path_factory.mktemp("pgvector")
+    try:
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    except Exception as exc:  # pgserver raises bare errors with initdb/pg_ctl output
+        _unavailable(f"pgserver could not start PostgreSQL in {folder}: {exc}")
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
+    try:
+        yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: str) -> Iterator[str]:
+    """A fresh schema on the pgvector server per test (``public`` stays on the search path,
+    where the ``vector`` type lives)."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pgvector_server)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{pgvector_server}&options=-csearch_path%3D{schema},public"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
