@@ -6,6 +6,12 @@ is an entry of the core :class:`~aigc_apps.registry.ModelRegistry` (app ``sentim
 ``sentiment``) holding its label set and validation/test metrics, and becomes the active
 sentiment model; a topic classifier trained alongside is registered as ``<name>-topic``
 (role ``topic``) and linked from the sentiment entry's ``info["topic_model"]``.
+
+Training may read several labelled sources at once (news and posts): they are mixed by
+per-source sampling weights, selected on by per-source validation macro-F1 and reported per
+source (:mod:`apps.sentiment.sources`). The text normalisation of ``FitOptions.normalize``
+is applied to every training row and saved in the model folder, and the loaded model
+applies it itself (:mod:`apps.sentiment.normalize`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from aigc_apps.settings import get_settings
 
 from .constants import APP
 from .evaluation import EvalReport, LabelledData, evaluate_predictions
+from .normalize import DEFAULT_NORMALIZE, NormalizeConfig
 from .registry import (
     INFO_FILE,
     register_trained,
@@ -34,12 +41,21 @@ from .registry import (
     topic_dir_of,
 )
 from .scoring import LABELS, Scorer, normalize_label, predictions
+from .sources import (
+    SourceMix,
+    SourceReport,
+    check_label_sets,
+    mix_sources,
+    pooled,
+    selection_callback,
+)
 
 if TYPE_CHECKING:
     from aigc_apps.registry import ModelRegistry
 
 __all__ = [
-    "APP_TAG", "INFO_FILE", "FitOptions", "SentimentModel", "TopicRun", "TrainReport",
+    "APP_TAG", "INFO_FILE", "FitOptions", "SentimentModel", "SourceReport", "TopicRun",
+    "TrainReport",
     "default_learning_rate", "default_targets", "evaluate_model", "sentiment_models",
     "train_sentiment",
 ]
@@ -81,9 +97,24 @@ class TrainReport:
     skipped: list[Skip] = field(default_factory=list)
     topic_model: str | None = None
     topic_test: EvalReport | None = None
+    sources: list[SourceReport] = field(default_factory=list)  # with several sources only
+    normalization: dict[str, Any] | None = None
+
+    @property
+    def selection_macro_f1(self) -> float | None:
+        """What the best epoch was chosen on: validation macro-F1, averaged per source."""
+        found = [s.validation.macro_f1 for s in self.sources if s.validation]
+        if found:
+            return float(np.mean(found))
+        return self.validation.macro_f1 if self.validation else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"normalization": self.normalization}
+        if self.sources:
+            extra["sources"] = [s.to_dict() for s in self.sources]
+            extra["selection"] = {"criterion": "validation macro-F1, mean over sources",
+                                  "value": round(self.selection_macro_f1 or 0.0, 4)}
+        return extra | {
             "name": self.name,
             "adapter_dir": str(self.adapter_dir),
             "base": self.base,
@@ -98,12 +129,16 @@ class TrainReport:
         }
 
     def metrics(self) -> dict[str, float]:
-        """What the registry keeps: accuracy and macro-F1 per evaluated split."""
+        """What the registry keeps: accuracy and macro-F1 per evaluated split (pooled), and
+        per source as ``<source>_<split>_...`` when there are several."""
         found: dict[str, float] = {}
-        for split, ev in (("validation", self.validation), ("test", self.test)):
+        parts = [("", "validation", self.validation), ("", "test", self.test)]
+        parts += [(f"{s.name}_", split, ev) for s in self.sources
+                  for split, ev in (("validation", s.validation), ("test", s.test))]
+        for prefix, split, ev in parts:
             if ev is not None:
-                found[f"{split}_accuracy"] = round(ev.accuracy, 4)
-                found[f"{split}_macro_f1"] = round(ev.macro_f1, 4)
+                found[f"{prefix}{split}_accuracy"] = round(ev.accuracy, 4)
+                found[f"{prefix}{split}_macro_f1"] = round(ev.macro_f1, 4)
         return found
 
 
@@ -117,6 +152,10 @@ class FitOptions:
     """Training knobs shared by the sentiment and the topic classifier.
 
     ``base`` None is the workspace's encoder (``AIGC_ENCODER``), read when training starts.
+    ``balance`` sets the per-source sampling weights when several sources train together
+    (1: natural proportions, 0: equal shares; see :mod:`apps.sentiment.sources`);
+    ``normalize`` is the text normalisation saved with the model (the topic classifier
+    reads raw text).
     ``lora_r``, ``lora_alpha`` and ``lora_dropout`` left at None take the core's
     classification defaults (``LORA_DEFAULTS["classify"]``); ``target_modules`` None takes
     :func:`default_targets`. Values that would train nothing are refused here, before any
@@ -135,6 +174,8 @@ class FitOptions:
     target_modules: str | list[str] | None = None  # comma-separated or a list
     lora_alpha: int | None = None
     lora_dropout: float | None = None
+    balance: float = 0.5
+    normalize: NormalizeConfig = field(default_factory=lambda: DEFAULT_NORMALIZE)
     r: InitVar[int | None] = None  # 0.1.0 spelling of lora_r, deprecated
 
     def __post_init__(self, r: int | None) -> None:
@@ -155,6 +196,7 @@ class FitOptions:
                f"--lora-alpha must be > 0, got {self.lora_alpha}")
         _check(self.lora_dropout is None or 0 <= self.lora_dropout < 1,
                f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        _check(0 <= self.balance <= 1, f"--balance must be in [0, 1], got {self.balance}")
 
     def resolved(self) -> FitOptions:
         """A copy with ``base`` filled in from the settings of this moment."""
@@ -167,7 +209,7 @@ class FitOptions:
 
 
 def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: Path, name: str,
-         label_col: str, opts: FitOptions) -> float:
+         label_col: str, opts: FitOptions, callbacks: Sequence[Any] = ()) -> float:
     """Train one classifier into ``out_dir``; returns the seconds it took."""
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
 
@@ -182,7 +224,8 @@ def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: P
         class_weight="balanced", logging_steps=20,
     )
     start = time.perf_counter()
-    result = LoraTrainer(config, progress=opts.progress, register=False).fit(
+    trainer = LoraTrainer(config, progress=opts.progress, register=False, callbacks=callbacks)
+    result = trainer.fit(
         rows, out_dir, eval_data=eval_rows or None
     )
     if result.global_step <= 0:
@@ -191,7 +234,7 @@ def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: P
 
 
 def train_sentiment(
-    data: LabelledData,
+    data: LabelledData | Sequence[LabelledData],
     name: str,
     options: FitOptions | None = None,
     *,
@@ -199,31 +242,70 @@ def train_sentiment(
     out_root: str | Path | None = None,
     registry: ModelRegistry | None = None,
 ) -> TrainReport:
-    """Fine-tune on ``data.splits['train']``, select on ``validation``, report on ``test``,
-    then register the model (and its topic classifier) and make it the active one."""
-    root = Path(out_root) if out_root else get_settings().adapters_dir / APP
-    train, val, test = (data.splits[s] for s in ("train", "validation", "test"))
-    if len({r["label"] for r in train}) < 2:
-        raise DataError(f"{data.path}: training rows need at least 2 sentiment labels")
-    opts = (options or FitOptions()).resolved()
-    out_dir = root / name
-    seconds = _fit(train, val, out_dir, name, "label", opts)
-    model = SentimentModel.from_pretrained(out_dir, name=name)
-    val_report = evaluate_model(model, val) if val else None
-    test_report = evaluate_model(model, test) if test else None
+    """Fine-tune on the ``train`` rows of one source or several, select on ``validation``,
+    report on ``test``, then register the model (and its topic classifier) and make it the
+    active one.
 
+    With several sources, training rows are mixed by ``options.balance``, the best epoch is
+    the one with the best validation macro-F1 averaged per source, and figures are reported
+    per source (``report.sources``) as well as pooled.
+    """
+    sources = [data] if isinstance(data, LabelledData) else list(data)
+    if not sources:
+        raise DataError("no labelled source to train on")
+    for source in sources:
+        if not source.splits["train"]:
+            raise DataError(f"{source.path}: no training rows")
+    root = Path(out_root) if out_root else get_settings().adapters_dir / APP
+    whole = pooled(sources)
+    opts = (options or FitOptions()).resolved()
+    if len({r["label"] for r in whole.splits["train"]}) < 2:
+        raise DataError(f"{whole.path}: training rows need at least 2 sentiment labels")
+    norm = opts.normalize
+    callbacks: list[Any] = []
+    mix: list[SourceMix] = []
+    if len(sources) > 1:
+        check_label_sets(sources)
+        train, mix = mix_sources(sources, opts.balance, opts.seed)
+        labels = sorted({r["label"] for r in train})
+        callbacks.append(selection_callback(
+            {s.name: _normalized(s.splits["validation"], norm) for s in sources}, labels,
+            opts.max_length, opts.batch_size))
+    else:
+        train = whole.splits["train"]
+    out_dir = root / name
+    seconds = _fit(_normalized(train, norm), _normalized(whole.splits["validation"], norm),
+                   out_dir, name, "label", opts, callbacks)
+    norm.save_pretrained(out_dir)  # before any scoring: the model reads texts this way
+    model = SentimentModel.from_pretrained(out_dir, name=name)
+    val, test = whole.splits["validation"], whole.splits["test"]
+    per_source = [
+        SourceReport(s.name, s.path, s.counts(), m, s.validation_carved,
+                     evaluate_model(model, s.splits["validation"])
+                     if s.splits["validation"] else None,
+                     evaluate_model(model, s.splits["test"]) if s.splits["test"] else None)
+        for s, m in zip(sources, mix, strict=False)
+    ]
     topic: TopicRun | None = None
     if topics:
-        topic = _train_topics(data, f"{name}-topic", root / f"{name}-topic", opts)
+        topic = _train_topics(whole, f"{name}-topic", root / f"{name}-topic", opts)
     report = TrainReport(
         name=name, adapter_dir=out_dir, base=str(opts.base), labels=model.model_labels,
-        validation=val_report, test=test_report,
+        validation=evaluate_model(model, val) if val else None,
+        test=evaluate_model(model, test) if test else None,
         train_seconds=seconds + (topic.seconds if topic else 0.0),
-        counts=data.counts(), skipped=data.skipped,
+        counts=whole.counts(), skipped=whole.skipped,
         topic_model=topic.name if topic else None, topic_test=topic.test if topic else None,
+        sources=per_source, normalization=norm.to_dict(),
     )
     register_trained(report, topic, registry)
     return report
+
+
+def _normalized(rows: list[dict[str, str]], norm: NormalizeConfig) -> list[dict[str, str]]:
+    if norm.is_identity:
+        return rows
+    return [r | {"text": norm.apply(r["text"])} for r in rows]
 
 
 @dataclass
@@ -260,13 +342,17 @@ class SentimentModel:
     """A trained classifier as a :class:`~apps.sentiment.scoring.Scorer`.
 
     Columns of :meth:`predict_proba` always follow :data:`LABELS`, whatever label names or
-    order the model was trained with; a class it never saw gets probability 0.
+    order the model was trained with; a class it never saw gets probability 0. Texts go
+    through the model's own ``normalize`` config first (None, as for models saved before
+    normalisation existed: raw text).
     """
 
     def __init__(self, classifier: Any, name: str, topic_classifier: Any = None, *,
-                 topic_dir: str | Path | None = None) -> None:
+                 topic_dir: str | Path | None = None,
+                 normalize: NormalizeConfig | None = None) -> None:
         self.classifier = classifier
         self.name = name
+        self.normalize = normalize
         self._topic_classifier = topic_classifier
         self.topic_dir = Path(topic_dir) if topic_dir else None
         self.model_labels = list(classifier.labels)
@@ -294,7 +380,7 @@ class SentimentModel:
         from aigc_apps.finetune import TextClassifier
 
         return cls(TextClassifier.from_pretrained(adapter_dir), name or Path(adapter_dir).name,
-                   topic_dir=topic_dir)
+                   topic_dir=topic_dir, normalize=NormalizeConfig.from_pretrained(adapter_dir))
 
     @classmethod
     def load(cls, name: str | None = None, with_topics: bool = True,
@@ -314,7 +400,8 @@ class SentimentModel:
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Batches of 32 (the core's default): on 2 CPU cores, MiniLM scores a 256-text
         ingest batch at 174 texts/s in batches of 32 and 152 in batches of 64."""
-        raw = self.classifier.predict_proba(list(texts), batch_size=batch_size)
+        batch = list(texts) if self.normalize is None else self.normalize.apply_all(list(texts))
+        raw = self.classifier.predict_proba(batch, batch_size=batch_size)
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         out[:, self._columns] = raw
         return out

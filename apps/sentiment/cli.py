@@ -82,10 +82,17 @@ def _renamed(old: str, new: str, old_value: Any, value: Any) -> Any:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Labelled CSV/JSONL file.")],
+    data: Annotated[list[str], typer.Option(
+        "--data", help="Labelled CSV/JSONL file; repeat for several sources. Per source: "
+        "PATH:key=value,... with text=, label=, split=, topic= (its columns), name= and "
+        "map=SPELLING>LABEL (repeatable), e.g. 'tweets.csv:text=tweet,label=sentiment,"
+        "map=bearish>negative'.")],
     name: Annotated[str, typer.Option("--name", help="Name to register the model under.")],
-    text_col: TextCol = "text",
-    label_col: LabelCol = "label",
+    text_col: Annotated[str, typer.Option(
+        "--text-col", help="Column holding the text (for sources that do not say).")] = "text",
+    label_col: Annotated[str, typer.Option(
+        "--label-col", help="Column holding the sentiment label (for sources that do not "
+        "say).")] = "label",
     topic_col: Annotated[str | None, typer.Option(
         "--topic-col", help="Column with topic labels: also train a topic classifier.")] = None,
     split_col: Annotated[str | None, typer.Option(
@@ -106,29 +113,43 @@ def train(
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per text.")] = 96,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (split and training).")] = 42,
+    balance: Annotated[float, typer.Option(
+        "--balance", help="Per-source sampling weights, n**balance: 1 natural proportions, "
+        "0 equal shares, 0.5 square-root (several sources only).")] = 0.5,
+    normalize: Annotated[str, typer.Option(
+        "--normalize", help="Text normalisation saved with the model: 'default', 'none', or "
+        "key=value,... over the default (cashtags=keep|mask|strip, urls=/users=keep|mask|drop, "
+        "emoji=keep|name|drop, max_repeat=N, unescape_html=true|false).")] = "default",
     old_r: Annotated[int | None, typer.Option(
         "--r", hidden=True, min=1, help="Deprecated: use --lora-r.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune (LoRA) a sentiment classifier, and a topic classifier with --topic-col.
 
+    Several --data sources train one model: mixed by --balance, the best epoch chosen on
+    validation macro-F1 averaged per source, test figures reported per source. Label
+    spellings: negative/neutral/positive, neg/neu/pos, bearish/bullish, -1/0/1 are known;
+    0/1/2 codes need map=; a label that only some sources use is refused.
     The model is registered and becomes the active one, which ingest and score use.
     """
     from .classifier import FitOptions
+    from .normalize import NormalizeConfig
 
     opts = FitOptions(  # checked before the data is read: nothing untrained is registered
         base=base, epochs=epochs, max_steps=max_steps, learning_rate=lr,
         lora_r=_renamed("--r", "--lora-r", old_r, lora_r), lora_alpha=lora_alpha,
         lora_dropout=lora_dropout, target_modules=target_modules, max_length=max_length,
-        batch_size=batch_size, seed=seed, progress=not as_json,
+        batch_size=batch_size, seed=seed, progress=not as_json, balance=balance,
+        normalize=NormalizeConfig.parse(normalize),
     )
     with _service() as service:
-        labelled = service.read_labelled(data, text_col=text_col, label_col=label_col,
-                                         topic_col=topic_col, split_col=split_col, seed=seed)
-        if labelled.skipped and not as_json:
-            console.print(f"[yellow]{len(labelled.skipped)} rows skipped[/] "
-                          f"(first: {labelled.skipped[0]})")
-        report = service.train(labelled, name, opts, topics=bool(topic_col))
+        sources = service.read_sources(data, seed=seed, text_col=text_col, label_col=label_col,
+                                       topic_col=topic_col, split_col=split_col)
+        for labelled in sources:
+            if labelled.skipped and not as_json:
+                console.print(f"[yellow]{labelled.name}: {len(labelled.skipped)} rows skipped[/] "
+                              f"(first: {labelled.skipped[0]})")
+        report = service.train(sources, name, opts, topics=bool(topic_col))
     if as_json:
         print_json(report.to_dict())
         return
@@ -138,6 +159,18 @@ def train(
     for split, ev in (("validation", report.validation), ("test", report.test)):
         if ev is not None:
             console.print(f"{split}: accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
+    for src in report.sources:
+        carved = ", validation carved from train" if src.validation_carved else ""
+        console.print(f"source [bold]{src.name}[/]: {src.mix.rows} training rows, weight "
+                      f"{src.mix.share:.3f} ({src.mix.epoch_rows} rows per epoch, "
+                      f"x{src.mix.repeats:.2f}){carved}")
+        for split, ev in (("validation", src.validation), ("test", src.test)):
+            if ev is not None:
+                console.print(f"  {split}: accuracy {ev.accuracy:.3f}, "
+                              f"macro-F1 {ev.macro_f1:.3f}")
+    if report.sources:
+        console.print(f"best epoch chosen on validation macro-F1 averaged over sources: "
+                      f"{report.selection_macro_f1:.3f}")
     if report.topic_model:
         extra = f", test accuracy {report.topic_test.accuracy:.3f}" if report.topic_test else ""
         console.print(f"topic classifier [bold]{report.topic_model}[/]{extra}")

@@ -1,7 +1,10 @@
 """Labelled data for training/eval (label names, splits) and the metrics a risk team reads.
 
-Labels are normalised (``neg``/``bearish``/``-1`` -> ``negative`` ...); a row with a label
-that is none of the three is skipped and counted, never guessed. A ``split`` column with
+Labels are normalised (``neg``/``bearish``/``-1`` -> ``negative`` ...), after the
+source's own ``label_map`` when it has one; a row with a label that is none of the three is
+skipped and counted, never guessed. Integer codes ``0/1/2`` mean different things in
+different data sets (FPB: negative/neutral/positive; TFNS: bearish/bullish/neutral), so a
+file labelled that way is refused until a ``label_map`` says which is which. A ``split`` column with
 ``train``/``validation``/``test`` is honoured; without one the rows get a seeded split
 stratified by label, so results are reproducible and every class is in every part.
 """
@@ -9,7 +12,7 @@ stratified by label, so results are reproducible and every class is in every par
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,11 @@ class LabelledData:
     splits: dict[str, list[dict[str, str]]]
     skipped: list[Skip] = field(default_factory=list)
     split_from_column: bool = False
+    name: str = ""  # the source's name in multi-source training (default: the file's stem)
+    validation_carved: bool = False  # validation rows carved (seeded) out of train
+
+    def __post_init__(self) -> None:
+        self.name = self.name or Path(self.path).stem
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {name: dict(Counter(r["label"] for r in rows)) for name, rows in self.splits.items()}
@@ -51,12 +59,17 @@ def load_labelled(
     seed: int = 42,
     fractions: tuple[float, float] = (0.1, 0.1),
     require_split: bool = False,
+    label_map: Mapping[str, str] | None = None,
+    name: str = "",
 ) -> LabelledData:
     """Read a labelled CSV/JSONL and return train/validation/test rows.
 
     Without ``split_col`` values (or the column) rows are split by seed, stratified; with
     ``require_split`` a missing split column is an error instead, since the user named it.
+    ``label_map`` maps this file's spellings (case-insensitive) to sentiment labels before
+    the common spellings are tried.
     """
+    own = _check_label_map(path, label_map)
     result = read_records(path, required=[text_col, label_col])
     for col in (topic_col, split_col if require_split else None):
         if col and not any(col in r for r in result.records):
@@ -67,8 +80,11 @@ def load_labelled(
     has_split = split_col is not None and any(
         str(r.get(split_col) or "").strip() for r in result.records
     )
+    if not own:
+        _refuse_integer_codes(path, label_col, {str(r[label_col]).strip() for r in result.records})
     for i, record in enumerate(result.records, start=1):
-        label = normalize_label(record[label_col])
+        raw = str(record[label_col]).strip().lower()
+        label = own.get(raw) or normalize_label(raw)
         if label is None:
             unknown[str(record[label_col])] += 1
             skipped.append(Skip(i, f"unknown label {str(record[label_col])[:40]!r} "
@@ -89,18 +105,46 @@ def load_labelled(
     if not rows:
         detail = f"; labels found: {', '.join(list(unknown)[:5])}" if unknown else ""
         raise DataError(f"{path}: no rows with a known label in {label_col!r}{detail}")
+    carved = False
     if has_split:
-        splits = {name: [r for r in rows if r["split"] == name] for name in SPLITS}
+        splits = {part: [r for r in rows if r["split"] == part] for part in SPLITS}
         if not splits["train"]:
             raise DataError(f"{path}: column {split_col!r} has no 'train' rows")
         if not splits["validation"]:  # carve a validation set out of train
             splits["train"], splits["validation"] = stratified_split(
                 splits["train"], fractions[0], seed)
+            carved = True
     else:
         rest, test = stratified_split(rows, fractions[1], seed)
         train, validation = stratified_split(rest, fractions[0] / (1 - fractions[1]), seed + 1)
         splits = {"train": train, "validation": validation, "test": test}
-    return LabelledData(str(path), splits, skipped, has_split)
+        carved = True
+    return LabelledData(str(path), splits, skipped, has_split, name=name,
+                        validation_carved=carved)
+
+
+def _check_label_map(path: str | Path, label_map: Mapping[str, str] | None) -> dict[str, str]:
+    """``label_map`` with lower-cased keys and canonical values; an unknown target is an
+    error (a typo would otherwise drop every row it names)."""
+    own: dict[str, str] = {}
+    for spelling, target in (label_map or {}).items():
+        canon = normalize_label(target)
+        if canon is None:
+            raise DataError(f"{path}: label map {spelling!r} -> {target!r}: the target must be "
+                            f"one of {', '.join(LABELS)}")
+        own[str(spelling).strip().lower()] = canon
+    return own
+
+
+def _refuse_integer_codes(path: str | Path, label_col: str, found: set[str]) -> None:
+    """Labels 0/1/2 have no common meaning: mapping 0 to neutral (the -1/0/1 reading)
+    would silently mislabel a third of an FPB- or TFNS-coded file."""
+    if "2" in found and found <= {"0", "1", "2"}:
+        raise DataError(
+            f"{path}: column {label_col!r} holds the codes 0/1/2, which data sets use "
+            "differently (FPB: 0 negative, 1 neutral, 2 positive; TFNS: 0 bearish, 1 bullish, "
+            "2 neutral); say which is which with a label map, e.g. "
+            "map=0>negative,map=1>neutral,map=2>positive")
 
 
 def stratified_split(

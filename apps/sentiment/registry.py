@@ -53,11 +53,21 @@ def register_trained(report: TrainReport, topic: TopicRun | None,
                          data_hash=_data_hash(topic.path))
         reg.register(report.name, report.adapter_dir, app=APP, role=SENTIMENT_ROLE,
                      base=report.base, labels=report.labels, metrics=report.metrics(),
-                     info={"topic_model": report.topic_model},
+                     info=_info(report),
                      data_hash=_data_hash(report.adapter_dir))
     finally:
         if registry is None:
             reg.close()
+
+
+def _info(report: TrainReport) -> dict[str, Any]:
+    """The entry's ``info``: the topic link and, for a multi-source model, each source's
+    sampling weight and epoch rows (what ``aigc models`` shows of how it was trained)."""
+    info: dict[str, Any] = {"topic_model": report.topic_model}
+    if report.sources:
+        info["sources"] = {s.name: s.mix.to_dict() for s in report.sources}
+        info["selection"] = "validation macro-F1, mean over sources"
+    return info
 
 
 def model_summary(entry: ModelEntry) -> dict[str, Any]:

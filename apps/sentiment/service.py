@@ -32,6 +32,7 @@ from .evaluation import EvalReport, LabelledData, load_labelled
 from .ingest import Ingester, IngestReport
 from .reader import MAX_TEXT_CHARS
 from .scoring import Prediction, Scorer, predictions
+from .sources import SourceSpec
 from .store import Alert, as_utc, open_db
 from .topics import (
     TextEncoder,
@@ -216,16 +217,32 @@ class SentimentService:
         topic_col: str | None = None,
         split_col: str | None = None,
         seed: int = 42,
+        label_map: Mapping[str, str] | None = None,
+        name: str = "",
     ) -> LabelledData:
         """Train/validation/test rows of a labelled file (``split_col`` None: the file's
-        ``split`` column when it has one, else a seeded stratified split)."""
+        ``split`` column when it has one, else a seeded stratified split); ``label_map``
+        maps the file's own label spellings, ``name`` names it as a training source."""
         return load_labelled(path, text_col=text_col, label_col=label_col, topic_col=topic_col,
                              split_col=split_col or "split", require_split=bool(split_col),
-                             seed=seed)
+                             seed=seed, label_map=label_map, name=name)
 
-    def train(self, data: LabelledData, name: str, options: FitOptions | None = None, *,
-              topics: bool = False) -> TrainReport:
-        """Fine-tune, register and activate a classifier (and a topic classifier)."""
+    def read_sources(self, sources: Sequence[str | SourceSpec], *, seed: int = 42,
+                     **defaults: Any) -> list[LabelledData]:
+        """Several labelled sources for one training run, each a :class:`SourceSpec` or its
+        ``PATH[:key=value,...]`` spelling; ``defaults`` (``text_col=...``) fill the columns
+        a spec leaves out. A source without validation rows gets some carved (seeded) from
+        its training rows (``validation_carved``)."""
+        specs = [s if isinstance(s, SourceSpec) else SourceSpec.parse(s, **defaults)
+                 for s in sources]
+        return [self.read_labelled(s.path, text_col=s.text_col, label_col=s.label_col,
+                                   topic_col=s.topic_col, split_col=s.split_col, seed=seed,
+                                   label_map=s.label_map, name=s.name) for s in specs]
+
+    def train(self, data: LabelledData | Sequence[LabelledData], name: str,
+              options: FitOptions | None = None, *, topics: bool = False) -> TrainReport:
+        """Fine-tune, register and activate a classifier (and a topic classifier) on one
+        labelled source or several (mixed, selected on and reported per source)."""
         report = train_sentiment(data, name, options, topics=topics, registry=self.registry)
         with self._lock:
             self._models.pop(name, None)  # retrained under the same name
