@@ -1,9 +1,10 @@
 """The message broker behind the live sentiment pipeline, and its Redis Streams adapter.
 
 The worker talks to :class:`Broker` only: publish a batch, read a batch as one consumer of a
-group, acknowledge, claim what dead consumers hold, dead-letter, and report lengths. A NATS
-JetStream or Kafka adapter implements the same methods (a group is a durable consumer or a
-consumer group there); the worker does not change. Payloads are bytes, so a producer that
+group, acknowledge, claim what dead consumers hold, dead-letter, and report lengths. The NATS
+JetStream adapter (:mod:`apps.sentiment.nats_broker`) implements the same methods (a group
+is a durable pull consumer there), as a Kafka one would; the worker does not change;
+:func:`open_broker` picks one by the URL's scheme. Payloads are bytes, so a producer that
 sends something that is not UTF-8 costs one dead letter, never a crashed read.
 
 An unreachable broker is retried with back-off, then one :class:`BrokerError` line.
@@ -23,6 +24,7 @@ from aigc_apps.errors import AigcError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 URL_ENV = "AIGC_REDIS_URL"
+BROKER_ENV = "AIGC_BROKER_URL"  # redis://... or nats://...; before AIGC_REDIS_URL
 PAYLOAD = b"data"
 T = TypeVar("T")
 
@@ -124,6 +126,28 @@ def alert_stream(stream: str) -> str:
 
 def redis_url(url: str | None = None) -> str:
     return url or os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+def broker_url(url: str | None = None) -> str:
+    return url or os.environ.get(BROKER_ENV) or redis_url()
+
+
+def open_broker(url: str | None = None, *, retries: int = 5,
+                claim_idle_ms: int = 60_000) -> Broker:
+    """The broker at ``url`` (default ``AIGC_BROKER_URL``, ``AIGC_REDIS_URL``, local Redis):
+    ``redis://``/``rediss://``/``unix://`` is Redis Streams, ``nats://``/``tls://`` is NATS
+    JetStream (whose redelivery timeout is ``claim_idle_ms``)."""
+    url = broker_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("nats", "tls"):
+        from .nats_broker import NatsJetStreamBroker
+
+        return NatsJetStreamBroker(url, retries=retries,
+                                   ack_wait=max(claim_idle_ms / 1000, 1.0))
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisStreamsBroker(url, retries=retries)
+    raise BrokerError(f"cannot tell the broker of {url!r}: use redis://HOST:PORT/DB or "
+                      "nats://HOST:PORT")
 
 
 def _text(value: object) -> str:

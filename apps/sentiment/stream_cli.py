@@ -3,8 +3,8 @@
 ``publish`` puts a file's records on a stream (one message each), ``work`` scores and
 stores them as one member of a consumer group (run several for scale-out), ``dead-letters``
 lists or replays what could not be stored, ``status`` says where the pipeline stands.
-The broker is Redis Streams at ``--broker`` / ``AIGC_REDIS_URL`` (default
-``redis://127.0.0.1:6379/0``).
+The broker is ``--broker`` / ``AIGC_BROKER_URL`` / ``AIGC_REDIS_URL``: Redis Streams for a
+``redis://`` URL (default ``redis://127.0.0.1:6379/0``), NATS JetStream for ``nats://``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 from aigc_apps.errors import DataError
 
 if TYPE_CHECKING:
-    from .broker import RedisStreamsBroker
+    from .broker import Broker
 
 stream_app = typer.Typer()
 
@@ -31,17 +31,18 @@ StreamOpt = Annotated[str, typer.Option("--stream", help="Stream name on the bro
 GroupOpt = Annotated[str, typer.Option(
     "--group", help="Consumer group (a new group reads the stream from its start).")]
 BrokerOpt = Annotated[str | None, typer.Option(
-    "--broker", envvar="AIGC_REDIS_URL",
-    help="Redis URL of the broker (default redis://127.0.0.1:6379/0).")]
+    "--broker", envvar=["AIGC_BROKER_URL", "AIGC_REDIS_URL"],
+    help="Broker URL: redis://HOST:PORT/DB (Redis Streams, the default "
+         "redis://127.0.0.1:6379/0) or nats://HOST:PORT (NATS JetStream).")]
 RetriesOpt = Annotated[int, typer.Option(
     "--retries", min=1, help="Attempts per broker command (doubling back-off) before giving up.")]
 PUBLISH_CHUNK = 500
 
 
-def _broker(url: str | None, retries: int = 5) -> RedisStreamsBroker:
-    from .broker import RedisStreamsBroker
+def _broker(url: str | None, retries: int = 5, claim_idle_ms: int = 60_000) -> Broker:
+    from .broker import open_broker
 
-    return RedisStreamsBroker(url, retries=retries)
+    return open_broker(url, retries=retries, claim_idle_ms=claim_idle_ms)
 
 
 @stream_app.command()
@@ -138,7 +139,7 @@ def work(
             console.print(f"[bold red]ALERT[/] {alert['message']}")
 
     stop = threading.Event()
-    broker = _broker(broker_url, retries)
+    broker = _broker(broker_url, retries, claim_idle_ms=int(claim_idle * 1000))
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
