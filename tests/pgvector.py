@@ -9,6 +9,8 @@ start) they skip with the reason, unless ``AIGC_REQUIRE_PGVECTOR=1`` (CI): then 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -24,25 +26,31 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """SQLAlchemy URL of a private PostgreSQL with the ``vector`` extension created."""
+def pgvector_server() -> Iterator[str]:
+    """SQLAlchemy URL of a private PostgreSQL with the ``vector`` extension created.
+
+    Its folder is not under pytest's ``tmp_path``: as root, pgserver runs PostgreSQL as the
+    user ``pgserver``, which must traverse the folder's parents, and pytest makes its own
+    base folder private again whenever another pytest session starts."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
             import pgserver
     except ImportError as exc:
         _unavailable(f"pip install pgserver ({exc})")
-    folder: Path = tmp_path_factory.mktemp("pgvector")
+    folder = Path(tempfile.mkdtemp(prefix="aigc-pgvector-"))
     try:
         server = pgserver.get_server(folder, cleanup_mode="stop")
         server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     except Exception as exc:  # pgserver raises bare errors with initdb/pg_ctl output
+        shutil.rmtree(folder, ignore_errors=True)
         _unavailable(f"pgserver could not start PostgreSQL in {folder}: {exc}")
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
     try:
         yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

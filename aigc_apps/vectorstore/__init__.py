@@ -40,19 +40,23 @@ def open_vector_store(
     path: str | Path | None = None,
     tag: str | None = None,
     approx_threshold: int = APPROX_THRESHOLD,
+    replace: bool = False,
 ) -> VectorStore:
     """The store for ``collection`` of ``db``'s app on the configured backend.
 
     FAISS keeps it in ``path`` (default ``<AIGC_HOME>/indexes/vectors/<db>/<collection>.faiss``);
-    pgvector in the table ``aigc_vec_<collection>`` of ``db``.
+    pgvector in the table ``aigc_vec_<collection>`` of ``db``. ``replace``: the caller
+    rebuilds the collection (see the stores).
     """
     from aigc_apps.settings import get_settings
 
     settings = get_settings()
     backend = settings.check_vector_backend(db.url, backend)
     if backend == "pgvector":
-        return PgVectorStore(db, collection, dim, approx_threshold=approx_threshold, tag=tag)
+        return PgVectorStore(
+            db, collection, dim, approx_threshold=approx_threshold, tag=tag, replace=replace
+        )
     if path is None:
         key = hashlib.sha256(db.url.encode()).hexdigest()[:12]
         path = settings.indexes_dir / "vectors" / key / f"{collection}.faiss"
-    return FaissStore(dim, path, approx_threshold=approx_threshold, tag=tag)
+    return FaissStore(dim, path, approx_threshold=approx_threshold, tag=tag, replace=replace)

@@ -36,6 +36,7 @@ class VectorStore(Protocol):
     """Cosine-similarity search over L2-normalised float32 vectors keyed by int64 ids."""
 
     dim: int
+    created: bool  # whether the store started empty (no file, a new table)
 
     def add(
         self,
@@ -64,7 +65,7 @@ class VectorStore(Protocol):
 
     def ids(self) -> np.ndarray: ...
 
-    def clear(self) -> None:
+    def clear(self, *, session: Session | None = None) -> None:
         """Remove every vector (a rebuild starts from here)."""
         ...
 

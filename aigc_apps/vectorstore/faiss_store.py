@@ -36,7 +36,9 @@ def store_sidecar(path: Path) -> Path:
 class FaissStore:
     """The :class:`VectorStore` API over a FAISS index (exact, then HNSW from
     ``approx_threshold`` vectors on). ``path``: the index file, read if it exists and
-    written by :meth:`flush`; ``None`` keeps the store in memory."""
+    written by :meth:`flush`; ``None`` keeps the store in memory. ``replace=True``: the
+    caller rebuilds the collection, so an existing file is not read (the next flush
+    overwrites it). ``created``: whether the store started empty, with no file to read."""
 
     def __init__(
         self,
@@ -46,8 +48,9 @@ class FaissStore:
         approx_threshold: int = 20000,
         ef_search: int = 64,
         tag: str | None = None,
+        replace: bool = False,
     ) -> None:
-        from aigc_apps.index import VectorIndex
+        from aigc_apps.index import VectorIndex, sidecar_path
 
         if dim <= 0:
             raise DataError(f"dim must be positive, got {dim}")
@@ -58,7 +61,10 @@ class FaissStore:
         self.index: VectorIndex = VectorIndex(
             self.dim, approx_threshold=approx_threshold, ef_search=ef_search
         )
-        if self.path is not None and self.path.exists():
+        # half a pair of files is damage, which VectorIndex.load reports, not a first use
+        found = self.path is not None and (self.path.exists() or sidecar_path(self.path).exists())
+        self.created = replace or not found
+        if not self.created and self.path is not None:
             self._read(self.path)
 
     def __repr__(self) -> str:

@@ -93,6 +93,10 @@ class PgVectorStore:
     ``tag`` (e.g. ``"minilm-l6|384"``) records which encoder made the vectors; opening the
     collection with another tag or ``dim`` is a :class:`DataError` (see :meth:`drop`).
     ``approx_threshold``: from this many vectors on, search uses HNSW; 0 always does.
+    ``replace=True``: the caller rebuilds the collection, so a table built for another
+    encoder or dimension is dropped and created again instead of raising (one for the same
+    encoder is kept, for the caller to clear and refill in one transaction). ``created``:
+    whether this call created the table.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class PgVectorStore:
         ef_construction: int = 64,
         approx_threshold: int = 0,
         tag: str | None = None,
+        replace: bool = False,
     ) -> None:
         if dim <= 0 or dim > 2000:
             raise DataError(f"dim must be between 1 and 2000 for an HNSW index, got {dim}")
@@ -119,7 +124,14 @@ class PgVectorStore:
         self.approx_threshold = int(approx_threshold)
         self.tag = tag
         ensure_extension(db)
-        self._ensure_table()
+        self.created = False
+        try:
+            self._ensure_table()
+        except DataError:
+            if not replace:
+                raise
+            self.drop()
+            self._ensure_table()
 
     def __repr__(self) -> str:
         return f"PgVectorStore({self.table!r}, dim={self.dim})"
@@ -154,6 +166,7 @@ class PgVectorStore:
                 if self.tag is not None:
                     s.execute(text(f"COMMENT ON TABLE {t} IS {_quote(self.tag)}"))
                 self._create_hnsw(s)
+                self.created = True
                 return
         stored_dim, stored_tag = shape
         if stored_dim != self.dim:

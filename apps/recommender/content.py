@@ -1,7 +1,13 @@
-"""Content model: item texts embedded into a FAISS index, user profiles from recent items.
+"""Content model: item text vectors in a vector store, user profiles from recent items.
 
 It is what makes cold start work: a new item has a text vector the moment it is indexed,
 and a new user's free-text interest is embedded with the same encoder.
+
+The store (text candidates: :meth:`ContentModel.search`) is built on first use on the
+configured backend (``AIGC_VECTOR_BACKEND``): a FAISS index in memory (saved beside the
+model as ``content.faiss``), or a pgvector table in the recommender's PostgreSQL database.
+That table is named after a hash of the vectors, so every worker serving the same model
+shares one table, filled once; a retrained or grown model gets its own.
 """
 
 from __future__ import annotations
@@ -9,14 +15,22 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import threading
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from aigc_apps.index import VectorIndex
+from aigc_apps.errors import DataError
+from aigc_apps.settings import get_settings
+from aigc_apps.store import Database
+from aigc_apps.vectorstore import FaissStore, PgVectorStore, VectorStore
 
 from .dataset import Catalog
+
+APPROX_THRESHOLD = 20000  # exact search below this many items, on either backend
+_databases: dict[str, Database] = {}
+_lock = threading.Lock()
 
 
 class TextEncoder(Protocol):
@@ -65,13 +79,49 @@ def recency_weights(n: int, half_life: float) -> np.ndarray:
     return (0.5 ** (np.arange(n)[::-1] / half_life)).astype(np.float32)
 
 
+def content_store(vectors: np.ndarray, path: Path | None = None) -> VectorStore:
+    """A store holding ``vectors`` under their row numbers, on the configured backend.
+
+    FAISS: read from ``path`` when that file exists, else built in memory. pgvector: the
+    table ``aigc_vec_recommend_content_<hash of the vectors>`` in the recommender's
+    database, filled (in one transaction) unless another worker already has.
+    """
+    settings = get_settings()
+    dim = int(vectors.shape[1])
+    rows = np.arange(len(vectors), dtype=np.int64)
+    if settings.vector_backend == "pgvector":
+        url = settings.db_url("recommend")
+        settings.check_vector_backend(url)
+        with _lock:
+            db = _databases.get(url) or _databases.setdefault(url, Database(url))
+        key = hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        pg = PgVectorStore(
+            db, f"recommend_content_{key.hexdigest()[:16]}", dim, approx_threshold=APPROX_THRESHOLD
+        )
+        if len(pg) != len(vectors):
+            with db.session() as s:
+                pg.clear(session=s)
+                pg.add(rows, vectors, session=s)
+        return pg
+    try:
+        store = FaissStore(dim, path, approx_threshold=APPROX_THRESHOLD)
+    except DataError:  # unreadable: the index is derived from the saved vectors anyway
+        store = FaissStore(dim, approx_threshold=APPROX_THRESHOLD)
+    if len(store) != len(vectors):  # no file (or one of another catalogue): build it
+        store = FaissStore(dim, approx_threshold=APPROX_THRESHOLD)
+        store.add(rows, vectors)
+    return store
+
+
 class ContentModel:
-    """Item text vectors (``V``, one row per catalogue item) plus a VectorIndex over them."""
+    """Item text vectors (``V``, one row per catalogue item) plus a vector store over them."""
 
     def __init__(self, encoder: TextEncoder, recent: int = 30, half_life: float = 5.0) -> None:
         self.encoder = encoder
         self.recent = recent
         self.half_life = half_life
+        self._store: VectorStore | None = None
+        self._path: Path | None = None  # a saved content.faiss to read
 
     def fit(self, catalog: Catalog, vectors: np.ndarray | None = None) -> ContentModel:
         self.V = (
@@ -79,9 +129,15 @@ class ContentModel:
             if vectors is not None
             else np.asarray(self.encoder.encode(catalog.texts(), batch_size=64), dtype=np.float32)
         )
-        self.index = VectorIndex(self.V.shape[1])
-        self.index.add(np.arange(len(self.V), dtype=np.int64), self.V)
+        self._store, self._path = None, None
         return self
+
+    @property
+    def index(self) -> VectorStore:
+        """The item vectors' store (ids are catalogue rows), built on first use."""
+        if self._store is None:
+            self._store = content_store(self.V, self._path)
+        return self._store
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.encoder.encode(texts), dtype=np.float32)
@@ -95,17 +151,22 @@ class ContentModel:
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Text candidates: the ``k`` items nearest ``vector`` (rows, similarities)."""
         scores, ids = self.index.search(vector[None, :].astype(np.float32), min(k, len(self.V)))
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
     def save(self, folder: Path) -> None:
         np.save(folder / "content_vectors.npy", self.V)
-        self.index.save(folder / "content.faiss")
+        store = self.index if isinstance(self.index, FaissStore) else None
+        if store is None:  # a FAISS copy beside the model, for a workspace without pgvector
+            store = FaissStore(self.V.shape[1], approx_threshold=APPROX_THRESHOLD)
+            store.add(np.arange(len(self.V), dtype=np.int64), self.V)
+        store.index.save(folder / "content.faiss")
 
     @classmethod
     def load(cls, folder: Path, encoder: TextEncoder) -> ContentModel:
         model = cls(encoder)
         model.V = np.load(folder / "content_vectors.npy")
-        model.index = VectorIndex.load(folder / "content.faiss")
+        model._path = folder / "content.faiss"
         return model

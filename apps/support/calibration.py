@@ -68,7 +68,8 @@ def calibrate(
     kb: KnowledgeIndex, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
 ) -> Calibration:
     """Fit confidence on leave-one-out matches of ``ids`` and set the handoff threshold."""
-    ids = [i for i in (ids if ids is not None else heldout_ids(kb)) if i in kb.questions]
+    indexed = set(kb.questions.ids().tolist())  # one read, not one per id (pgvector)
+    ids = [i for i in (ids if ids is not None else heldout_ids(kb)) if i in indexed]
     if len(ids) < 5:
         return Calibration(method="default (too few examples to calibrate)", samples=len(ids))
     vecs = kb.questions.vectors(ids)

@@ -1,12 +1,14 @@
-"""The knowledge index: encoder + two FAISS indexes (questions, document chunks) + entry metadata.
+"""The knowledge index: encoder + two vector stores (questions, document chunks) + entry metadata.
 
-FAISS ids are database entry ids, and the database is the source of truth: the index files
-are written only after the transaction that changed the entries has committed. An index that
-does not exist yet here (a new database, workspace or machine) or that another encoder built
-is built from the database. One that cannot be read, or whose ids disagree with the database
-(a crash between commit and save, a copied or damaged file), is a :class:`CorruptIndexError`
-naming ``aigc support reindex``: rebuilding silently would hide the damage and stall a
-request for minutes on a large knowledge base.
+Vector ids are database entry ids, and the database is the source of truth. The stores are
+FAISS files under ``AIGC_HOME`` (the default), written only after the transaction that
+changed the entries has committed, or pgvector tables in the support database
+(``AIGC_VECTOR_BACKEND=pgvector``), changed in that same transaction and shared by every
+worker. An index that does not exist yet here (a new database, workspace, machine or
+backend) or that another encoder built is built from the database. One that cannot be read,
+or whose ids disagree with the database (a crash between commit and save, a copied or
+damaged file), is a :class:`CorruptIndexError` naming ``aigc support reindex``: rebuilding
+silently would hide the damage and stall a request for minutes on a large knowledge base.
 
 Knowledge is identified by content, not by the file it came from: rows with the same
 ``content_hash`` (the same template in two files, a folder ingested again from another
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 from aigc_apps.errors import AigcError, DataError
 from aigc_apps.settings import get_settings
 from aigc_apps.store import Database
+from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
@@ -40,7 +43,6 @@ from .store import Entry, Intent, Source, get_setting, set_setting
 
 if TYPE_CHECKING:  # faiss and torch load with the index, not with this module
     from aigc_apps.embeddings import Encoder
-    from aigc_apps.index import VectorIndex
 
 QUESTION_KINDS = ("example", "pair")
 HEAD_FLOOR = -20.0  # log probability for a key the head does not know (dialogue pairs)
@@ -61,10 +63,8 @@ def index_dir_for(url: str) -> Path:
     return get_settings().indexes_dir / "support" / index_key(url)
 
 
-def _empty_index(dim: int) -> VectorIndex:
-    from aigc_apps.index import VectorIndex
-
-    return VectorIndex(dim)
+# Collections of the support database (pgvector tables aigc_vec_<name>).
+COLLECTIONS = ("support_questions", "support_chunks")
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _knowledge(s: Session) -> tuple[dict[int, EntryMeta], set[int]]:
 
 
 class KnowledgeIndex:
-    """Encoder, FAISS indexes and entry metadata for one support database.
+    """Encoder, vector stores and entry metadata for one support database.
 
     Opening reads the index files (see :meth:`load`); ``rebuild=True`` re-embeds everything
     from the database instead, which is how a damaged index is repaired.
@@ -172,8 +172,8 @@ class KnowledgeIndex:
         self.answers: dict[str, str | None] = {}
         self.head: IntentHead | None = None
         self.lexical: LexicalHead | None = None
-        self.questions = _empty_index(encoder.dim)
-        self.chunks = _empty_index(encoder.dim)
+        self.questions: VectorStore
+        self.chunks: VectorStore
         if rebuild:
             self.rebuild()
         else:
@@ -191,16 +191,38 @@ class KnowledgeIndex:
     def _encoder_tag(self) -> str:
         return f"{self.encoder.name}|{self.encoder.dim}"
 
+    def _open(self, *, replace: bool = False) -> tuple[VectorStore, VectorStore]:
+        """The question and chunk stores on the configured backend; ``replace`` for a
+        rebuild (a FAISS file is not read, a table of another encoder is recreated)."""
+        try:
+            questions, chunks = (
+                open_vector_store(
+                    self.db,
+                    name,
+                    self.encoder.dim,
+                    path=path,
+                    tag=self._encoder_tag(),
+                    replace=replace,
+                )
+                for name, path in zip(COLLECTIONS, self._paths(), strict=True)
+            )
+        except DataError as exc:
+            raise CorruptIndexError(f"{exc}; {REINDEX_HINT}") from exc
+        return questions, chunks
+
     def load(self) -> None:
-        """Read the index files: built from the database when there are none yet (or another
+        """Open the stores: built from the database when they do not exist yet (or another
         encoder made them), a :class:`CorruptIndexError` when they are damaged."""
         self._refresh_meta()
         with self.db.session() as s:
             tag = get_setting(s, "index_encoder")
-        if not any(p.exists() for p in self._paths()) or tag != self._encoder_tag():
+        if tag != self._encoder_tag():
             self.rebuild()
             return
-        self.questions, self.chunks = (self._read(p) for p in self._paths())
+        self.questions, self.chunks = self._open()
+        if self.questions.created and self.chunks.created:
+            self.rebuild()
+            return
         want_q = {i for i, m in self.meta.items() if m.kind in QUESTION_KINDS}
         for index, want, path in zip(
             (self.questions, self.chunks), (want_q, set(self.meta) - want_q), self._paths(),
@@ -210,18 +232,11 @@ class KnowledgeIndex:
             # vectors an older release gave to copies are skipped until the next ingest
             if want - found or found - want - self.copies:
                 raise CorruptIndexError(
-                    f"{path}: {len(found - want)} vectors for entries the database does not "
-                    f"have and {len(want - found)} entries without a vector; {REINDEX_HINT}"
+                    f"{_where(index, path)}: {len(found - want)} vectors for entries the "
+                    f"database does not have and {len(want - found)} entries without a "
+                    f"vector; {REINDEX_HINT}"
                 )
         self._load_heads()
-
-    def _read(self, path: Path) -> VectorIndex:
-        from aigc_apps.index import VectorIndex
-
-        try:
-            return VectorIndex.load(path, dim=self.encoder.dim)
-        except DataError as exc:
-            raise CorruptIndexError(f"{exc}; {REINDEX_HINT}") from exc
 
     def _load_heads(self) -> None:
         """The intent heads saved beside the index (one fitted on another encoder's vectors
@@ -236,43 +251,47 @@ class KnowledgeIndex:
         self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
 
     def rebuild(self) -> int:
-        """Re-embed every entry from the database into fresh indexes; returns the count.
+        """Re-embed every entry from the database into the stores; returns the count.
 
-        The intent heads are derived from the vectors too: refitted when the retrieval
-        config weighs them, removed otherwise.
+        On pgvector the old vectors stay visible to other workers until the new ones
+        commit. The intent heads are derived from the vectors too: refitted when the
+        retrieval config weighs them, removed otherwise.
         """
         self._refresh_meta()
-        self.questions = _empty_index(self.encoder.dim)
-        self.chunks = _empty_index(self.encoder.dim)
-        self._add(list(self.meta.values()))
+        self.questions, self.chunks = self._open(replace=True)
         if getattr(self.db, "read_only", False):  # a read-only workspace: serve from memory
+            self._add(list(self.meta.values()))
             return len(self.meta)
-        self._save()
+        with self.db.session() as s:
+            self.questions.clear(session=s)
+            self.chunks.clear(session=s)
+            self._add(list(self.meta.values()), session=s)
+        self._save()  # the encoder tag follows the vectors: a crash before it means rebuild
         self._drop_head()
         if self.config.head_weight or self.config.lexical_weight:
             self.fit_head()
         return len(self.meta)
 
     def _save(self) -> None:
-        qpath, cpath = self._paths()
-        self.questions.save(qpath)
-        self.chunks.save(cpath)
+        """Write the FAISS files (after the commit they describe; pgvector has nothing to do)."""
+        self.questions.flush()
+        self.chunks.flush()
         with self.db.session() as s:
             set_setting(s, "index_encoder", self._encoder_tag())
 
     def _embed_text(self, m: EntryMeta) -> str:
         return f"{m.title}: {m.text}" if m.kind == "chunk" and m.title else m.text
 
-    def _add(self, metas: Sequence[EntryMeta]) -> None:
+    def _add(self, metas: Sequence[EntryMeta], session: Session | None = None) -> None:
         if not metas:
             return
         vecs = self.encoder.encode([self._embed_text(m) for m in metas])
         is_q = np.array([m.kind in QUESTION_KINDS for m in metas])
         ids = np.array([m.id for m in metas], dtype=np.int64)
         if is_q.any():
-            self.questions.add(ids[is_q], vecs[is_q])
+            self.questions.add(ids[is_q], vecs[is_q], session=session)
         if (~is_q).any():
-            self.chunks.add(ids[~is_q], vecs[~is_q])
+            self.chunks.add(ids[~is_q], vecs[~is_q], session=session)
 
     def _head_path(self) -> Path:
         return self.index_dir / "intent_head.npz"
@@ -301,7 +320,8 @@ class KnowledgeIndex:
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(self, items: Sequence[SourceItems]) -> IngestReport:
-        """Write all sources in one transaction; the index files follow only after commit.
+        """Write all sources in one transaction, with the pgvector stores' changes; FAISS
+        files follow only after commit.
 
         The index then holds exactly the distinct knowledge in the database: entries new to
         it are embedded, and entries no source has any more (or copies indexed by an older
@@ -318,11 +338,11 @@ class KnowledgeIndex:
                 indexed = set(self.questions.ids().tolist()) | set(self.chunks.ids().tolist())
                 removed = sorted(indexed - set(knowledge))
                 added = [m for i, m in knowledge.items() if i not in indexed]
-                self.questions.remove(removed)
-                self.chunks.remove(removed)
-                self._add(added)  # embedding inside the transaction: a failure rolls back
+                self.questions.remove(removed, session=s)
+                self.chunks.remove(removed, session=s)
+                self._add(added, s)  # embedding inside the transaction: a failure rolls back
         except BaseException:
-            self.load()  # the database rolled back; reload (or rebuild) the index to match
+            self.load()  # the database rolled back; reload (or rebuild) the stores to match
             raise
         report.entries_added, report.entries_removed = len(added), len(removed)
         self._refresh_meta()
@@ -392,3 +412,8 @@ class KnowledgeIndex:
             **{f"{k}s": v for k, v in sorted(kinds.items())},
             "encoder": self.encoder.name,
         }
+
+
+def _where(store: VectorStore, path: Path) -> str:
+    """What to name in an error about ``store``: its FAISS file or its table."""
+    return str(path) if isinstance(store, FaissStore) else f"table {getattr(store, 'table', store)}"

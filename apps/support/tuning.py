@@ -210,7 +210,8 @@ def select_retrieval(
     reported beside it. The choice is stored and used by ``ask``; ties keep the simpler
     (earlier) configuration.
     """
-    ids = [i for i in ids if i in bot.kb.questions]
+    indexed = set(bot.kb.questions.ids().tolist())  # one read, not one per id (pgvector)
+    ids = [i for i in ids if i in indexed]
     if not ids:
         return bot.kb.config, {}
     if bot.kb.fit_head(exclude=set(ids)) is None:
