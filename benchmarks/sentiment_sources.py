@@ -1,0 +1,300 @@
+"""News and posts: one sentiment model trained on FPB + TFNS, measured on both test splits.
+
+    nice -n 10 python benchmarks/sentiment_sources.py [--data ../shared/data] [--epochs 4]
+        [--balance 0.5] [--normalize auto|default|none|key=value,...] [--json]
+    python benchmarks/sentiment_sources.py --quick        # smoke run: figures mean nothing
+
+Protocol (../shared/data/README.md, fpb and tfns): train on both ``train`` splits, choose
+on the ``validation`` splits, report once on each ``test`` split (accuracy, macro-F1).
+Every figure is computed in this run:
+
+* baselines on the pooled training rows: TF-IDF (1-2 grams) + logistic regression and
+  frozen MiniLM embeddings + logistic regression, ``C`` chosen (from ``C_GRID``) on
+  validation macro-F1 averaged over the two sources, the criterion the app model selects on;
+* the text normalisation (``--normalize auto``): each candidate of ``NORM_CANDIDATES`` is
+  scored by the frozen-MiniLM + LR proxy on the validation splits (mean per-source
+  macro-F1; the test splits are not read), and the best one is what the model trains with
+  (a LoRA run per candidate would take hours on 2 cores);
+* the app's model: ``train_sentiment`` on both sources (sampling weights n**balance, best
+  epoch on per-source mean validation macro-F1), its training time, its scoring texts/s
+  through ``SentimentModel.predict_proba`` and through a full ``Ingester`` run;
+* the issue's targets, each printed as met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench_select import best_on_validation
+from sentiment_fpb import (
+    C_GRID,
+    _find_csv,
+    _ingest_throughput,
+    _metrics,
+    _predict_rate,
+    _proba,
+    _threads,
+)
+
+from apps.sentiment.evaluation import LabelledData, load_labelled
+from apps.sentiment.normalize import DEFAULT_NORMALIZE, NO_NORMALIZE, NormalizeConfig
+
+SOURCES = ("fpb", "tfns")
+TEST_TARGETS = {  # the issue's, on the test splits
+    "tfns": {"accuracy": 0.88, "macro_f1": 0.85},
+    "fpb": {"accuracy": 0.827, "macro_f1": 0.811},  # the FPB-only model's figures
+}
+INGEST_TARGET = 150.0  # texts/s of the joint model through the ingest path
+NORM_CANDIDATES = {
+    "none": NO_NORMALIZE,
+    "default": DEFAULT_NORMALIZE,
+    "links-handles": NormalizeConfig(emoji="keep", max_repeat=0, unescape_html=False),
+    "mask-cashtags": NormalizeConfig(cashtags="mask"),
+    "strip-cashtags": NormalizeConfig(cashtags="strip"),
+    "drop-links": NormalizeConfig(urls="drop", users="drop"),
+}
+SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
+
+
+def load_sources(root: Path, limit: int | None, seed: int = 0) -> list[LabelledData]:
+    """FPB and TFNS with their fixed splits; ``limit`` keeps a seeded sample of that many
+    rows per split (smoke runs only)."""
+    found = []
+    for name, text_col in (("fpb", "sentence"), ("tfns", "text")):
+        folder = root / name
+        if not folder.exists():
+            sys.exit(f"benchmark data not found at {folder}; pass --data ../shared/data")
+        data = load_labelled(_find_csv(folder), text_col=text_col, label_col="label",
+                             name=name, require_split=True)
+        if limit:
+            rng = np.random.default_rng(seed)
+            for split, rows in data.splits.items():
+                keep = sorted(rng.permutation(len(rows))[:limit])
+                data.splits[split] = [rows[i] for i in keep]
+        found.append(data)
+    return found
+
+
+def _xy(sources: list[LabelledData], norm: NormalizeConfig = NO_NORMALIZE) -> dict[str, Any]:
+    """Texts and labels per split, pooled (``x``/``y``) and per source (``by``)."""
+    out: dict[str, Any] = {"x": {}, "y": {}, "by": {}}
+    for key, split in SPLITS:
+        out["x"][key] = [norm(r["text"]) for s in sources for r in s.splits[split]]
+        out["y"][key] = [r["label"] for s in sources for r in s.splits[split]]
+    start = {"val": 0, "test": 0}
+    for s in sources:
+        for key in ("val", "test"):
+            n = len(s.splits["validation" if key == "val" else "test"])
+            out["by"].setdefault(s.name, {})[key] = slice(start[key], start[key] + n)
+            start[key] += n
+    return out
+
+
+def _per_source(y: list[str], proba: np.ndarray, by: dict[str, Any], key: str
+                ) -> dict[str, dict[str, float]]:
+    return {name: _metrics(y[cut[key]], proba[cut[key]]) for name, cut in by.items()}
+
+
+def _mean_f1(per: dict[str, dict[str, float]]) -> float:
+    return float(np.mean([m["macro_f1"] for m in per.values()]))
+
+
+def lr_by_source(feats: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Logistic regression on the pooled train rows, ``C`` chosen on the mean of per-source
+    validation macro-F1; the chosen model's per-source validation and test figures."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, by = data["y"], data["by"]
+
+    def fit(c: float) -> tuple[Any, dict[str, dict[str, float]]]:
+        clf = LogisticRegression(max_iter=3000, C=c, class_weight="balanced")
+        clf.fit(feats["train"], y["train"])
+        return clf, _per_source(y["val"], _proba(clf, feats["val"]), by, "val")
+
+    fits = {c: fit(c) for c in C_GRID}
+    c, (clf, val) = best_on_validation(C_GRID, fits.__getitem__, key=lambda r: _mean_f1(r[1]))
+    return {"C": c, "validation": val, "validation_mean_macro_f1": round(_mean_f1(val), 4),
+            "validation_mean_macro_f1_by_C": {f"{k:g}": round(_mean_f1(v), 4)
+                                              for k, (_, v) in fits.items()},
+            "clf": clf}
+
+
+class EmbeddingCache:
+    """Frozen MiniLM embeddings, each distinct text encoded once across candidates."""
+
+    def __init__(self) -> None:
+        from aigc_apps.embeddings import Encoder
+
+        self.encoder = Encoder.from_pretrained("minilm-l6", max_length=128)
+        self.known: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        new = sorted({t for t in texts if t not in self.known})
+        if new:
+            self.known.update(zip(new, self.encoder.encode(new, batch_size=64), strict=True))
+        return np.stack([self.known[t] for t in texts])
+
+
+def baselines(sources: list[LabelledData], cache: EmbeddingCache, say: Any) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    data = _xy(sources)
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(data["x"]["train"])
+    tfidf = {k: vec.transform(v) for k, v in data["x"].items()}
+    fits = [("tfidf_lr", tfidf, t0)]
+    t0 = time.perf_counter()
+    fits.append(("frozen_minilm_lr", {k: cache(v) for k, v in data["x"].items()}, t0))
+    for name, feats, start in fits:
+        fit = lr_by_source(feats, data)
+        clf = fit.pop("clf")
+        test = _per_source(data["y"]["test"], _proba(clf, feats["test"]), data["by"], "test")
+        out[name] = {**fit, "test": test, "seconds": round(time.perf_counter() - start, 1)}
+        say(f"{name:17} C={fit['C']:g} validation mean macro-F1 "
+            f"{fit['validation_mean_macro_f1']:.3f}; test " + _fmt(test))
+    return out
+
+
+def choose_normalization(sources: list[LabelledData], cache: EmbeddingCache, say: Any
+                         ) -> tuple[str, dict[str, Any]]:
+    """The candidate with the best frozen-MiniLM + LR mean validation macro-F1."""
+    scores: dict[str, Any] = {}
+    for name, norm in NORM_CANDIDATES.items():
+        data = _xy(sources, norm)
+        feats = {k: cache(v) for k, v in data["x"].items() if k != "test"}
+        fit = lr_by_source(feats, data)
+        scores[name] = {"validation_mean_macro_f1": fit["validation_mean_macro_f1"],
+                        "C": fit["C"], "config": norm.to_dict()}
+        say(f"normalisation {name:15} proxy validation mean macro-F1 "
+            f"{fit['validation_mean_macro_f1']:.4f}")
+    best, _ = best_on_validation(NORM_CANDIDATES, scores.__getitem__,
+                                 key=lambda r: r["validation_mean_macro_f1"])
+    return best, scores
+
+
+def _fmt(per: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{k} {v['accuracy']:.3f} / {v['macro_f1']:.3f}" for k, v in per.items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=os.environ.get("AIGC_BENCH_DATA", "../shared/data"))
+    ap.add_argument("--base", default="minilm-l6")
+    ap.add_argument("--epochs", type=float, default=4.0)
+    ap.add_argument("--max-steps", type=int, default=-1)
+    ap.add_argument("--lr", type=float, default=None, help="default: the app's")
+    ap.add_argument("--lora-r", type=int, default=None, help="default: the app's")
+    ap.add_argument("--max-length", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--balance", type=float, default=0.5,
+                    help="per-source sampling weights n**balance (1 natural, 0 equal)")
+    ap.add_argument("--normalize", default="auto",
+                    help="auto (chosen on validation), or the app's --normalize syntax")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="keep N rows per split and source (smoke runs: figures mean nothing)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: --limit 48, 4 training steps")
+    ap.add_argument("--baselines-only", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    args = ap.parse_args()
+    if args.quick:
+        args.limit, args.max_steps = args.limit or 48, 4
+    smoke = bool(args.limit)
+    say = (lambda *a: None) if args.json else print
+    if smoke:
+        say("SMOKE RUN (--quick / --limit): a few rows, a few steps; the figures below "
+            "mean nothing")
+    sources = load_sources(Path(args.data), args.limit)
+    out: dict[str, Any] = {
+        "smoke_run": smoke,
+        "targets": {**TEST_TARGETS, "ingest_texts_per_s": INGEST_TARGET},
+        "rows": {s.name: {k: len(v) for k, v in s.splits.items()} for s in sources},
+    }
+    cache = EmbeddingCache()
+    out["baselines"] = baselines(sources, cache, say)
+    if args.normalize == "auto":
+        chosen, out["normalization_candidates"] = choose_normalization(sources, cache, say)
+        norm = NORM_CANDIDATES[chosen]
+    else:
+        chosen, norm = args.normalize, NormalizeConfig.parse(args.normalize)
+    out["normalization"] = {"name": chosen, "config": norm.to_dict()}
+    say(f"normalisation: {chosen} {norm.to_dict()}")
+    if not args.baselines_only:
+        out |= app_model(sources, norm, args, say)
+        out["targets_met"] = targets_met(out)
+        for key, met in out["targets_met"].items():
+            say(f"target {key:28} {'met' if met['met'] else 'MISSED'} "
+                f"({met['figure']} vs >= {met['target']})")
+    if args.json:
+        print(json.dumps(out, indent=2))
+
+
+def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse.Namespace,
+              say: Any) -> dict[str, Any]:
+    from apps.sentiment.classifier import FitOptions, SentimentModel, train_sentiment
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["AIGC_HOME"] = home
+        opts = FitOptions(base=args.base, epochs=args.epochs, max_steps=args.max_steps,
+                          learning_rate=args.lr, lora_r=args.lora_r, max_length=args.max_length,
+                          batch_size=args.batch_size, progress=not args.json,
+                          balance=args.balance, normalize=norm)
+        report = train_sentiment(sources, "news-posts", opts)
+        model = SentimentModel.load("news-posts")
+        stream = [r["text"] for s in sources for r in s.splits["test"]] * 2
+        model.predict_proba(stream[:32])  # warm-up
+        predict_tps = _predict_rate(model, stream)
+        ingest_tps = _ingest_throughput(model, stream, Path(home), None)
+    per = {s.name: s.to_dict() for s in report.sources}
+    result = {
+        "app_model": {
+            "test": {k: {m: v["test"][m] for m in ("accuracy", "macro_f1")}
+                     for k, v in per.items()},
+            "validation": {k: {m: v["validation"][m] for m in ("accuracy", "macro_f1")}
+                           for k, v in per.items()},
+            "selection_validation_mean_macro_f1": round(report.selection_macro_f1 or 0, 4),
+            "sources": {k: {m: v[m] for m in ("rows", "weight", "epoch_rows", "repeats")}
+                        for k, v in per.items()},
+            "train_seconds": round(report.train_seconds, 1),
+            "settings": {"base": args.base, "epochs": args.epochs, "max_steps": args.max_steps,
+                         "lr": args.lr, "lora_r": args.lora_r, "balance": args.balance,
+                         "max_length": args.max_length, "batch_size": args.batch_size},
+        },
+        "throughput": {"predict_texts_per_s": round(predict_tps, 1),
+                       "ingest_texts_per_s": round(ingest_tps, 1), "cpu_threads": _threads()},
+    }
+    say(f"app model ({args.base}) test " + _fmt(result["app_model"]["test"])
+        + f"; trained in {report.train_seconds:.0f}s; weights "
+        + ", ".join(f"{k} {v['weight']}" for k, v in per.items()))
+    say("throughput", result["throughput"])
+    return result
+
+
+def targets_met(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for source in SOURCES:
+        for metric, target in TEST_TARGETS[source].items():
+            figure = out["app_model"]["test"][source][metric]
+            found[f"{source}_test_{metric}"] = {"figure": figure, "target": target,
+                                                "met": figure >= target}
+    tps = out["throughput"]["ingest_texts_per_s"]
+    found["ingest_texts_per_s"] = {"figure": tps, "target": INGEST_TARGET,
+                                   "met": tps >= INGEST_TARGET}
+    return found
+
+
+if __name__ == "__main__":
+    main()
