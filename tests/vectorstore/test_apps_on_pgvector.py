@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from aigc_apps.errors import DataError
 from aigc_apps.settings import sample_data_dir
+from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, PgVectorStore
 from apps.recommender.content import ContentModel
 from apps.recommender.dataset import Catalog
@@ -186,3 +188,33 @@ def test_recommender_text_candidates_are_the_same_on_both_backends(
     # a second worker serving the same model shares the filled table
     again = ContentModel(minilm).fit(catalog, vectors).index
     assert isinstance(again, PgVectorStore) and not again.created and len(again) == len(catalog)
+
+
+def test_another_encoder_rebuilds_the_support_tables(
+    pgvector_url: str,
+    tmp_path: Path,
+    tiny_llm_dir: Path,
+    minilm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tables built for one encoder are a clear error to open for another; the bot, which
+    knows its encoder changed, rebuilds them."""
+    from tests.support.conftest import BowEncoder
+
+    monkeypatch.setenv("AIGC_VECTOR_BACKEND", "pgvector")
+    bot = SupportService(pgvector_url, encoder=minilm, llm=str(tiny_llm_dir), index_dir=tmp_path)
+    bot.ingest([DATA / "support" / "kb"])
+    n = len(bot.kb.meta)
+    db = Database(pgvector_url)
+    with pytest.raises(DataError, match=r"384-dimensional vectors \(built by minilm-l6\|384\)"):
+        PgVectorStore(db, "support_questions", 256)
+    other = SupportService(
+        pgvector_url, encoder=BowEncoder(), llm=str(tiny_llm_dir), index_dir=tmp_path
+    )
+    assert len(other.kb.questions) + len(other.kb.chunks) == n
+    assert PgVectorStore(db, "support_questions", 256, tag="bow-test|256").dim == 256
+    with pytest.raises(DataError, match=r"built by encoder bow-test\|256, not minilm-l6\|384"):
+        PgVectorStore(db, "support_chunks", 256, tag="minilm-l6|384")
+    db.dispose()
+    bot.close()
+    other.close()
