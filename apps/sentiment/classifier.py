@@ -45,6 +45,7 @@ from .sources import (
     SourceMix,
     SourceReport,
     check_label_sets,
+    evaluate_sources,
     mix_sources,
     pooled,
     selection_callback,
@@ -225,9 +226,7 @@ def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: P
     )
     start = time.perf_counter()
     trainer = LoraTrainer(config, progress=opts.progress, register=False, callbacks=callbacks)
-    result = trainer.fit(
-        rows, out_dir, eval_data=eval_rows or None
-    )
+    result = trainer.fit(rows, out_dir, eval_data=eval_rows or None)
     if result.global_step <= 0:
         raise AigcError(f"training {name!r} ran no optimisation step: nothing registered")
     return time.perf_counter() - start
@@ -269,30 +268,25 @@ def train_sentiment(
         train, mix = mix_sources(sources, opts.balance, opts.seed)
         labels = sorted({r["label"] for r in train})
         callbacks.append(selection_callback(
-            {s.name: _normalized(s.splits["validation"], norm) for s in sources}, labels,
+            {s.name: norm.apply_rows(s.splits["validation"]) for s in sources}, labels,
             opts.max_length, opts.batch_size))
     else:
         train = whole.splits["train"]
     out_dir = root / name
-    seconds = _fit(_normalized(train, norm), _normalized(whole.splits["validation"], norm),
+    seconds = _fit(norm.apply_rows(train), norm.apply_rows(whole.splits["validation"]),
                    out_dir, name, "label", opts, callbacks)
     norm.save_pretrained(out_dir)  # before any scoring: the model reads texts this way
     model = SentimentModel.from_pretrained(out_dir, name=name)
-    val, test = whole.splits["validation"], whole.splits["test"]
-    per_source = [
-        SourceReport(s.name, s.path, s.counts(), m, s.validation_carved,
-                     evaluate_model(model, s.splits["validation"])
-                     if s.splits["validation"] else None,
-                     evaluate_model(model, s.splits["test"]) if s.splits["test"] else None)
-        for s, m in zip(sources, mix, strict=False)
-    ]
+    val, val_by = evaluate_sources(model, sources, "validation")
+    test, test_by = evaluate_sources(model, sources, "test")
+    per_source = [SourceReport(s.name, s.path, s.counts(), m, s.validation_carved, v, t)
+                  for s, m, v, t in zip(sources, mix, val_by, test_by, strict=False)]
     topic: TopicRun | None = None
     if topics:
         topic = _train_topics(whole, f"{name}-topic", root / f"{name}-topic", opts)
     report = TrainReport(
         name=name, adapter_dir=out_dir, base=str(opts.base), labels=model.model_labels,
-        validation=evaluate_model(model, val) if val else None,
-        test=evaluate_model(model, test) if test else None,
+        validation=val, test=test,
         train_seconds=seconds + (topic.seconds if topic else 0.0),
         counts=whole.counts(), skipped=whole.skipped,
         topic_model=topic.name if topic else None, topic_test=topic.test if topic else None,
@@ -300,12 +294,6 @@ def train_sentiment(
     )
     register_trained(report, topic, registry)
     return report
-
-
-def _normalized(rows: list[dict[str, str]], norm: NormalizeConfig) -> list[dict[str, str]]:
-    if norm.is_identity:
-        return rows
-    return [r | {"text": norm.apply(r["text"])} for r in rows]
 
 
 @dataclass

@@ -102,6 +102,10 @@ class NormalizeConfig:
     def apply_all(self, texts: list[str]) -> list[str]:
         return texts if self.is_identity else [self.apply(t) for t in texts]
 
+    def apply_rows(self, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Copies of labelled rows with their ``text`` normalised (training data)."""
+        return rows if self.is_identity else [r | {"text": self.apply(r["text"])} for r in rows]
+
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

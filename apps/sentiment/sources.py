@@ -25,9 +25,10 @@ import numpy as np
 from aigc_apps.errors import DataError
 
 from .evaluation import EvalReport, LabelledData, evaluate_predictions
+from .scoring import Scorer, predictions
 
-__all__ = ["SourceMix", "SourceReport", "SourceSpec", "check_label_sets", "mix_sources", "pooled",
-           "selection_callback", "source_shares"]
+__all__ = ["SourceMix", "SourceReport", "SourceSpec", "check_label_sets", "evaluate_sources",
+           "mix_sources", "pooled", "selection_callback", "source_shares"]
 
 _KEYS = {"text": "text_col", "label": "label_col", "split": "split_col", "topic": "topic_col",
          "name": "name"}
@@ -184,6 +185,25 @@ def pooled(sources: Sequence[LabelledData]) -> LabelledData:
                         [skip for s in sources for skip in s.skipped],
                         all(s.split_from_column for s in sources), name="+".join(names),
                         validation_carved=any(s.validation_carved for s in sources))
+
+
+def evaluate_sources(model: Scorer, sources: Sequence[LabelledData], split: str
+                      ) -> tuple[EvalReport | None, list[EvalReport | None]]:
+    """Pooled and per-source metrics on one split, each text scored once."""
+    parts = [s.splits[split] for s in sources]
+    rows = [r for part in parts for r in part]
+    if not rows:
+        return None, [None] * len(parts)
+    predicted = [p.label for p in predictions(model.predict_proba([r["text"] for r in rows]))]
+    by_source: list[EvalReport | None] = []
+    start = 0
+    for part in parts:
+        end = start + len(part)
+        by_source.append(evaluate_predictions([r["label"] for r in part], predicted[start:end])
+                         if part else None)
+        start = end
+    return evaluate_predictions([r["label"] for r in rows], predicted), by_source
+
 
 
 def selection_callback(validation: dict[str, list[dict[str, str]]], labels: Sequence[str],
