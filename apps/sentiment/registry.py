@@ -71,8 +71,10 @@ def _info(report: TrainReport) -> dict[str, Any]:
 
 
 def model_summary(entry: ModelEntry) -> dict[str, Any]:
-    """An entry as ``aigc sentiment models --json`` has always shown it, plus ``active``."""
-    return {
+    """An entry as ``aigc sentiment models --json`` has always shown it, plus ``active``
+    (and, for a model trained on several sources, each source's sampling weight)."""
+    extra = {"sources": entry.info["sources"]} if entry.info.get("sources") else {}
+    return extra | {
         "name": entry.name,
         "base": entry.base,
         "path": str(entry.path),

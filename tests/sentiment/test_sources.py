@@ -145,6 +145,8 @@ def test_two_sources_with_their_own_columns_and_labels_train_one_model(
     entry = ModelRegistry().get("joint")
     assert entry.info["sources"]["posts"]["weight"] == posts["weight"]
     assert entry.metrics["posts_test_macro_f1"] == posts["test"]["macro_f1"]
+    listed = json.loads(runner.invoke(cli.app, ["models", "--json"]).stdout)
+    assert listed[0]["sources"]["headlines"]["weight"] == news["weight"]
     saved = json.loads((Path(report["adapter_dir"]) / "sentiment_model.json").read_text())
     assert [s["name"] for s in saved["sources"]] == ["headlines", "posts"]
 
