@@ -1,11 +1,21 @@
-"""A FAISS vector index with stable external ids, that grows from exact to approximate search.
+"""A FAISS vector index with stable external ids, exact when small and HNSW when large.
 
-Vectors are L2-normalised float32 and compared by inner product (cosine similarity). Small
-collections use an exact ``IndexFlatIP``; at ``approx_threshold`` vectors and beyond the index
-is rebuilt as HNSW (``IndexHNSWFlat``, M=32), which keeps search fast on large catalogues.
-Both sit inside an ``IndexIDMap2`` so callers only ever see their own int64 ids.
-HNSW cannot delete, so removing or replacing vectors there rebuilds the graph from the stored
-vectors; that is rare in the apps (catalogues are re-indexed in bulk) and keeps the code simple.
+Vectors are L2-normalised float32 and compared by inner product (cosine similarity). Below
+``approx_threshold`` vectors the index is an exact ``IndexFlatIP``; when a collection first
+reaches the threshold it is converted once to HNSW (``IndexHNSWFlat``, M=32), which then
+grows incrementally: HNSW inserts into its graph natively, so adding 1,000 vectors to a
+100k index costs 1,000 insertions, not a rebuild. Both sit inside an ``IndexIDMap2`` so
+callers only ever see their own int64 ids.
+
+HNSW was chosen over IVF because it needs no training (IVF's clusters go stale as a
+collection grows and must be retrained) and its recall does not depend on how far the
+data has drifted from a training sample. HNSW cannot delete, so removing or replacing a
+vector *tombstones* its slot: the slot's id becomes a negative sentinel (``-2 - slot``),
+and searches pass FAISS an ``IDSelector`` that skips negative ids while still walking
+through them in the graph. When tombstones exceed ``COMPACT_FRACTION`` of the slots the
+index is rebuilt from the live vectors, choosing exact or HNSW by the live count.
+``ef_search``'s default (64) was chosen on validation queries by
+``benchmarks/retrieval_scale.py``; ``rebuilds`` counts whole-index rebuilds.
 """
 
 from __future__ import annotations
@@ -22,8 +32,10 @@ import numpy as np
 from aigc_apps.errors import DataError
 from aigc_apps.fileio import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: HNSW files may hold tombstoned slots (negative ids)
 HNSW_M = 32
+COMPACT_FRACTION = 0.25
+_MAX_ID = 2**63 - 1
 
 _threads_set = False
 
@@ -59,11 +71,15 @@ class VectorIndex:
             raise ValueError(f"dim must be positive, got {dim}")
         if approx_threshold < 1:
             raise ValueError(f"approx_threshold must be >= 1, got {approx_threshold}")
+        if ef_search < 1:
+            raise ValueError(f"ef_search must be >= 1, got {ef_search}")
         _configure_threads()
         self.dim = int(dim)
         self.approx_threshold = int(approx_threshold)
         self.ef_search = int(ef_search)
+        self.rebuilds = 0
         self._ids: set[int] = set()
+        self._dead = 0  # tombstoned HNSW slots
         self._index = self._new_index(0)
 
     # -- construction -------------------------------------------------------------------
@@ -71,6 +87,11 @@ class VectorIndex:
     def kind(self) -> str:
         """``"flat"`` (exact) or ``"hnsw"`` (approximate)."""
         return "hnsw" if isinstance(self._inner(), faiss.IndexHNSW) else "flat"
+
+    @property
+    def tombstones(self) -> int:
+        """Removed or replaced vectors still in the HNSW graph (skipped by searches)."""
+        return self._dead
 
     def _inner(self) -> Any:
         return faiss.downcast_index(self._index.index)
@@ -84,13 +105,18 @@ class VectorIndex:
             inner = faiss.IndexFlatIP(self.dim)
         return faiss.IndexIDMap2(inner)
 
+    def _slot_ids(self) -> np.ndarray:
+        """The id of every slot (negative for a tombstone), in insertion order."""
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
     def _stored(self) -> tuple[np.ndarray, np.ndarray]:
-        """All (ids, vectors) currently held, in insertion order."""
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        vecs = self._index.index.reconstruct_n(0, self._index.ntotal) if len(ids) else (
-            np.zeros((0, self.dim), dtype=np.float32)
-        )
-        return ids, vecs
+        """All live (ids, vectors), in insertion order."""
+        ids = self._slot_ids()
+        if not len(ids):
+            return ids, np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._index.index.reconstruct_n(0, self._index.ntotal)
+        live = ids >= 0
+        return ids[live], vecs[live]
 
     def _rebuild(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         """Build a fresh index of the right kind for ``len(ids)`` vectors."""
@@ -98,10 +124,26 @@ class VectorIndex:
         if len(ids):
             self._index.add_with_ids(vecs, ids)
         self._ids = set(ids.tolist())
+        self._dead = 0
+        self.rebuilds += 1
 
     def rebuild(self) -> None:
-        """Rebuild from the stored vectors, choosing exact or HNSW by the current size."""
+        """Rebuild from the live vectors, choosing exact or HNSW by their count."""
         self._rebuild(*self._stored())
+
+    def _tombstone(self, gone: np.ndarray) -> None:
+        """Mark the slots of ``gone`` (present ids) dead without touching the HNSW graph."""
+        slot_ids = self._slot_ids()
+        slots = np.flatnonzero(np.isin(slot_ids, gone))
+        slot_ids[slots] = -2 - slots
+        faiss.copy_array_to_vector(slot_ids, self._index.id_map)
+        self._index.construct_rev_map()
+        self._dead += len(slots)
+        self._ids.difference_update(gone.tolist())
+
+    def _maybe_compact(self) -> None:
+        if self._dead and self._dead > COMPACT_FRACTION * self._index.ntotal:
+            self.rebuild()
 
     # -- validation ---------------------------------------------------------------------
     def _check_vectors(self, vectors: Any, what: str = "vectors") -> np.ndarray:
@@ -130,6 +172,9 @@ class VectorIndex:
             raise ValueError("ids must be non-negative (-1 marks a missing search result)")
         return arr
 
+    def _present(self, ids: np.ndarray) -> np.ndarray:
+        return np.unique(np.fromiter((i for i in ids.tolist() if i in self._ids), np.int64))
+
     # -- mutation -----------------------------------------------------------------------
     def add(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> None:
         """Add vectors under ``ids``; an id already present gets the new vector."""
@@ -143,37 +188,36 @@ class VectorIndex:
         _, last = np.unique(id_arr[::-1], return_index=True)
         keep = np.sort(len(id_arr) - 1 - last)
         id_arr, vecs = id_arr[keep], vecs[keep]
-        replaced = [i for i in id_arr.tolist() if i in self._ids]
+        replaced = self._present(id_arr)
         new_total = len(self._ids) - len(replaced) + len(id_arr)
-        needs_rebuild = (self.kind == "hnsw" and replaced) or (
-            self.kind == "flat" and new_total >= self.approx_threshold
-        )
-        if needs_rebuild:
-            old_ids, old_vecs = self._stored()
+        if self.kind == "flat" and new_total >= self.approx_threshold:
+            old_ids, old_vecs = self._stored()  # the one conversion from exact to HNSW
             mask = ~np.isin(old_ids, id_arr)
             self._rebuild(
                 np.concatenate([old_ids[mask], id_arr]),
                 np.concatenate([old_vecs[mask], vecs]),
             )
             return
-        if replaced:
-            self._index.remove_ids(np.asarray(replaced, dtype=np.int64))
+        if len(replaced):
+            if self.kind == "flat":
+                self._index.remove_ids(replaced)
+            else:
+                self._tombstone(replaced)
         self._index.add_with_ids(vecs, id_arr)
         self._ids.update(id_arr.tolist())
+        self._maybe_compact()
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Remove ``ids`` (unknown ids are ignored); returns how many were removed."""
-        id_arr = self._check_ids(ids)
-        gone = np.unique(id_arr[np.isin(id_arr, list(self._ids))]) if self._ids else id_arr[:0]
+        gone = self._present(self._check_ids(ids))
         if not len(gone):
             return 0
         if self.kind == "flat":
             self._index.remove_ids(gone)
             self._ids.difference_update(gone.tolist())
         else:
-            old_ids, old_vecs = self._stored()
-            mask = ~np.isin(old_ids, gone)
-            self._rebuild(old_ids[mask], old_vecs[mask])
+            self._tombstone(gone)
+            self._maybe_compact()
         return len(gone)
 
     # -- queries ------------------------------------------------------------------------
@@ -188,14 +232,18 @@ class VectorIndex:
         q = self._check_vectors(queries, "queries")
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
-        kk = min(k, self._index.ntotal)
+        kk = min(k, len(self._ids))
         if kk and len(q):
+            params = None
             if self.kind == "hnsw":
-                self._inner().hnsw.efSearch = max(self.ef_search, kk)
-            s, i = self._index.search(q, kk)
+                params = faiss.SearchParametersHNSW()
+                params.efSearch = max(self.ef_search, kk)
+                if self._dead:
+                    params.sel = faiss.IDSelectorRange(0, _MAX_ID)  # skip tombstones
+            s, i = self._index.search(q, kk, params=params)
             found = i >= 0
             scores[:, :kk] = np.where(found, s, -np.inf)
-            ids[:, :kk] = i
+            ids[:, :kk] = np.where(found, i, -1)
         return scores, ids
 
     def __len__(self) -> int:
@@ -205,8 +253,9 @@ class VectorIndex:
         return isinstance(item, (int, np.integer)) and int(item) in self._ids
 
     def ids(self) -> np.ndarray:
-        """Stored ids (int64), in insertion order."""
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        """Stored ids (int64), in insertion order (a replaced id moves to the end)."""
+        slot_ids = self._slot_ids()
+        return slot_ids[slot_ids >= 0] if self._dead else slot_ids
 
     def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """The stored (normalised) vectors of ``ids``; KeyError for an unknown id."""
@@ -223,8 +272,9 @@ class VectorIndex:
         return f"VectorIndex(dim={self.dim}, n={len(self)}, kind={self.kind!r})"
 
     # -- persistence --------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the FAISS file ``path`` and its ``<path>.json`` sidecar, each atomically."""
+    def save(self, path: str | Path, *, encoder: str | None = None) -> Path:
+        """Write the FAISS file ``path`` and its ``<path>.json`` sidecar, each atomically;
+        ``encoder`` (a name or tag) is recorded so :meth:`load` can refuse another one's."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -234,14 +284,19 @@ class VectorIndex:
             "approx_threshold": self.approx_threshold,
             "ef_search": self.ef_search,
             "count": len(self),
+            "tombstones": self._dead,
+            "encoder": encoder,
         }
         atomic_write(path, faiss.serialize_index(self._index).tobytes())
         atomic_write(sidecar_path(path), json.dumps(meta, indent=2).encode())
         return path
 
     @classmethod
-    def load(cls, path: str | Path, dim: int | None = None) -> VectorIndex:
-        """Read an index written by :meth:`save`; ``dim`` (if given) must match the file."""
+    def load(
+        cls, path: str | Path, dim: int | None = None, *, encoder: str | None = None
+    ) -> VectorIndex:
+        """Read an index written by :meth:`save` (format 1 or 2); ``dim`` and ``encoder`` (if
+        given) must match the file's, else :class:`DataError` (the file is left as it is)."""
         path, side = Path(path), sidecar_path(path)
         for p in (path, side):
             if not p.is_file():
@@ -254,21 +309,31 @@ class VectorIndex:
             raise DataError(f"{side}: corrupt index metadata ({exc})") from exc
         if version > FORMAT_VERSION:
             raise DataError(f"{side}: index format {version} is newer than this SDK supports")
+        if dim is not None and dim != stored_dim:
+            raise DataError(f"{path}: index has dimension {stored_dim}, expected {dim}")
+        stored_encoder = meta.get("encoder")
+        if encoder is not None and stored_encoder is not None and encoder != stored_encoder:
+            raise DataError(
+                f"{path}: index built by encoder {stored_encoder}, not {encoder}: rebuild it"
+            )
         try:
             raw = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
         except (RuntimeError, ValueError) as exc:
             raise DataError(f"{path}: corrupt FAISS index ({str(exc).splitlines()[0]})") from exc
         if not isinstance(raw, faiss.IndexIDMap2) or raw.d != stored_dim:
             raise DataError(f"{path}: not an index written by VectorIndex.save")
-        if raw.ntotal != count:
-            raise DataError(f"{path}: holds {raw.ntotal} vectors but {side} says {count}")
-        if dim is not None and dim != stored_dim:
-            raise DataError(f"{path}: index has dimension {stored_dim}, expected {dim}")
         self = cls(
             stored_dim,
             approx_threshold=int(meta.get("approx_threshold", 20000)),
             ef_search=int(meta.get("ef_search", 64)),
         )
         self._index = raw
-        self._ids = set(self.ids().tolist())
+        slot_ids = self._slot_ids()
+        live = slot_ids[slot_ids >= 0]
+        if len(live) != count:
+            raise DataError(f"{path}: holds {len(live)} vectors but {side} says {count}")
+        self._ids = set(live.tolist())
+        self._dead = len(slot_ids) - len(live)
+        if self._dead and self.kind != "hnsw":
+            raise DataError(f"{path}: not an index written by VectorIndex.save")
         return self
