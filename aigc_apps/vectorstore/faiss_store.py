@@ -130,7 +130,7 @@ class FaissStore:
         """Write the index file and its sidecar (each atomically), if the store has a path."""
         if self.path is None:
             return
-        self.index.save(self.path)
+        self.index.save(self.path, encoder=self.tag)
         meta = {
             "format_version": STORE_FORMAT,
             "tag": self.tag,
