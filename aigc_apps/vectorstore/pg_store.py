@@ -71,6 +71,8 @@ def ensure_extension(db: Database) -> None:
     except DBAPIError as exc:
         reason = _first_line(exc)
     with db.engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first():
+            return  # another worker created it at the same moment
         available = conn.execute(
             text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
         ).first()
