@@ -271,8 +271,9 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         self.kb.answers.update(answers)
 
     def reindex(self) -> int:
-        """Rebuild the FAISS indexes (and intent heads) from the database; returns the
-        number of entries. This is the repair for a :class:`CorruptIndexError`."""
+        """Rebuild the vector stores (FAISS files or pgvector tables) and intent heads from
+        the database; returns the number of entries. This is the repair for a
+        :class:`CorruptIndexError`."""
         with self._lock:
             if "kb" in self.__dict__:
                 return self.kb.rebuild()
