@@ -236,7 +236,7 @@ class VectorIndex:
         if kk and len(q):
             params = None
             if self.kind == "hnsw":
-                params = faiss.SearchParametersHNSW()
+                params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
                 params.efSearch = max(self.ef_search, kk)
                 if self._dead:
                     params.sel = faiss.IDSelectorRange(0, _MAX_ID)  # skip tombstones

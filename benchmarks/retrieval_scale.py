@@ -74,7 +74,7 @@ def load_texts(data: Path) -> list[str]:
                 if t:
                     texts[t] = None
     out = list(texts)
-    np.random.default_rng(0).shuffle(out)  # type: ignore[arg-type]
+    np.random.default_rng(0).shuffle(out)
     return out
 
 
