@@ -65,8 +65,14 @@ def finetune(
     load_in_4bit: Annotated[bool, typer.Option(help="QLoRA: 4-bit base (CUDA only).")] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Fine-tune a LoRA adapter on your data and register it."""
+    """Fine-tune a LoRA adapter on your data and register it.
+
+    Runs unchanged under `accelerate launch` or `torchrun` (data-parallel): only the main
+    process writes the adapter and the registry entry and prints.
+    """
+    from aigc_apps.errors import AigcError
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
+    from aigc_apps.finetune.distributed import is_main_launch_process
     from aigc_apps.settings import get_settings
 
     settings = get_settings()
@@ -94,7 +100,14 @@ def finetune(
         load_in_4bit=load_in_4bit,
         name=name,
     )
-    result = LoraTrainer(config).fit(data, out, resume=resume)
+    try:
+        result = LoraTrainer(config).fit(data, out, resume=resume)
+    except AigcError:
+        if is_main_launch_process():
+            raise
+        raise typer.Exit(1) from None  # the main process prints the same error once
+    if not result.is_main_process:
+        return
     report = {
         "adapter": str(result.adapter_dir),
         "name": name or Path(out).name,
@@ -104,6 +117,8 @@ def finetune(
         "tokens_per_second": round(result.tokens_per_second, 1),
         "skipped_rows": len(result.skipped),
     }
+    if result.world_size > 1:
+        report["processes"] = result.world_size
     if json_output:
         print_json(report)
         return

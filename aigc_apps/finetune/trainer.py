@@ -9,6 +9,10 @@ no folder behind. Checkpoints go to ``<out_dir>/checkpoints`` (two kept); the fi
 adapter is written to a hidden temp folder next to ``out_dir`` and renamed into place, and
 on success the checkpoints are removed (they are kept when training stops early, for
 ``fit(..., resume=True)``).
+
+Under ``accelerate launch`` / ``torchrun`` every process runs ``fit`` (DDP through the
+Trainer); only the main one removes old checkpoints, writes the adapter and the registry
+entry and draws the progress bar (see :mod:`aigc_apps.finetune.distributed`).
 """
 
 from __future__ import annotations
@@ -22,13 +26,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from transformers import (
     EarlyStoppingCallback,
     PrinterCallback,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     set_seed,
@@ -39,6 +41,8 @@ from aigc_apps.errors import AdapterError, DataError, ModelNotFoundError
 from aigc_apps.fileio import atomic_dir
 from aigc_apps.finetune import datasets as ds
 from aigc_apps.finetune.config import LoraTrainingConfig
+from aigc_apps.finetune.distributed import gather_counts, quiet_replica, wait_for_everyone
+from aigc_apps.finetune.engine import AigcTrainer, classification_metrics, newest_checkpoint
 from aigc_apps.finetune.merge import quiet_head_init
 from aigc_apps.finetune.progress import RichProgressCallback
 from aigc_apps.models import load_tokenizer, resolve_model, select_device
@@ -57,7 +61,9 @@ class TrainResult:
     ``train_tokens`` counts every token the model read (prompt and answer, padding left
     out), and ``tokens_per_second`` is that count over the whole run (checkpoints included);
     ``benchmarks/finetune_throughput.py`` measures the stricter *trained* tokens (those with
-    a loss) against fair baselines.
+    a loss) against fair baselines. Under several processes the counts are summed over all
+    of them (``process_tokens``/``process_samples`` keep each one's share, in rank order),
+    and ``is_main_process`` says whether this process wrote the adapter.
     """
 
     adapter_dir: Path
@@ -71,57 +77,11 @@ class TrainResult:
     resumed_from: str | None = None
     labels: list[str] | None = None
     name: str | None = None
-
-
-class _AigcTrainer(Trainer):
-    """Trainer plus class-weighted loss, a length-grouped sampler and a token counter."""
-
-    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.class_weights = class_weights
-        self.tokens_seen = 0
-
-    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        data: Any = train_dataset if train_dataset is not None else self.train_dataset
-        lengths = [len(ex["input_ids"]) for ex in data]
-        return ds.LengthGroupedSampler(lengths, self.args.train_batch_size, seed=self.args.seed)
-
-    def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        self.tokens_seen += int(inputs["attention_mask"].sum())
-        return super().training_step(model, inputs, *args, **kwargs)
-
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if self.class_weights is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = inputs["labels"]
-        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-        weight = self.class_weights.to(outputs.logits.device)
-        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weight)
-        return (loss, outputs) if return_outputs else loss
-
-
-def classification_metrics(eval_pred: Any) -> dict[str, float]:
-    """Accuracy and macro-F1 (the numbers that matter when classes are imbalanced)."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    preds = np.asarray(logits).argmax(axis=-1)
-    return {
-        "accuracy": float(accuracy_score(labels, preds)),
-        "f1_macro": float(f1_score(labels, preds, average="macro", zero_division=0)),
-    }
-
-
-def newest_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    world_size: int = 1
+    is_main_process: bool = True
+    train_samples: int = 0
+    process_tokens: list[int] = field(default_factory=list)
+    process_samples: list[int] = field(default_factory=list)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -282,6 +242,7 @@ class LoraTrainer:
             "use_cpu": cpu,
             "dataloader_num_workers": 0,
             "remove_unused_columns": False,
+            "ddp_find_unused_parameters": False,  # LoRA (and a saved head) all get gradients
             "label_names": ["labels"],
         }
         known = {f.name for f in fields(TrainingArguments)}
@@ -303,6 +264,7 @@ class LoraTrainer:
         """
         cfg, out_dir = self.config, Path(out_dir)
         _check_out_dir(out_dir)
+        quiet_replica()
         set_seed(cfg.seed)
         train_ex, eval_ex, skipped, data_hash, id2label = self._prepare(data, eval_data)
         base_path = resolve_model(cfg.base)
@@ -320,7 +282,7 @@ class LoraTrainer:
             callbacks.append(bar)
         if eval_ex and cfg.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
-        trainer = _AigcTrainer(
+        trainer = AigcTrainer(
             model=self.model,
             args=args,
             data_collator=ds.PaddingCollator(self.tokenizer.pad_token_id),
@@ -332,19 +294,23 @@ class LoraTrainer:
             class_weights=weights,
         )
         trainer.remove_callback(PrinterCallback)
+        accelerator = trainer.accelerator
+        main = trainer.is_world_process_zero()
 
         ckpt_dir = out_dir / CHECKPOINTS
-        checkpoint = newest_checkpoint(ckpt_dir) if resume else None
-        if resume and checkpoint is None:
-            self.console.print(f"no checkpoint in {ckpt_dir}; starting fresh")
-        if not resume and ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
         created = not out_dir.exists()
+        if main and not resume and ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        wait_for_everyone(accelerator)  # every process sees the same checkpoints from here
+        checkpoint = newest_checkpoint(ckpt_dir) if resume else None
+        if main and resume and checkpoint is None:
+            self.console.print(f"no checkpoint in {ckpt_dir}; starting fresh")
         start = time.perf_counter()
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         except BaseException:
-            if newest_checkpoint(ckpt_dir) is None:  # nothing to resume from: leave no trace
+            # nothing to resume from: leave no trace
+            if main and newest_checkpoint(ckpt_dir) is None:
                 shutil.rmtree(ckpt_dir, ignore_errors=True)
                 if created and out_dir.is_dir() and not any(out_dir.iterdir()):
                     out_dir.rmdir()
@@ -355,6 +321,8 @@ class LoraTrainer:
         self.model.eval()
 
         metrics = trainer.evaluate() if eval_ex else {}
+        counts = gather_counts(accelerator, trainer.tokens_seen, trainer.samples_seen)
+        tokens = sum(row[0] for row in counts)
         history = [
             {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
             for entry in trainer.state.log_history
@@ -370,15 +338,21 @@ class LoraTrainer:
             metrics=metrics,
             history=history,
             train_seconds=seconds,
-            train_tokens=trainer.tokens_seen,
-            tokens_per_second=trainer.tokens_seen / seconds if seconds > 0 else 0.0,
+            train_tokens=tokens,
+            tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
             skipped=skipped,
             global_step=trainer.state.global_step,
             resumed_from=str(checkpoint) if checkpoint else None,
             labels=[id2label[i] for i in sorted(id2label)] if id2label else None,
             name=cfg.name or out_dir.resolve().name,
+            world_size=len(counts),
+            is_main_process=main,
+            train_samples=sum(row[1] for row in counts),
+            process_tokens=[row[0] for row in counts],
+            process_samples=[row[1] for row in counts],
         )
-        if trainer.is_world_process_zero():
+        wait_for_everyone(accelerator)  # nobody still reads the checkpoints the swap removes
+        if main:
             self._save(result, data_hash, n_train=len(train_ex), n_eval=len(eval_ex))
             if self.register if register is None else register:
                 from aigc_apps.registry import ModelRegistry
@@ -397,6 +371,7 @@ class LoraTrainer:
                     )
                 finally:
                     registry.close()
+        wait_for_everyone(accelerator)  # every process returns with the adapter in place
         return result
 
     def _save(self, result: TrainResult, data_hash: str, *, n_train: int, n_eval: int) -> None:
@@ -418,6 +393,10 @@ class LoraTrainer:
                 "metrics": result.metrics,
                 "global_step": result.global_step,
                 "train_tokens": result.train_tokens,
+                "train_samples": result.train_samples,
+                "processes": result.world_size,
+                "process_tokens": result.process_tokens,
+                "process_samples": result.process_samples,
                 "train_seconds": round(result.train_seconds, 3),
                 "tokens_per_second": round(result.tokens_per_second, 2),
                 "created_at": utcnow().isoformat(),
