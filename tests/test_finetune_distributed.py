@@ -146,3 +146,28 @@ def test_two_processes_train_resume_and_write_once(
         "where is my order", max_new_tokens=6
     )
     assert isinstance(reply, str)  # greedy decoding through the product path ran
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "sharding"),
+    [
+        ("ddp.yaml", "MULTI_GPU", None),
+        ("deepspeed_zero2.yaml", "DEEPSPEED", 2),
+        ("deepspeed_zero3.yaml", "DEEPSPEED", 3),
+        ("fsdp.yaml", "FSDP", "FULL_SHARD"),
+    ],
+)
+def test_example_accelerate_configs_load(name: str, kind: str, sharding: object) -> None:
+    """The documented config files are valid accelerate configs of the kind they claim."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO / "examples/accelerate" / name))
+    assert config.distributed_type.name == kind and config.mixed_precision == "bf16"
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == sharding
+        # ZeRO-3 can only save the adapter from gathered 16-bit weights
+        assert config.deepspeed_config.get("zero3_save_16bit_model", sharding != 3)
+    if kind == "FSDP":
+        fsdp = config.fsdp_config
+        assert fsdp["fsdp_sharding_strategy"] == sharding and fsdp["fsdp_use_orig_params"]
+        assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
