@@ -35,6 +35,7 @@ from aigc_apps.fileio import atomic_write
 FORMAT_VERSION = 2  # 2: HNSW files may hold tombstoned slots (negative ids)
 HNSW_M = 32
 COMPACT_FRACTION = 0.25
+SMALL_BATCH = 8  # fewer queries than this are searched single-threaded
 _MAX_ID = 2**63 - 1
 
 _threads_set = False
@@ -240,11 +241,23 @@ class VectorIndex:
                 params.efSearch = max(self.ef_search, kk)
                 if self._dead:
                     params.sel = faiss.IDSelectorRange(0, _MAX_ID)  # skip tombstones
-            s, i = self._index.search(q, kk, params=params)
+            s, i = self._search(q, kk, params)
             found = i >= 0
             scores[:, :kk] = np.where(found, s, -np.inf)
             ids[:, :kk] = np.where(found, i, -1)
         return scores, ids
+
+    def _search(self, q: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A few queries run on this thread alone: OpenMP's workers gain nothing on one query
+        and, when the cores are busy, waiting for them costs 10-50x the search itself."""
+        if len(q) >= SMALL_BATCH:
+            return self._index.search(q, k, params=params)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # per calling thread in OpenMP
+        try:
+            return self._index.search(q, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def __len__(self) -> int:
         return len(self._ids)
