@@ -3,6 +3,7 @@
     nice -n 10 python benchmarks/finetune_throughput.py [--model smollm2-135m-instruct]
         [--data data/core/sft_sample.jsonl] [--steps 20] [--warmup-steps 1] [--batch-size 4]
         [--max-length 256] [--loss-rows 16] [--json]
+    nice -n 10 python benchmarks/finetune_throughput.py --processes 2 [--steps 20] [--json]
 
 Four sides train the same base model with the same LoRA config (r, alpha, dropout, target
 modules), the same tokenized examples (prompt tokens masked with -100, as aigc does), the
@@ -24,6 +25,13 @@ Trainer and no slower than the grouped one. As a fairness check every side's
 model is scored, after training, on the same rows (``--loss-rows``): the losses should agree.
 The sides run in turns, one optimizer step each (see ``Turns``), so that other processes
 on a shared machine slow them alike; the load average is printed beside the figures.
+
+``--processes N`` (N > 1) measures data parallelism instead: ``LoraTrainer`` alone,
+started by ``torchrun`` once with 1 process and once with N (DDP; gloo on CPU, NCCL on
+GPUs), on the same data, steps, per-process batch and seed, so N processes train N times
+the rows per step. Each process gets ``cores // processes`` torch threads (all cores for
+the single process; ``--threads`` overrides). Printed: trained tokens/s of both (summed
+over processes, over the slowest process's timed seconds) and their ratio.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -325,6 +334,93 @@ def run_in_turns(
     return {name: done[name] for name in SIDES}
 
 
+def ddp_worker(cfg: LoraTrainingConfig, data: Path, warmup: int, out: Path) -> None:
+    """One process of a ``torchrun`` launch: train, then rank 0 writes every rank's figures."""
+    import torch.distributed as dist
+
+    meter = Meter("aigc", Turns(["aigc"]), warmup)
+    trainer = LoraTrainer(cfg, callbacks=[meter], progress=False, register=False)
+    result = trainer.fit(data, out / "adapter")
+    report = {**meter.report(), "threads": torch.get_num_threads()}
+    reports = [report]
+    if dist.is_available() and dist.is_initialized():
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, report)
+        reports = gathered
+    if result.is_main_process:
+        (out / "result.json").write_text(json.dumps({"ranks": reports}))
+
+
+def launch_processes(argv: list[str], processes: int, threads: int) -> dict[str, Any]:
+    """Run this script's ``--worker`` under torchrun with ``processes``; sum the ranks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command += ["--nproc_per_node", str(processes), __file__, *argv, "--worker", tmp]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{processes}-process run failed:\n{done.stderr[-4000:]}")
+        ranks = json.loads((Path(tmp) / "result.json").read_text())["ranks"]
+    seconds = max(r["seconds"] for r in ranks)  # the step ends together: the slowest rank
+    tokens = sum(r["trained_tokens"] for r in ranks)
+    return {
+        "processes": processes,
+        "threads_per_process": ranks[0]["threads"],
+        "trained_tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / seconds, 1),
+        "per_process": [
+            {k: r[k] for k in ("trained_tokens", "seconds", "tokens_per_second")} for r in ranks
+        ],
+    }
+
+
+def scaling(args: argparse.Namespace, argv: list[str]) -> None:
+    """1 process against ``args.processes``, same data, steps and per-process batch."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    load_before = os.getloadavg()[0]
+    runs = []
+    for n in (1, args.processes):
+        threads = args.threads or max(1, cores // n)
+        runs.append(launch_processes(argv, n, threads))
+    one, many = runs
+    ratio = round(many["tokens_per_second"] / one["tokens_per_second"], 2)
+    report = {
+        "model": args.model,
+        "data": str(args.data),
+        "device": str(select_device()),
+        "cores": cores,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "steps": args.steps,
+        "timed_steps": args.steps - args.warmup_steps,
+        "batch_size_per_process": args.batch_size,
+        "max_length": args.max_length,
+        "runs": runs,
+        f"ratio_{args.processes}_vs_1": ratio,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(
+        f"model {args.model} on {report['device']} ({cores} cores), {args.steps} steps "
+        f"({args.warmup_steps} warm-up untimed), batch {args.batch_size} per process, "
+        f"max_length {args.max_length}, data {args.data}; 1-min load average "
+        f"{load_before:.1f} at start, {report['load_average_1min'][1]} at end"
+    )
+    print(
+        f"{'processes':>10}{'threads/proc':>14}{'global batch':>14}{'trained tokens':>16}"
+        f"{'seconds':>10}{'tokens/s':>12}"
+    )
+    for run in runs:
+        print(
+            f"{run['processes']:>10}{run['threads_per_process']:>14}"
+            f"{run['processes'] * args.batch_size:>14}{run['trained_tokens']:>16}"
+            f"{run['seconds']:>10}{run['tokens_per_second']:>12}"
+        )
+    print(f"trained tokens/s, {args.processes} processes vs 1: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct", help="base model alias/path")
@@ -343,9 +439,22 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--processes", type=int, default=1, help="N > 1: LoraTrainer on 1 vs N processes (DDP)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="--processes: torch threads per process"
+    )
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # set by --processes
+    argv = sys.argv[1:]
+    args = parser.parse_args(argv)
     if not 0 <= args.warmup_steps < args.steps:
         parser.error("--warmup-steps must be below --steps")
+    if args.processes < 1 or args.threads < 0:
+        parser.error("--processes must be >= 1 and --threads >= 0")
+    if args.processes > 1 and args.worker is None:
+        scaling(args, argv)
+        return
 
     cfg = LoraTrainingConfig(
         base=args.model,
@@ -358,6 +467,9 @@ def main() -> None:
         save_steps=10**9,  # no checkpoint before the end (the last one is outside the clock)
         logging_steps=max(1, args.steps // 4),
     )
+    if args.worker is not None:
+        ddp_worker(cfg, args.data, args.warmup_steps, args.worker)
+        return
     load_before = os.getloadavg()[0]
     trained = run_in_turns(cfg, args.data, args.warmup_steps)
     sides: dict[str, dict[str, Any]] = {}

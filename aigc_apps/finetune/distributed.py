@@ -38,6 +38,17 @@ def launch_world_size() -> int:
     return _env_int(_WORLD_VARS, 1)
 
 
+def process_device(device: torch.device) -> torch.device:
+    """``cuda`` without an index means this process's own GPU (``LOCAL_RANK``) under a launcher.
+
+    (Only the 4-bit base is placed before the Trainer; the Trainer places everything else.)
+    """
+    local = _env_int(("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"), -1)
+    if device.type == "cuda" and device.index is None and local >= 0:
+        return torch.device("cuda", local)
+    return device
+
+
 def is_main_launch_process() -> bool:
     return launch_rank() == 0
 
@@ -70,3 +81,19 @@ def wait_for_everyone(accelerator: Any) -> None:
     """A barrier across processes (a no-op for one process)."""
     if accelerator is not None and accelerator.num_processes > 1:
         accelerator.wait_for_everyone()
+
+
+def sharded_state_dict(trainer: Any) -> Any:
+    """The full state dict when the weights are sharded (FSDP, DeepSpeed ZeRO-3), else None.
+
+    A collective call, made on every process before the main one saves, as
+    ``Trainer.save_model`` does (only the main process's copy is complete); under DDP and
+    ZeRO-1/2 every process holds all the weights and the main one saves its own.
+    """
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return trainer.accelerator.get_state_dict(trainer.model)
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        engine = trainer.deepspeed
+        if engine.config.get("zero_optimization", {}).get("stage") == 3:
+            return engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
+    return None

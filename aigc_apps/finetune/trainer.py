@@ -41,7 +41,13 @@ from aigc_apps.errors import AdapterError, DataError, ModelNotFoundError
 from aigc_apps.fileio import atomic_dir
 from aigc_apps.finetune import datasets as ds
 from aigc_apps.finetune.config import LoraTrainingConfig
-from aigc_apps.finetune.distributed import gather_counts, quiet_replica, wait_for_everyone
+from aigc_apps.finetune.distributed import (
+    gather_counts,
+    process_device,
+    quiet_replica,
+    sharded_state_dict,
+    wait_for_everyone,
+)
 from aigc_apps.finetune.engine import AigcTrainer, classification_metrics, newest_checkpoint
 from aigc_apps.finetune.merge import quiet_head_init
 from aigc_apps.finetune.progress import RichProgressCallback
@@ -174,7 +180,11 @@ class LoraTrainer:
             else:
                 from aigc_apps.models import load_causal_lm
 
-                device = select_device(self.settings.device) if cfg.load_in_4bit else "cpu"
+                device = (
+                    process_device(select_device(self.settings.device))
+                    if cfg.load_in_4bit
+                    else "cpu"
+                )
                 model, _ = load_causal_lm(
                     base_path, device=device, load_in_4bit=cfg.load_in_4bit, dtype=torch.float32
                 )
@@ -351,9 +361,12 @@ class LoraTrainer:
             process_tokens=[row[0] for row in counts],
             process_samples=[row[1] for row in counts],
         )
+        state_dict = sharded_state_dict(trainer)  # collective: FSDP / ZeRO-3 gather here
         wait_for_everyone(accelerator)  # nobody still reads the checkpoints the swap removes
         if main:
-            self._save(result, data_hash, n_train=len(train_ex), n_eval=len(eval_ex))
+            self._save(
+                result, data_hash, n_train=len(train_ex), n_eval=len(eval_ex), state_dict=state_dict
+            )
             if self.register if register is None else register:
                 from aigc_apps.registry import ModelRegistry
 
@@ -374,11 +387,19 @@ class LoraTrainer:
         wait_for_everyone(accelerator)  # every process returns with the adapter in place
         return result
 
-    def _save(self, result: TrainResult, data_hash: str, *, n_train: int, n_eval: int) -> None:
+    def _save(
+        self,
+        result: TrainResult,
+        data_hash: str,
+        *,
+        n_train: int,
+        n_eval: int,
+        state_dict: dict[str, Any] | None = None,
+    ) -> None:
         """Write the adapter to a temp folder, then swap it in for ``out_dir`` in one rename."""
         out_dir = result.adapter_dir
         with atomic_dir(out_dir) as tmp:  # the swap also drops the finished run's checkpoints
-            self.model.save_pretrained(str(tmp))
+            self.model.save_pretrained(str(tmp), state_dict=state_dict)
             self.tokenizer.save_pretrained(str(tmp))
             info = {
                 "config": self.config.to_dict(),
