@@ -148,6 +148,18 @@ def test_two_processes_train_resume_and_write_once(
     assert isinstance(reply, str)  # greedy decoding through the product path ran
 
 
+def test_bad_input_under_two_processes(tiny_llm_dir: Path, tmp_path: Path) -> None:
+    """A missing data file: one line per process, exit status 1, nothing written."""
+    out = tmp_path / "adapter"
+    command = ["-m", "aigc_apps.cli", "finetune", "--data", str(tmp_path / "missing.jsonl")]
+    command += ["--out", str(out), "--base", str(tiny_llm_dir)]
+    run = _launch(["torch.distributed.run", "--standalone", "--nproc_per_node", "2", *command])
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if "file not found" in line]
+    assert 1 <= len(errors) <= 2 and all(line.startswith("error") for line in errors)
+    assert not out.exists() and ModelRegistry().list() == []
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "sharding"),
     [

@@ -72,7 +72,7 @@ def finetune(
     """
     from aigc_apps.errors import AigcError
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
-    from aigc_apps.finetune.distributed import is_main_launch_process
+    from aigc_apps.finetune.distributed import is_main_launch_process, launch_rank
     from aigc_apps.settings import get_settings
 
     settings = get_settings()
@@ -102,10 +102,12 @@ def finetune(
     )
     try:
         result = LoraTrainer(config).fit(data, out, resume=resume)
-    except AigcError:
+    except AigcError as exc:
         if is_main_launch_process():
             raise
-        raise typer.Exit(1) from None  # the main process prints the same error once
+        # a launcher stops the other processes when one fails: each says why, with its rank
+        err_console.print(f"[bold red]error[/] (rank {launch_rank()}): {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
     if not result.is_main_process:
         return
     report = {
