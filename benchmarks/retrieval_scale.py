@@ -230,7 +230,9 @@ def main() -> int:
     ap.add_argument("--noise", type=float, default=0.5, help="norm of the perturbation noise")
     ap.add_argument("--val-queries", type=int, default=500, help="queries choosing ef_search")
     ap.add_argument("--test-queries", type=int, default=1000, help="queries for the figures")
-    ap.add_argument("--ef-grid", default="16,32,48,64,96,128,192,256", help="ef_search tried")
+    ap.add_argument(
+        "--ef-grid", default="16,32,48,64,96,128,192,256,384,512,768,1024", help="ef_search tried"
+    )
     ap.add_argument("--no-pgvector", action="store_true", help="FAISS only")
     ap.add_argument(
         "--pgvector-max",
@@ -286,7 +288,13 @@ def main() -> int:
         label = "real" if n <= REAL else f"real {REAL} + perturbed {n - REAL}"
         runs = [faiss_run(kind, vecs, val, test, truth, args, extra) for kind in ("flat", "hnsw")]
         if not args.no_pgvector and n <= args.pgvector_max:
-            pg = pg or PgServer()
+            try:
+                pg = pg or PgServer()
+            except Exception as exc:  # pgserver raises bare errors with initdb output
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                print(f"error: no pgvector server ({first}); pip install pgserver pgvector, "
+                      "or pass --no-pgvector", file=sys.stderr)  # fmt: skip
+                return 2
             runs.append(pgvector_run(pg.url, vecs, val, test, truth, args))
         elif not args.no_pgvector:
             log(f"pgvector skipped at {n} (--pgvector-max {args.pgvector_max})")
