@@ -33,6 +33,7 @@ import numpy as np
 
 from aigc_apps.errors import DataError
 from aigc_apps.fileio import atomic_write
+from aigc_apps.vectorstore.base import check_ids
 
 FORMAT_VERSION = 2  # 2: HNSW files may hold tombstoned slots (negative ids)
 HNSW_M = 32
@@ -163,25 +164,13 @@ class VectorIndex:
         faiss.normalize_L2(arr)
         return arr
 
-    @staticmethod
-    def _check_ids(ids: Iterable[int] | np.ndarray) -> np.ndarray:
-        arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
-        if arr.ndim != 1:
-            raise ValueError(f"ids must be one-dimensional, got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"ids must be integers, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-        if arr.size and arr.min() < 0:
-            raise ValueError("ids must be non-negative (-1 marks a missing search result)")
-        return arr
-
     def _present(self, ids: np.ndarray) -> np.ndarray:
         return np.unique(np.fromiter((i for i in ids.tolist() if i in self._ids), np.int64))
 
     # -- mutation -----------------------------------------------------------------------
     def add(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> None:
         """Add vectors under ``ids``; an id already present gets the new vector."""
-        id_arr = self._check_ids(ids)
+        id_arr = check_ids(ids)
         vecs = self._check_vectors(vectors)
         if len(id_arr) != len(vecs):
             raise ValueError(f"got {len(id_arr)} ids for {len(vecs)} vectors")
@@ -212,7 +201,7 @@ class VectorIndex:
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Remove ``ids`` (unknown ids are ignored); returns how many were removed."""
-        gone = self._present(self._check_ids(ids))
+        gone = self._present(check_ids(ids))
         if not len(gone):
             return 0
         if self.kind == "flat":
@@ -274,7 +263,7 @@ class VectorIndex:
 
     def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """The stored (normalised) vectors of ``ids``; KeyError for an unknown id."""
-        id_arr = self._check_ids(ids)
+        id_arr = check_ids(ids)
         missing = [i for i in id_arr.tolist() if i not in self._ids]
         if missing:
             raise KeyError(f"ids not in index: {missing[:5]}")

@@ -98,15 +98,21 @@ def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
     return arr
 
 
+class BadIdsError(DataError, ValueError):
+    """Ids that no index can take: a one-line error for the CLI, a ValueError for code
+    that hands arrays to :class:`~aigc_apps.index.VectorIndex` directly."""
+
+
 def check_ids(ids: Any) -> np.ndarray:
+    """``ids`` as a one-dimensional int64 array of non-negative integers."""
     arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
     if arr.ndim != 1:
-        raise DataError(f"ids must be one-dimensional, got shape {arr.shape}")
+        raise BadIdsError(f"ids must be one-dimensional, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise DataError(f"ids must be integers, got dtype {arr.dtype}")
+        raise BadIdsError(f"ids must be integers, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < 0:
-        raise DataError("ids must be non-negative (-1 marks a missing search result)")
+        raise BadIdsError("ids must be non-negative (-1 marks a missing search result)")
     return arr
 
 
