@@ -47,22 +47,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from support_banking77 import find_data  # noqa: E402  (the same Banking77 folder)
+
 from aigc_apps.index import VectorIndex  # noqa: E402
 
 REAL = 10_000
 K = 10
 TARGETS = {"faiss": 20.0, "pgvector": 50.0}  # p95 ms at 100k, with recall@10 >= 0.95
 MIN_RECALL = 0.95
-
-
-def find_data(arg: str | None) -> Path | None:
-    for base in [arg, os.environ.get("AIGC_BENCH_DATA")]:
-        if not base:
-            continue
-        for cand in (Path(base), Path(base) / "banking77"):
-            if (cand / "train.csv").is_file() and (cand / "test.csv").is_file():
-                return cand
-    return None
 
 
 def load_texts(data: Path) -> list[str]:
