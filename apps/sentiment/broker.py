@@ -116,6 +116,31 @@ class Broker(Protocol):
     def close(self) -> None: ...
 
 
+def call_with_backoff(
+    fn: Callable[[], T], what: str, *, server: str, retries: int, backoff: float,
+    transient: tuple[type[BaseException], ...], refused: tuple[type[BaseException], ...],
+    refused_by: str, on_transient: Callable[[], None] | None = None,
+) -> T:
+    """``fn()``, retried ``retries`` times with doubling back-off (at most 5 s) while the
+    server cannot be reached; then, or when it refuses the command, one BrokerError line."""
+    delay = backoff
+    for attempt in range(1, retries + 1):
+        try:
+            return fn()
+        except transient as exc:
+            if on_transient is not None:
+                on_transient()
+            if attempt == retries:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise BrokerError(f"{server} does not answer ({what}, {retries} attempts): "
+                                  f"{reason}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        except refused as exc:
+            raise BrokerError(f"{refused_by} refused {what}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
 def dead_stream(stream: str) -> str:
     return f"{stream}:dead"
 
@@ -179,20 +204,9 @@ class RedisStreamsBroker:
         self._response_error = redis.exceptions.ResponseError
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        delay = self.backoff
-        for attempt in range(1, self.retries + 1):
-            try:
-                return fn()
-            except self._errors as exc:
-                if attempt == self.retries:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise BrokerError(f"Redis at {self.url} does not answer ({what}, "
-                                      f"{self.retries} attempts): {reason}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except self._response_error as exc:
-                raise BrokerError(f"Redis refused {what}: {exc}") from None
-        raise AssertionError("unreachable")
+        return call_with_backoff(fn, what, server=f"Redis at {self.url}", retries=self.retries,
+                                 backoff=self.backoff, transient=self._errors,
+                                 refused=(self._response_error,), refused_by="Redis")
 
     def ping(self) -> None:
         self._call("PING", self._redis.ping)

@@ -21,13 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .broker import BrokerError, DeadLetter, Message, StreamInfo, alert_stream, dead_stream
+from .broker import (
+    DeadLetter,
+    Message,
+    StreamInfo,
+    alert_stream,
+    call_with_backoff,
+    dead_stream,
+)
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 T = TypeVar("T")
@@ -95,22 +101,15 @@ class NatsJetStreamBroker:
             await self._connect()
             return await fn()
 
-        delay = self.backoff
-        for n in range(1, self.retries + 1):
-            try:
-                return self._await(attempt())
-            except (OSError, NoServersError, ConnectionClosedError, NatsTimeout,
-                    ServiceUnavailableError, asyncio.TimeoutError) as exc:
-                self._nc = None
-                if n == self.retries:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise BrokerError(f"NATS at {self.url} does not answer ({what}, "
-                                      f"{self.retries} attempts): {reason}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except APIError as exc:
-                raise BrokerError(f"NATS JetStream refused {what}: {exc}") from None
-        raise AssertionError("unreachable")
+        def forget_connection() -> None:
+            self._nc = None
+
+        return call_with_backoff(
+            lambda: self._await(attempt()), what, server=f"NATS at {self.url}",
+            retries=self.retries, backoff=self.backoff,
+            transient=(OSError, NoServersError, ConnectionClosedError, NatsTimeout,
+                       ServiceUnavailableError, asyncio.TimeoutError),
+            refused=(APIError,), refused_by="NATS JetStream", on_transient=forget_connection)
 
     async def _stream(self, stream: str) -> None:
         from nats.js.errors import NotFoundError
