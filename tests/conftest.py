@@ -7,6 +7,7 @@ schema each (dropped afterwards); they skip when no server answers, unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -69,15 +70,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not request.getfixturevalue("pg_available"):
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    with fresh_schema(PG_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_schema(server_url: str, also: str = "") -> Iterator[str]:
+    """``server_url`` with a new empty schema first on the search path (then ``also``,
+    e.g. ``public`` where an extension's types live), dropped afterwards."""
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(server_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
+    sep = "&" if "?" in server_url else "?"
+    path = f"{schema},{also}" if also else schema
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{server_url}{sep}options=-csearch_path%3D{path}"
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

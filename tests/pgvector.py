@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,15 +56,7 @@ def pgvector_server() -> Iterator[str]:
 def pgvector_url(pgvector_server: str) -> Iterator[str]:
     """A fresh schema on the pgvector server per test (``public`` stays on the search path,
     where the ``vector`` type lives)."""
-    import sqlalchemy as sa
+    from tests.conftest import fresh_schema
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pgvector_server)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{pgvector_server}&options=-csearch_path%3D{schema},public"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(pgvector_server, also="public") as url:
+        yield url
