@@ -358,6 +358,10 @@ class AlertEngine:
             rows = s.scalars(select(Alert).where(Alert.id.in_(new)).order_by(Alert.id))
             return [row.to_dict() for row in rows]
 
+    def flush(self, db: Database) -> list[dict[str, Any]]:
+        """Nothing: every check runs at once (an :class:`AlertSchedule` holds some back)."""
+        return []
+
     @staticmethod
     def _window_start(rule: AlertRule, since: datetime | None) -> datetime | None:
         """The oldest record a check from ``since`` needs: its baseline and cool-down."""

@@ -134,9 +134,9 @@ class Ingester:
 
     ``alerts`` is an :class:`~apps.sentiment.alerts.AlertEngine` or, for a live feed, an
     :class:`~apps.sentiment.alert_schedule.AlertSchedule` (anything with
-    ``evaluate_since(db, {topic: since}) -> list[dict]``), run after each stored batch of
-    a live feed, when it goes quiet, and at the end of a file; ``on_alert`` sees each new
-    alert as it fires.
+    ``evaluate_since(db, {topic: since}) -> list[dict]`` and ``flush(db)``), run after
+    each stored batch of a live feed, when it goes quiet, and at the end of a file;
+    ``on_alert`` sees each new alert as it fires.
     """
 
     def __init__(
@@ -388,7 +388,7 @@ class Ingester:
             parser = LineParser(fmt or EXTENSIONS.get(path.suffix.lower()), str(path))
             lines = tail_file(path, stop, poll, idle_timeout, from_start)
         report = self.consume(self._rows(parser, lines, whole=False), IngestReport(), live=True)
-        if hasattr(self.alerts, "flush"):  # an AlertSchedule: what it still holds
+        if self.alerts is not None:  # what an AlertSchedule still holds
             self._fired(self.alerts.flush(self.db), report)
         return report
 
