@@ -198,7 +198,7 @@ def test_adapter_loads_and_changes_output(tiny_llm_dir: Path, tiny_adapter: Path
     base, tokenizer = load_causal_lm(str(tiny_llm_dir))
     tuned, _ = load_causal_lm(str(tiny_llm_dir), adapter=tiny_adapter)
     assert isinstance(tuned, PeftModel) and not tuned.training
-    ids = tokenizer("hello there", return_tensors="pt")["input_ids"]
+    ids = tokenizer("hello there", return_tensors="pt")["input_ids"].to(base.device)
     with torch.inference_mode():
         assert not torch.allclose(base(ids).logits, tuned(ids).logits)
 
