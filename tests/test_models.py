@@ -234,8 +234,12 @@ def test_adapter_for_another_base_is_rejected(tiny_llm_dir: Path, tmp_path: Path
 
     other = tmp_path / "other-base"
     config = LlamaConfig(
-        vocab_size=400, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=400,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
     )
     LlamaForCausalLM(config).save_pretrained(other)
     adapter = _save_lora(other, tmp_path / "other-lora")
