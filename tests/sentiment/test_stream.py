@@ -125,7 +125,7 @@ def test_worker_drains_dedupes_dead_letters_and_replays(
 ) -> None:
     valid = [_doc(i) for i in range(40)]
     dups = [valid[3], valid[7], _doc(5, source="wire"), valid[39]]  # redelivered copies
-    big = _doc(100, text="x" * (MAX_TEXT_CHARS + 5000))
+    big = _doc(100, text="x" * 1_000_000)  # a 1 MB text is cut to MAX_TEXT_CHARS
     extra = _doc(101, sector="banks", nested={"a": [1, 2]})  # unknown fields are ignored
     exploding = _doc(102, text="EXPLODE the scorer")
     broker.publish(stream, [*valid[:20], *POISON, *dups, big, extra, exploding, *valid[20:]])
