@@ -199,7 +199,7 @@ def run_ingest(texts: list[str], url: str, home: Path, model: str,
     stored = count_rows(url, "b")
     return {"documents": len(texts), "stored": stored, "threads": cores(),
             "seconds": round(report["seconds"], 2), "wall_seconds": round(wall, 2),
-            "scoring_seconds": round(report.get("scoring_seconds", 0.0), 2),
+            "scoring_seconds": round(report["scoring_seconds"], 2),
             "docs_per_s": round(stored / report["seconds"], 1),
             "docs_per_s_wall": round(stored / wall, 1)}
 

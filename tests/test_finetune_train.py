@@ -57,19 +57,10 @@ def logits(model, tokenizer, text: str = "where is my order") -> torch.Tensor:
         return model(**tokenizer(text, return_tensors="pt").to(model.device)).logits.float().cpu()
 
 
-def same_place(model, trained):
-    """``model`` on the trained model's device, for a like-for-like check."""
-    return model.to(trained.device).eval()
-
-
 def gpu_autocast(model):
     """On a GPU the trained model keeps the trainer's bf16 autocast; run the others alike."""
     cuda = model.device.type == "cuda"
     return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=cuda)
-
-
-def tolerance(model) -> float:
-    return 1e-5 if model.device.type == "cpu" else 0.1  # bf16 keeps ~3 significant digits
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +95,11 @@ def test_saved_adapter_reloads_identically(sft_run, tiny_llm_dir: Path) -> None:
 
     trainer, _, out = sft_run
     tok = trainer.tokenizer
-    base = same_place(AutoModelForCausalLM.from_pretrained(tiny_llm_dir), trainer.model)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llm_dir).to(trainer.model.device).eval()
     base_logits = logits(base, tok)
     reloaded = PeftModel.from_pretrained(base, str(out)).eval()
-    assert torch.allclose(logits(reloaded, tok), logits(trainer.model, tok), atol=tolerance(base))
+    atol = 1e-5 if base.device.type == "cpu" else 0.1  # bf16 keeps ~3 significant digits
+    assert torch.allclose(logits(reloaded, tok), logits(trainer.model, tok), atol=atol)
     assert (logits(reloaded, tok) - base_logits).abs().max() > 1e-3  # the adapter does something
     for prompt in ("where is my order", "hello"):
         assert greedy(reloaded, tok, prompt) == greedy(trainer.model, tok, prompt)

@@ -81,7 +81,7 @@ class IngestReport:
             "skipped": [{"line": s.row, "reason": s.reason} for s in self.skipped],
             "alerts": self.alerts,
             "seconds": round(self.seconds, 3),
-            "scoring_seconds": round(self.scoring_seconds, 3),  # model and topics, of seconds
+            "scoring_seconds": round(self.scoring_seconds, 3),  # the part of seconds spent scoring
         }
 
 
