@@ -117,7 +117,8 @@ def train(
         "--balance", help="Per-source sampling weights, n**balance: 1 natural proportions, "
         "0 equal shares, 0.5 square-root (several sources only).")] = 0.5,
     normalize: Annotated[str, typer.Option(
-        "--normalize", help="Text normalisation saved with the model: 'default', 'none', or "
+        "--normalize", help="Text normalisation saved with the model: 'default' (URLs and "
+        "@handles masked, the rest kept), 'none', or "
         "key=value,... over the default (cashtags=keep|mask|strip, urls=/users=keep|mask|drop, "
         "emoji=keep|name|drop, max_repeat=N, unescape_html=true|false).")] = "default",
     old_r: Annotated[int | None, typer.Option(

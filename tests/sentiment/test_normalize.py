@@ -32,8 +32,10 @@ def _ok(args: list[str]) -> str:
 
 
 def test_each_option_does_what_it_says() -> None:
-    assert DEFAULT_NORMALIZE(POST) == "$AAPL to the moon!! http @user"
-    assert DEFAULT_NORMALIZE("AT&amp;T 🚀🚀 up?!?! ...... 👍🏽") == (
+    assert DEFAULT_NORMALIZE(POST) == "$AAPL to the moon!!! http @user"
+    assert DEFAULT_NORMALIZE("AT&amp;T 🚀 up!!  ") == "AT&amp;T 🚀 up!!"  # spaces only
+    tidy = NormalizeConfig(emoji="name", max_repeat=2, unescape_html=True)
+    assert tidy("AT&amp;T 🚀🚀 up?!?! ...... 👍🏽") == (
         "AT&T rocket rocket up?!?! .. thumbs up sign")
     full = NormalizeConfig(cashtags="mask", urls="drop", users="drop", emoji="drop",
                            max_repeat=1)
@@ -47,9 +49,9 @@ def test_each_option_does_what_it_says() -> None:
 def test_parse_save_and_load(tmp_path: Path) -> None:
     assert NormalizeConfig.parse("default") == DEFAULT_NORMALIZE
     assert NormalizeConfig.parse("none") == NO_NORMALIZE
-    parsed = NormalizeConfig.parse("cashtags=mask, emoji=drop, max-repeat=0")
+    parsed = NormalizeConfig.parse("cashtags=mask, emoji=drop, max-repeat=3")
     assert (parsed.cashtags, parsed.emoji, parsed.max_repeat, parsed.urls) == (
-        "mask", "drop", 0, "mask")
+        "mask", "drop", 3, "mask")
     for bad, message in (("emoji=smile", "emoji='smile'"), ("colour=red", "unknown option"),
                          ("urls", "expected key=value"), ("max_repeat=x", "an integer")):
         with pytest.raises(DataError, match=message):
