@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,7 @@ def main() -> None:
     if args.quick:
         args.limit, args.max_steps = args.limit or 48, 4
     smoke = bool(args.limit)
-    say = (lambda *a: None) if args.json else print
+    say = partial(print, file=sys.stderr, flush=True) if args.json else print  # JSON: stdout
     if smoke:
         say("SMOKE RUN (--quick / --limit): a few rows, a few steps; the figures below "
             "mean nothing")
