@@ -226,9 +226,9 @@ def _since(value: str | None, what: str) -> datetime | None:
 def score(request: Request, body: ScoreIn) -> ScoreOut:
     service = _service(request)
     with _model_needed(body.model):
-        name = service.model(body.model).name
-    found = service.score(body.texts, body.model)
-    return ScoreOut(model=name, results=[ScoredText(**s.to_dict()) for s in found])
+        scorer = service.model(body.model)  # one registry read per request
+    found = service.score(body.texts, scorer)
+    return ScoreOut(model=scorer.name, results=[ScoredText(**s.to_dict()) for s in found])
 
 
 @router.post(

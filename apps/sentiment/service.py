@@ -169,10 +169,14 @@ class SentimentService:
                 self._encoder = Encoder.cached(self.settings.default_encoder)
             return self._encoder
 
-    def matcher(self, model: str | None = None) -> TopicMatcher:
+    def _scorer(self, model: str | Scorer | None) -> Scorer:
+        """A name or None is looked up; a model already in hand saves the registry query."""
+        return self.model(model) if model is None or isinstance(model, str) else model
+
+    def matcher(self, model: str | Scorer | None = None) -> TopicMatcher:
         """Topic matcher over the stored watch list, rebuilt only when the list changes."""
         topics = list_topics(self.db)
-        topic_model = getattr(self.model(model), "topic_classifier", None)
+        topic_model = getattr(self._scorer(model), "topic_classifier", None)
         with self._lock:
             cached = self._matcher
             if cached is None or cached[0] != topics or cached[1] is not topic_model:
@@ -275,9 +279,11 @@ class SentimentService:
         return Evaluation(scorer.name, len(labelled.skipped), report)
 
     # -- scoring and ingest -----------------------------------------------------------------
-    def score(self, texts: Sequence[str], model: str | None = None) -> list[ScoredText]:
+    def score(self, texts: Sequence[str], model: str | Scorer | None = None
+              ) -> list[ScoredText]:
         """Label, probabilities, score and topics of each text; nothing is stored.
 
+        ``model``: a registered name, a model from :meth:`model`, or None (the active one).
         Texts longer than :data:`MAX_TEXT_CHARS` are cut (and flagged), as ingest does.
         """
         cleaned = [t.strip() for t in texts]
@@ -287,8 +293,9 @@ class SentimentService:
         if empty:  # a label for nothing would look like a real prediction
             raise DataError(f"text {empty[0]} is empty: nothing to score")
         cut = [t[:MAX_TEXT_CHARS] for t in cleaned]
-        probs = self.model(model).predict_proba(cut)
-        hits = self.matcher(model).match(cut)
+        scorer = self._scorer(model)
+        probs = scorer.predict_proba(cut)
+        hits = self.matcher(scorer).match(cut)
         return [ScoredText(t, len(full) > MAX_TEXT_CHARS, p, found)
                 for t, full, p, found in zip(cut, cleaned, predictions(probs), hits, strict=True)]
 
@@ -299,7 +306,8 @@ class SentimentService:
         replaces the engine ``options`` describe (a live feed's :class:`AlertSchedule`)."""
         opts = options or IngestOptions()
         engine = (alerts or AlertEngine(webhook=opts.webhook)) if opts.alerts else None
-        return Ingester(self.db, self.model(opts.model), self.matcher(opts.model),
+        scorer = self.model(opts.model)
+        return Ingester(self.db, scorer, self.matcher(scorer),
                         source=opts.source or default_source, text_col=opts.text_col,
                         batch_size=opts.batch_size, alerts=engine, on_alert=on_alert)
 

@@ -131,6 +131,29 @@ def test_the_service_follows_the_active_entry(tmp_path: Path, loads: list[str | 
         assert service.model().name == "a" and loads == ["a", "b", "a"]
 
 
+def test_one_registry_read_per_score_or_ingester(
+    tmp_path: Path, loads: list[str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry()
+    registry.register("a", tmp_path / "a", app="sentiment", role="sentiment", base="minilm-l6")
+    reads: list[str] = []
+    real_active = ModelRegistry.active
+
+    def active(self: ModelRegistry, *args: object, **kwargs: object) -> object:
+        reads.append("active")
+        return real_active(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ModelRegistry, "active", active)
+    with SentimentService(f"sqlite:///{tmp_path / 's.db'}", embeddings=False) as service:
+        scorer = service.model()
+        assert len(reads) == 1
+        service.score(["Bank profits rise"], scorer)  # a model in hand: no lookup
+        assert len(reads) == 1
+        service.score(["Bank profits rise"])
+        service.ingester()
+        assert len(reads) == 3 and loads == ["a"]
+
+
 def test_active_model_comes_from_the_registry_not_the_newest(tmp_path: Path) -> None:
     registry = ModelRegistry()
     registry.register("only-entry", tmp_path / "a", app="sentiment", role="sentiment",
