@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +178,24 @@ def queue_position(s: Session, sess: ChatSession) -> int | None:
     return int(ahead or 0) + 1
 
 
+def _last_messages(s: Session, session_ids: list[str], last: int) -> dict[str, list[Message]]:
+    """The ``last`` messages of each conversation, oldest first, in one query."""
+    if not session_ids or last <= 0:
+        return {}
+    rank = func.row_number().over(partition_by=Message.session_id,
+                                  order_by=Message.id.desc()).label("rank")
+    ranked = (select(Message.id, rank).where(Message.session_id.in_(session_ids))
+              .subquery())
+    rows = s.scalars(
+        select(Message).join(ranked, Message.id == ranked.c.id)
+        .where(ranked.c.rank <= last).order_by(Message.session_id, Message.id)
+    )
+    found: dict[str, list[Message]] = {}
+    for message in rows:
+        found.setdefault(message.session_id, []).append(message)
+    return found
+
+
 def state_info(s: Session, sess: ChatSession) -> dict[str, Any]:
     return {
         "session_id": sess.id,
@@ -304,20 +323,25 @@ class Conversations:
                 select(ChatSession).where(ChatSession.state.in_(states))
                 .order_by(ChatSession.state_since, ChatSession.id)
             ).all()
+            recent = _last_messages(s, [sess.id for sess in rows], last)
+            # every pending conversation is in ``rows`` when pending ones are asked for
+            waiting = sorted(as_utc(r.state_since) for r in rows
+                             if r.state == "pending_human" and r.state_since is not None)
             out = []
             for sess in rows:
                 since = as_utc(sess.state_since or sess.updated_at)
-                recent = s.scalars(
-                    select(Message).where(Message.session_id == sess.id)
-                    .order_by(Message.id.desc()).limit(last)
-                ).all()
+                position = (bisect_left(waiting, since) + 1
+                            if sess.state == "pending_human" and sess.state_since else None)
                 out.append({
-                    **state_info(s, sess),
+                    "session_id": sess.id,
+                    "state": sess.state,
+                    "agent": sess.agent,
+                    "queue_position": position,
                     "waiting_since": since.isoformat(),
                     "waiting_seconds": round((now - since).total_seconds(), 1),
                     "intent": sess.intent_guess,
                     "reason": sess.handoff_reason,
-                    "last_messages": [message_dict(m) for m in reversed(recent)],
+                    "last_messages": [message_dict(m) for m in recent.get(sess.id, [])],
                 })
             return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import event
 
 from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support import SupportService
@@ -55,6 +56,40 @@ def test_asking_for_a_person_queues_and_the_bot_stays_silent(bot: SupportService
     assert log[-1]["text"] == "Hello? My order 123 is missing"
     assert _states(bot, sid) == [("bot", "pending_human", "customer")]
     assert bot.conversations.queue()[0]["session_id"] == sid
+
+
+def test_the_queue_reads_each_conversation_as_its_own_pages_do_in_a_fixed_number_of_queries(
+    bot: SupportService,
+) -> None:
+    sids = [bot.ask(f"agent please, order {n}").session_id for n in range(4)]
+    bot.ask("still waiting", sids[1])
+    c = bot.conversations
+    c.take(sids[2], "alice")
+
+    def read(last: int) -> tuple[list[dict], int]:
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(c.db.engine, "before_cursor_execute", count)
+        try:
+            return c.queue("all", last=last), len(statements)
+        finally:
+            event.remove(c.db.engine, "before_cursor_execute", count)
+
+    queued, few = read(2)
+    assert [q["session_id"] for q in queued] == [sids[0], sids[1], sids[3], sids[2]]
+    for q in queued:  # as the per-conversation reads say
+        state = c.state(q["session_id"])
+        assert (q["state"], q["agent"], q["queue_position"]) == (
+            state["state"], state["agent"], state["queue_position"])
+        assert q["last_messages"] == c.messages(q["session_id"])[-2:]
+    assert [q["queue_position"] for q in queued] == [1, 2, 3, None]
+    assert queued[1]["last_messages"][-1]["text"] == "still waiting"
+    more = [bot.ask("agent please").session_id for _ in range(5)]
+    assert len(read(2)[0]) == 4 + len(more) and read(2)[1] == few  # no query per row
+    assert all(q["last_messages"] == [] for q in read(0)[0])
 
 
 def test_two_unanswerable_questions_in_a_row_hand_off(bot: SupportService) -> None:
