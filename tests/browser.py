@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.serve.conftest import serve_env
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,11 +35,8 @@ def need_browser() -> None:
             import playwright.sync_api  # noqa: F401
         except ImportError:
             reason = "playwright not installed (pip install -e '.[dev]')"
-    if reason is None:
-        return
-    if os.environ.get("AIGC_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test required (AIGC_REQUIRE_BROWSER=1): {reason}")
-    pytest.skip(reason)
+    if reason is not None:
+        unavailable("browser", reason)
 
 
 def launch(pw: Any) -> Any:

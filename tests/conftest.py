@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import unavailable
+
 PG_URL = os.environ.get(
     "AIGC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -58,7 +60,7 @@ def _pg_available() -> bool:
 def pg_available() -> bool:
     ok = _pg_available()
     if not ok and os.environ.get("AIGC_REQUIRE_PG") == "1":
-        pytest.fail(f"PostgreSQL required (AIGC_REQUIRE_PG=1) but {PG_URL} does not answer")
+        unavailable("pg", f"PostgreSQL not reachable at {PG_URL}")
     return ok
 
 

@@ -8,20 +8,20 @@ start) they skip with the reason, unless ``AIGC_REQUIRE_PGVECTOR=1`` (CI): then 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from tests.services import unavailable
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("AIGC_REQUIRE_PGVECTOR") == "1":
-        pytest.fail(f"pgvector server required (AIGC_REQUIRE_PGVECTOR=1): {reason}")
-    pytest.skip(f"no pgvector server: {reason}")
+
+def _unavailable(reason: str) -> NoReturn:
+    unavailable("pgvector", f"no pgvector server: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ PostgreSQL, through the ingest path that workers use)."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -25,6 +24,7 @@ from apps.sentiment.store import Alert, as_utc
 from apps.sentiment.topics import TopicMatcher, WatchTopic, save_topics
 from apps.sentiment.worker import StreamWorker
 from tests.hooks import WebhookReceiver
+from tests.services import unavailable
 
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
 TOPICS = [WatchTopic("banking", ["lender"]), WatchTopic("energy", ["pipeline"])]
@@ -145,9 +145,7 @@ def _redis() -> RedisStreamsBroker:
         broker.ping()
         return broker
     except BrokerError:
-        if os.environ.get("AIGC_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis required (AIGC_REQUIRE_REDIS=1) but {redis_url()} does not answer")
-        pytest.skip(f"Redis not reachable at {redis_url()}")
+        unavailable("redis", f"Redis not reachable at {redis_url()}")
 
 
 def test_an_idle_stream_worker_retries_due_webhooks(

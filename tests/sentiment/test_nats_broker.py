@@ -22,6 +22,7 @@ from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from apps.sentiment.worker import StreamWorker
 from tests.sentiment.test_stream import POISON, _doc, _ids
+from tests.services import unavailable
 
 NATS_URL = os.environ.get("AIGC_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -43,10 +44,7 @@ def _nats_answers() -> bool:
 @pytest.fixture(scope="module", autouse=True)
 def nats_required() -> None:
     if not _nats_answers():
-        if os.environ.get("AIGC_REQUIRE_NATS") == "1":
-            pytest.fail(f"NATS JetStream required (AIGC_REQUIRE_NATS=1) but {NATS_URL} "
-                        "does not answer")
-        pytest.skip(f"NATS JetStream not reachable at {NATS_URL}")
+        unavailable("nats", f"NATS JetStream not reachable at {NATS_URL}")
 
 
 @pytest.fixture

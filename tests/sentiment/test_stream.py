@@ -35,6 +35,7 @@ from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from apps.sentiment.store import Record, open_db
 from apps.sentiment.worker import StreamWorker
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "sentiment"
@@ -54,9 +55,7 @@ def _redis_answers() -> bool:
 @pytest.fixture(scope="module", autouse=True)
 def redis_required() -> None:
     if not _redis_answers():
-        if os.environ.get("AIGC_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis required (AIGC_REQUIRE_REDIS=1) but {redis_url()} does not answer")
-        pytest.skip(f"Redis not reachable at {redis_url()}")
+        unavailable("redis", f"Redis not reachable at {redis_url()}")
 
 
 @pytest.fixture
