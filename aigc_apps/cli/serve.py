@@ -107,7 +107,8 @@ def serve(
                                             "token, or --insecure-no-auth).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (state is shared through "
-                                              "the databases; limits are per worker).",
+                                              "the databases; limits are per worker, the rate "
+                                              "limit too unless --rate-limit-redis).",
                                          min=1)] = 1,
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="Serve without authentication, even on a public address "
@@ -117,7 +118,11 @@ def serve(
     max_tokens: Annotated[int, typer.Option(help="Most new tokens one generation may ask for.",
                                             min=1)] = 512,
     rate_limit: Annotated[int, typer.Option(help="Requests per minute per token or client "
-                                                 "address, per worker (0: off).", min=0)] = 600,
+                                                 "address (0: off).", min=0)] = 600,
+    rate_limit_redis: Annotated[str | None, typer.Option(
+        help="Redis URL (redis://host:6379/0): one rate-limit budget per caller shared by "
+        "every worker and machine, instead of one per worker.",
+        envvar="AIGC_RATE_LIMIT_REDIS")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before a request that has not "
                                                 "started answering gets 504 (0: off).",
                                            min=0)] = 120.0,
@@ -134,7 +139,7 @@ def serve(
     config = ServeConfig(
         host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth,
         max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens, rate_limit=rate_limit,
-        request_timeout_s=timeout, engine=engine, llm=llm,
+        rate_limit_redis=rate_limit_redis, request_timeout_s=timeout, engine=engine, llm=llm,
     ).check()
     tokens = prepare_stores()
     if not config.loopback and not tokens and not insecure_no_auth:

@@ -25,7 +25,7 @@ from aigc_apps.serve import health
 from aigc_apps.serve.auth import Authenticator
 from aigc_apps.serve.config import CONFIG_ENV, ServeConfig
 from aigc_apps.serve.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
-from aigc_apps.serve.limits import BodyLimitMiddleware, RateLimiter, TimeoutMiddleware
+from aigc_apps.serve.limits import BodyLimitMiddleware, TimeoutMiddleware, make_limiter
 from aigc_apps.serve.metrics import MetricsMiddleware
 from aigc_apps.serve.tokens import TokenStore
 
@@ -115,7 +115,7 @@ def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None =
         tokens,
         insecure_no_auth=config.insecure_no_auth,
         cache_s=config.auth_cache_s,
-        limiter=RateLimiter(config.rate_limit),
+        limiter=make_limiter(config.rate_limit, config.rate_limit_redis),
         open_without_tokens=config.loopback,
     )
     install_error_handlers(app)

@@ -141,19 +141,19 @@ class Authenticator:
         client = f"ip:{request.client.host if request.client else 'unknown'}"
         if not await self.required():
             principal = ANONYMOUS
-            self.limiter.check(client)
+            await self.limiter.acquire(client)
         else:
             token = bearer_token(request)
             if not token:
-                self.limiter.check(client)
+                await self.limiter.acquire(client)
                 raise _unauthorized(
                     "missing API token: send 'Authorization: Bearer <token>' "
                     "(create one with `aigc tokens create`)", "missing_token")
             found = await self.principal(token)
             if found is None:
-                self.limiter.check(client)
+                await self.limiter.acquire(client)
                 raise _unauthorized("invalid or revoked API token", "invalid_token")
             principal = found
-            self.limiter.check(f"token:{principal.name}")
+            await self.limiter.acquire(f"token:{principal.name}")
         request.state.principal = principal
         return principal

@@ -17,6 +17,7 @@ from aigc_apps.errors import AigcError
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONFIG_ENV = "AIGC_SERVE_CONFIG"
 ENGINES = ("auto", "batch", "continuous")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def is_loopback(host: str) -> bool:
@@ -31,12 +32,14 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class ServeConfig:
-    """Limits are per worker process.
+    """Limits are per worker process (the rate limit too, unless ``rate_limit_redis``).
 
     ``max_body_bytes``: larger request bodies get 413. ``max_tokens_cap``: the most new
     tokens one generation may ask for. ``rate_limit``: requests per minute per token (0 =
-    off), answered 429 with ``Retry-After``. ``request_timeout_s``: a request that has not
-    started its response after that gets 504 (0 = off; a stream that has started runs on).
+    off), answered 429 with ``Retry-After``; ``rate_limit_redis``: a Redis URL where every
+    worker (and machine) spends from one bucket per caller. ``request_timeout_s``: a request
+    that has not started its response after that gets 504 (0 = off; a stream that has started
+    runs on).
     ``batch_wait_ms`` / ``max_batch``: how long the micro-batcher collects concurrent
     generation requests and how many rows one forward pass takes. ``engine``: ``auto`` or
     ``batch`` (the micro-batcher, on every device) or ``continuous`` (transformers'
@@ -51,6 +54,7 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     max_tokens_cap: int = 512
     rate_limit: int = 600
+    rate_limit_redis: str | None = None
     request_timeout_s: float = 120.0
     batch_wait_ms: float = 5.0
     max_batch: int = 8
@@ -74,6 +78,9 @@ class ServeConfig:
                      "auth_cache_s"):
             if getattr(self, name) < 0:
                 raise AigcError(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.rate_limit_redis and not self.rate_limit_redis.startswith(REDIS_SCHEMES):
+            raise AigcError(f"rate_limit_redis must be a Redis URL ({', '.join(REDIS_SCHEMES)}"
+                            f"...), not {self.rate_limit_redis!r}")
         if not 0 <= self.port <= 65535:
             raise AigcError(f"port must be 0-65535, not {self.port}")
         return self

@@ -2,9 +2,10 @@
 
 The body limit and the timeout are pure ASGI middleware (no buffering of bodies or
 responses, streams pass through). The rate limit is a token bucket per caller, applied when
-a route authenticates (:class:`~aigc_apps.serve.auth.Authenticator`). All three are in
-process: with ``--workers N`` each worker keeps its own buckets, so the effective rate limit
-of one token is up to N times ``rate_limit``.
+a route authenticates (:class:`~aigc_apps.serve.auth.Authenticator`). By default the buckets
+are in process: with ``--workers N`` each worker keeps its own, so one token may get up to N
+times ``rate_limit``. :class:`RedisRateLimiter` (``--rate-limit-redis URL``) keeps them in
+Redis instead, one budget per caller across every worker and machine.
 """
 
 from __future__ import annotations
@@ -153,6 +154,10 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    async def acquire(self, key: str) -> None:
+        """:meth:`check`, awaitable like :meth:`RedisRateLimiter.acquire`."""
+        self.check(key)
+
     def check(self, key: str) -> None:
         """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
         if self.capacity <= 0:
@@ -163,15 +168,18 @@ class RateLimiter:
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) / self.rate)
-                raise ApiError(
-                    429, f"rate limit of {int(self.capacity)} requests per minute reached; "
-                    f"retry in {wait} s", "rate_limit_error", "rate_limit_exceeded",
-                    headers={"Retry-After": str(wait)},
-                )
+                raise self.exceeded(tokens)
             if len(self._buckets) >= self.MAX_KEYS and key not in self._buckets:
                 self._prune(now)
             self._buckets[key] = (tokens - 1.0, now)
+
+    def exceeded(self, tokens: float) -> ApiError:
+        wait = math.ceil((1.0 - tokens) / self.rate)
+        return ApiError(
+            429, f"rate limit of {int(self.capacity)} requests per minute reached; "
+            f"retry in {wait} s", "rate_limit_error", "rate_limit_exceeded",
+            headers={"Retry-After": str(wait)},
+        )
 
     def _prune(self, now: float) -> None:
         full_after = self.capacity / self.rate
@@ -180,3 +188,74 @@ class RateLimiter:
                 del self._buckets[key]
         if len(self._buckets) >= self.MAX_KEYS:
             self._buckets.clear()
+
+
+# KEYS[1] the bucket; ARGV capacity, refill per second. Redis's clock, so that every worker
+# and machine refills alike; the key expires once the bucket would be full again.
+_BUCKET_LUA = """
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(held[1]) or capacity
+local at = tonumber(held[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+return {allowed, tostring(tokens)}
+"""
+
+
+class RedisRateLimiter(RateLimiter):
+    """The same token bucket, kept in Redis: one budget per caller for all workers.
+
+    Each request is one atomic script call. When Redis cannot be reached the worker falls
+    back to its own in-process buckets (and logs it, at most once a minute): a limiter
+    outage must not become a service outage.
+    """
+
+    def __init__(self, per_minute: int, url: str, *, prefix: str = "aigc:ratelimit:",
+                 timeout_s: float = 0.5) -> None:
+        super().__init__(per_minute)
+        self.url, self.prefix, self.timeout_s = url, prefix, timeout_s
+        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._warned_at = -math.inf
+
+    def _redis(self) -> Any:
+        """A client of the running loop (a redis.asyncio pool belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client[0] is not loop:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(self.url, socket_timeout=self.timeout_s,
+                                             socket_connect_timeout=self.timeout_s)
+            self._client = (loop, client.register_script(_BUCKET_LUA))
+        return self._client[1]
+
+    async def acquire(self, key: str) -> None:
+        if self.capacity <= 0:
+            return
+        from redis.exceptions import RedisError
+
+        try:
+            allowed, tokens = await self._redis()(keys=[self.prefix + key],
+                                                  args=[self.capacity, self.rate])
+        except (RedisError, OSError) as exc:
+            now = time.monotonic()
+            if now - self._warned_at >= 60:
+                self._warned_at = now
+                log.warning("rate limit: Redis at %s unreachable (%s); this worker limits "
+                            "on its own", self.url, exc)
+            self.check(key)
+            return
+        if not int(allowed):
+            raise self.exceeded(float(tokens))
+
+
+def make_limiter(per_minute: int, redis_url: str | None = None) -> RateLimiter:
+    """In-process buckets, or Redis ones when a URL is given."""
+    if redis_url:
+        return RedisRateLimiter(per_minute, redis_url)
+    return RateLimiter(per_minute)
