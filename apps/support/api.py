@@ -35,7 +35,7 @@ APP = "support"
 AnswerPath = Literal["template", "generated", "handoff", "human"]
 State = Literal["bot", "pending_human", "human", "resolved"]
 EXTRA_SCOPES = [f"{APP}:chat", f"{APP}:agent"]  # customer pages; agents (see agent_api)
-POLL_S, PING_S = 0.5, 15.0  # event stream: store polling, keep-alive comment
+PING_S = 15.0  # event stream: a keep-alive comment after this long without news
 LOW_CONFIDENCE = "no answer in the knowledge base is confident enough"
 
 routes = APIRouter(prefix="/v1/support", tags=[APP])
@@ -306,22 +306,25 @@ async def _follow(
     request: Request, conversations: Conversations, session_id: str, after: int,
     state: dict[str, Any],
 ) -> AsyncIterator[str]:
-    """Poll the store (so every worker's writes show) and send what is new."""
+    """Send what is new whenever the worker's live watch says the conversation changed (it
+    reads the store, so every worker's writes show); a comment keeps a quiet stream open."""
     yield _event({"type": "state", **state})
-    quiet = 0.0
-    while not await request.is_disconnected():
-        await asyncio.sleep(POLL_S)
-        new, now = await run_in_threadpool(conversations.updates, session_id, after)
-        for m in new:
-            after = m["id"]
-            yield _event({"type": "message", "message": message_out(m).model_dump(mode="json")})
-        if now != state:
-            state = now
-            yield _event({"type": "state", **state})
-        quiet = 0.0 if new else quiet + POLL_S
-        if quiet >= PING_S:
-            quiet = 0.0
-            yield ": ping\n\n"
+    async with conversations.live.follow(session_id) as changed:
+        while not await request.is_disconnected():
+            try:
+                await asyncio.wait_for(changed.wait(), PING_S)
+            except TimeoutError:
+                yield ": ping\n\n"
+                continue
+            changed.clear()
+            new, now = await run_in_threadpool(conversations.updates, session_id, after)
+            for m in new:
+                after = m["id"]
+                yield _event({"type": "message",
+                              "message": message_out(m).model_dump(mode="json")})
+            if now != state:
+                state = now
+                yield _event({"type": "state", **state})
 
 
 def _event(data: dict[str, Any]) -> str:

@@ -17,7 +17,9 @@ import json
 import re
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -28,6 +30,9 @@ from aigc_apps.store import Database, as_utc, utcnow
 
 from .pii import mask_pii
 from .store import ChatSession, Message, Transition
+
+if TYPE_CHECKING:
+    from .live import LiveWatch
 
 STATES = ("bot", "pending_human", "human", "resolved")
 WITH_HUMAN = ("pending_human", "human")  # the bot does not answer
@@ -197,12 +202,27 @@ def _last_messages(s: Session, session_ids: list[str], last: int) -> dict[str, l
 
 
 def state_info(s: Session, sess: ChatSession) -> dict[str, Any]:
-    return {
-        "session_id": sess.id,
-        "state": sess.state,
-        "agent": sess.agent,
-        "queue_position": queue_position(s, sess),
-    }
+    return state_dict(sess, queue_position(s, sess))
+
+
+def state_dict(sess: ChatSession, position: int | None) -> dict[str, Any]:
+    """What a page shows of a conversation's state (``position`` from the queue)."""
+    return {"session_id": sess.id, "state": sess.state, "agent": sess.agent,
+            "queue_position": position}
+
+
+def position_among(waiting: list[datetime], sess: ChatSession) -> int | None:
+    """:func:`queue_position` from the sorted ``state_since`` of every pending conversation."""
+    if sess.state != "pending_human" or sess.state_since is None:
+        return None
+    return bisect_left(waiting, as_utc(sess.state_since)) + 1
+
+
+def pending_since(s: Session) -> list[datetime]:
+    """When each pending conversation started waiting, sorted: the whole queue, one query."""
+    found = s.scalars(select(ChatSession.state_since).where(
+        ChatSession.state == "pending_human", ChatSession.state_since.is_not(None)))
+    return sorted(as_utc(t) for t in found if t is not None)
 
 
 def notice(sess: ChatSession) -> str:
@@ -226,6 +246,13 @@ class Conversations:
     def __init__(self, db: Database, on_transition: Callable[[], None] | None = None) -> None:
         self.db = db
         self.on_transition = on_transition  # after each committed transition (webhooks)
+
+    @cached_property
+    def live(self) -> LiveWatch:
+        """What wakes this worker's live pages (one store poll for all of them)."""
+        from .live import LiveWatch
+
+        return LiveWatch(self.db)
 
     def notify(self) -> None:
         """Tell the listener (webhook delivery) that a transition was committed."""
@@ -330,13 +357,8 @@ class Conversations:
             out = []
             for sess in rows:
                 since = as_utc(sess.state_since or sess.updated_at)
-                position = (bisect_left(waiting, since) + 1
-                            if sess.state == "pending_human" and sess.state_since else None)
                 out.append({
-                    "session_id": sess.id,
-                    "state": sess.state,
-                    "agent": sess.agent,
-                    "queue_position": position,
+                    **state_dict(sess, position_among(waiting, sess)),
                     "waiting_since": since.isoformat(),
                     "waiting_seconds": round((now - since).total_seconds(), 1),
                     "intent": sess.intent_guess,
