@@ -56,8 +56,11 @@ class LiveWatch:
 
     @asynccontextmanager
     async def follow(self, session_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event set whenever ``session_id`` changes (the caller clears it)."""
+        """An event set whenever ``session_id`` changes (the caller clears it). It starts
+        set: what was written before the page subscribed is read at once, not at the next
+        change (another page of the same conversation may have seen that one already)."""
         changed = asyncio.Event()
+        changed.set()
         self._pages.setdefault(session_id, set()).add(changed)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:

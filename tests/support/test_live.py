@@ -46,13 +46,18 @@ def test_many_pages_cost_one_poll_and_only_the_changed_conversation_wakes(
                 await asyncio.sleep(0.25)  # several more ticks: would others wake?
                 return [p.is_set() for p in pages]
 
-            await asyncio.sleep(0.3)  # the first look wakes every page once
+            assert all(p.is_set() for p in pages)  # a new page reads what is there
+            for p in pages:
+                p.clear()
+            await asyncio.sleep(0.3)  # the watch's first look wakes every page once
             first = [p.is_set() for p in pages]
             for p in pages:
                 p.clear()
             event.listen(bot.db.engine, "before_cursor_execute", count)
             await asyncio.sleep(0.5)  # ~10 ticks with nothing new
             event.remove(bot.db.engine, "before_cursor_execute", count)
+            async with watch.follow(sids[1]) as late:  # the watch has seen it already
+                assert late.is_set()
             c_ = bot.conversations
             return first, len(statements), [
                 # the last in the queue is taken: nobody before it moves
