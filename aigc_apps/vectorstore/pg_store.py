@@ -167,6 +167,8 @@ class PgVectorStore:
                 )
                 if self.tag is not None:
                     s.execute(text(f"COMMENT ON TABLE {t} IS {_quote(self.tag)}"))
+                for c in FILTER_COLUMNS:  # what a filtered exact re-run (``search``) reads
+                    s.execute(text(f"CREATE INDEX {t}_{c} ON {t} ({c})"))
                 self._create_hnsw(s)
                 self.created = True
                 return
@@ -253,6 +255,7 @@ class PgVectorStore:
             s.execute(text("DROP TABLE aigc_vec_load"))
             if bulk:
                 self._create_hnsw(s)
+                s.execute(text(f"ANALYZE {self.table}"))  # the planner's view of the load
 
     def _load(self, s: Session, ids: np.ndarray, vecs: np.ndarray) -> None:
         """Fill the temporary load table: binary COPY on psycopg 3, INSERTs otherwise."""
@@ -318,8 +321,11 @@ class PgVectorStore:
         """The ``k`` nearest vectors per query by cosine similarity, best first.
 
         Returns ``(scores, ids)`` shaped ``[n, k]``; missing results have id -1 and score
-        ``-inf``. ``where`` filters on the filter columns in SQL (with HNSW, PostgreSQL
-        filters the index's candidates, so a rare value can return fewer than ``k``).
+        ``-inf``. ``where`` filters on the filter columns in SQL. HNSW filters only the
+        candidates its graph search finds (``ef_search`` of them), so a rare value can come
+        back short; such a query is run again exactly, on the rows that match the filter
+        (through the filter columns' indexes), so a filtered search returns ``k`` whenever
+        ``k`` rows match.
         """
         k = check_k(k)
         q = check_vectors(queries, self.dim, "queries")
@@ -329,11 +335,11 @@ class PgVectorStore:
         if not len(q):
             return scores, ids
         clause = " AND ".join(f"{c} = :f_{c}" for c in conds)
-        sql = text(
-            f"SELECT id, 1 - (embedding <=> CAST(:q AS vector)) FROM {self.table} "
-            f"{'WHERE ' + clause if clause else ''} "
-            "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
-        )
+        distance = "(embedding <=> CAST(:q AS vector))"
+        head = (f"SELECT id, 1 - {distance} FROM {self.table} "
+                f"{'WHERE ' + clause if clause else ''} ORDER BY {distance}")
+        sql = text(f"{head} LIMIT :k")
+        exact_sql = text(f"{head} + 0 LIMIT :k")  # an order the HNSW index cannot serve
         params: dict[str, Any] = {f"f_{c}": v for c, v in conds.items()}
         with self.db.session() as s:
             exact = self.approx_threshold > 0 and (
@@ -344,7 +350,10 @@ class PgVectorStore:
             else:
                 s.execute(text(f"SET LOCAL hnsw.ef_search = {min(max(self.ef_search, k), 1000)}"))
             for row, vec in enumerate(q):
-                found = s.execute(sql, {**params, "q": vector_literal(vec), "k": k}).all()
+                args = {**params, "q": vector_literal(vec), "k": k}
+                found = s.execute(sql, args).all()
+                if len(found) < k and conds and not exact:
+                    found = s.execute(exact_sql, args).all()
                 for col, (i, sc) in enumerate(found):
                     ids[row, col], scores[row, col] = i, sc
         return scores, ids

@@ -197,3 +197,32 @@ def test_backend_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         open_vector_store(db, "things", DIM)
     with pytest.raises(DataError, match="collection 'Bad-Name'"):
         PgVectorStore(db, "Bad-Name", DIM)
+
+
+def test_pgvector_filtered_hnsw_search_returns_k_when_k_rows_match(pgvector_url: str) -> None:
+    """HNSW keeps only the filter's matches among its ef_search candidates, so a value held
+    by few rows comes back short; the exact re-run on the matching rows finds them all."""
+    rng = np.random.default_rng(5)
+    db = Database(pgvector_url)
+    store = PgVectorStore(db, "rare", DIM, approx_threshold=1, ef_search=8)
+    vecs = unit(rng, 12000)
+    store.add(np.arange(11000), vecs[:11000], kind="chunk")  # a bulk load: HNSW, analysed
+    store.add(np.arange(11000, 12000), vecs[11000:], kind="pair")  # 1 row in 12
+    with db.engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE aigc_vec_rare"))  # as autovacuum would, in time
+        conn.commit()
+        plan = "\n".join(r[0] for r in conn.execute(sa.text(
+            "EXPLAIN SELECT id FROM aigc_vec_rare WHERE kind = 'pair' "
+            "ORDER BY embedding <=> CAST(:q AS vector) LIMIT 5"),
+            {"q": "[" + ",".join(["0.25"] * DIM) + "]"}))
+        indexes = {r[0] for r in conn.execute(sa.text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'aigc_vec_rare'"))}
+    assert "aigc_vec_rare_hnsw" in plan  # the case that comes back short
+    assert {"aigc_vec_rare_kind", "aigc_vec_rare_app", "aigc_vec_rare_source"} <= indexes
+    q = unit(rng, 5)
+    truth = (11000 + np.argsort(-(q @ vecs[11000:].T), axis=1)[:, :5]).tolist()
+    _, got = store.search(q, 5, where={"kind": "pair"})
+    assert got.tolist() == truth
+    _, plain = store.search(q, 10)  # unfiltered: HNSW, no re-run needed
+    assert (plain >= 0).all()
+    db.dispose()
