@@ -50,7 +50,8 @@ async def _maybe_await(value: Any) -> None:
 
 
 async def _shutdown(app: FastAPI) -> None:
-    """Close what this worker opened: engines, app services, the token store."""
+    """Close what this worker opened: engines, app services, the token store, the limiter's
+    Redis connections."""
     catalog = getattr(app.state, "catalog", None)
     if catalog is not None:
         try:
@@ -66,6 +67,7 @@ async def _shutdown(app: FastAPI) -> None:
                 log.exception("closing a service failed")
     app.state.services.clear()
     app.state.tokens.close()
+    await app.state.authenticate.limiter.aclose()
 
 
 def _include_generation(app: FastAPI, config: ServeConfig) -> None:

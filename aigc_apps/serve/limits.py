@@ -158,6 +158,9 @@ class RateLimiter:
         """:meth:`check`, awaitable like :meth:`RedisRateLimiter.acquire`."""
         self.check(key)
 
+    async def aclose(self) -> None:
+        """Nothing to release in process (see :meth:`RedisRateLimiter.aclose`)."""
+
     def check(self, key: str) -> None:
         """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
         if self.capacity <= 0:
@@ -211,39 +214,49 @@ return {allowed, tostring(tokens)}
 class RedisRateLimiter(RateLimiter):
     """The same token bucket, kept in Redis: one budget per caller for all workers.
 
-    Each request is one atomic script call. When Redis cannot be reached the worker falls
-    back to its own in-process buckets (and logs it, at most once a minute): a limiter
-    outage must not become a service outage.
+    Each request is one atomic script call, never retried (a retry after a timeout could
+    charge twice). When Redis cannot be reached the worker limits with its own in-process
+    buckets for ``cooldown_s`` before trying Redis again, and logs it at most once a
+    minute: a limiter outage must not become a service outage, nor slow every request.
     """
 
     def __init__(self, per_minute: int, url: str, *, prefix: str = "aigc:ratelimit:",
-                 timeout_s: float = 0.5) -> None:
+                 timeout_s: float = 0.5, cooldown_s: float = 5.0) -> None:
         super().__init__(per_minute)
-        self.url, self.prefix, self.timeout_s = url, prefix, timeout_s
-        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self.url, self.prefix = url, prefix
+        self.timeout_s, self.cooldown_s = timeout_s, cooldown_s
+        self._client: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
+        self._down_until = -math.inf
         self._warned_at = -math.inf
 
-    def _redis(self) -> Any:
-        """A client of the running loop (a redis.asyncio pool belongs to one loop)."""
+    def _script(self) -> Any:
+        """The bucket script on a client of the running loop (a pool belongs to one loop)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client[0] is not loop:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
 
-            client = aioredis.Redis.from_url(self.url, socket_timeout=self.timeout_s,
-                                             socket_connect_timeout=self.timeout_s)
-            self._client = (loop, client.register_script(_BUCKET_LUA))
-        return self._client[1]
+            client = aioredis.Redis.from_url(
+                self.url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
+                retry=Retry(NoBackoff(), 0))
+            self._client = (loop, client, client.register_script(_BUCKET_LUA))
+        return self._client[2]
 
     async def acquire(self, key: str) -> None:
         if self.capacity <= 0:
             return
+        if time.monotonic() < self._down_until:
+            self.check(key)
+            return
         from redis.exceptions import RedisError
 
         try:
-            allowed, tokens = await self._redis()(keys=[self.prefix + key],
-                                                  args=[self.capacity, self.rate])
+            allowed, tokens = await self._script()(keys=[self.prefix + key],
+                                                   args=[self.capacity, self.rate])
         except (RedisError, OSError) as exc:
             now = time.monotonic()
+            self._down_until = now + self.cooldown_s
             if now - self._warned_at >= 60:
                 self._warned_at = now
                 log.warning("rate limit: Redis at %s unreachable (%s); this worker limits "
@@ -252,6 +265,11 @@ class RedisRateLimiter(RateLimiter):
             return
         if not int(allowed):
             raise self.exceeded(float(tokens))
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._client[0] is asyncio.get_running_loop():
+            await self._client[1].aclose()
+        self._client = None
 
 
 def make_limiter(per_minute: int, redis_url: str | None = None) -> RateLimiter:

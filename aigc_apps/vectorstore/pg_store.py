@@ -167,11 +167,11 @@ class PgVectorStore:
                 )
                 if self.tag is not None:
                     s.execute(text(f"COMMENT ON TABLE {t} IS {_quote(self.tag)}"))
-                for c in FILTER_COLUMNS:  # what a filtered exact re-run (``search``) reads
-                    s.execute(text(f"CREATE INDEX {t}_{c} ON {t} ({c})"))
+                self._index_filters(s)
                 self._create_hnsw(s)
                 self.created = True
                 return
+            self._index_filters(s)
         stored_dim, stored_tag = shape
         if stored_dim != self.dim:
             raise DataError(
@@ -184,6 +184,15 @@ class PgVectorStore:
                 f"vector table {t} was built by encoder {stored_tag}, not {self.tag}: rebuild "
                 "it (PgVectorStore.drop) for the new encoder"
             )
+
+    def _index_filters(self, s: Session) -> None:
+        """A btree index per filter column (what a filtered exact re-run in :meth:`search`
+        reads), added to tables made before they existed."""
+        defs = s.scalars(text("SELECT indexdef FROM pg_indexes WHERE tablename = :t "
+                              "AND schemaname = current_schema()"), {"t": self.table}).all()
+        for c in FILTER_COLUMNS:
+            if not any(d.endswith(f"btree ({c})") for d in defs):
+                s.execute(text(f"CREATE INDEX {self.table[:50]}_{c} ON {self.table} ({c})"))
 
     def _create_hnsw(self, s: Session) -> None:
         s.execute(

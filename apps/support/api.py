@@ -313,7 +313,7 @@ async def _follow(
         while not await request.is_disconnected():
             try:
                 await asyncio.wait_for(changed.wait(), PING_S)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin before Python 3.11
                 yield ": ping\n\n"
                 continue
             changed.clear()

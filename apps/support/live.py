@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
@@ -53,6 +55,7 @@ class LiveWatch:
         self._pages: dict[str, set[asyncio.Event]] = {}
         self._seen: dict[str, Snapshot | None] = {}
         self._task: asyncio.Task[None] | None = None
+        self._warned_at = -math.inf
 
     @asynccontextmanager
     async def follow(self, session_id: str) -> AsyncIterator[asyncio.Event]:
@@ -64,6 +67,7 @@ class LiveWatch:
         self._pages.setdefault(session_id, set()).add(changed)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self.close()  # a task left on another loop (tests run several) stops
             self._task = loop.create_task(self._run())
         try:
             yield changed
@@ -84,7 +88,10 @@ class LiveWatch:
             try:
                 found = await run_in_threadpool(snapshot, self.db, ids)
             except Exception as exc:  # the store is away: pages keep their keep-alives
-                log.warning("live pages: could not read the store (%r)", exc)
+                at = time.monotonic()
+                if at - self._warned_at >= 60:
+                    self._warned_at = at
+                    log.warning("live pages: could not read the store (%r)", exc)
                 continue
             for session_id in ids:
                 now = found.get(session_id)
@@ -92,3 +99,11 @@ class LiveWatch:
                     self._seen[session_id] = now
                     for changed in self._pages[session_id]:
                         changed.set()
+
+    def close(self) -> None:
+        """Stop polling (the service is closing); callable from any thread."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            loop = task.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)

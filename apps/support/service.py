@@ -108,7 +108,9 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         webhooks = self.__dict__.pop("webhooks", None)
         if webhooks is not None:
             webhooks.close()
-        self.__dict__.pop("conversations", None)
+        conversations = self.__dict__.pop("conversations", None)
+        if conversations is not None and "live" in conversations.__dict__:
+            conversations.live.close()
         db = self.__dict__.pop("db", None)
         if db is not None:
             db.dispose()

@@ -42,8 +42,15 @@ def redis_url() -> Iterator[str]:
 
 def _spend(limiter: RateLimiter, key: str) -> int | None:
     """One request's worth: None when allowed, else the Retry-After seconds."""
+
+    async def request() -> None:
+        try:
+            await limiter.acquire(key)
+        finally:
+            await limiter.aclose()
+
     try:
-        asyncio.run(limiter.acquire(key))  # a new event loop each time, as tests go
+        asyncio.run(request())  # a new event loop each time: the client follows it
     except ApiError as exc:
         assert exc.status == 429
         return int(exc.headers["Retry-After"])
@@ -58,15 +65,22 @@ def test_workers_spend_from_one_budget_and_the_bucket_expires(redis_url: str) ->
     assert spent[:3] == [None, None, None] and spent[3] == 20  # 3 a minute: one per 20 s
     assert _spend(workers[0], "token:bob") is None  # each caller has its own bucket
     assert RateLimiter(3).capacity == workers[0].capacity
-    ttl = redis.Redis.from_url(REDIS_URL).ttl(f"{redis_url}token:alice")
+    with redis.Redis.from_url(REDIS_URL) as client:
+        ttl = client.ttl(f"{redis_url}token:alice")
     assert 0 < ttl <= 61  # gone once it would be full again
 
 
 def test_without_redis_each_worker_limits_on_its_own(caplog: pytest.LogCaptureFixture) -> None:
     limiter = RedisRateLimiter(3, "redis://127.0.0.1:1/0", timeout_s=0.2)
+    tries: list[int] = []
+    script = limiter._script
+    limiter._script = lambda: tries.append(1) or script()  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="aigc.serve"):
         spent = [_spend(limiter, "token:alice") for _ in range(4)]
     assert spent[:3] == [None, None, None] and spent[3] == 20
+    assert len(tries) == 1  # then the cool-down: no request waits on a dead Redis
+    limiter._down_until = 0.0  # the cool-down is over: Redis is tried again
+    assert _spend(limiter, "token:bob") is None and len(tries) == 2
     warned = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warned) == 1 and "127.0.0.1:1" in warned[0]  # once, not per request
 
@@ -95,4 +109,5 @@ def test_two_servers_share_a_token_budget(
     assert_error(limited, 429, "rate_limit_error", "rate_limit_exceeded")
     import redis
 
-    redis.Redis.from_url(REDIS_URL).delete(f"aigc:ratelimit:token:{name}")
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.delete(f"aigc:ratelimit:token:{name}")

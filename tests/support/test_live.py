@@ -56,8 +56,6 @@ def test_many_pages_cost_one_poll_and_only_the_changed_conversation_wakes(
             event.listen(bot.db.engine, "before_cursor_execute", count)
             await asyncio.sleep(0.5)  # ~10 ticks with nothing new
             event.remove(bot.db.engine, "before_cursor_execute", count)
-            async with watch.follow(sids[1]) as late:  # the watch has seen it already
-                assert late.is_set()
             c_ = bot.conversations
             return first, len(statements), [
                 # the last in the queue is taken: nobody before it moves
@@ -73,3 +71,4 @@ def test_many_pages_cost_one_poll_and_only_the_changed_conversation_wakes(
     assert woke == [[False, False, False, True], [False, False, True, False],
                     [True, True, True, False]]
     assert not watch._pages  # pages that left are forgotten
+    watch.close()

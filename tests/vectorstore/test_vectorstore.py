@@ -225,4 +225,10 @@ def test_pgvector_filtered_hnsw_search_returns_k_when_k_rows_match(pgvector_url:
     assert got.tolist() == truth
     _, plain = store.search(q, 10)  # unfiltered: HNSW, no re-run needed
     assert (plain >= 0).all()
+    with db.session() as s:  # a table made before the filter indexes gets them on opening
+        s.execute(sa.text("DROP INDEX aigc_vec_rare_kind"))
+    PgVectorStore(db, "rare", DIM)
+    with db.engine.connect() as conn:
+        assert "aigc_vec_rare_kind" in {r[0] for r in conn.execute(sa.text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'aigc_vec_rare'"))}
     db.dispose()
