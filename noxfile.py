@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
     """ruff and mypy."""
     install(session, "dev")
     session.run("ruff", "check", "aigc_apps", "apps", "tests", "benchmarks", "noxfile.py")
-    session.run("mypy", "aigc_apps")
+    session.run("mypy", "aigc_apps", "apps", "benchmarks")
 
 
 @nox.session

@@ -162,6 +162,7 @@ def peft_model(cfg: LoraTrainingConfig, data: Path) -> tuple[Any, Any, list[ds.E
     set_seed(cfg.seed)
     model, tokenizer = load_causal_lm(cfg.base, device="cpu", dtype=torch.float32)
     examples, _ = ds.build_sft_examples(ds.load_records(data, cfg).records, tokenizer, cfg)
+    assert cfg.lora_r and cfg.lora_alpha and cfg.lora_dropout is not None  # set by the config
     lora = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
@@ -242,7 +243,7 @@ def hf_trainer(grouped: bool) -> Side:
             trainer = Trainer(
                 model=model,
                 args=args,
-                train_dataset=examples,  # type: ignore[arg-type]
+                train_dataset=examples,
                 data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
                 processing_class=tokenizer,
                 callbacks=[meter],

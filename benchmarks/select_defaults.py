@@ -258,7 +258,7 @@ def support(args: argparse.Namespace) -> dict[str, Any]:
         gold = [rows[i]["category"] for i in val]
         vecs = bot.encoder.encode([strip_placeholders(t) for t in texts])
 
-        def score(cfg: RetrievalConfig) -> dict[str, float]:
+        def score(cfg: RetrievalConfig) -> dict[str, Any]:
             bot.kb.config = cfg
             rankings = [bot.kb.rank(v, text=strip_placeholders(t))
                         for t, v in zip(texts, vecs, strict=True)]

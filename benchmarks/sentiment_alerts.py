@@ -226,7 +226,8 @@ def choose_baseline(args: argparse.Namespace, rates: list[float], rule: AlertRul
             tuning.append((surges, scored_buckets(records, args.accuracy, rule.seconds)))
 
     def evaluate(candidate: tuple[float, int]) -> dict[str, Any]:
-        runs, controls = [], []
+        runs: list[Any] = []
+        controls: list[Any] = []
         for surges, series in tuning:
             alerts = threshold_alerts(series, *candidate, rule.cooldown)
             (runs if surges else controls).append(score(alerts, surges, bucket))

@@ -178,7 +178,7 @@ def main() -> None:
     parts = (lo, fr, tf)  # the order of "weights_lora_frozen_tfidf"
 
     def blend(w: tuple[float, ...], split: str) -> np.ndarray:
-        return sum(wi * part[split] for wi, part in zip(w, parts, strict=True))
+        return np.sum([wi * part[split] for wi, part in zip(w, parts, strict=True)], axis=0)
 
     steps = [round(0.1 * i, 1) for i in range(11)]
     grid = [w for w in itertools.product(steps, repeat=3) if abs(sum(w) - 1) < 1e-6]
