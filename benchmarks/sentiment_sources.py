@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/sentiment_sources.py [--data ../shared/data] [--epochs 4]
         [--balance 0.5] [--normalize auto|default|none|key=value,...] [--grid 4:16 8:32]
-        [--json]
+        [--validation-only] [--json]
     python benchmarks/sentiment_sources.py --quick        # smoke run: figures mean nothing
 
 Protocol (../shared/data/README.md, fpb and tfns): train on both ``train`` splits, choose
@@ -217,6 +217,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: --limit 48, 4 training steps")
     ap.add_argument("--baselines-only", action="store_true")
+    ap.add_argument("--validation-only", action="store_true",
+                    help="a sweep: train the --grid configs and report validation only (no "
+                    "baselines, no test split read, no throughput)")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args()
     if args.quick:
@@ -233,7 +236,8 @@ def main() -> None:
         "rows": {s.name: {k: len(v) for k, v in s.splits.items()} for s in sources},
     }
     cache = EmbeddingCache()
-    out["baselines"] = baselines(sources, cache, say)
+    if not args.validation_only:
+        out["baselines"] = baselines(sources, cache, say)
     if args.normalize == "auto":
         chosen, out["normalization_candidates"] = choose_normalization(sources, cache, say)
         norm = NORM_CANDIDATES[chosen]
@@ -243,7 +247,7 @@ def main() -> None:
     say(f"normalisation: {chosen} {norm.to_dict()}")
     if not args.baselines_only:
         out |= app_model(sources, norm, args, say)
-        out["targets_met"] = targets_met(out)
+        out["targets_met"] = {} if args.validation_only else targets_met(out)
         for key, met in out["targets_met"].items():
             say(f"target {key:28} {'met' if met['met'] else 'MISSED'} "
                 f"({met['figure']} vs >= {met['target']})")
@@ -291,6 +295,9 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
         tried: list[dict[str, Any]] = []
         (epochs, rank), report = best_on_validation(
             _grid(args), train, lambda r: r.selection_macro_f1 or 0.0)
+        if args.validation_only:  # a sweep: the test splits stay unread
+            return {"app_model": {"configs_tried": tried,
+                                  "chosen": {"epochs": epochs, "lora_r": rank}}}
         model = SentimentModel.load(report.name)
         _, tests = evaluate_sources(model, sources, "test")  # the one reading of test
         stream = [r["text"] for s in sources for r in s.splits["test"]] * 2
