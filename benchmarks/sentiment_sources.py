@@ -274,6 +274,7 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
     from apps.sentiment.sources import evaluate_sources
 
     withheld = [replace(s, splits=s.splits | {"test": []}) for s in sources]
+    tried: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as home:
         os.environ["AIGC_HOME"] = home
 
@@ -292,7 +293,6 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
                           "train_seconds": round(report.train_seconds, 1)})
             return report
 
-        tried: list[dict[str, Any]] = []
         (epochs, rank), report = best_on_validation(
             _grid(args), train, lambda r: r.selection_macro_f1 or 0.0)
         if args.validation_only:  # a sweep: the test splits stay unread

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import unavailable
+from tests.services import required, unavailable
 
 PG_URL = os.environ.get(
     "AIGC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -59,7 +59,7 @@ def _pg_available() -> bool:
 @pytest.fixture(scope="session")
 def pg_available() -> bool:
     ok = _pg_available()
-    if not ok and os.environ.get("AIGC_REQUIRE_PG") == "1":
+    if not ok and required("pg"):
         unavailable("pg", f"PostgreSQL not reachable at {PG_URL}")
     return ok
 

@@ -12,10 +12,14 @@ from typing import NoReturn
 import pytest
 
 
+def required(name: str) -> bool:
+    """Whether ``AIGC_REQUIRE_<name>=1``: a missing service fails instead of skipping."""
+    return os.environ.get(f"AIGC_REQUIRE_{name.upper()}") == "1"
+
+
 def unavailable(name: str, reason: str) -> NoReturn:
-    """Skip with ``reason``, or fail where ``AIGC_REQUIRE_<name>=1``."""
+    """Skip with ``reason``, or fail where the service is :func:`required`."""
     __tracebackhide__ = True  # report the test (or fixture) that needs the service
-    flag = f"AIGC_REQUIRE_{name.upper()}"
-    if os.environ.get(flag) == "1":
-        pytest.fail(f"{reason} ({flag}=1: required)")
+    if required(name):
+        pytest.fail(f"{reason} (AIGC_REQUIRE_{name.upper()}=1: required)")
     pytest.skip(reason)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -220,9 +220,14 @@ def position_among(waiting: list[datetime], sess: ChatSession) -> int | None:
 
 def pending_since(s: Session) -> list[datetime]:
     """When each pending conversation started waiting, sorted: the whole queue, one query."""
-    found = s.scalars(select(ChatSession.state_since).where(
-        ChatSession.state == "pending_human", ChatSession.state_since.is_not(None)))
-    return sorted(as_utc(t) for t in found if t is not None)
+    return waiting_order(s.scalars(select(ChatSession.state_since).where(
+        ChatSession.state == "pending_human")))
+
+
+def waiting_order(since: Iterable[datetime | None]) -> list[datetime]:
+    """Pending conversations' ``state_since``, sorted: what :func:`position_among` places a
+    conversation in."""
+    return sorted(as_utc(t) for t in since if t is not None)
 
 
 def notice(sess: ChatSession) -> str:
@@ -352,8 +357,7 @@ class Conversations:
             ).all()
             recent = _last_messages(s, [sess.id for sess in rows], last)
             # every pending conversation is in ``rows`` when pending ones are asked for
-            waiting = sorted(as_utc(r.state_since) for r in rows
-                             if r.state == "pending_human" and r.state_since is not None)
+            waiting = waiting_order(r.state_since for r in rows if r.state == "pending_human")
             out = []
             for sess in rows:
                 since = as_utc(sess.state_since or sess.updated_at)

@@ -25,7 +25,8 @@ REDIS_URL = os.environ.get("AIGC_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in a live Redis (its keys are deleted afterwards)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
@@ -57,16 +58,16 @@ def _spend(limiter: RateLimiter, key: str) -> int | None:
     return None
 
 
-def test_workers_spend_from_one_budget_and_the_bucket_expires(redis_url: str) -> None:
+def test_workers_spend_from_one_budget_and_the_bucket_expires(redis_prefix: str) -> None:
     import redis
 
-    workers = [RedisRateLimiter(3, REDIS_URL, prefix=redis_url) for _ in range(2)]
+    workers = [RedisRateLimiter(3, REDIS_URL, prefix=redis_prefix) for _ in range(2)]
     spent = [_spend(workers[n % 2], "token:alice") for n in range(4)]
     assert spent[:3] == [None, None, None] and spent[3] == 20  # 3 a minute: one per 20 s
     assert _spend(workers[0], "token:bob") is None  # each caller has its own bucket
     assert RateLimiter(3).capacity == workers[0].capacity
     with redis.Redis.from_url(REDIS_URL) as client:
-        ttl = client.ttl(f"{redis_url}token:alice")
+        ttl = client.ttl(f"{redis_prefix}token:alice")
     assert 0 < ttl <= 61  # gone once it would be full again
 
 
@@ -95,7 +96,7 @@ def test_config_refuses_a_url_that_is_not_redis() -> None:
 
 
 def test_two_servers_share_a_token_budget(
-    redis_url: str, live_server: Callable[[object], str], token_store: TokenStore
+    redis_prefix: str, live_server: Callable[[object], str], token_store: TokenStore
 ) -> None:
     name = f"rl-{uuid.uuid4().hex[:8]}"  # a fresh bucket in the shared Redis
     _, token = token_store.create(name, ["generate"])
