@@ -19,6 +19,11 @@ class ModelNotFoundError(AigcError):
     """A base model cannot be found locally and cannot be downloaded."""
 
 
+class CorruptModelError(DataError):
+    """A bundled model's files fail their checksum or cannot be unpacked: the model is there
+    but damaged (or tampered with), so the fix is reinstalling it, not installing it."""
+
+
 class AdapterError(AigcError):
     """An adapter folder is missing, corrupt or does not match its base model."""
 
