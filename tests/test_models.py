@@ -34,7 +34,7 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
 
 def test_aliases_are_listed_with_kind_and_location() -> None:
     infos = {info.name: info for info in available_models()}
-    assert set(infos) == set(MODEL_ALIASES) == {"smollm2-135m-instruct", "minilm-l6"}
+    assert set(infos) == set(MODEL_ALIASES) == {"smollm2-135m-instruct", "minilm-l6", "mpnet-base"}
     assert infos["smollm2-135m-instruct"].kind == "causal-lm"
     assert infos["minilm-l6"].kind == "encoder"
     encoder = infos["minilm-l6"]
