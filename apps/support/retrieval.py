@@ -36,6 +36,7 @@ from aigc_apps.settings import get_settings
 from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
+from .answer_vectors import AnswerVectors
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
@@ -89,8 +90,10 @@ class RetrievalConfig:
 
     The score of an intent is its best neighbour's similarity plus ``vote_weight`` times the
     log of its softmax-weighted votes among the ``k`` nearest questions (kNN voting), plus
-    ``head_weight`` times the log probability from the linear intent head, plus
-    ``lexical_weight`` times that of the lexical (TF-IDF) head, each when fitted.
+    ``answer_weight`` times the question's similarity to the intent's answer text (a
+    dialogue pair's: its answer), plus ``head_weight`` times the log probability from the
+    linear intent head, plus ``lexical_weight`` times that of the lexical (TF-IDF) head,
+    each when fitted.
     """
 
     k: int = 10
@@ -98,6 +101,7 @@ class RetrievalConfig:
     vote_temperature: float = 20.0
     head_weight: float = 0.0
     lexical_weight: float = 0.0
+    answer_weight: float = 0.0
 
 
 @dataclass
@@ -170,6 +174,10 @@ class KnowledgeIndex:
         self.meta: dict[int, EntryMeta] = {}
         self.copies: set[int] = set()  # rows whose content an older row holds
         self.answers: dict[str, str | None] = {}
+        self.example_of: dict[str, EntryMeta] = {}  # one question entry per key
+        self._answer_vectors: AnswerVectors | None = None
+        self._answers_changed = True
+        self.encoder_changed = False  # re-embedded on open: another encoder made the index
         self.head: IntentHead | None = None
         self.lexical: LexicalHead | None = None
         self.questions: VectorStore
@@ -187,6 +195,11 @@ class KnowledgeIndex:
         with self.db.session() as s:
             self.meta, self.copies = _knowledge(s)
             self.answers = {i.name: i.answer for i in s.scalars(select(Intent))}
+        self._answers_changed = True
+        self.example_of = {}
+        for m in self.meta.values():
+            if m.kind in QUESTION_KINDS:
+                self.example_of.setdefault(m.key, m)
 
     def _encoder_tag(self) -> str:
         return f"{self.encoder.name}|{self.encoder.dim}"
@@ -217,6 +230,7 @@ class KnowledgeIndex:
         with self.db.session() as s:
             tag = get_setting(s, "index_encoder")
         if tag != self._encoder_tag():
+            self.encoder_changed = tag is not None
             self.rebuild()
             return
         self.questions, self.chunks = self._open()
@@ -296,6 +310,29 @@ class KnowledgeIndex:
     def _head_path(self) -> Path:
         return self.index_dir / "intent_head.npz"
 
+    def answer_texts(self) -> dict[str, str]:
+        """What each key answers with: an intent's answer text, a dialogue pair's answer."""
+        texts = {k: a for k, a in self.answers.items() if a}
+        texts.update({m.key: m.answer for m in self.meta.values() if m.kind == "pair" and m.answer})
+        return texts
+
+    def answer_similarities(self, vec: np.ndarray) -> dict[str, float]:
+        """The question's similarity to each answer text (embedded once, then cached)."""
+        vectors = self._answer_vectors
+        if vectors is None or vectors.encoder_tag != self._encoder_tag():
+            vectors = AnswerVectors(self.index_dir / "answers.npz", self._encoder_tag())
+            self._answers_changed = True
+        if self._answers_changed:  # embeds only the answers that are new or changed
+            vectors.update(self.answer_texts(), self.encoder)
+            self._answers_changed = False
+        self._answer_vectors = vectors
+        return vectors.similarities(vec)
+
+    def set_answers(self, answers: dict[str, str]) -> None:
+        """Replace intents' answer texts in memory (the caller has stored them)."""
+        self.answers.update(answers)
+        self._answers_changed = True
+
     def _lexical_path(self) -> Path:
         return self.index_dir / "lexical_head.pkl"
 
@@ -307,7 +344,11 @@ class KnowledgeIndex:
         vecs = self.questions.vectors(ids) if ids else np.zeros((0, self.encoder.dim))
         labels = [self.meta[i].key for i in ids]
         self.head = fit_intent_head(vecs, labels, c, self._encoder_tag())
-        self.lexical = fit_lexical_head([self.meta[i].text for i in ids], labels)
+        # The lexical head reads the answers too: their words are the intent's vocabulary.
+        answers = {k: a for k, a in self.answers.items() if a and k in set(labels)}
+        self.lexical = fit_lexical_head(
+            [self.meta[i].text for i in ids] + list(answers.values()), labels + list(answers)
+        )
         for head, path in ((self.head, self._head_path()), (self.lexical, self._lexical_path())):
             if head is not None:
                 head.save(path)
@@ -372,6 +413,14 @@ class KnowledgeIndex:
             if m.key not in best:
                 best[m.key], top[m.key] = sc, m
             votes[m.key] += math.exp(cfg.vote_temperature * (sc - 1.0))
+        answer_sim = self.answer_similarities(vec) if cfg.answer_weight else {}
+        if answer_sim and best:
+            # Keys whose answer is among the k closest join the candidates; their nearest
+            # question was not retrieved, so it is at most the k-th neighbour's similarity.
+            floor = min(best.values())
+            for key in sorted(answer_sim, key=lambda key: -answer_sim[key])[: cfg.k]:
+                if key not in best and key in self.example_of:
+                    best[key], top[key] = floor, self.example_of[key]
         head_lp = self.head.log_proba(vec) if self.head is not None and cfg.head_weight else None
         lex_lp = (
             self.lexical.log_proba(text)
@@ -383,6 +432,8 @@ class KnowledgeIndex:
             value = sc
             if cfg.vote_weight:
                 value += cfg.vote_weight * math.log(votes[key]) / cfg.vote_temperature
+            if answer_sim:
+                value += cfg.answer_weight * answer_sim.get(key, 0.0)
             if cfg.head_weight and head_lp is not None:
                 value += cfg.head_weight * head_lp.get(key, HEAD_FLOOR)
             if lex_lp is not None:

@@ -85,7 +85,9 @@ def retriever_pairs(
     per_example: int = 1,
     seed: int = 0,
 ) -> tuple[list[tuple[str, str]], list[Hashable]]:
-    """(query, positive) pairs with their group (the intent), from entries not in ``exclude``."""
+    """(query, positive) pairs with their group (the intent), from entries not in ``exclude``:
+    each example question with another of its intent and with its intent's answer text (the
+    answer says what the intent covers, in the words customers will use about it)."""
     rng = random.Random(seed)
     by_intent: dict[str, list[str]] = defaultdict(list)
     for i, m in kb.meta.items():
@@ -97,8 +99,8 @@ def retriever_pairs(
         for n, text in enumerate(texts):
             others = texts[:n] + texts[n + 1 :]
             answer = kb.answers.get(intent)
-            for _ in range(per_example):
-                positive = rng.choice(others) if others else answer
+            positives = [rng.choice(others) for _ in range(per_example)] if others else []
+            for positive in [*positives, answer]:
                 if positive:
                     pairs.append((text, positive))
                     groups.append(intent)
