@@ -24,6 +24,9 @@ import numpy as np
 from .retrieval import KnowledgeIndex, Ranking
 
 DEFAULT = {"w_score": 12.0, "w_margin": 0.0, "bias": -7.0}
+# Whether confidence weighs the lead over the runner-up: chosen on the validation half of
+# data/support/customer_questions.csv (benchmarks/support_faq.py).
+CALIBRATE_ON_MARGIN = False
 
 
 @dataclass
@@ -65,9 +68,13 @@ def heldout_ids(kb: KnowledgeIndex, max_samples: int = 2000, seed: int = 0) -> l
 
 
 def calibrate(
-    kb: KnowledgeIndex, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
+    kb: KnowledgeIndex,
+    ids: Sequence[int] | None = None,
+    target_false_handoff: float = 0.05,
+    margin: bool = False,
 ) -> Calibration:
-    """Fit confidence on leave-one-out matches of ``ids`` and set the handoff threshold."""
+    """Fit confidence on leave-one-out matches of ``ids`` and set the handoff threshold;
+    ``margin`` lets the lead over the runner-up count too (see ``calibrate_margin``)."""
     indexed = set(kb.questions.ids().tolist())  # one read, not one per id (pgvector)
     ids = [i for i in (ids if ids is not None else heldout_ids(kb)) if i in indexed]
     if len(ids) < 5:
@@ -83,9 +90,14 @@ def calibrate(
     x, y = np.asarray(feats), np.asarray(correct)
     cal = Calibration(samples=len(y), loo_accuracy=float(y.mean()) if len(y) else None)
     if len(set(y.tolist())) == 2 and min(y.sum(), len(y) - y.sum()) >= 2:
-        w = fit_logistic(x[:, :1], y)
-        cal.w_score, cal.w_margin, cal.bias = float(w[0]), 0.0, float(w[1])
-        cal.method = "logistic (leave-one-out)"
+        if margin:
+            w = fit_logistic(x, y)
+            cal.w_score, cal.w_margin, cal.bias = float(w[0]), float(w[1]), float(w[2])
+            cal.method = "logistic on score and margin (leave-one-out)"
+        else:
+            w = fit_logistic(x[:, :1], y)
+            cal.w_score, cal.w_margin, cal.bias = float(w[0]), 0.0, float(w[1])
+            cal.method = "logistic (leave-one-out)"
     else:  # every LOO match right (or wrong): keep the default slope, centre it on the data
         cal.bias = -cal.w_score * float(np.quantile(x[:, 0], 0.5)) if len(x) else cal.bias
         cal.method = "default slope, centred (one class only)"

@@ -299,6 +299,47 @@ def eval_(
         console.print(f"{len(report.skipped)} rows skipped ({report.skipped[0]})", markup=False)
 
 
+@app.command()
+def calibrate(
+    data: Annotated[
+        Path,
+        typer.Argument(help="Labelled customer questions: CSV/TSV/JSONL/JSON (text, intent)."),
+    ],
+    max_wrong: Annotated[
+        float, typer.Option(help="Most in-scope questions answered wrongly (a share).")
+    ] = 0.03,
+    text_col: Annotated[str, typer.Option(help="Question text column.")] = "text",
+    intent_col: Annotated[
+        str, typer.Option(help="Intent column; `oos` marks questions to hand off.")
+    ] = "intent",
+    db: DbOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Set the handoff threshold from questions in your customers' words: the most right
+    answers with at most --max-wrong of them answered wrongly (the next ingest recalibrates
+    from the knowledge base alone: run it again after)."""
+    from .evaluation import read_labelled_queries
+
+    if not 0.0 <= max_wrong < 1.0:
+        raise typer.BadParameter("--max-wrong is a share between 0 and 1")
+    texts, labels, skipped = read_labelled_queries(data, text_col, intent_col)
+    bot = _service(db)
+    chosen = bot.calibrate_on(texts, labels, max_wrong)
+    if json_output:
+        print_json({**chosen.to_dict(), "skipped": skipped})
+        return
+    console.print(
+        f"handoff threshold {chosen.threshold:.3f} on {chosen.n_in_scope} in-scope and "
+        f"{chosen.n_oos} out-of-scope questions: right {chosen.right:.1%}, wrong "
+        f"{chosen.wrong:.1%}, from documents {chosen.generated:.1%}, handed off "
+        f"{chosen.handoff:.1%}"
+        + (f"; out of scope handed off {chosen.oos_handoff:.1%}" if chosen.n_oos else ""),
+        markup=False,
+    )
+    if skipped:
+        console.print(f"{len(skipped)} rows skipped ({skipped[0]})", markup=False)
+
+
 quarantine_app = typer.Typer(
     help="Passages held back at ingest because they read like instructions to the assistant "
     "(and answers held back when sent): list them, approve false positives, reject the rest.",

@@ -25,7 +25,7 @@ from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
 from .answering import AnsweringMixin
-from .calibration import Calibration, calibrate
+from .calibration import CALIBRATE_ON_MARGIN, Calibration, calibrate
 from .handoff import (
     Conversations,
 )
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from aigc_apps.generation import Generator
 
     from .evaluation import EvalReport
+    from .outcomes import Shares
     from .tuning import TuningReport
     from .webhooks import WebhookDeliverer
 
@@ -193,7 +194,12 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
 
     @lazy
     def kb(self) -> KnowledgeIndex:
-        return KnowledgeIndex(self.db, self.encoder, self.index_dir, self._retrieval_config())
+        kb = KnowledgeIndex(self.db, self.encoder, self.index_dir, self._retrieval_config())
+        if kb.encoder_changed and kb.meta:
+            # Re-embedded by another encoder (AIGC_SUPPORT_ENCODER changed, or an upgrade):
+            # the stored confidence was fitted on the old encoder's similarities.
+            self.calibration = self._calibrated(kb)
+        return kb
 
     def _retrieval_config(self) -> RetrievalConfig:
         if self._retrieval is not None:
@@ -251,17 +257,63 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         return report
 
     def recalibrate(
-        self, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
+        self,
+        ids: Sequence[int] | None = None,
+        target_false_handoff: float = 0.05,
+        margin: bool = CALIBRATE_ON_MARGIN,
     ) -> Calibration:
         """Refit confidence on held-out examples (the stored calibration split, if any)."""
+        self.calibration = self._calibrated(self.kb, ids, target_false_handoff, margin)
+        return self.calibration
+
+    def _calibrated(
+        self,
+        kb: KnowledgeIndex,
+        ids: Sequence[int] | None = None,
+        target_false_handoff: float = 0.05,
+        margin: bool = CALIBRATE_ON_MARGIN,
+    ) -> Calibration:
+        """A calibration of ``kb`` on held-out examples, stored (see :meth:`recalibrate`)."""
         with self.db.session() as s:
             stored = get_setting(s, "calibration_ids")
         if ids is None and stored:
-            ids = [i for i in stored if i in self.kb.meta]
-        self.calibration = calibrate(self.kb, ids, target_false_handoff)
+            ids = [i for i in stored if i in kb.meta]
+        cal = calibrate(kb, ids, target_false_handoff, margin=margin)
         with self.db.session() as s:
-            set_setting(s, "calibration", self.calibration.to_dict())
-        return self.calibration
+            set_setting(s, "calibration", cal.to_dict())
+        return cal
+
+    def calibrate_on(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        max_wrong: float = 0.03,
+        refit: bool = True,
+    ) -> Shares:
+        """Calibrate on labelled customer questions (label ``oos`` for ones the bot should
+        not answer): with ``refit`` the confidence is fitted on them (top score and margin),
+        then the handoff threshold is the one with the most right answers and at most
+        ``max_wrong`` of the in-scope ones answered wrongly. Returns the shares there.
+
+        Questions in customers' own words are what the bot meets; the knowledge base's own
+        examples (the default calibration, leave-one-out) are easier than they are.
+        """
+        from .outcomes import choose_threshold, refit_confidence, score_questions
+
+        cal = self.calibration
+        scored = score_questions(self, texts, labels)
+        if refit:
+            scored = refit_confidence(scored, cal)
+        chosen = choose_threshold(scored, max_wrong)
+        cal.threshold = chosen.threshold
+        how = "confidence and threshold" if refit else "threshold"
+        cal.method = (
+            f"{how} on {chosen.n_in_scope + chosen.n_oos} labelled questions "
+            f"(<= {max_wrong:.0%} wrong)"
+        )
+        with self.db.session() as s:
+            set_setting(s, "calibration", cal.to_dict())
+        return chosen
 
     def set_answers(self, answers: dict[str, str]) -> None:
         """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
@@ -270,7 +322,7 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         with self.db.session() as s:
             for name, intent in intents_by_name(s, set(answers)).items():
                 intent.answer = answers[name]
-        self.kb.answers.update(answers)
+        self.kb.set_answers(answers)
 
     def reindex(self) -> int:
         """Rebuild the vector stores (FAISS files or pgvector tables) and intent heads from
