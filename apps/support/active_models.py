@@ -117,8 +117,8 @@ class SupportModels:
 
     A given ``encoder`` (a name, or a loaded :class:`~aigc_apps.embeddings.Encoder` to
     share) or ``llm`` wins; else the registry's active support model of that role; else
-    the default of ``settings`` (the environment's ``AIGC_ENCODER`` / ``AIGC_LLM`` unless
-    given), read when first needed.
+    the default of ``settings`` (the environment's ``AIGC_SUPPORT_ENCODER``, else
+    ``AIGC_ENCODER``, else ``mpnet-base``; ``AIGC_LLM``), read when first needed.
     ``registry`` is called once a model is first resolved; ``lock`` is the owner's, so that
     loads which reach into the owner (the registry opens with its database) cannot deadlock.
     """
@@ -151,7 +151,7 @@ class SupportModels:
         if choice is not None:
             return choice if isinstance(choice, str) else str(choice.name)
         entry = self.encoder_entry
-        return str(entry.path) if entry else self._defaults().default_encoder
+        return str(entry.path) if entry else self._defaults().support_encoder_name
 
     @lazy
     def encoder(self) -> Encoder:
