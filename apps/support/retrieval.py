@@ -36,6 +36,7 @@ from aigc_apps.settings import get_settings
 from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
+from .generation import bump, bump_now
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
@@ -266,10 +267,13 @@ class KnowledgeIndex:
             self.questions.clear(session=s)
             self.chunks.clear(session=s)
             self._add(list(self.meta.values()), session=s)
+            bump(s)
         self._save()  # the encoder tag follows the vectors: a crash before it means rebuild
         self._drop_head()
         if self.config.head_weight or self.config.lexical_weight:
-            self.fit_head()
+            self.fit_head()  # bumps once the heads are saved
+        else:
+            bump_now(self.db)  # the files are in place: workers that reloaded read them again
         return len(self.meta)
 
     def _save(self) -> None:
@@ -311,6 +315,7 @@ class KnowledgeIndex:
         for head, path in ((self.head, self._head_path()), (self.lexical, self._lexical_path())):
             if head is not None:
                 head.save(path)
+        bump_now(self.db)  # other workers load the new heads
         return self.head
 
     def _drop_head(self) -> None:
@@ -341,6 +346,8 @@ class KnowledgeIndex:
                 self.questions.remove(removed, session=s)
                 self.chunks.remove(removed, session=s)
                 self._add(added, s)  # embedding inside the transaction: a failure rolls back
+                if report.added_sources or report.replaced_sources or added or removed:
+                    bump(s)  # entries or answers changed
         except BaseException:
             self.load()  # the database rolled back; reload (or rebuild) the stores to match
             raise
@@ -349,6 +356,7 @@ class KnowledgeIndex:
         if added or removed:
             self._save()
             self._drop_head()  # trained on other knowledge: refit by finetune
+            bump_now(self.db)  # the files changed after the commit
         return report
 
     # -- search -------------------------------------------------------------------------

@@ -265,11 +265,13 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
 
     def set_answers(self, answers: dict[str, str]) -> None:
         """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
+        from .generation import bump
         from .ingest import intents_by_name
 
         with self.db.session() as s:
             for name, intent in intents_by_name(s, set(answers)).items():
                 intent.answer = answers[name]
+            bump(s)
         self.kb.answers.update(answers)
 
     def reindex(self) -> int:
