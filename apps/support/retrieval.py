@@ -19,6 +19,7 @@ changes or drops it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections import defaultdict
@@ -52,6 +53,10 @@ REINDEX_HINT = "run `aigc support reindex` to rebuild it from the database"
 
 class CorruptIndexError(AigcError):
     """The support index on disk is unreadable or disagrees with the database."""
+
+
+class EncoderChangedError(AigcError):
+    """Another process rebuilt the index with another encoder than this one's."""
 
 
 def index_key(url: str) -> str:
@@ -250,6 +255,37 @@ class KnowledgeIndex:
                 f"{self.index_dir}: unreadable intent head ({type(exc).__name__}); {REINDEX_HINT}"
             ) from exc
         self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
+
+    def refreshed(self, config: RetrievalConfig) -> KnowledgeIndex:
+        """A new index over what the database holds now, for a worker that another process's
+        change left behind (see :mod:`.generation`); this one serves until the caller swaps.
+
+        It writes nothing. pgvector tables are shared and read as they are; FAISS files are
+        read again (another worker on this machine saves them after its commit) and what
+        they lack or hold extra (read before that worker saved, or another machine's folder)
+        is embedded or removed in memory. :class:`EncoderChangedError` when another encoder
+        built the index, :class:`CorruptIndexError` when the files cannot be read.
+        """
+        fresh = copy.copy(self)
+        fresh.config = config
+        fresh._refresh_meta()
+        with self.db.session() as s:
+            tag = get_setting(s, "index_encoder")
+        if tag is not None and tag != self._encoder_tag():
+            raise EncoderChangedError(
+                f"the support index was rebuilt with encoder {tag}; this worker has "
+                f"{self._encoder_tag()}: restart it to answer from the new index"
+            )
+        if isinstance(self.questions, FaissStore):
+            fresh.questions, fresh.chunks = fresh._open()
+            want_q = {i for i, m in fresh.meta.items() if m.kind in QUESTION_KINDS}
+            want_c = set(fresh.meta) - want_q
+            for store, want in ((fresh.questions, want_q), (fresh.chunks, want_c)):
+                found = set(store.ids().tolist())
+                store.remove(sorted(found - want))
+                fresh._add([fresh.meta[i] for i in sorted(want - found)])
+        fresh._load_heads()
+        return fresh
 
     def rebuild(self) -> int:
         """Re-embed every entry from the database into the stores; returns the count.

@@ -6,26 +6,35 @@ first needs them, once, and later calls share them (so can other services, given
 ``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
 and one database write. Questions are masked for personal data before anything else.
 
+Every worker answers from the same knowledge: before answering, a service compares the
+database's knowledge generation with the one it loaded (one small SELECT, see
+:mod:`.generation`) and, when another process changed the knowledge, loads the new index,
+heads and stored settings beside the old ones and swaps them in; the encoder stays loaded.
+
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aigc_apps.errors import AigcError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
-from .answering import AnsweringMixin
+from .answering import AnsweringMixin, Knowledge
 from .calibration import Calibration, calibrate
+from .generation import Freshness
 from .handoff import (
     Conversations,
 )
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
     from .webhooks import WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
+log = logging.getLogger(__name__)
 
 
 class SupportService(AnsweringMixin, ConversationRecordsMixin):
@@ -81,6 +91,8 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         self._index_dir = Path(index_dir) if index_dir is not None else None
         self._own_registry = registry is None
         self._lock = threading.RLock()
+        self._swap = threading.Lock()  # a request's snapshot never mixes two generations
+        self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
         self.models = SupportModels(
             self._opened_registry, encoder=encoder, llm=llm, settings=settings, lock=self._lock
         )
@@ -126,6 +138,7 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
     def db(self) -> Database:
         db = open_db(self.db_url or self.settings.db_url(APP))
         import_legacy_models(db, self.registry)
+        self._freshness.opened(db)
         return db
 
     @lazy
@@ -195,11 +208,11 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
     def kb(self) -> KnowledgeIndex:
         return KnowledgeIndex(self.db, self.encoder, self.index_dir, self._retrieval_config())
 
-    def _retrieval_config(self) -> RetrievalConfig:
+    def _retrieval_config(self, settings: dict[str, Any] | None = None) -> RetrievalConfig:
         if self._retrieval is not None:
             return self._retrieval
         known = set(RetrievalConfig.__dataclass_fields__)
-        stored = self.stored_settings.get("retrieval") or {}
+        stored = (self.stored_settings if settings is None else settings).get("retrieval") or {}
         return RetrievalConfig(**{k: v for k, v in stored.items() if k in known})
 
     @lazy
@@ -215,6 +228,41 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         if self._doc_threshold is not None:
             return self._doc_threshold
         return float(self.stored_settings.get("doc_threshold", 0.35))
+
+    # -- the same knowledge as every other worker -----------------------------------------
+    def _knowledge(self) -> Knowledge:
+        """What a request answers from: index, calibration and threshold of one generation,
+        reloaded first if another process changed the knowledge."""
+        self._freshness.check()
+        self.kb, self.calibration, self.doc_threshold  # noqa: B018 - load outside the swap lock
+        with self._swap:
+            return Knowledge(self.kb, self.calibration, self.doc_threshold)
+
+    def _reload_knowledge(self, generation: int) -> None:
+        """Load what the database holds (at least ``generation``) beside the loaded state,
+        then swap; what is not loaded yet loads on first use. When the index cannot be
+        reloaded, the worker keeps answering from what it has and says so."""
+        settings = load_settings(self.db)
+        kb = self.__dict__.get("kb")
+        try:
+            fresh = kb.refreshed(self._retrieval_config(settings)) if kb is not None else None
+        except AigcError as exc:
+            log.warning("support knowledge generation %d not loaded: %s", generation, exc)
+            return
+        with self._swap, self._lock:
+            self.stored_settings = settings
+            for name in ("calibration", "doc_threshold", "company"):
+                self.__dict__.pop(name, None)
+            if fresh is not None:
+                self.kb = fresh
+
+    @contextmanager
+    def changing_knowledge(self) -> Iterator[None]:
+        """Around a change of what the bot answers from (every writer here uses it): catch
+        up with the database first, hold off this process's reloads, and note the change's
+        own generations so this process does not reload what it already holds."""
+        with self._freshness.writing():
+            yield
 
     # -- knowledge ----------------------------------------------------------------------
     def ingest(
@@ -244,41 +292,44 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         held in quarantine instead (counted in ``quarantined``, see :meth:`quarantine`)."""
         from .quarantine import screen
 
-        screened, held = screen(self.db, items)
-        report = ScreenedIngestReport(**vars(self.kb.ingest(screened)), quarantined=held)
-        if recalibrate and (report.entries_added or report.entries_removed):
-            self.recalibrate()
+        with self.changing_knowledge():
+            screened, held = screen(self.db, items)
+            report = ScreenedIngestReport(**vars(self.kb.ingest(screened)), quarantined=held)
+            if recalibrate and (report.entries_added or report.entries_removed):
+                self.recalibrate()
         return report
 
     def recalibrate(
         self, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
     ) -> Calibration:
         """Refit confidence on held-out examples (the stored calibration split, if any)."""
-        with self.db.session() as s:
-            stored = get_setting(s, "calibration_ids")
-        if ids is None and stored:
-            ids = [i for i in stored if i in self.kb.meta]
-        self.calibration = calibrate(self.kb, ids, target_false_handoff)
-        with self.db.session() as s:
-            set_setting(s, "calibration", self.calibration.to_dict())
-        return self.calibration
+        with self.changing_knowledge():
+            with self.db.session() as s:
+                stored = get_setting(s, "calibration_ids")
+            if ids is None and stored:
+                ids = [i for i in stored if i in self.kb.meta]
+            self.calibration = calibrate(self.kb, ids, target_false_handoff)
+            with self.db.session() as s:
+                set_setting(s, "calibration", self.calibration.to_dict())  # bumps
+            return self.calibration
 
     def set_answers(self, answers: dict[str, str]) -> None:
         """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
         from .generation import bump
         from .ingest import intents_by_name
 
-        with self.db.session() as s:
-            for name, intent in intents_by_name(s, set(answers)).items():
-                intent.answer = answers[name]
-            bump(s)
-        self.kb.answers.update(answers)
+        with self.changing_knowledge():
+            with self.db.session() as s:
+                for name, intent in intents_by_name(s, set(answers)).items():
+                    intent.answer = answers[name]
+                bump(s)
+            self.kb.answers.update(answers)
 
     def reindex(self) -> int:
         """Rebuild the vector stores (FAISS files or pgvector tables) and intent heads from
         the database; returns the number of entries. This is the repair for a
         :class:`CorruptIndexError`."""
-        with self._lock:
+        with self.changing_knowledge(), self._lock:
             if "kb" in self.__dict__:
                 return self.kb.rebuild()
             self.kb = KnowledgeIndex(
@@ -307,9 +358,10 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
     def _decide(self, ids: Sequence[int], status: str) -> list[dict[str, Any]]:
         from .quarantine import decide
 
-        changed = decide(self.db, ids, status)
-        if changed:
-            self._knowledge_changed(changed)
+        with self.changing_knowledge():
+            changed = decide(self.db, ids, status)
+            if changed:
+                self._knowledge_changed(changed)
         return changed
 
     def scan_knowledge(self) -> list[dict[str, Any]]:
@@ -317,9 +369,10 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         ingested before the guard); returns the passages moved."""
         from .quarantine import scan
 
-        moved = scan(self.db)
-        if moved:
-            self._knowledge_changed(moved)
+        with self.changing_knowledge():
+            moved = scan(self.db)
+            if moved:
+                self._knowledge_changed(moved)
         return moved
 
     def _knowledge_changed(self, passages: Sequence[dict[str, Any]]) -> None:
@@ -335,6 +388,7 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
 
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
+        self._freshness.check()
         return {
             **self.kb.stats(),
             "threshold": round(self.calibration.threshold, 4),
