@@ -6,10 +6,7 @@ first needs them, once, and later calls share them (so can other services, given
 ``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
 and one database write. Questions are masked for personal data before anything else.
 
-Every worker answers from the same knowledge: before answering, a service compares the
-database's knowledge generation with the one it loaded (one small SELECT, see
-:mod:`.generation`) and, when another process changed the knowledge, loads the new index,
-heads and stored settings beside the old ones and swaps them in; the encoder stays loaded.
+Changing the knowledge, and following other workers' changes to it: :mod:`.knowledge`.
 
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
@@ -17,32 +14,28 @@ sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aigc_apps.errors import AigcError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
-from .answering import AnsweringMixin, Knowledge
-from .calibration import Calibration, calibrate
+from .answering import AnsweringMixin
+from .calibration import Calibration
 from .generation import Freshness
 from .handoff import (
     Conversations,
 )
-from .ingest import SourceItems, load_sources
-from .quarantine import ScreenedIngestReport
+from .knowledge import KnowledgeMixin
 from .records import ConversationRecordsMixin
 from .retrieval import KnowledgeIndex, RetrievalConfig, index_key
-from .store import APP, get_setting, load_settings, open_db, set_setting
+from .store import APP, load_settings, open_db
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
@@ -53,10 +46,9 @@ if TYPE_CHECKING:
     from .webhooks import WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
-log = logging.getLogger(__name__)
 
 
-class SupportService(AnsweringMixin, ConversationRecordsMixin):
+class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
     ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
@@ -228,163 +220,6 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         if self._doc_threshold is not None:
             return self._doc_threshold
         return float(self.stored_settings.get("doc_threshold", 0.35))
-
-    # -- the same knowledge as every other worker -----------------------------------------
-    def _knowledge(self) -> Knowledge:
-        """What a request answers from: index, calibration and threshold of one generation,
-        reloaded first if another process changed the knowledge."""
-        self._freshness.check()
-        self.kb, self.calibration, self.doc_threshold  # noqa: B018 - load outside the swap lock
-        with self._swap:
-            return Knowledge(self.kb, self.calibration, self.doc_threshold)
-
-    def _reload_knowledge(self, generation: int) -> None:
-        """Load what the database holds (at least ``generation``) beside the loaded state,
-        then swap; what is not loaded yet loads on first use. When the index cannot be
-        reloaded, the worker keeps answering from what it has and says so."""
-        settings = load_settings(self.db)
-        kb = self.__dict__.get("kb")
-        try:
-            fresh = kb.refreshed(self._retrieval_config(settings)) if kb is not None else None
-        except AigcError as exc:
-            log.warning("support knowledge generation %d not loaded: %s", generation, exc)
-            return
-        with self._swap, self._lock:
-            self.stored_settings = settings
-            for name in ("calibration", "doc_threshold", "company"):
-                self.__dict__.pop(name, None)
-            if fresh is not None:
-                self.kb = fresh
-
-    @contextmanager
-    def changing_knowledge(self) -> Iterator[None]:
-        """Around a change of what the bot answers from (every writer here uses it): catch
-        up with the database first, hold off this process's reloads, and note the change's
-        own generations so this process does not reload what it already holds."""
-        with self._freshness.writing():
-            yield
-
-    # -- knowledge ----------------------------------------------------------------------
-    def ingest(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        kind: str = "auto",
-        text_col: str = "text",
-        intent_col: str = "intent",
-        answer_col: str | None = "answer",
-        recalibrate: bool = True,
-    ) -> ScreenedIngestReport:
-        """Ingest files/folders in one transaction, then recalibrate the handoff threshold.
-
-        What is read, and which unusable files are skipped or fatal: :func:`load_sources`;
-        what is held in quarantine: :meth:`ingest_items`.
-        """
-        items, file_skips = load_sources(paths, kind, text_col, intent_col, answer_col)
-        report = self.ingest_items(items, recalibrate=recalibrate)
-        report.skipped = file_skips + report.skipped
-        return report
-
-    def ingest_items(
-        self, items: Sequence[SourceItems], recalibrate: bool = True
-    ) -> ScreenedIngestReport:
-        """Ingest parsed sources; passages that read like instructions to the assistant are
-        held in quarantine instead (counted in ``quarantined``, see :meth:`quarantine`)."""
-        from .quarantine import screen
-
-        with self.changing_knowledge():
-            screened, held = screen(self.db, items)
-            report = ScreenedIngestReport(**vars(self.kb.ingest(screened)), quarantined=held)
-            if recalibrate and (report.entries_added or report.entries_removed):
-                self.recalibrate()
-        return report
-
-    def recalibrate(
-        self, ids: Sequence[int] | None = None, target_false_handoff: float = 0.05
-    ) -> Calibration:
-        """Refit confidence on held-out examples (the stored calibration split, if any)."""
-        with self.changing_knowledge():
-            with self.db.session() as s:
-                stored = get_setting(s, "calibration_ids")
-            if ids is None and stored:
-                ids = [i for i in stored if i in self.kb.meta]
-            self.calibration = calibrate(self.kb, ids, target_false_handoff)
-            with self.db.session() as s:
-                set_setting(s, "calibration", self.calibration.to_dict())  # bumps
-            return self.calibration
-
-    def set_answers(self, answers: dict[str, str]) -> None:
-        """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
-        from .generation import bump
-        from .ingest import intents_by_name
-
-        with self.changing_knowledge():
-            with self.db.session() as s:
-                for name, intent in intents_by_name(s, set(answers)).items():
-                    intent.answer = answers[name]
-                bump(s)
-            self.kb.answers.update(answers)
-
-    def reindex(self) -> int:
-        """Rebuild the vector stores (FAISS files or pgvector tables) and intent heads from
-        the database; returns the number of entries. This is the repair for a
-        :class:`CorruptIndexError`."""
-        with self.changing_knowledge(), self._lock:
-            if "kb" in self.__dict__:
-                return self.kb.rebuild()
-            self.kb = KnowledgeIndex(
-                self.db, self.encoder, self.index_dir, self._retrieval_config(), rebuild=True
-            )
-            return len(self.kb.meta)
-
-    # -- quarantine (database only, except that a change of knowledge reindexes) -----------
-    def quarantine(self, status: str | None = "pending") -> list[dict[str, Any]]:
-        """Passages held back at ingest (``status`` pending, approved, rejected or None for
-        all), newest first, with the reason each was held."""
-        from .quarantine import listing
-
-        return listing(self.db, status)
-
-    def approve(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Release quarantined passages (false positives) into the knowledge base; the index
-        is rebuilt when any was released. Returns the passages released."""
-        return self._decide(ids, "approved")
-
-    def reject(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Keep passages out for good (one approved before is withdrawn again). Returns the
-        passages withdrawn."""
-        return self._decide(ids, "rejected")
-
-    def _decide(self, ids: Sequence[int], status: str) -> list[dict[str, Any]]:
-        from .quarantine import decide
-
-        with self.changing_knowledge():
-            changed = decide(self.db, ids, status)
-            if changed:
-                self._knowledge_changed(changed)
-        return changed
-
-    def scan_knowledge(self) -> list[dict[str, Any]]:
-        """Quarantine stored knowledge that reads like instructions (a knowledge base
-        ingested before the guard); returns the passages moved."""
-        from .quarantine import scan
-
-        with self.changing_knowledge():
-            moved = scan(self.db)
-            if moved:
-                self._knowledge_changed(moved)
-        return moved
-
-    def _knowledge_changed(self, passages: Sequence[dict[str, Any]]) -> None:
-        self.reindex()
-        if any(p["kind"] in ("example", "pair") for p in passages):
-            self.recalibrate()
-
-    def blocked_answers(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Answers held back at answer time and handed off instead, newest first."""
-        from .quarantine import blocked_answers
-
-        return blocked_answers(self.db, limit)
 
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
