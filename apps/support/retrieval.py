@@ -24,7 +24,6 @@ import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
 from .generation import bump, bump_now
+from .index_types import EntryMeta, IngestReport, Ranking, RetrievalConfig
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
@@ -71,66 +71,6 @@ def index_dir_for(url: str) -> Path:
 
 # Collections of the support database (pgvector tables aigc_vec_<name>).
 COLLECTIONS = ("support_questions", "support_chunks")
-
-
-@dataclass(frozen=True)
-class EntryMeta:
-    id: int
-    kind: str
-    intent: str | None
-    text: str
-    answer: str | None
-    title: str | None
-    source: str
-
-    @property
-    def key(self) -> str:
-        """What a question entry votes for: its intent, or the dialogue pair itself."""
-        return self.intent if self.intent is not None else f"pair:{self.id}"
-
-
-@dataclass
-class RetrievalConfig:
-    """How neighbours become intent scores.
-
-    The score of an intent is its best neighbour's similarity plus ``vote_weight`` times the
-    log of its softmax-weighted votes among the ``k`` nearest questions (kNN voting), plus
-    ``head_weight`` times the log probability from the linear intent head, plus
-    ``lexical_weight`` times that of the lexical (TF-IDF) head, each when fitted.
-    """
-
-    k: int = 10
-    vote_weight: float = 0.0
-    vote_temperature: float = 20.0
-    head_weight: float = 0.0
-    lexical_weight: float = 0.0
-
-
-@dataclass
-class Ranking:
-    """Intents (or dialogue pairs) for one query, best first, with the features of the best."""
-
-    keys: list[str]
-    scores: list[float]
-    top_entry: dict[str, EntryMeta] = field(default_factory=dict)
-    neighbour_ids: list[int] = field(default_factory=list)
-
-    @property
-    def margin(self) -> float:
-        if not self.scores:
-            return 0.0
-        return self.scores[0] - (self.scores[1] if len(self.scores) > 1 else 0.0)
-
-
-@dataclass
-class IngestReport:
-    files: list[str] = field(default_factory=list)
-    added_sources: int = 0
-    replaced_sources: int = 0
-    unchanged_sources: int = 0
-    entries_added: int = 0
-    entries_removed: int = 0
-    skipped: list[str] = field(default_factory=list)
 
 
 def _knowledge(s: Session) -> tuple[dict[int, EntryMeta], set[int]]:
