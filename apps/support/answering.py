@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -51,6 +51,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("apps.support.service")
 
 
+class Knowledge(NamedTuple):
+    """What one request answers from, all of one knowledge generation."""
+
+    kb: KnowledgeIndex
+    calibration: Calibration
+    doc_threshold: float
+
+
 class AnsweringMixin:
     """``ask`` and what it is made of; the service provides the models and the stores."""
 
@@ -69,6 +77,8 @@ class AnsweringMixin:
         @property
         def generator(self) -> Generator: ...
 
+        def _knowledge(self) -> Knowledge: ...
+
     def embed_query(self, text: str) -> np.ndarray:
         """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
         return self.encoder.encode([strip_placeholders(text)])[0]
@@ -83,20 +93,26 @@ class AnsweringMixin:
 
         ``vec`` is the question's embedding when the caller has batch-encoded it already.
         """
+        return self._decide_from(self._knowledge(), question, history, vec)
+
+    def _decide_from(
+        self,
+        knowledge: Knowledge,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        vec: np.ndarray | None = None,
+    ) -> Decision:
         if vec is None:
             vec = self.embed_query(question)
-        decision = self._route(vec, question)
+        decision = route(*knowledge, vec, question)
         if decision.path == "handoff" and history and is_follow_up(question):
             # "What about Canada?" means nothing alone: read it with the previous question.
             both = f"{history[-1][0]} {question}"
-            ctx = self._route(self.embed_query(both), both)
+            ctx = route(*knowledge, self.embed_query(both), both)
             if ctx.path != "handoff":
                 ctx.context_used = True
                 return ctx
         return decision
-
-    def _route(self, vec: np.ndarray, question: str) -> Decision:
-        return route(self.kb, self.calibration, self.doc_threshold, vec, question)
 
     def ask(
         self,
@@ -183,12 +199,13 @@ class AnsweringMixin:
         """The bot's reply (not yet stored), the entries retrieved, and what to record if
         the answer was held back: (path it would have taken, its text, entries used)."""
         history = self.history(session_id) if session_id else []
-        d = self.decide(clean, history)
+        knowledge = self._knowledge()
+        d = self._decide_from(knowledge, clean, history)
         sources: list[dict[str, Any]] = []
         answer, streamed = HANDOFF_REPLY, False
         if d.path == "template" and d.entry is not None:
             pair = d.entry.kind == "pair"
-            answer = (d.entry.answer if pair else self.kb.answers[d.entry.key]) or ""
+            answer = (d.entry.answer if pair else knowledge.kb.answers[d.entry.key]) or ""
             sources = [source_ref(d.entry, d.ranking.scores[0])]
         elif d.path == "generated":
             messages = self.prompt(clean, d.chunks[:2], history)

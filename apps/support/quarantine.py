@@ -25,6 +25,7 @@ from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.store import Database, utcnow
 
 from .answers import BotReply
+from .generation import bump
 from .ingest import SourceItems, intents_by_name
 from .injection import find_injection
 from .pii import mask_pii
@@ -205,6 +206,8 @@ def decide(db: Database, ids: Sequence[int], status: str) -> list[dict[str, Any]
                 _withdraw(s, row)
                 changed.append(row)
             row.status, row.reviewed_at = status, utcnow()
+        if changed:
+            bump(s)  # the knowledge changed with these rows
         s.flush()
         return [_as_dict(r) for r in changed]
 
@@ -313,6 +316,8 @@ def scan(db: Database) -> list[dict[str, Any]]:
             f = Flagged(ANSWER, answer, h, reason, intent_row.name)
             moved.append(_hold(s, "templates", uri or "", f))
             intent_row.answer = None
+        if moved:
+            bump(s)
         s.flush()
         return [_as_dict(r) for r in moved]
 

@@ -19,11 +19,11 @@ changes or drops it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
 from .answer_vectors import AnswerVectors
+from .generation import bump, bump_now
+from .index_types import EntryMeta, IngestReport, Ranking, RetrievalConfig
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
@@ -54,6 +56,10 @@ class CorruptIndexError(AigcError):
     """The support index on disk is unreadable or disagrees with the database."""
 
 
+class EncoderChangedError(AigcError):
+    """Another process rebuilt the index with another encoder than this one's."""
+
+
 def index_key(url: str) -> str:
     """The name of one database's index folder (several databases must not share one)."""
     return hashlib.sha256(url.encode()).hexdigest()[:12]
@@ -66,69 +72,6 @@ def index_dir_for(url: str) -> Path:
 
 # Collections of the support database (pgvector tables aigc_vec_<name>).
 COLLECTIONS = ("support_questions", "support_chunks")
-
-
-@dataclass(frozen=True)
-class EntryMeta:
-    id: int
-    kind: str
-    intent: str | None
-    text: str
-    answer: str | None
-    title: str | None
-    source: str
-
-    @property
-    def key(self) -> str:
-        """What a question entry votes for: its intent, or the dialogue pair itself."""
-        return self.intent if self.intent is not None else f"pair:{self.id}"
-
-
-@dataclass
-class RetrievalConfig:
-    """How neighbours become intent scores.
-
-    The score of an intent is its best neighbour's similarity plus ``vote_weight`` times the
-    log of its softmax-weighted votes among the ``k`` nearest questions (kNN voting), plus
-    ``answer_weight`` times the question's similarity to the intent's answer text (a
-    dialogue pair's: its answer), plus ``head_weight`` times the log probability from the
-    linear intent head, plus ``lexical_weight`` times that of the lexical (TF-IDF) head,
-    each when fitted.
-    """
-
-    k: int = 10
-    vote_weight: float = 0.0
-    vote_temperature: float = 20.0
-    head_weight: float = 0.0
-    lexical_weight: float = 0.0
-    answer_weight: float = 0.0
-
-
-@dataclass
-class Ranking:
-    """Intents (or dialogue pairs) for one query, best first, with the features of the best."""
-
-    keys: list[str]
-    scores: list[float]
-    top_entry: dict[str, EntryMeta] = field(default_factory=dict)
-    neighbour_ids: list[int] = field(default_factory=list)
-
-    @property
-    def margin(self) -> float:
-        if not self.scores:
-            return 0.0
-        return self.scores[0] - (self.scores[1] if len(self.scores) > 1 else 0.0)
-
-
-@dataclass
-class IngestReport:
-    files: list[str] = field(default_factory=list)
-    added_sources: int = 0
-    replaced_sources: int = 0
-    unchanged_sources: int = 0
-    entries_added: int = 0
-    entries_removed: int = 0
-    skipped: list[str] = field(default_factory=list)
 
 
 def _knowledge(s: Session) -> tuple[dict[int, EntryMeta], set[int]]:
@@ -264,6 +207,38 @@ class KnowledgeIndex:
             ) from exc
         self.head = head if head is not None and head.encoder_tag == self._encoder_tag() else None
 
+    def refreshed(self, config: RetrievalConfig) -> KnowledgeIndex:
+        """A new index over what the database holds now, for a worker that another process's
+        change left behind (see :mod:`.generation`); this one serves until the caller swaps.
+
+        It writes nothing. pgvector tables are shared and read as they are; FAISS files are
+        read again (another worker on this machine saves them after its commit) and what
+        they lack or hold extra (read before that worker saved, or another machine's folder)
+        is embedded or removed in memory. :class:`EncoderChangedError` when another encoder
+        built the index, :class:`CorruptIndexError` when the files cannot be read.
+        """
+        fresh = copy.copy(self)
+        fresh.config = config
+        fresh._answer_vectors = None  # its own copy (read from the cache file) when needed
+        fresh._refresh_meta()
+        with self.db.session() as s:
+            tag = get_setting(s, "index_encoder")
+        if tag is not None and tag != self._encoder_tag():
+            raise EncoderChangedError(
+                f"the support index was rebuilt with encoder {tag}; this worker has "
+                f"{self._encoder_tag()}: restart it to answer from the new index"
+            )
+        if isinstance(self.questions, FaissStore):
+            fresh.questions, fresh.chunks = fresh._open()
+            want_q = {i for i, m in fresh.meta.items() if m.kind in QUESTION_KINDS}
+            want_c = set(fresh.meta) - want_q
+            for store, want in ((fresh.questions, want_q), (fresh.chunks, want_c)):
+                found = set(store.ids().tolist())
+                store.remove(sorted(found - want))
+                fresh._add([fresh.meta[i] for i in sorted(want - found)])
+        fresh._load_heads()
+        return fresh
+
     def rebuild(self) -> int:
         """Re-embed every entry from the database into the stores; returns the count.
 
@@ -280,10 +255,13 @@ class KnowledgeIndex:
             self.questions.clear(session=s)
             self.chunks.clear(session=s)
             self._add(list(self.meta.values()), session=s)
+            bump(s)
         self._save()  # the encoder tag follows the vectors: a crash before it means rebuild
         self._drop_head()
         if self.config.head_weight or self.config.lexical_weight:
-            self.fit_head()
+            self.fit_head()  # bumps once the heads are saved
+        else:
+            bump_now(self.db)  # the files are in place: workers that reloaded read them again
         return len(self.meta)
 
     def _save(self) -> None:
@@ -352,6 +330,7 @@ class KnowledgeIndex:
         for head, path in ((self.head, self._head_path()), (self.lexical, self._lexical_path())):
             if head is not None:
                 head.save(path)
+        bump_now(self.db)  # other workers load the new heads
         return self.head
 
     def _drop_head(self) -> None:
@@ -382,6 +361,8 @@ class KnowledgeIndex:
                 self.questions.remove(removed, session=s)
                 self.chunks.remove(removed, session=s)
                 self._add(added, s)  # embedding inside the transaction: a failure rolls back
+                if report.added_sources or report.replaced_sources or added or removed:
+                    bump(s)  # entries or answers changed
         except BaseException:
             self.load()  # the database rolled back; reload (or rebuild) the stores to match
             raise
@@ -390,6 +371,7 @@ class KnowledgeIndex:
         if added or removed:
             self._save()
             self._drop_head()  # trained on other knowledge: refit by finetune
+            bump_now(self.db)  # the files changed after the commit
         return report
 
     # -- search -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ first needs them, once, and later calls share them (so can other services, given
 ``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
 and one database write. Questions are masked for personal data before anything else.
 
+Changing the knowledge, and following other workers' changes to it: :mod:`.knowledge`.
+
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 """
@@ -25,29 +27,28 @@ from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
 from .answering import AnsweringMixin
-from .calibration import CALIBRATE_ON_MARGIN, Calibration, calibrate
+from .calibration import Calibration
+from .generation import Freshness
 from .handoff import (
     Conversations,
 )
-from .ingest import SourceItems, load_sources
-from .quarantine import ScreenedIngestReport
+from .knowledge import KnowledgeMixin
 from .records import ConversationRecordsMixin
 from .retrieval import KnowledgeIndex, RetrievalConfig, index_key
-from .store import APP, get_setting, load_settings, open_db, set_setting
+from .store import APP, load_settings, open_db
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
     from aigc_apps.generation import Generator
 
     from .evaluation import EvalReport
-    from .outcomes import Shares
     from .tuning import TuningReport
     from .webhooks import WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
 
 
-class SupportService(AnsweringMixin, ConversationRecordsMixin):
+class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
     ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
@@ -82,6 +83,8 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
         self._index_dir = Path(index_dir) if index_dir is not None else None
         self._own_registry = registry is None
         self._lock = threading.RLock()
+        self._swap = threading.Lock()  # a request's snapshot never mixes two generations
+        self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
         self.models = SupportModels(
             self._opened_registry, encoder=encoder, llm=llm, settings=settings, lock=self._lock
         )
@@ -127,6 +130,7 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
     def db(self) -> Database:
         db = open_db(self.db_url or self.settings.db_url(APP))
         import_legacy_models(db, self.registry)
+        self._freshness.opened(db)
         return db
 
     @lazy
@@ -201,11 +205,11 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
             self.calibration = self._calibrated(kb)
         return kb
 
-    def _retrieval_config(self) -> RetrievalConfig:
+    def _retrieval_config(self, settings: dict[str, Any] | None = None) -> RetrievalConfig:
         if self._retrieval is not None:
             return self._retrieval
         known = set(RetrievalConfig.__dataclass_fields__)
-        stored = self.stored_settings.get("retrieval") or {}
+        stored = (self.stored_settings if settings is None else settings).get("retrieval") or {}
         return RetrievalConfig(**{k: v for k, v in stored.items() if k in known})
 
     @lazy
@@ -222,169 +226,9 @@ class SupportService(AnsweringMixin, ConversationRecordsMixin):
             return self._doc_threshold
         return float(self.stored_settings.get("doc_threshold", 0.35))
 
-    # -- knowledge ----------------------------------------------------------------------
-    def ingest(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        kind: str = "auto",
-        text_col: str = "text",
-        intent_col: str = "intent",
-        answer_col: str | None = "answer",
-        recalibrate: bool = True,
-    ) -> ScreenedIngestReport:
-        """Ingest files/folders in one transaction, then recalibrate the handoff threshold.
-
-        What is read, and which unusable files are skipped or fatal: :func:`load_sources`;
-        what is held in quarantine: :meth:`ingest_items`.
-        """
-        items, file_skips = load_sources(paths, kind, text_col, intent_col, answer_col)
-        report = self.ingest_items(items, recalibrate=recalibrate)
-        report.skipped = file_skips + report.skipped
-        return report
-
-    def ingest_items(
-        self, items: Sequence[SourceItems], recalibrate: bool = True
-    ) -> ScreenedIngestReport:
-        """Ingest parsed sources; passages that read like instructions to the assistant are
-        held in quarantine instead (counted in ``quarantined``, see :meth:`quarantine`)."""
-        from .quarantine import screen
-
-        screened, held = screen(self.db, items)
-        report = ScreenedIngestReport(**vars(self.kb.ingest(screened)), quarantined=held)
-        if recalibrate and (report.entries_added or report.entries_removed):
-            self.recalibrate()
-        return report
-
-    def recalibrate(
-        self,
-        ids: Sequence[int] | None = None,
-        target_false_handoff: float = 0.05,
-        margin: bool = CALIBRATE_ON_MARGIN,
-    ) -> Calibration:
-        """Refit confidence on held-out examples (the stored calibration split, if any)."""
-        self.calibration = self._calibrated(self.kb, ids, target_false_handoff, margin)
-        return self.calibration
-
-    def _calibrated(
-        self,
-        kb: KnowledgeIndex,
-        ids: Sequence[int] | None = None,
-        target_false_handoff: float = 0.05,
-        margin: bool = CALIBRATE_ON_MARGIN,
-    ) -> Calibration:
-        """A calibration of ``kb`` on held-out examples, stored (see :meth:`recalibrate`)."""
-        with self.db.session() as s:
-            stored = get_setting(s, "calibration_ids")
-        if ids is None and stored:
-            ids = [i for i in stored if i in kb.meta]
-        cal = calibrate(kb, ids, target_false_handoff, margin=margin)
-        with self.db.session() as s:
-            set_setting(s, "calibration", cal.to_dict())
-        return cal
-
-    def calibrate_on(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        max_wrong: float = 0.03,
-        refit: bool = True,
-    ) -> Shares:
-        """Calibrate on labelled customer questions (label ``oos`` for ones the bot should
-        not answer): with ``refit`` the confidence is fitted on them (top score and margin),
-        then the handoff threshold is the one with the most right answers and at most
-        ``max_wrong`` of the in-scope ones answered wrongly. Returns the shares there.
-
-        Questions in customers' own words are what the bot meets; the knowledge base's own
-        examples (the default calibration, leave-one-out) are easier than they are.
-        """
-        from .outcomes import choose_threshold, refit_confidence, score_questions
-
-        cal = self.calibration
-        scored = score_questions(self, texts, labels)
-        if refit:
-            scored = refit_confidence(scored, cal)
-        chosen = choose_threshold(scored, max_wrong)
-        cal.threshold = chosen.threshold
-        how = "confidence and threshold" if refit else "threshold"
-        cal.method = (
-            f"{how} on {chosen.n_in_scope + chosen.n_oos} labelled questions "
-            f"(<= {max_wrong:.0%} wrong)"
-        )
-        with self.db.session() as s:
-            set_setting(s, "calibration", cal.to_dict())
-        return chosen
-
-    def set_answers(self, answers: dict[str, str]) -> None:
-        """Set (or replace) the answer text of intents, e.g. for an ingested query log."""
-        from .ingest import intents_by_name
-
-        with self.db.session() as s:
-            for name, intent in intents_by_name(s, set(answers)).items():
-                intent.answer = answers[name]
-        self.kb.set_answers(answers)
-
-    def reindex(self) -> int:
-        """Rebuild the vector stores (FAISS files or pgvector tables) and intent heads from
-        the database; returns the number of entries. This is the repair for a
-        :class:`CorruptIndexError`."""
-        with self._lock:
-            if "kb" in self.__dict__:
-                return self.kb.rebuild()
-            self.kb = KnowledgeIndex(
-                self.db, self.encoder, self.index_dir, self._retrieval_config(), rebuild=True
-            )
-            return len(self.kb.meta)
-
-    # -- quarantine (database only, except that a change of knowledge reindexes) -----------
-    def quarantine(self, status: str | None = "pending") -> list[dict[str, Any]]:
-        """Passages held back at ingest (``status`` pending, approved, rejected or None for
-        all), newest first, with the reason each was held."""
-        from .quarantine import listing
-
-        return listing(self.db, status)
-
-    def approve(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Release quarantined passages (false positives) into the knowledge base; the index
-        is rebuilt when any was released. Returns the passages released."""
-        return self._decide(ids, "approved")
-
-    def reject(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Keep passages out for good (one approved before is withdrawn again). Returns the
-        passages withdrawn."""
-        return self._decide(ids, "rejected")
-
-    def _decide(self, ids: Sequence[int], status: str) -> list[dict[str, Any]]:
-        from .quarantine import decide
-
-        changed = decide(self.db, ids, status)
-        if changed:
-            self._knowledge_changed(changed)
-        return changed
-
-    def scan_knowledge(self) -> list[dict[str, Any]]:
-        """Quarantine stored knowledge that reads like instructions (a knowledge base
-        ingested before the guard); returns the passages moved."""
-        from .quarantine import scan
-
-        moved = scan(self.db)
-        if moved:
-            self._knowledge_changed(moved)
-        return moved
-
-    def _knowledge_changed(self, passages: Sequence[dict[str, Any]]) -> None:
-        self.reindex()
-        if any(p["kind"] in ("example", "pair") for p in passages):
-            self.recalibrate()
-
-    def blocked_answers(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Answers held back at answer time and handed off instead, newest first."""
-        from .quarantine import blocked_answers
-
-        return blocked_answers(self.db, limit)
-
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
+        self._freshness.check()
         return {
             **self.kb.stats(),
             "threshold": round(self.calibration.threshold, 4),

@@ -279,6 +279,13 @@ def get_setting(s: Session, key: str, default: Any = None) -> Any:
 
 
 def set_setting(s: Session, key: str, value: Any) -> None:
+    """Store ``value`` under ``key``; a setting workers hold in memory (calibration,
+    retrieval weights, thresholds) bumps the knowledge generation in the same transaction,
+    so every worker reloads it (see :mod:`.generation`)."""
+    from .generation import KNOWLEDGE_SETTINGS, bump
+
+    if key in KNOWLEDGE_SETTINGS:
+        bump(s)
     row = s.get(Setting, key)
     if row is None:
         s.add(Setting(key=key, value=json.dumps(value)))

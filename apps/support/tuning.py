@@ -164,22 +164,23 @@ def tune_retriever(
     started = time.perf_counter()
     tune_encoder(base, pairs, out, cfg, groups=groups, show_progress=False)
     seconds = time.perf_counter() - started
-    with bot.db.session() as s:
-        set_setting(s, "calibration_ids", held)
-    registered = register_model(
-        bot.registry,
-        ENCODER_ROLE,
-        out,
-        base=base,
-        metrics={"pairs": len(pairs), "seconds": round(seconds, 1)},
-        info={"lora": lora, "calibration_examples": len(held)},
-    )
-    bot.reload_models(ENCODER_ROLE)
-    bot.reindex()  # every vector changes with the encoder
-    chosen, grid = select_retrieval(bot, held)
-    cal = bot.recalibrate(held or None)
-    if held and (chosen.head_weight or chosen.lexical_weight):
-        bot.kb.fit_head()  # chosen and calibrated on held-out examples; serve with all of them
+    with bot.changing_knowledge():  # every step below bumps the knowledge generation
+        with bot.db.session() as s:
+            set_setting(s, "calibration_ids", held)
+        registered = register_model(
+            bot.registry,
+            ENCODER_ROLE,
+            out,
+            base=base,
+            metrics={"pairs": len(pairs), "seconds": round(seconds, 1)},
+            info={"lora": lora, "calibration_examples": len(held)},
+        )
+        bot.reload_models(ENCODER_ROLE)
+        bot.reindex()  # every vector changes with the encoder
+        chosen, grid = select_retrieval(bot, held)
+        cal = bot.recalibrate(held or None)
+        if held and (chosen.head_weight or chosen.lexical_weight):
+            bot.kb.fit_head()  # chosen and calibrated on held-out examples; serve with all
     return TuningReport(
         encoder_dir=str(out),
         pairs=len(pairs),
