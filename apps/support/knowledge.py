@@ -55,6 +55,7 @@ class KnowledgeMixin:
         _lock: threading.RLock
         _swap: threading.Lock
         _freshness: Freshness
+        _retrieval: RetrievalConfig | None
 
         @property
         def encoder(self) -> Encoder: ...
@@ -195,6 +196,21 @@ class KnowledgeMixin:
             with self.db.session() as s:
                 set_setting(s, "calibration", cal.to_dict())  # bumps
         return chosen
+
+    def set_retrieval(self, config: RetrievalConfig) -> None:
+        """Score questions with ``config`` from now on, in every worker (it is stored, and
+        replaces one given to the constructor); the intent heads are fitted when it weighs
+        them."""
+        from dataclasses import asdict
+
+        with self.changing_knowledge():
+            if self._retrieval is not None:
+                self._retrieval = config
+            self.kb.config = config
+            if config.head_weight or config.lexical_weight:
+                self.kb.fit_head()
+            with self.db.session() as s:
+                set_setting(s, "retrieval", asdict(config))  # bumps
 
     def set_answers(self, answers: dict[str, str]) -> None:
         """Set (or replace) the answer text of intents, e.g. for an ingested query log."""

@@ -370,8 +370,11 @@ class KnowledgeIndex:
         self._refresh_meta()
         if added or removed:
             self._save()
-            self._drop_head()  # trained on other knowledge: refit by finetune
-            bump_now(self.db)  # the files changed after the commit
+            self._drop_head()  # trained on other knowledge: refit when the scoring weighs it
+            if self.config.head_weight or self.config.lexical_weight:
+                self.fit_head()  # bumps once the heads are saved
+            else:
+                bump_now(self.db)  # the files changed after the commit
         return report
 
     # -- search -------------------------------------------------------------------------
