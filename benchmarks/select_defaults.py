@@ -228,7 +228,9 @@ def support(args: argparse.Namespace) -> dict[str, Any]:
             w.writeheader()
             w.writerows(rows[i] for i in rest)
         bot = SupportBot(
-            f"sqlite:///{tmp}/bank.db", encoder=args.encoder, retrieval=RetrievalConfig(k=10)
+            f"sqlite:///{tmp}/bank.db",
+            encoder=args.encoder,
+            retrieval=RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=0.0),
         )
         bot.ingest([rest_csv], kind="templates", text_col="text", intent_col="category",
                    answer_col="answer")

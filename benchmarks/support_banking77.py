@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--shots", type=int, default=0, help="train questions per intent (0: all)")
     ap.add_argument("--seed", type=int, default=0, help="which few-shot questions are drawn")
     ap.add_argument("--answer-weight", type=float, default=0.0, help="answer-text similarity")
+    ap.add_argument("--lexical-weight", type=float, default=0.0, help="lexical head")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     data = find_data(args.data)
@@ -148,7 +149,9 @@ def main() -> int:
         bot = SupportBot(
             f"sqlite:///{tmp}/bank.db",
             encoder=args.encoder,
-            retrieval=RetrievalConfig(k=10, answer_weight=args.answer_weight),
+            retrieval=RetrievalConfig(
+                k=10, answer_weight=args.answer_weight, lexical_weight=args.lexical_weight
+            ),
         )
         t0 = time.perf_counter()
         train = data / "train.csv"

@@ -61,7 +61,7 @@ from apps.support.outcomes import (  # noqa: E402
 
 QUESTIONS = ROOT / "data" / "support" / "customer_questions.csv"
 KB = ROOT / "data" / "support" / "kb"
-NN = RetrievalConfig(k=10)  # today's default: the nearest example question
+NN = RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=0.0)  # the nearest example
 CONFIGS: dict[str, list[RetrievalConfig]] = {
     "nn": [NN],
     "answer": [replace(NN, answer_weight=w) for w in (0.25, 0.5, 1.0)],

@@ -312,17 +312,23 @@ def calibrate(
     intent_col: Annotated[
         str, typer.Option(help="Intent column; `oos` marks questions to hand off.")
     ] = "intent",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Only rows whose `split` column has this value (e.g. validation)."),
+    ] = None,
     db: DbOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Set the handoff threshold from questions in your customers' words: the most right
-    answers with at most --max-wrong of them answered wrongly (the next ingest recalibrates
-    from the knowledge base alone: run it again after)."""
+    """Fit the bot's confidence and handoff threshold on questions in your customers' words:
+    the most right answers with at most --max-wrong of them answered wrongly (the next
+    ingest recalibrates from the knowledge base alone: run it again after)."""
     from .evaluation import read_labelled_queries
 
     if not 0.0 <= max_wrong < 1.0:
         raise typer.BadParameter("--max-wrong is a share between 0 and 1")
-    texts, labels, skipped = read_labelled_queries(data, text_col, intent_col)
+    texts, labels, skipped = read_labelled_queries(
+        data, text_col, intent_col, where={"split": split} if split else None
+    )
     bot = _service(db)
     chosen = bot.calibrate_on(texts, labels, max_wrong)
     if json_output:

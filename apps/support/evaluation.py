@@ -58,16 +58,22 @@ def ranking_metrics(
 
 
 def read_labelled_queries(
-    path: Path, text_col: str = "text", intent_col: str = "intent"
+    path: Path,
+    text_col: str = "text",
+    intent_col: str = "intent",
+    where: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
-    """``(texts, labels, skipped)`` of a labelled query file. A query ``ask`` would refuse
-    (empty, or over its length limit) is a counted skip, not fatal; no usable query is."""
+    """``(texts, labels, skipped)`` of a labelled query file (only rows whose columns hold
+    the values in ``where``). A query ``ask`` would refuse (empty, or over its length limit)
+    is a counted skip, not fatal; no usable query is."""
     from aigc_apps.data import read_records
 
-    rows = read_records(path, required=[text_col, intent_col])
+    rows = read_records(path, required=[text_col, intent_col, *(where or {})])
     skipped = [str(s) for s in rows.skipped]
     texts, labels = [], []
     for r in rows.records:
+        if where and any(str(r.get(k)) != v for k, v in where.items()):
+            continue
         try:
             clean_question(str(r[text_col]))
         except DataError as exc:

@@ -60,10 +60,11 @@ def fit_intent_head(
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=500).fit(vecs, list(labels))
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # one row for the second class; the first scores 0
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([np.zeros_like(intercept), intercept])
     order = [list(model.classes_).index(n) for n in names]
     return IntentHead(
-        names,
-        model.coef_[order].astype(np.float32),
-        model.intercept_[order].astype(np.float32),
-        encoder_tag,
+        names, coef[order].astype(np.float32), intercept[order].astype(np.float32), encoder_tag
     )

@@ -237,7 +237,21 @@ class KnowledgeIndex:
                 store.remove(sorted(found - want))
                 fresh._add([fresh.meta[i] for i in sorted(want - found)])
         fresh._load_heads()
+        if fresh._heads_stale():  # another machine's change: its head files are not here
+            fresh.fit_head(persist=False)
         return fresh
+
+    def _heads_stale(self) -> bool:
+        """The scoring weighs intent heads that miss some of the intents (or are absent)."""
+        cfg = self.config
+        keys = {m.key for m in self.meta.values() if m.kind == "example"}
+        if len(keys) < 2:
+            return False
+        lexical_stale = cfg.lexical_weight and (
+            self.lexical is None or set(self.lexical.labels) != keys
+        )
+        head_stale = cfg.head_weight and (self.head is None or set(self.head.labels) != keys)
+        return bool(lexical_stale or head_stale)
 
     def rebuild(self) -> int:
         """Re-embed every entry from the database into the stores; returns the count.
@@ -314,10 +328,12 @@ class KnowledgeIndex:
     def _lexical_path(self) -> Path:
         return self.index_dir / "lexical_head.pkl"
 
-    def fit_head(self, exclude: Collection[int] = (), c: float = 10.0) -> IntentHead | None:
+    def fit_head(
+        self, exclude: Collection[int] = (), c: float = 10.0, *, persist: bool = True
+    ) -> IntentHead | None:
         """Fit the linear and the lexical intent heads on example questions not in
-        ``exclude``; saved beside the index and dropped whenever the knowledge changes
-        (refit by ``finetune``). Returns the linear head."""
+        ``exclude``; saved beside the index (unless ``persist`` is false: a worker catching
+        up in memory) and refitted whenever the knowledge changes. Returns the linear head."""
         ids = [i for i, m in self.meta.items() if m.kind == "example" and i not in exclude]
         vecs = self.questions.vectors(ids) if ids else np.zeros((0, self.encoder.dim))
         labels = [self.meta[i].key for i in ids]
@@ -327,6 +343,8 @@ class KnowledgeIndex:
         self.lexical = fit_lexical_head(
             [self.meta[i].text for i in ids] + list(answers.values()), labels + list(answers)
         )
+        if not persist:
+            return self.head
         for head, path in ((self.head, self._head_path()), (self.lexical, self._lexical_path())):
             if head is not None:
                 head.save(path)
@@ -416,7 +434,8 @@ class KnowledgeIndex:
         for key, sc in best.items():
             value = sc
             if cfg.vote_weight:
-                value += cfg.vote_weight * math.log(votes[key]) / cfg.vote_temperature
+                # a key that joined through its answer has no votes among the neighbours
+                value += cfg.vote_weight * math.log(max(votes[key], 1e-12)) / cfg.vote_temperature
             if answer_sim:
                 value += cfg.answer_weight * answer_sim.get(key, 0.0)
             if cfg.head_weight and head_lp is not None:

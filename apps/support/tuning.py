@@ -194,7 +194,8 @@ def tune_retriever(
 
 
 RETRIEVAL_GRID = [
-    RetrievalConfig(k=10, vote_weight=v, head_weight=h, lexical_weight=w)
+    RetrievalConfig(k=10, vote_weight=v, head_weight=h, lexical_weight=w, answer_weight=a)
+    for a in (0.0, 1.0)
     for w in (0.0, 0.01, 0.03, 0.1)
     for h in (0.0, 0.03, 0.1, 0.3)
     for v in (0.0, 1.0)
@@ -234,7 +235,10 @@ def select_retrieval(
         hits = sum(bool(r.keys) and r.keys[0] == t for r, t in zip(rankings, truths, strict=True))
         top1 = hits / len(ids)
         loss = ranking_log_loss(rankings, truths)
-        name = f"vote={cfg.vote_weight},head={cfg.head_weight},lexical={cfg.lexical_weight}"
+        name = (
+            f"vote={cfg.vote_weight},head={cfg.head_weight},lexical={cfg.lexical_weight},"
+            f"answer={cfg.answer_weight}"
+        )
         results[name] = {"top1": round(top1, 4), "log_loss": round(loss, 4)}
         if loss < best_loss - 1e-9:
             best, best_loss = cfg, loss

@@ -31,15 +31,19 @@ def test_lexical_weight_changes_the_ranking_and_ingest_drops_the_head(bot: Suppo
     bot.kb.fit_head()
     assert bot.kb.lexical is not None and (bot.kb.index_dir / "lexical_head.pkl").is_file()
     vec = bot.embed_query(TYPO)
-    bot.kb.config = RetrievalConfig(k=10)
+    bot.kb.config = RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=0.0)
     dense_only = bot.kb.rank(vec, text=TYPO).keys[0]
-    bot.kb.config = RetrievalConfig(k=10, lexical_weight=1.0)
+    bot.kb.config = RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=1.0)
     assert bot.kb.rank(vec, text=TYPO).keys[0] == "reset_password" != dense_only
     assert bot.kb.rank(vec).keys[0] == dense_only  # no text: the lexical head is not used
 
     extra = bot.kb.index_dir.parent / "extra.csv"
     extra.write_text("intent,text,answer\nstore_hours,When are you open?,9 to 5\n")
-    bot.ingest([extra])  # new knowledge: the heads were trained on other examples
+    bot.ingest([extra])  # new knowledge: the heads are refitted on it (the scoring weighs them)
+    assert bot.kb.lexical is not None and "store_hours" in bot.kb.lexical.labels
+    bot.kb.config = RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=0.0)
+    extra.write_text("intent,text,answer\nstore_hours,When do you open?,9 to 5\n")
+    bot.ingest([extra])  # a scoring without heads: they are dropped, not refitted
     assert bot.kb.lexical is None and not (bot.kb.index_dir / "lexical_head.pkl").exists()
 
 
@@ -48,7 +52,10 @@ def test_selection_keys_name_every_weight(bot: SupportService) -> None:
     chosen, grid = select_retrieval(bot, ids)
     assert any("lexical=0.03" in name for name in grid)
     assert chosen.lexical_weight in {0.0, 0.01, 0.03, 0.1}
-    name = f"vote={chosen.vote_weight},head={chosen.head_weight},lexical={chosen.lexical_weight}"
+    name = (
+        f"vote={chosen.vote_weight},head={chosen.head_weight},lexical={chosen.lexical_weight},"
+        f"answer={chosen.answer_weight}"
+    )
     assert grid[name]["log_loss"] == min(g["log_loss"] for g in grid.values())
     assert all(0.0 <= g["top1"] <= 1.0 and g["log_loss"] >= 0.0 for g in grid.values())
     assert bot.kb.config == chosen

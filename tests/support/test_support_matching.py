@@ -50,9 +50,9 @@ def faq_bot(db_url: str, faq_dir: Path, tiny_llm_dir: Path) -> SupportService:
 def test_a_question_in_the_answers_words_matches_that_answer(faq_bot: SupportService) -> None:
     """No example question says "Monday" or "Saturday"; the opening-hours answer does."""
     vec = faq_bot.encoder.encode(["Monday to Saturday?"])[0]
-    faq_bot.kb.config = RetrievalConfig(k=10)
+    faq_bot.kb.config = RetrievalConfig(k=10, answer_weight=0.0, lexical_weight=0.0)
     plain = faq_bot.kb.rank(vec)
-    faq_bot.kb.config = RetrievalConfig(k=10, answer_weight=1.0)
+    faq_bot.kb.config = RetrievalConfig(k=10, answer_weight=1.0, lexical_weight=0.0)
     with_answers = faq_bot.kb.rank(vec)
     assert with_answers.keys[0] == "opening_hours"
     sims = faq_bot.kb.answer_similarities(vec)
@@ -133,6 +133,16 @@ def test_cli_calibrate(faq_bot: SupportService, db_url: str, tmp_path: Path, env
     assert out["n_in_scope"] == 2 and out["n_oos"] == 1 and len(out["skipped"]) == 1
     bad = runner.invoke(app, ["calibrate", str(questions), "--max-wrong", "2", "--db", db_url])
     assert bad.exit_code == 2
+    halves = tmp_path / "halves.csv"
+    halves.write_text(
+        "text,intent,split\nWhen do you close on Saturday?,opening_hours,validation\n"
+        "Send my boots back,returns,test\nWhat is the capital of France?,oos,validation\n"
+    )
+    res = runner.invoke(
+        app, ["calibrate", str(halves), "--split", "validation", "--db", db_url, "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n_in_scope"] == 1
 
 
 class Bow128(BowEncoder):
