@@ -67,8 +67,9 @@ class Database:
         parsed = make_url(url)
         engine_url, options = url, dict[str, Any]()
         self.read_only = False
+        self.path: Path | None = None  # the SQLite file, if any
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            path = Path(parsed.database)
+            path = self.path = Path(parsed.database)
             if _writable(path.parent):
                 path.parent.mkdir(parents=True, exist_ok=True)
             else:  # a read-only workspace: read what is there, refuse writes in one line
@@ -160,12 +161,15 @@ def _read_only_sqlite(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _sqlite_pragmas(*, wal: bool) -> Callable[[object, object], None]:
+    """Per-connection settings; the busy timeout comes first because switching a new file
+    to WAL needs a moment's exclusive lock, which processes opening it at once contend for."""
+
     def on_connect(dbapi_connection: object, _record: object) -> None:
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
     return on_connect

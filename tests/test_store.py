@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from aigc_apps.migrations import StoreSchema, current_revision
+from aigc_apps.migrations import StoreSchema, current_revision, head_revision, known_schemas
 from aigc_apps.store import Database
 
 
@@ -82,3 +84,34 @@ def test_a_new_revision_runs_once_on_an_older_database(db_url: str, tmp_path: Pa
         assert s.scalars(select(Note.body).order_by(Note.id)).all() == ["before", "x"]
     db.dispose()
     Database.open(schema, db_url).dispose()  # at head: nothing runs again
+
+
+def _open_at_once(url: str, barrier: Any, failures: Any) -> None:
+    """One process of the race below: wait for the others, then open the store."""
+    barrier.wait()
+    try:
+        Database.open(known_schemas()["registry"], url).dispose()
+    except BaseException as exc:
+        failures.put(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None
+
+
+def test_processes_creating_one_new_store_at_once_all_succeed(db_url: str) -> None:
+    """Issue 24 item 10: of 6 first `aigc tokens create` on a new workspace at once, 2
+    failed with "table alembic_version_registry already exists"."""
+    context = multiprocessing.get_context("fork")
+    barrier, failures = context.Barrier(8), context.Queue()
+    workers = [context.Process(target=_open_at_once, args=(db_url, barrier, failures))
+               for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    errors = [failures.get(timeout=5) for w in workers if w.exitcode != 0]
+    assert errors == []
+    schema = known_schemas()["registry"]
+    db = Database(db_url)
+    with db.engine.connect() as conn:
+        versions = conn.execute(text(f"SELECT version_num FROM {schema.version_table}")).all()
+    db.dispose()
+    assert [tuple(v) for v in versions] == [(head_revision(schema),)]  # made once, at head

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, MetaData, inspect
 from sqlalchemy.engine import make_url
 
 from aigc_apps.errors import AigcError
+from aigc_apps.migrations.lock import schema_lock
 
 SCHEMAS_GROUP = "aigc.schemas"
 ENV_DIR = Path(__file__).resolve().parent
@@ -128,6 +129,11 @@ def current_revision(db: Any, schema: StoreSchema) -> str | None:
 
 def upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
     """Apply the missing revisions up to ``target`` in one transaction; returns the revision."""
+    with schema_lock(db, schema):
+        return _upgrade(db, schema, target)
+
+
+def _upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
     from alembic import command
 
     _stamp_legacy(db, schema)
@@ -138,6 +144,11 @@ def upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
 
 def stamp(db: Any, schema: StoreSchema, revision: str) -> None:
     """Record ``revision`` as applied without running anything."""
+    with schema_lock(db, schema):
+        _stamp(db, schema, revision)
+
+
+def _stamp(db: Any, schema: StoreSchema, revision: str) -> None:
     from alembic import command
 
     with _connected(db, schema) as cfg:
@@ -151,7 +162,7 @@ def _stamp_legacy(db: Any, schema: StoreSchema) -> bool:
         return False
     if not any(table in names for table in schema.legacy_tables):
         return False
-    stamp(db, schema, schema.baseline)
+    _stamp(db, schema, schema.baseline)
     return True
 
 
@@ -171,11 +182,22 @@ def ensure_schema(db: Any, schema: StoreSchema, *, auto_upgrade: bool | None = N
 
     A database with none of the store's tables is created from the history whatever the
     backend; one that is behind is upgraded when ``auto_upgrade`` (default: SQLite only, or
-    ``AIGC_AUTO_UPGRADE``) and otherwise raises :class:`SchemaBehindError`.
+    ``AIGC_AUTO_UPGRADE``) and otherwise raises :class:`SchemaBehindError`. Anything but
+    the usual case (already at head) is decided again under :func:`schema_lock`, so that
+    processes opening one store at once create or upgrade it once.
     """
+    head = head_revision(schema)
+    if current_revision(db, schema) == head:
+        return head
+    with schema_lock(db, schema):
+        return _ensure_schema(db, schema, head, auto_upgrade)
+
+
+def _ensure_schema(
+    db: Any, schema: StoreSchema, head: str | None, auto_upgrade: bool | None
+) -> str | None:
     from alembic.script import ScriptDirectory
 
-    head = head_revision(schema)
     current = current_revision(db, schema)
     if current is None and _stamp_legacy(db, schema):
         current = current_revision(db, schema)
@@ -191,7 +213,7 @@ def ensure_schema(db: Any, schema: StoreSchema, *, auto_upgrade: bool | None = N
         set(inspect(db.engine).get_table_names()) & set(schema.metadata.tables)
     )
     if fresh or (auto_upgrade if auto_upgrade is not None else _auto_upgrade_default(db)):
-        return upgrade(db, schema)
+        return _upgrade(db, schema)
     raise SchemaBehindError(
         f"the {schema.app} database {make_url(db.url)!r} is at revision {current}, "
         f"this release needs {head}: run `aigc db upgrade --app {schema.app}`"
