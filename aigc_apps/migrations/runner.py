@@ -24,6 +24,11 @@ class SchemaBehindError(AigcError):
     """The database's schema is older than this release and was not upgraded automatically."""
 
 
+class SchemaNewerError(AigcError):
+    """A newer release upgraded the database: this one does not know its revision, so it can
+    neither tell what changed nor upgrade it, and must not use it."""
+
+
 @dataclass(frozen=True)
 class StoreSchema:
     """What the migration runner needs to know about one store.
@@ -118,6 +123,25 @@ def head_revision(schema: StoreSchema) -> str | None:
     return ScriptDirectory.from_config(_config(schema)).get_current_head()
 
 
+def newer_than_release(schema: StoreSchema, revision: str | None) -> bool:
+    """Whether ``revision`` is missing from this release's history (a later one wrote it)."""
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return False
+    script = ScriptDirectory.from_config(_config(schema))
+    return revision not in {r.revision for r in script.walk_revisions()}
+
+
+def _refuse_newer(db: Any, schema: StoreSchema, current: str | None) -> None:
+    if newer_than_release(schema, current):
+        raise SchemaNewerError(
+            f"the {schema.app} database {make_url(db.url)!r} is newer than this release: it "
+            f"is at revision {current}, which a later aigc-apps wrote (this one knows up to "
+            f"{head_revision(schema)}); upgrade aigc-apps to use it"
+        )
+
+
 def current_revision(db: Any, schema: StoreSchema) -> str | None:
     """The revision recorded in the database, None when it has no version table yet."""
     from alembic.runtime.migration import MigrationContext
@@ -137,6 +161,7 @@ def _upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
     from alembic import command
 
     _stamp_legacy(db, schema)
+    _refuse_newer(db, schema, current_revision(db, schema))
     with _connected(db, schema) as cfg:
         command.upgrade(cfg, target)
     return current_revision(db, schema)
@@ -196,19 +221,12 @@ def ensure_schema(db: Any, schema: StoreSchema, *, auto_upgrade: bool | None = N
 def _ensure_schema(
     db: Any, schema: StoreSchema, head: str | None, auto_upgrade: bool | None
 ) -> str | None:
-    from alembic.script import ScriptDirectory
-
     current = current_revision(db, schema)
     if current is None and _stamp_legacy(db, schema):
         current = current_revision(db, schema)
     if current == head:
         return current
-    script = ScriptDirectory.from_config(_config(schema))
-    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
-        raise AigcError(
-            f"the {schema.app} database {make_url(db.url)!r} is at revision {current}, which "
-            "this release does not know: it was upgraded by a newer aigc-apps"
-        )
+    _refuse_newer(db, schema, current)
     fresh = current is None and not (
         set(inspect(db.engine).get_table_names()) & set(schema.metadata.tables)
     )
