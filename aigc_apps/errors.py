@@ -24,6 +24,11 @@ class CorruptModelError(DataError):
     but damaged (or tampered with), so the fix is reinstalling it, not installing it."""
 
 
+class CorruptDatabaseError(AigcError):
+    """A SQLite file is damaged (not a database, or pages of garbage): no command can repair
+    it, so the one line names the file and says to restore a backup or move it away."""
+
+
 class AdapterError(AigcError):
     """An adapter folder is missing, corrupt or does not match its base model."""
 

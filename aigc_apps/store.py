@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from aigc_apps.errors import AigcError
+from aigc_apps.errors import AigcError, CorruptDatabaseError
 
 if TYPE_CHECKING:
     from aigc_apps.migrations import StoreSchema
@@ -67,8 +67,9 @@ class Database:
         parsed = make_url(url)
         engine_url, options = url, dict[str, Any]()
         self.read_only = False
+        self.path: Path | None = None  # the SQLite file, if any
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            path = Path(parsed.database)
+            path = self.path = Path(parsed.database)
             if _writable(path.parent):
                 path.parent.mkdir(parents=True, exist_ok=True)
             else:  # a read-only workspace: read what is there, refuse writes in one line
@@ -82,6 +83,8 @@ class Database:
             raise AigcError(f"cannot open database {parsed!r}: {exc}") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas(wal=not self.read_only))
+        if self.path is not None:
+            event.listen(self.engine, "handle_error", _damaged_file(self.path))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -160,12 +163,40 @@ def _read_only_sqlite(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _sqlite_pragmas(*, wal: bool) -> Callable[[object, object], None]:
+    """Per-connection settings; the busy timeout comes first because switching a new file
+    to WAL needs a moment's exclusive lock, which processes opening it at once contend for."""
+
     def on_connect(dbapi_connection: object, _record: object) -> None:
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
     return on_connect
+
+
+# SQLite's primary result codes for a file that is not, or no longer, a database.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _damaged_file(path: Path) -> Callable[[ExceptionContext], None]:
+    """Turn SQLite's "malformed" / "not a database" into one line naming the file, wherever
+    the damage is met: opening it (a truncated file) or any later query (garbage in the
+    pages of one table is only found by reading that table)."""
+
+    def on_error(context: ExceptionContext) -> None:
+        exc = context.original_exception
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        if code is not None:
+            damaged = code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+        else:
+            damaged = any(m in str(exc) for m in ("malformed", "not a database"))
+        if damaged:
+            raise CorruptDatabaseError(
+                f"the SQLite database {path} is damaged ({exc}): restore it from a backup, "
+                "or move it away to start an empty store"
+            ) from None
+
+    return on_error

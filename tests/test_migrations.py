@@ -193,3 +193,37 @@ def test_db_commands_report_and_upgrade(db_url: str, capsys: pytest.CaptureFixtu
         main(["db", "upgrade", "--db", db_url])
     assert exc.value.code == 1
     assert "--app" in capsys.readouterr().err
+
+
+def test_a_store_newer_than_the_release_says_so_in_one_line(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 24 item 11: `aigc db upgrade` printed a 34-frame Alembic traceback and
+    `aigc db current` called the store "behind"."""
+    from aigc_apps.cli import main
+
+    schema = known_schemas()["registry"]
+    Database.open(schema, db_url).dispose()
+    db = Database(db_url)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {schema.version_table} SET version_num = 'registry_9999'"))
+    db.dispose()
+    shown = sa.engine.make_url(db_url).render_as_string(hide_password=True)
+
+    with pytest.raises(AigcError, match="newer than this release") as opened:
+        Database.open(schema, db_url)
+    assert "registry_9999" in str(opened.value)
+    for command in ("upgrade", "current"):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(["db", command, "--app", "registry", "--db", db_url])
+        assert exc.value.code == 1, command
+        out = capsys.readouterr()
+        line = (out.err if command == "upgrade" else out.out).strip()
+        assert len(line.splitlines()) == 1, line
+        assert "newer than this release" in line and "registry_9999" in line, line
+        assert shown in line or repr(sa.engine.make_url(db_url)) in line, line
+    with pytest.raises(SystemExit):
+        main(["db", "current", "--app", "registry", "--db", db_url, "--json"])
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["current"] == "registry_9999" and row["newer_than_release"] is True

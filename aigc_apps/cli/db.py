@@ -39,10 +39,11 @@ def _stores(app: str | None, url: str | None) -> list[tuple[Any, str]]:
 
 @db_app.command()
 def current(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) -> None:
-    """Show each store's revision beside the one this release needs."""
+    """Show each store's revision beside the one this release needs; exit 1 if a store is
+    newer than this release (a later aigc-apps upgraded it: this one must not use it)."""
     from sqlalchemy.engine import make_url
 
-    from aigc_apps.migrations import current_revision, head_revision
+    from aigc_apps.migrations import current_revision, head_revision, newer_than_release
     from aigc_apps.store import Database
 
     rows = []
@@ -59,13 +60,23 @@ def current(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) 
             "current": revision,
             "head": head,
             "up_to_date": revision == head,
+            "newer_than_release": newer_than_release(schema, revision),
         })
     if json_output:
         print_json(rows)
-        return
-    for row in rows:
-        state = "up to date" if row["up_to_date"] else f"behind (head {row['head']})"
-        console.print(f"{row['app']:<10} {row['current'] or 'none':<16} {state}  {row['url']}")
+    else:
+        for row in rows:
+            state = (
+                "up to date" if row["up_to_date"]
+                else f"newer than this release (head {row['head']})" if row["newer_than_release"]
+                else f"behind (head {row['head']})"
+            )
+            console.print(
+                f"{row['app']:<10} {row['current'] or 'none':<16} {state}  {row['url']}",
+                soft_wrap=True,
+            )
+    if any(row["newer_than_release"] for row in rows):
+        raise typer.Exit(1)
 
 
 @db_app.command()

@@ -13,11 +13,13 @@ upgraded from nothing gives exactly the ORM's tables, on SQLite and PostgreSQL.
 
 from aigc_apps.migrations.runner import (
     SchemaBehindError,
+    SchemaNewerError,
     StoreSchema,
     current_revision,
     ensure_schema,
     head_revision,
     known_schemas,
+    newer_than_release,
     schema_diff,
     stamp,
     upgrade,
@@ -25,11 +27,13 @@ from aigc_apps.migrations.runner import (
 
 __all__ = [
     "SchemaBehindError",
+    "SchemaNewerError",
     "StoreSchema",
     "current_revision",
     "ensure_schema",
     "head_revision",
     "known_schemas",
+    "newer_than_release",
     "schema_diff",
     "stamp",
     "upgrade",

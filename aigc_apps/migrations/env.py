@@ -1,17 +1,14 @@
 """Alembic environment shared by every store; :mod:`aigc_apps.migrations.runner` drives it.
 
 The runner passes the open connection and the :class:`StoreSchema` through
-``config.attributes``, so there is no ``alembic.ini`` and no URL in here. On PostgreSQL a
-transaction-scoped advisory lock keyed by the version table serialises concurrent upgrades
-of the same store (two workers starting at once).
+``config.attributes``, so there is no ``alembic.ini`` and no URL in here. The runner holds
+the store's :func:`~aigc_apps.migrations.lock.schema_lock` around every run, so two workers
+starting at once do not migrate the same store twice.
 """
 
 from __future__ import annotations
 
-import zlib
-
 from alembic import context
-from sqlalchemy import text
 
 config = context.config
 connection = config.attributes["connection"]
@@ -27,7 +24,4 @@ context.configure(
 )
 
 with context.begin_transaction():
-    if connection.dialect.name == "postgresql":
-        key = zlib.crc32(schema.version_table.encode())
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     context.run_migrations()

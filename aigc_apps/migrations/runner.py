@@ -14,6 +14,7 @@ from sqlalchemy import Connection, MetaData, inspect
 from sqlalchemy.engine import make_url
 
 from aigc_apps.errors import AigcError
+from aigc_apps.migrations.lock import schema_lock
 
 SCHEMAS_GROUP = "aigc.schemas"
 ENV_DIR = Path(__file__).resolve().parent
@@ -21,6 +22,11 @@ ENV_DIR = Path(__file__).resolve().parent
 
 class SchemaBehindError(AigcError):
     """The database's schema is older than this release and was not upgraded automatically."""
+
+
+class SchemaNewerError(AigcError):
+    """A newer release upgraded the database: this one does not know its revision, so it can
+    neither tell what changed nor upgrade it, and must not use it."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,25 @@ def head_revision(schema: StoreSchema) -> str | None:
     return ScriptDirectory.from_config(_config(schema)).get_current_head()
 
 
+def newer_than_release(schema: StoreSchema, revision: str | None) -> bool:
+    """Whether ``revision`` is missing from this release's history (a later one wrote it)."""
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return False
+    script = ScriptDirectory.from_config(_config(schema))
+    return revision not in {r.revision for r in script.walk_revisions()}
+
+
+def _refuse_newer(db: Any, schema: StoreSchema, current: str | None) -> None:
+    if newer_than_release(schema, current):
+        raise SchemaNewerError(
+            f"the {schema.app} database {make_url(db.url)!r} is newer than this release: it "
+            f"is at revision {current}, which a later aigc-apps wrote (this one knows up to "
+            f"{head_revision(schema)}); upgrade aigc-apps to use it"
+        )
+
+
 def current_revision(db: Any, schema: StoreSchema) -> str | None:
     """The revision recorded in the database, None when it has no version table yet."""
     from alembic.runtime.migration import MigrationContext
@@ -128,9 +153,15 @@ def current_revision(db: Any, schema: StoreSchema) -> str | None:
 
 def upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
     """Apply the missing revisions up to ``target`` in one transaction; returns the revision."""
+    with schema_lock(db, schema):
+        return _upgrade(db, schema, target)
+
+
+def _upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
     from alembic import command
 
     _stamp_legacy(db, schema)
+    _refuse_newer(db, schema, current_revision(db, schema))
     with _connected(db, schema) as cfg:
         command.upgrade(cfg, target)
     return current_revision(db, schema)
@@ -138,6 +169,11 @@ def upgrade(db: Any, schema: StoreSchema, target: str = "head") -> str | None:
 
 def stamp(db: Any, schema: StoreSchema, revision: str) -> None:
     """Record ``revision`` as applied without running anything."""
+    with schema_lock(db, schema):
+        _stamp(db, schema, revision)
+
+
+def _stamp(db: Any, schema: StoreSchema, revision: str) -> None:
     from alembic import command
 
     with _connected(db, schema) as cfg:
@@ -151,7 +187,7 @@ def _stamp_legacy(db: Any, schema: StoreSchema) -> bool:
         return False
     if not any(table in names for table in schema.legacy_tables):
         return False
-    stamp(db, schema, schema.baseline)
+    _stamp(db, schema, schema.baseline)
     return True
 
 
@@ -171,27 +207,31 @@ def ensure_schema(db: Any, schema: StoreSchema, *, auto_upgrade: bool | None = N
 
     A database with none of the store's tables is created from the history whatever the
     backend; one that is behind is upgraded when ``auto_upgrade`` (default: SQLite only, or
-    ``AIGC_AUTO_UPGRADE``) and otherwise raises :class:`SchemaBehindError`.
+    ``AIGC_AUTO_UPGRADE``) and otherwise raises :class:`SchemaBehindError`. Anything but
+    the usual case (already at head) is decided again under :func:`schema_lock`, so that
+    processes opening one store at once create or upgrade it once.
     """
-    from alembic.script import ScriptDirectory
-
     head = head_revision(schema)
+    if current_revision(db, schema) == head:
+        return head
+    with schema_lock(db, schema):
+        return _ensure_schema(db, schema, head, auto_upgrade)
+
+
+def _ensure_schema(
+    db: Any, schema: StoreSchema, head: str | None, auto_upgrade: bool | None
+) -> str | None:
     current = current_revision(db, schema)
     if current is None and _stamp_legacy(db, schema):
         current = current_revision(db, schema)
     if current == head:
         return current
-    script = ScriptDirectory.from_config(_config(schema))
-    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
-        raise AigcError(
-            f"the {schema.app} database {make_url(db.url)!r} is at revision {current}, which "
-            "this release does not know: it was upgraded by a newer aigc-apps"
-        )
+    _refuse_newer(db, schema, current)
     fresh = current is None and not (
         set(inspect(db.engine).get_table_names()) & set(schema.metadata.tables)
     )
     if fresh or (auto_upgrade if auto_upgrade is not None else _auto_upgrade_default(db)):
-        return upgrade(db, schema)
+        return _upgrade(db, schema)
     raise SchemaBehindError(
         f"the {schema.app} database {make_url(db.url)!r} is at revision {current}, "
         f"this release needs {head}: run `aigc db upgrade --app {schema.app}`"

@@ -18,7 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigc_apps.errors import AigcError, ConflictError, ModelNotFoundError, NotFoundError
+from aigc_apps.errors import (
+    AigcError,
+    ConflictError,
+    CorruptDatabaseError,
+    ModelNotFoundError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -121,8 +127,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 
 async def _aigc_error(request: Request, exc: Exception) -> Response:
-    """Errors a user can fix, raised by the services: one line, 404 for a missing thing."""
+    """Errors a user can fix, raised by the services: one line, 404 for a missing thing. A
+    damaged database is for the operator (the log), not the client: 500."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, CorruptDatabaseError):
+        log.error("%s %s: %s", request.method, request.url.path, message)
+        return _internal_error()
     if isinstance(exc, ModelNotFoundError):
         return json_response(404, error_body(message, "not_found_error", "model_not_found"))
     if isinstance(exc, NotFoundError):

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from aigc_apps.errors import AigcError, NotFoundError
+from aigc_apps.errors import AigcError, CorruptDatabaseError, NotFoundError
 from aigc_apps.serve.app import create_app
 from aigc_apps.serve.auth import Principal, require_scope
 from aigc_apps.serve.config import ServeConfig
@@ -54,6 +54,10 @@ def make_app(config: ServeConfig | None = None, tokens: TokenStore | None = None
     @app.get("/test/boom")
     def boom() -> dict:
         raise RuntimeError("secret internals /etc/passwd")
+
+    @app.get("/test/damaged")
+    def damaged() -> dict:
+        raise CorruptDatabaseError("the SQLite database /srv/secret/registry.db is damaged")
 
     @app.get("/test/slow")
     async def slow(seconds: float = 5.0) -> dict:
@@ -164,6 +168,18 @@ def test_a_crash_is_a_500_without_traceback_and_the_server_keeps_serving(
     assert "secret" not in response.text and "RuntimeError" not in response.text
     assert any(r.exc_info for r in caplog.records)  # the traceback went to the log
     assert client.get("/healthz").status_code == 200  # same keep-alive connection
+
+
+def test_a_damaged_store_is_the_servers_fault_not_the_clients(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged SQLite file is a one-line AigcError for the CLI, but no request can fix it:
+    500, with the file's path in the log only."""
+    with caplog.at_level("ERROR", logger="aigc.serve"):
+        response = client.get("/test/damaged")
+    assert_error(response, 500, "server_error", "internal_error")
+    assert "secret" not in response.text
+    assert any("registry.db is damaged" in r.getMessage() for r in caplog.records)
 
 
 def test_a_10_mb_body_is_refused_and_the_server_keeps_serving(client: httpx.Client) -> None:
