@@ -25,7 +25,7 @@ from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import ApiError, bad_request
 
-from .constants import APP
+from .constants import APP, MAX_ID_CHARS, MAX_SOURCE_CHARS
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -103,10 +103,12 @@ class DocumentIn(BaseModel):
     id: str | None = Field(
         None,
         min_length=1,
-        max_length=500,
+        max_length=MAX_ID_CHARS,
         description=("The document's id in its source: re-posting it stores nothing."),
     )
-    source: str | None = Field(None, max_length=200, description="The feed it came from.")
+    source: str | None = Field(
+        None, max_length=MAX_SOURCE_CHARS, description="The feed it came from."
+    )
     text: str = Field(min_length=1, max_length=MAX_CHARS)
     published_at: datetime | None = Field(
         None, description="ISO 8601 or epoch seconds (naive: UTC); omitted: now."
@@ -117,7 +119,9 @@ class DocumentIn(BaseModel):
 class DocumentsIn(BaseModel):
     documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     source: str | None = Field(
-        None, max_length=200, description=("The source of documents that name none (default: api).")
+        None,
+        max_length=MAX_SOURCE_CHARS,
+        description=("The source of documents that name none (default: api)."),
     )
     model: str | None = ModelName
 

@@ -29,6 +29,7 @@ from aigc_apps.data import Skip, content_hash, parse_timestamp
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
+from .constants import MAX_ID_CHARS, MAX_SOURCE_CHARS
 from .reader import (
     EXTENSIONS,
     MAX_TEXT_CHARS,
@@ -112,6 +113,11 @@ def _unencodable(fields: dict[str, str | None]) -> str | None:
     return None
 
 
+def _too_long(name: str, value: str, limit: int) -> str:
+    return (f"{name!r} is longer than {limit} characters ({len(value):,}); it is part of the "
+            "record's identity, so it is never cut")
+
+
 IdentityKey = tuple[str, str | None, str | None]
 
 
@@ -186,12 +192,17 @@ class Ingester:
                 ts = parse_timestamp(tvalue).astimezone(timezone.utc)  # year 1 +01:00 overflows
             except (ValueError, OverflowError, OSError):
                 return Skip(row.line, f"cannot parse {tcol!r} {str(tvalue)[:40]!r} as a timestamp")
-        source = _clean(row.data.get("source") or self.source or "")[:200]
-        _, ext_id = _first(row.data, ID_COLUMNS)
+        source = _clean(row.data.get("source") or self.source or "")
+        if len(source) > MAX_SOURCE_CHARS:
+            return Skip(row.line, _too_long("source", source, MAX_SOURCE_CHARS))
+        id_col, id_value = _first(row.data, ID_COLUMNS)
+        ext_id = _clean(id_value) if id_value is not None else None
+        if ext_id is not None and len(ext_id) > MAX_ID_CHARS:
+            return Skip(row.line, _too_long(str(id_col), ext_id, MAX_ID_CHARS))
         url = (_clean(row.data["url"]) or None) if row.data.get("url") else None
-        if ext_id is None and url:
+        if ext_id is None and url and len(url) <= MAX_ID_CHARS:  # a longer one: known by text
             ext_id = url
-        ext_id = (_clean(ext_id)[:500] or None) if ext_id is not None else None
+        ext_id = ext_id or None
         bad = _unencodable({col: text, "source": source, "id": ext_id, "url": url})
         if bad is not None:  # no database stores it; one such line must not stop ingest
             return Skip(row.line, f"{bad!r} is not valid UTF-8 (lone surrogate escape)")

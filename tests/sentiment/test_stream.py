@@ -458,3 +458,31 @@ def test_stop_mid_batch_finishes_and_acks_the_batch_in_hand(
     assert sorted(_ids(url)) == sorted(f"d{i}" for i in range(12))
     info = broker.info(stream, "g")
     assert info.pending == 0 and info.lag == 18
+
+
+def _refuses(db_url: str, broker: RedisStreamsBroker, stream: str,
+             refused: dict[bytes, str], good: list[bytes]) -> list[str]:
+    """Work ``refused`` and ``good`` messages: each refused one is dead-lettered, counted,
+    with its reason; the good ones are stored (their ids returned)."""
+    broker.publish(stream, [*refused, *good])
+    with SentimentService(db_url, embeddings=False) as service:
+        report = _worker(service, broker, stream).run(idle_timeout=1.0)
+    assert (report.stored, report.duplicates) == (len(good), 0)
+    assert report.dead_lettered == len(refused) == broker.info(stream, "g").dead_letters
+    letters = {d.payload: d.error for d in broker.dead_letters(stream)}
+    assert set(letters) == set(refused)
+    for payload, reason in refused.items():
+        assert reason in letters[payload], letters[payload]
+    return sorted(_ids(db_url))
+
+
+def test_long_ids_are_dead_lettered_not_cut(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: ids were cut to 500 characters, so two documents became one."""
+    long_a, long_b = "x" * 500 + "-a", "x" * 500 + "-b"  # equal in their first 500
+    refused = {_doc(1, id=long_a): "'id' is longer than 500 characters",
+               _doc(2, id=long_b): "'id' is longer than 500 characters"}
+    good = [_doc(3, id="y" * 500)]
+    assert _refuses(db_url, broker, stream, refused, good) == ["y" * 500]
+
