@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from aigc_apps.errors import ModelNotFoundError, NotFoundError
 from aigc_apps.serve.auth import require_scope
@@ -26,6 +27,7 @@ from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import ApiError, bad_request
 
 from .constants import APP, MAX_ID_CHARS, MAX_SOURCE_CHARS
+from .horizon import FUTURE_TOLERANCE_HOURS, too_far_ahead
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -99,6 +101,15 @@ class ScoreOut(BaseModel):
     results: list[ScoredText] = Field(description="One per text, in order.")
 
 
+def _not_ahead(value: datetime | None) -> datetime | None:
+    """A time past the clock-skew horizon is the client's error (422), as on every path."""
+    if value is not None:
+        reason = too_far_ahead(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        if reason is not None:
+            raise PydanticCustomError("future_time", reason)
+    return value
+
+
 class DocumentIn(BaseModel):
     id: str | None = Field(
         None,
@@ -110,8 +121,10 @@ class DocumentIn(BaseModel):
         None, max_length=MAX_SOURCE_CHARS, description="The feed it came from."
     )
     text: str = Field(min_length=1, max_length=MAX_CHARS)
-    published_at: datetime | None = Field(
-        None, description="ISO 8601 or epoch seconds (naive: UTC); omitted: now."
+    published_at: Annotated[datetime | None, AfterValidator(_not_ahead)] = Field(
+        None,
+        description="ISO 8601 or epoch seconds (naive: UTC); omitted: now. At most "
+        f"{FUTURE_TOLERANCE_HOURS}h in the future (clock skew); later: 422.",
     )
     url: str | None = Field(None, max_length=2000)
 

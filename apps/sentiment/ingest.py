@@ -3,6 +3,7 @@
 Records are normalised (text, timestamp, source, id), deduplicated against the store and
 within the batch, scored in batches, matched to topics, and written together with their
 topics in one transaction per batch, so a record is stored whole or not at all. A bad line
+(a time past the clock-skew horizon of :mod:`.horizon` is one, as is an over-long id)
 is a counted skip; ingest never stops on one, but a feed that cannot be what the user
 meant (binary, no records, no text column, not one usable row) is a one-line error. In
 follow mode each batch is flushed as soon as the feed goes quiet, and alert rules run after
@@ -30,6 +31,7 @@ from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
 from .constants import MAX_ID_CHARS, MAX_SOURCE_CHARS
+from .horizon import too_far_ahead
 from .reader import (
     EXTENSIONS,
     MAX_TEXT_CHARS,
@@ -192,6 +194,9 @@ class Ingester:
                 ts = parse_timestamp(tvalue).astimezone(timezone.utc)  # year 1 +01:00 overflows
             except (ValueError, OverflowError, OSError):
                 return Skip(row.line, f"cannot parse {tcol!r} {str(tvalue)[:40]!r} as a timestamp")
+            ahead = too_far_ahead(ts, self.now())
+            if ahead is not None:
+                return Skip(row.line, f"{tcol!r} {ahead}")
         source = _clean(row.data.get("source") or self.source or "")
         if len(source) > MAX_SOURCE_CHARS:
             return Skip(row.line, _too_long("source", source, MAX_SOURCE_CHARS))

@@ -30,6 +30,7 @@ from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.store import Database, utcnow
 
 from .constants import ALL
+from .horizon import horizon
 from .store import Record, RecordTopic, Topic
 
 # A series longer than this (about 2.3 years of hourly buckets) is cut to its newest part:
@@ -144,9 +145,12 @@ def load_tallies(
 ) -> list[Tally]:
     """Records counted per topic, bucket and label by the database, so an alert check or a
     chart reads one row per bucket instead of every record (a burst of 20,000 records in
-    one hour used to be re-read after each batch)."""
+    one hour used to be re-read after each batch). Nothing past :func:`.horizon.horizon`
+    is read, so no series reaches beyond it."""
     wanted = list(topics) if topics else None
     bucket = _bucket_of(db, seconds).label("bucket")
+    stop = horizon()  # a record dated past it (stored before ingest refused one) is not read
+    until = stop if until is None else min(until, stop)
     tallies: list[Tally] = []
 
     def run(s: Session, stmt: Any, topic: str | None) -> None:  # a grouped Select

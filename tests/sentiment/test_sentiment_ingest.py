@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -215,6 +215,7 @@ def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path)
     assert report.to_dict()["truncated_lines"] == [8]
 
 
+
 def test_long_ids_are_skipped_whole_and_long_urls_are_not_ids(
     db: Database, scorer, tmp_path: Path
 ) -> None:
@@ -239,6 +240,25 @@ def test_long_ids_are_skipped_whole_and_long_urls_are_not_ids(
     assert stored["Fed cuts rates"].ext_id == "i" * 500
     for text in ("Lender opens a branch", "Lender closes a branch"):  # known by their text
         assert stored[text].ext_id is None and stored[text].url.startswith(page)
+
+
+def test_future_dated_lines_are_counted_skips(db: Database, scorer, tmp_path: Path) -> None:
+    """Issue 24: a line dated 9999 was stored and stretched every trend to that year."""
+    later = int((T0 + timedelta(days=400)).timestamp() * 1000)  # epoch milliseconds
+    path = _jsonl(tmp_path / "future.jsonl", [
+        {"id": "now", "timestamp": T0.isoformat(), "text": "Bank profits rise"},
+        {"id": "skew", "timestamp": (T0 + timedelta(hours=23)).isoformat(), "text": "Fed"},
+        {"id": "far", "timestamp": "9999-12-31T00:00:00Z", "text": "Bank shares plunge"},
+        {"id": "day", "timestamp": (T0 + timedelta(hours=25)).isoformat(), "text": "Oil"},
+        {"id": "ms", "timestamp": later, "text": "Lender fined"},
+    ])
+    report = _ingester(db, scorer, now=lambda: T0).ingest_file(path)
+    reasons = {s.row: s.reason for s in report.skipped}
+    assert set(reasons) == {3, 4, 5} and report.stored == 2
+    assert "3 skipped" in report.summary()
+    for reason in reasons.values():
+        assert reason.startswith("'timestamp' ") and "more than 24h in the future" in reason
+    assert "9999-12-31T00:00:00+00:00" in reasons[3]
 
 
 def test_unstorable_characters_skip_or_clean_one_line(db: Database, scorer, tmp_path: Path

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -485,4 +486,15 @@ def test_long_ids_are_dead_lettered_not_cut(
                _doc(2, id=long_b): "'id' is longer than 500 characters"}
     good = [_doc(3, id="y" * 500)]
     assert _refuses(db_url, broker, stream, refused, good) == ["y" * 500]
+
+
+def test_future_timestamps_are_dead_lettered(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: a record dated 9999 was stored and hid the present from trends."""
+    now = datetime.now(timezone.utc)
+    refused = {_doc(1, timestamp="9999-12-31T00:00:00Z"): "in the future",
+               _doc(2, timestamp=(now + timedelta(hours=25)).isoformat()): "in the future"}
+    good = [_doc(3, timestamp=(now + timedelta(hours=1)).isoformat()), _doc(4)]  # clock skew
+    assert _refuses(db_url, broker, stream, refused, good) == ["d3", "d4"]
 

@@ -260,6 +260,60 @@ def test_trend_and_alert_errors(client: TestClient) -> None:
     assert client.get("/v1/sentiment/trends").json()["series"] == {}  # nothing stored yet
 
 
+@pytest.fixture
+def on_db(db_url: str, monkeypatch: pytest.MonkeyPatch, topics: None) -> Iterator[TestClient]:
+    """The API on ``db_url`` (SQLite, then PostgreSQL), with the banking and energy topics."""
+    monkeypatch.setenv("AIGC_SENTIMENT_DB_URL", db_url)
+    with SentimentService.from_settings() as service:
+        service.add_topic("banking", "lender, bank")
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def _stored(db_url: str, docs: list[dict[str, Any]], now: datetime | None = None) -> int:
+    """Store ``docs`` as an ingester whose clock reads ``now`` would (what an older version
+    stored, or a host whose clock is wrong)."""
+    from apps.sentiment.ingest import Ingester
+    from apps.sentiment.store import open_db
+    from apps.sentiment.topics import TopicMatcher, WatchTopic
+
+    db = open_db(db_url)
+    try:
+        matcher = TopicMatcher([WatchTopic("banking", ["lender"])])
+        ingester = Ingester(db, LexiconScorer(), matcher,
+                            now=lambda: now or datetime.now(timezone.utc))
+        return ingester.ingest_records(docs).stored
+    finally:
+        db.dispose()
+
+
+def test_future_documents_are_refused_and_cannot_hide_the_present(
+    db_url: str, on_db: TestClient
+) -> None:
+    """Issue 24: a document dated 9999 was accepted; ``since=48h`` then answered megabytes of
+    empty buckets up to 9999, without the last hour's records."""
+    now = datetime.now(timezone.utc)
+    far = {"id": "far", "text": POS, "published_at": "9999-12-31T00:00:00Z"}
+    recent = [{"id": f"r{i}", "text": f"{NEG} {i}",
+               "published_at": (now - timedelta(minutes=10 * i)).isoformat()} for i in range(3)]
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [*recent, far]})
+    message = error(resp, 422, "invalid_request_error", "invalid_value")
+    assert "documents.3.published_at" in message and "more than 24h in the future" in message
+    assert resp.json()["error"]["param"] == "documents.3.published_at"
+    ahead = {**far, "published_at": (now + timedelta(hours=25)).isoformat()}
+    error(on_db.post("/v1/sentiment/documents", json={"documents": [ahead]}), 422)
+    skewed = {**far, "id": "skew", "published_at": (now + timedelta(hours=1)).isoformat()}
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [*recent, skewed]})
+    assert resp.json()["stored"] == 4, resp.text
+
+    assert _stored(db_url, [far], now=datetime(9999, 12, 30, tzinfo=timezone.utc)) == 1
+    resp = on_db.get("/v1/sentiment/trends", params={"since": "48h", "topic": "banking"})
+    series = resp.json()["series"]["banking"]
+    assert len(resp.content) < 50_000 and sum(b["count"] for b in series) == 4
+    last = datetime.fromisoformat(series[-1]["bucket_start"])
+    assert now < last + timedelta(hours=1) and last <= now + timedelta(hours=24)
+
+
 def test_no_model_names_the_train_command(tmp_path: Path) -> None:
     with TestClient(create_app()) as client:
         resp = client.post("/v1/sentiment/score", json={"texts": ["Oil rises"]})
