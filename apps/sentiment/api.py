@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from aigc_apps.errors import ModelNotFoundError, NotFoundError
@@ -110,12 +110,27 @@ def _not_ahead(value: datetime | None) -> datetime | None:
     return value
 
 
+def _id_digits(value: object) -> object:
+    """An integer id is its digits, as on the stream and in files; any other kind but a
+    string (an object, a boolean...) is refused by the ``str`` type, never read as text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+DocumentId = Annotated[
+    str | None,
+    BeforeValidator(_id_digits),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                              {"type": "integer"}, {"type": "null"}]}),
+]
+
+
 class DocumentIn(BaseModel):
-    id: str | None = Field(
+    id: DocumentId = Field(
         None,
         min_length=1,
         max_length=MAX_ID_CHARS,
-        description=("The document's id in its source: re-posting it stores nothing."),
+        description="The document's id in its source (a string or an integer): re-posting "
+        "it stores nothing.",
     )
     source: str | None = Field(
         None, max_length=MAX_SOURCE_CHARS, description="The feed it came from."

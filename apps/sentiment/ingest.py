@@ -115,6 +115,20 @@ def _unencodable(fields: dict[str, str | None]) -> str | None:
     return None
 
 
+def _not_a_name(value: object) -> str | None:
+    """What ``value`` is when it cannot name a document: only strings and integers can (an
+    object's id used to be stored as its Python repr, which nothing else sends)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None or isinstance(value, str | int):
+        return None
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "an array" if isinstance(value, list) else type(value).__name__
+
+
 def _too_long(name: str, value: str, limit: int) -> str:
     return (f"{name!r} is longer than {limit} characters ({len(value):,}); it is part of the "
             "record's identity, so it is never cut")
@@ -197,10 +211,17 @@ class Ingester:
             ahead = too_far_ahead(ts, self.now())
             if ahead is not None:
                 return Skip(row.line, f"{tcol!r} {ahead}")
+        for name in ("source", "url"):
+            kind = _not_a_name(row.data.get(name))
+            if kind is not None:
+                return Skip(row.line, f"{name!r} must be a string or an integer, not {kind}")
         source = _clean(row.data.get("source") or self.source or "")
         if len(source) > MAX_SOURCE_CHARS:
             return Skip(row.line, _too_long("source", source, MAX_SOURCE_CHARS))
         id_col, id_value = _first(row.data, ID_COLUMNS)
+        kind = _not_a_name(id_value)
+        if kind is not None:
+            return Skip(row.line, f"{id_col!r} must be a string or an integer, not {kind}")
         ext_id = _clean(id_value) if id_value is not None else None
         if ext_id is not None and len(ext_id) > MAX_ID_CHARS:
             return Skip(row.line, _too_long(str(id_col), ext_id, MAX_ID_CHARS))

@@ -461,6 +461,7 @@ def test_stop_mid_batch_finishes_and_acks_the_batch_in_hand(
     assert info.pending == 0 and info.lag == 18
 
 
+
 def _refuses(db_url: str, broker: RedisStreamsBroker, stream: str,
              refused: dict[bytes, str], good: list[bytes]) -> list[str]:
     """Work ``refused`` and ``good`` messages: each refused one is dead-lettered, counted,
@@ -498,3 +499,17 @@ def test_future_timestamps_are_dead_lettered(
     good = [_doc(3, timestamp=(now + timedelta(hours=1)).isoformat()), _doc(4)]  # clock skew
     assert _refuses(db_url, broker, stream, refused, good) == ["d3", "d4"]
 
+
+def test_ids_that_are_not_strings_or_integers_are_dead_lettered(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: an id sent as a JSON object was stored as its Python repr."""
+    kind = "must be a string or an integer, not"
+    refused = {_doc(1, id={"a": 1}): f"'id' {kind} an object",
+               _doc(2, id=["d2"]): f"'id' {kind} an array",
+               _doc(3, id=True): f"'id' {kind} a boolean",
+               _doc(4, id=None, guid=1.5): f"'guid' {kind} a decimal number",
+               _doc(5, source={"feed": "wire"}): f"'source' {kind} an object",
+               _doc(6, id=None, url=["https://x"]): f"'url' {kind} an array"}
+    good = [_doc(7, id=7), _doc(8)]
+    assert _refuses(db_url, broker, stream, refused, good) == ["7", "d8"]

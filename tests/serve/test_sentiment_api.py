@@ -20,7 +20,7 @@ from apps.sentiment.classifier import FitOptions, SentimentModel
 from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from tests.sentiment.conftest import HashEncoder
-from tests.serve.checks import assert_documented, error
+from tests.serve.checks import assert_documented, assert_error, error
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
@@ -312,6 +312,20 @@ def test_future_documents_are_refused_and_cannot_hide_the_present(
     assert len(resp.content) < 50_000 and sum(b["count"] for b in series) == 4
     last = datetime.fromisoformat(series[-1]["bucket_start"])
     assert now < last + timedelta(hours=1) and last <= now + timedelta(hours=24)
+
+
+def test_ids_are_strings_or_integers(on_db: TestClient) -> None:
+    """Issue 24: an id may be a string or an integer on every path; an object (stored as its
+    Python repr from the stream) or another kind is refused."""
+    for bad in ({"a": 1}, ["7"], True, 1.5):
+        resp = on_db.post("/v1/sentiment/documents",
+                          json={"documents": [{"id": bad, "text": "Lender fined"}]})
+        assert assert_error(resp, 422, "invalid_request_error")["param"] == "documents.0.id"
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [{"id": 7, "text": POS}]})
+    assert resp.json()["stored"] == 1, resp.text
+    again = on_db.post("/v1/sentiment/documents", json={"documents": [{"id": "7", "text": POS}]})
+    assert again.json()["duplicates"] == 1, again.text  # the same id
+    assert [d["id"] for d in on_db.get("/v1/sentiment/documents").json()["documents"]] == ["7"]
 
 
 def test_no_model_names_the_train_command(tmp_path: Path) -> None:
