@@ -316,7 +316,7 @@ def _record(doc: DocumentIn) -> dict[str, Any]:
     summary="Sentiment per topic and time bucket",
     description="Counts, negative share and mean score per topic in buckets aligned to UTC "
     "(1h buckets start on the hour), from `since` to before `until`. Unknown topic: 404; "
-    "an unreadable time or bucket: 400.",
+    "an unreadable time or bucket, or over 20,000 buckets without `since`: 400.",
 )
 def trends(
     request: Request,
@@ -325,12 +325,15 @@ def trends(
     since: Since = None,
     until: Since = None,
 ) -> TrendsOut:
-    from .trends import parse_duration
+    from .trends import SeriesTooLong, parse_duration
 
     seconds = int(parse_duration(bucket).total_seconds())
-    series = _service(request).trends(
-        topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
-    )
+    try:
+        series = _service(request).trends(
+            topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
+        )
+    except SeriesTooLong as exc:  # its own words name the CLI's --since and --bucket
+        raise bad_request(exc.naming("since=", "bucket="), param="since") from None
     return TrendsOut(
         bucket=bucket,
         bucket_seconds=seconds,

@@ -66,6 +66,20 @@ def parse_since(text: str, now: datetime | None = None, what: str = "--since") -
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
+class SeriesTooLong(DataError):
+    """Records without ``since`` would span more than :data:`MAX_BUCKETS` buckets. The
+    message names the CLI's options; :meth:`naming` words it for another caller (the HTTP
+    API names its query parameters)."""
+
+    def __init__(self, span: float, oldest: datetime, bucket: str) -> None:
+        self.span, self.oldest, self.bucket = span, oldest, bucket
+        super().__init__(self.naming("--since", "--bucket"))
+
+    def naming(self, since: str, bucket: str) -> str:
+        return (f"records span {self.span:,.0f} buckets of {self.bucket} (oldest "
+                f"{self.oldest.isoformat()}); pass {since} or a larger {bucket}")
+
+
 @dataclass
 class Bucket:
     """Counts for one topic in one time bucket."""
@@ -258,8 +272,5 @@ def trends(
         oldest = min(t[0] for t in tallies)
         span = (max(t[0] for t in tallies) - oldest).total_seconds() / seconds
         if span >= MAX_BUCKETS:
-            raise DataError(
-                f"records span {span:,.0f} buckets of {bucket} (oldest {oldest.isoformat()}); "
-                "pass --since or a larger --bucket"
-            )
+            raise SeriesTooLong(span, oldest, bucket)
     return aggregate_tallies(tallies, seconds, start=start)

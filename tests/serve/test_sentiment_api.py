@@ -260,6 +260,7 @@ def test_trend_and_alert_errors(client: TestClient) -> None:
     assert client.get("/v1/sentiment/trends").json()["series"] == {}  # nothing stored yet
 
 
+
 @pytest.fixture
 def on_db(db_url: str, monkeypatch: pytest.MonkeyPatch, topics: None) -> Iterator[TestClient]:
     """The API on ``db_url`` (SQLite, then PostgreSQL), with the banking and energy topics."""
@@ -312,6 +313,24 @@ def test_future_documents_are_refused_and_cannot_hide_the_present(
     assert len(resp.content) < 50_000 and sum(b["count"] for b in series) == 4
     last = datetime.fromisoformat(series[-1]["bucket_start"])
     assert now < last + timedelta(hours=1) and last <= now + timedelta(hours=24)
+
+
+
+def test_trend_errors_name_query_parameters_not_cli_flags(db_url: str, on_db: TestClient
+                                                          ) -> None:
+    """Issue 24: the HTTP error of a too-long series said to pass ``--since``."""
+    old = {"id": "old", "text": "Lender opens a branch", "published_at": 0}  # 1970
+    assert _stored(db_url, [old, {"id": "new", "text": "Lender fined"}]) == 2
+    for params in ({}, {"topic": "banking"}, {"until": "2099-01-01"}):
+        resp = on_db.get("/v1/sentiment/trends", params=params)
+        message = error(resp, 400, "invalid_request_error")
+        assert "since=" in message and "bucket=" in message and "--" not in message, message
+        assert resp.json()["error"]["param"] == "since"
+    for params in ({"since": "last tuesday"}, {"until": "soon"}, {"bucket": "fortnight"}):
+        message = error(on_db.get("/v1/sentiment/trends", params=params), 400)
+        assert "--" not in message, message
+    assert on_db.get("/v1/sentiment/trends", params={"bucket": "1w"}).status_code == 200
+
 
 
 def test_ids_are_strings_or_integers(on_db: TestClient) -> None:
