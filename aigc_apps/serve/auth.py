@@ -73,12 +73,14 @@ def require_scope(scope: str, *alternatives: str) -> Callable[[Request], Awaitab
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of ``Authorization: Bearer <token>``; None when the header is absent."""
+    """The token of ``Authorization: Bearer <token>``; None when the header is absent, ""
+    when it is not that shape. RFC 7235 puts one or more spaces after the scheme; any
+    whitespace is taken, since hand-written clients often send a tab."""
     header = request.headers.get("authorization")
     if header is None:
         return None
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    parts = header.split(None, 1)
+    return parts[1].strip() if len(parts) == 2 and parts[0].lower() == "bearer" else ""
 
 
 def _unauthorized(message: str, code: str) -> ApiError:
@@ -146,9 +148,13 @@ class Authenticator:
             token = bearer_token(request)
             if not token:
                 await self.limiter.acquire(client)
+                if token is None:
+                    raise _unauthorized(
+                        "missing API token: send 'Authorization: Bearer <token>' "
+                        "(create one with `aigc tokens create`)", "missing_token")
                 raise _unauthorized(
-                    "missing API token: send 'Authorization: Bearer <token>' "
-                    "(create one with `aigc tokens create`)", "missing_token")
+                    "malformed Authorization header: expected 'Bearer <token>'",
+                    "malformed_authorization")
             found = await self.principal(token)
             if found is None:
                 await self.limiter.acquire(client)

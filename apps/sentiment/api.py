@@ -14,18 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from aigc_apps.errors import ModelNotFoundError, NotFoundError
 from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import ApiError, bad_request
 
-from .constants import APP
+from .constants import APP, MAX_ID_CHARS, MAX_SOURCE_CHARS
+from .horizon import FUTURE_TOLERANCE_HOURS, too_far_ahead
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -99,17 +101,45 @@ class ScoreOut(BaseModel):
     results: list[ScoredText] = Field(description="One per text, in order.")
 
 
+def _not_ahead(value: datetime | None) -> datetime | None:
+    """A time past the clock-skew horizon is the client's error (422), as on every path."""
+    if value is not None:
+        reason = too_far_ahead(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        if reason is not None:
+            raise PydanticCustomError("future_time", reason)
+    return value
+
+
+def _id_digits(value: object) -> object:
+    """An integer id is its digits, as on the stream and in files; any other kind but a
+    string (an object, a boolean...) is refused by the ``str`` type, never read as text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+DocumentId = Annotated[
+    str | None,
+    BeforeValidator(_id_digits),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                              {"type": "integer"}, {"type": "null"}]}),
+]
+
+
 class DocumentIn(BaseModel):
-    id: str | None = Field(
+    id: DocumentId = Field(
         None,
         min_length=1,
-        max_length=500,
-        description=("The document's id in its source: re-posting it stores nothing."),
+        max_length=MAX_ID_CHARS,
+        description="The document's id in its source (a string or an integer): re-posting "
+        "it stores nothing.",
     )
-    source: str | None = Field(None, max_length=200, description="The feed it came from.")
+    source: str | None = Field(
+        None, max_length=MAX_SOURCE_CHARS, description="The feed it came from."
+    )
     text: str = Field(min_length=1, max_length=MAX_CHARS)
-    published_at: datetime | None = Field(
-        None, description="ISO 8601 or epoch seconds (naive: UTC); omitted: now."
+    published_at: Annotated[datetime | None, AfterValidator(_not_ahead)] = Field(
+        None,
+        description="ISO 8601 or epoch seconds (naive: UTC); omitted: now. At most "
+        f"{FUTURE_TOLERANCE_HOURS}h in the future (clock skew); later: 422.",
     )
     url: str | None = Field(None, max_length=2000)
 
@@ -117,7 +147,9 @@ class DocumentIn(BaseModel):
 class DocumentsIn(BaseModel):
     documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     source: str | None = Field(
-        None, max_length=200, description=("The source of documents that name none (default: api).")
+        None,
+        max_length=MAX_SOURCE_CHARS,
+        description=("The source of documents that name none (default: api)."),
     )
     model: str | None = ModelName
 
@@ -284,7 +316,7 @@ def _record(doc: DocumentIn) -> dict[str, Any]:
     summary="Sentiment per topic and time bucket",
     description="Counts, negative share and mean score per topic in buckets aligned to UTC "
     "(1h buckets start on the hour), from `since` to before `until`. Unknown topic: 404; "
-    "an unreadable time or bucket: 400.",
+    "an unreadable time or bucket, or over 20,000 buckets without `since`: 400.",
 )
 def trends(
     request: Request,
@@ -293,12 +325,15 @@ def trends(
     since: Since = None,
     until: Since = None,
 ) -> TrendsOut:
-    from .trends import parse_duration
+    from .trends import SeriesTooLong, parse_duration
 
     seconds = int(parse_duration(bucket).total_seconds())
-    series = _service(request).trends(
-        topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
-    )
+    try:
+        series = _service(request).trends(
+            topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
+        )
+    except SeriesTooLong as exc:  # its own words name the CLI's --since and --bucket
+        raise bad_request(exc.naming("since=", "bucket="), param="since") from None
     return TrendsOut(
         bucket=bucket,
         bucket_seconds=seconds,

@@ -3,6 +3,7 @@
 Records are normalised (text, timestamp, source, id), deduplicated against the store and
 within the batch, scored in batches, matched to topics, and written together with their
 topics in one transaction per batch, so a record is stored whole or not at all. A bad line
+(a time past the clock-skew horizon of :mod:`.horizon` is one, as is an over-long id)
 is a counted skip; ingest never stops on one, but a feed that cannot be what the user
 meant (binary, no records, no text column, not one usable row) is a one-line error. In
 follow mode each batch is flushed as soon as the feed goes quiet, and alert rules run after
@@ -29,6 +30,8 @@ from aigc_apps.data import Skip, content_hash, parse_timestamp
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 
+from .constants import MAX_ID_CHARS, MAX_SOURCE_CHARS
+from .horizon import too_far_ahead
 from .reader import (
     EXTENSIONS,
     MAX_TEXT_CHARS,
@@ -112,6 +115,25 @@ def _unencodable(fields: dict[str, str | None]) -> str | None:
     return None
 
 
+def _not_a_name(value: object) -> str | None:
+    """What ``value`` is when it cannot name a document: only strings and integers can (an
+    object's id used to be stored as its Python repr, which nothing else sends)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None or isinstance(value, str | int):
+        return None
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "an array" if isinstance(value, list) else type(value).__name__
+
+
+def _too_long(name: str, value: str, limit: int) -> str:
+    return (f"{name!r} is longer than {limit} characters ({len(value):,}); it is part of the "
+            "record's identity, so it is never cut")
+
+
 IdentityKey = tuple[str, str | None, str | None]
 
 
@@ -186,12 +208,27 @@ class Ingester:
                 ts = parse_timestamp(tvalue).astimezone(timezone.utc)  # year 1 +01:00 overflows
             except (ValueError, OverflowError, OSError):
                 return Skip(row.line, f"cannot parse {tcol!r} {str(tvalue)[:40]!r} as a timestamp")
-        source = _clean(row.data.get("source") or self.source or "")[:200]
-        _, ext_id = _first(row.data, ID_COLUMNS)
+            ahead = too_far_ahead(ts, self.now())
+            if ahead is not None:
+                return Skip(row.line, f"{tcol!r} {ahead}")
+        for name in ("source", "url"):
+            kind = _not_a_name(row.data.get(name))
+            if kind is not None:
+                return Skip(row.line, f"{name!r} must be a string or an integer, not {kind}")
+        source = _clean(row.data.get("source") or self.source or "")
+        if len(source) > MAX_SOURCE_CHARS:
+            return Skip(row.line, _too_long("source", source, MAX_SOURCE_CHARS))
+        id_col, id_value = _first(row.data, ID_COLUMNS)
+        kind = _not_a_name(id_value)
+        if kind is not None:
+            return Skip(row.line, f"{id_col!r} must be a string or an integer, not {kind}")
+        ext_id = _clean(id_value) if id_value is not None else None
+        if ext_id is not None and len(ext_id) > MAX_ID_CHARS:
+            return Skip(row.line, _too_long(str(id_col), ext_id, MAX_ID_CHARS))
         url = (_clean(row.data["url"]) or None) if row.data.get("url") else None
-        if ext_id is None and url:
+        if ext_id is None and url and len(url) <= MAX_ID_CHARS:  # a longer one: known by text
             ext_id = url
-        ext_id = (_clean(ext_id)[:500] or None) if ext_id is not None else None
+        ext_id = ext_id or None
         bad = _unencodable({col: text, "source": source, "id": ext_id, "url": url})
         if bad is not None:  # no database stores it; one such line must not stop ingest
             return Skip(row.line, f"{bad!r} is not valid UTF-8 (lone surrogate escape)")

@@ -30,6 +30,7 @@ from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.store import Database, utcnow
 
 from .constants import ALL
+from .horizon import horizon
 from .store import Record, RecordTopic, Topic
 
 # A series longer than this (about 2.3 years of hourly buckets) is cut to its newest part:
@@ -63,6 +64,20 @@ def parse_since(text: str, now: datetime | None = None, what: str = "--since") -
     except ValueError:
         raise DataError(f"cannot read {what} {text!r} (use 2024-05-01T09:00 or 24h)") from None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+class SeriesTooLong(DataError):
+    """Records without ``since`` would span more than :data:`MAX_BUCKETS` buckets. The
+    message names the CLI's options; :meth:`naming` words it for another caller (the HTTP
+    API names its query parameters)."""
+
+    def __init__(self, span: float, oldest: datetime, bucket: str) -> None:
+        self.span, self.oldest, self.bucket = span, oldest, bucket
+        super().__init__(self.naming("--since", "--bucket"))
+
+    def naming(self, since: str, bucket: str) -> str:
+        return (f"records span {self.span:,.0f} buckets of {self.bucket} (oldest "
+                f"{self.oldest.isoformat()}); pass {since} or a larger {bucket}")
 
 
 @dataclass
@@ -144,9 +159,12 @@ def load_tallies(
 ) -> list[Tally]:
     """Records counted per topic, bucket and label by the database, so an alert check or a
     chart reads one row per bucket instead of every record (a burst of 20,000 records in
-    one hour used to be re-read after each batch)."""
+    one hour used to be re-read after each batch). Nothing past :func:`.horizon.horizon`
+    is read, so no series reaches beyond it."""
     wanted = list(topics) if topics else None
     bucket = _bucket_of(db, seconds).label("bucket")
+    stop = horizon()  # a record dated past it (stored before ingest refused one) is not read
+    until = stop if until is None else min(until, stop)
     tallies: list[Tally] = []
 
     def run(s: Session, stmt: Any, topic: str | None) -> None:  # a grouped Select
@@ -254,8 +272,5 @@ def trends(
         oldest = min(t[0] for t in tallies)
         span = (max(t[0] for t in tallies) - oldest).total_seconds() / seconds
         if span >= MAX_BUCKETS:
-            raise DataError(
-                f"records span {span:,.0f} buckets of {bucket} (oldest {oldest.isoformat()}); "
-                "pass --since or a larger --bucket"
-            )
+            raise SeriesTooLong(span, oldest, bucket)
     return aggregate_tallies(tallies, seconds, start=start)

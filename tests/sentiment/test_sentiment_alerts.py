@@ -216,6 +216,32 @@ def test_ancient_record_is_ingested_but_trends_ask_for_since(
     assert [b.count for b in recent] == [5, 5, 5]
 
 
+
+def test_a_record_from_the_future_cannot_hide_the_present(
+    db: Database, scorer, tmp_path: Path
+) -> None:
+    """Issue 24: one record dated 9999 (stored before ingest refused it, here by an ingester
+    whose clock is wrong) stretched trends to that year, and of the newest 20,000 buckets
+    kept none held the last hour's records."""
+    now = datetime.now(timezone.utc)
+    matcher = TopicMatcher([WatchTopic("banking", ["lender"])])
+    recent = tmp_path / "recent.jsonl"
+    recent.write_text("".join(json.dumps({"id": f"r{i}", "text": f"{NEG} {i}", "timestamp": (
+        now - timedelta(minutes=10 * i)).isoformat()}) + "\n" for i in range(3)))
+    assert Ingester(db, scorer, matcher).ingest_file(recent).stored == 3
+    far = tmp_path / "far.jsonl"
+    far.write_text(json.dumps({"id": "far", "text": POS, "timestamp": "9999-12-31"}) + "\n")
+    wrong_clock = Ingester(db, scorer, matcher, now=lambda: datetime(9999, 12, 30,
+                                                                    tzinfo=timezone.utc))
+    assert wrong_clock.ingest_file(far).stored == 1
+    for topic in ("banking", ALL):
+        series = trends(db, topic=topic, bucket="1h", since="48h")[topic]
+        assert sum(b.count for b in series) == 3 and 48 <= len(series) <= 50
+        assert series[-1].start <= now
+        every = trends(db, topic=topic, bucket="1h")[topic]  # no since: the same horizon
+        assert sum(b.count for b in every) == 3 and every[-1].start <= now
+
+
 def test_topic_rule_override_used(db: Database, scorer, tmp_path: Path) -> None:
     strict = {"min_volume": 100, "min_negatives": 100}
     save_topics(db, [WatchTopic("banking", ["lender"], rule=strict)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -213,6 +213,52 @@ def test_bad_lines_are_counted_and_skipped(db: Database, scorer, tmp_path: Path)
     assert big_row.truncated and len(big_row.text) == MAX_TEXT_CHARS
     assert "\x00" not in nul_row.text
     assert report.to_dict()["truncated_lines"] == [8]
+
+
+
+def test_long_ids_are_skipped_whole_and_long_urls_are_not_ids(
+    db: Database, scorer, tmp_path: Path
+) -> None:
+    """Issue 24: ids were cut to 500 characters (the column), so two documents whose ids
+    (or, without one, URLs) share their first 500 characters became one."""
+    page = "https://news.example/" + "p" * 500
+    path = _jsonl(tmp_path / "ids.jsonl", [
+        {"id": "i" * 500 + "a", "text": "Bank profits rise"},
+        {"id": "i" * 500 + "b", "text": "Bank shares plunge"},
+        {"url": page + "/one", "text": "Lender opens a branch"},
+        {"url": page + "/two", "text": "Lender closes a branch"},
+        {"id": "k", "source": "s" * 201, "text": "Fed holds rates"},
+        {"id": "i" * 500, "source": "s" * 200, "text": "Fed cuts rates"},
+    ])
+    report = _ingester(db, scorer).ingest_file(path)
+    reasons = {s.row: s.reason for s in report.skipped}
+    assert set(reasons) == {1, 2, 5} and (report.stored, report.duplicates) == (3, 0)
+    assert "'id' is longer than 500 characters" in reasons[1] == reasons[2]
+    assert "'source' is longer than 200 characters" in reasons[5]
+    with db.session() as s:
+        stored = {r.text: r for r in s.scalars(select(Record))}
+    assert stored["Fed cuts rates"].ext_id == "i" * 500
+    for text in ("Lender opens a branch", "Lender closes a branch"):  # known by their text
+        assert stored[text].ext_id is None and stored[text].url.startswith(page)
+
+
+def test_future_dated_lines_are_counted_skips(db: Database, scorer, tmp_path: Path) -> None:
+    """Issue 24: a line dated 9999 was stored and stretched every trend to that year."""
+    later = int((T0 + timedelta(days=400)).timestamp() * 1000)  # epoch milliseconds
+    path = _jsonl(tmp_path / "future.jsonl", [
+        {"id": "now", "timestamp": T0.isoformat(), "text": "Bank profits rise"},
+        {"id": "skew", "timestamp": (T0 + timedelta(hours=23)).isoformat(), "text": "Fed"},
+        {"id": "far", "timestamp": "9999-12-31T00:00:00Z", "text": "Bank shares plunge"},
+        {"id": "day", "timestamp": (T0 + timedelta(hours=25)).isoformat(), "text": "Oil"},
+        {"id": "ms", "timestamp": later, "text": "Lender fined"},
+    ])
+    report = _ingester(db, scorer, now=lambda: T0).ingest_file(path)
+    reasons = {s.row: s.reason for s in report.skipped}
+    assert set(reasons) == {3, 4, 5} and report.stored == 2
+    assert "3 skipped" in report.summary()
+    for reason in reasons.values():
+        assert reason.startswith("'timestamp' ") and "more than 24h in the future" in reason
+    assert "9999-12-31T00:00:00+00:00" in reasons[3]
 
 
 def test_unstorable_characters_skip_or_clean_one_line(db: Database, scorer, tmp_path: Path

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -458,3 +459,57 @@ def test_stop_mid_batch_finishes_and_acks_the_batch_in_hand(
     assert sorted(_ids(url)) == sorted(f"d{i}" for i in range(12))
     info = broker.info(stream, "g")
     assert info.pending == 0 and info.lag == 18
+
+
+
+def _refuses(db_url: str, broker: RedisStreamsBroker, stream: str,
+             refused: dict[bytes, str], good: list[bytes]) -> list[str]:
+    """Work ``refused`` and ``good`` messages: each refused one is dead-lettered, counted,
+    with its reason; the good ones are stored (their ids returned)."""
+    broker.publish(stream, [*refused, *good])
+    with SentimentService(db_url, embeddings=False) as service:
+        report = _worker(service, broker, stream).run(idle_timeout=1.0)
+    assert (report.stored, report.duplicates) == (len(good), 0)
+    assert report.dead_lettered == len(refused) == broker.info(stream, "g").dead_letters
+    letters = {d.payload: d.error for d in broker.dead_letters(stream)}
+    assert set(letters) == set(refused)
+    for payload, reason in refused.items():
+        assert reason in letters[payload], letters[payload]
+    return sorted(_ids(db_url))
+
+
+def test_long_ids_are_dead_lettered_not_cut(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: ids were cut to 500 characters, so two documents became one."""
+    long_a, long_b = "x" * 500 + "-a", "x" * 500 + "-b"  # equal in their first 500
+    refused = {_doc(1, id=long_a): "'id' is longer than 500 characters",
+               _doc(2, id=long_b): "'id' is longer than 500 characters"}
+    good = [_doc(3, id="y" * 500)]
+    assert _refuses(db_url, broker, stream, refused, good) == ["y" * 500]
+
+
+def test_future_timestamps_are_dead_lettered(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: a record dated 9999 was stored and hid the present from trends."""
+    now = datetime.now(timezone.utc)
+    refused = {_doc(1, timestamp="9999-12-31T00:00:00Z"): "in the future",
+               _doc(2, timestamp=(now + timedelta(hours=25)).isoformat()): "in the future"}
+    good = [_doc(3, timestamp=(now + timedelta(hours=1)).isoformat()), _doc(4)]  # clock skew
+    assert _refuses(db_url, broker, stream, refused, good) == ["d3", "d4"]
+
+
+def test_ids_that_are_not_strings_or_integers_are_dead_lettered(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: an id sent as a JSON object was stored as its Python repr."""
+    kind = "must be a string or an integer, not"
+    refused = {_doc(1, id={"a": 1}): f"'id' {kind} an object",
+               _doc(2, id=["d2"]): f"'id' {kind} an array",
+               _doc(3, id=True): f"'id' {kind} a boolean",
+               _doc(4, id=None, guid=1.5): f"'guid' {kind} a decimal number",
+               _doc(5, source={"feed": "wire"}): f"'source' {kind} an object",
+               _doc(6, id=None, url=["https://x"]): f"'url' {kind} an array"}
+    good = [_doc(7, id=7), _doc(8)]
+    assert _refuses(db_url, broker, stream, refused, good) == ["7", "d8"]

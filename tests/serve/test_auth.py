@@ -86,6 +86,33 @@ class _Request:
         self.state = type("State", (), {})()
 
 
+
+def test_any_whitespace_may_follow_bearer_and_a_malformed_header_is_named(
+    token_store: TokenStore,
+) -> None:
+    """Issue 24: ``Bearer<TAB>token`` was answered "missing API token"."""
+    _, token = token_store.create("app", ["support"])
+    auth = Authenticator(token_store, cache_s=0, limiter=RateLimiter(0))
+
+    def call(header: str) -> Principal:
+        request = _Request(None)
+        request.headers = {"authorization": header}
+        return asyncio.run(auth(request))  # type: ignore[arg-type]
+
+    for header in (f"Bearer\t{token}", f"Bearer  {token}", f"bearer \t {token} ",
+                   f" BEARER {token}"):
+        assert call(header).name == "app", repr(header)
+    for header in ("Bearer", "Bearer \t ", f"Basic {token}", f"Bearer{token}", "", " "):
+        with pytest.raises(ApiError) as error:
+            call(header)
+        assert (error.value.status, error.value.code) == (401, "malformed_authorization")
+        assert "malformed Authorization header" in error.value.message, repr(header)
+        assert "missing" not in error.value.message
+    with pytest.raises(ApiError) as error:
+        asyncio.run(auth(_Request(None)))  # type: ignore[arg-type]
+    assert error.value.code == "missing_token" and "missing API token" in error.value.message
+
+
 def test_the_cache_delays_revocation_by_at_most_its_ttl(token_store: TokenStore) -> None:
     _, token = token_store.create("app", ["support"])
     token_store.create("keeper", ["admin"])

@@ -20,7 +20,7 @@ from apps.sentiment.classifier import FitOptions, SentimentModel
 from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from tests.sentiment.conftest import HashEncoder
-from tests.serve.checks import assert_documented, error
+from tests.serve.checks import assert_documented, assert_error, error
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
 T0 = datetime(2024, 5, 6, tzinfo=timezone.utc)
@@ -258,6 +258,93 @@ def test_trend_and_alert_errors(client: TestClient) -> None:
     for limit in ("0", "1001", "many"):
         error(client.get("/v1/sentiment/alerts", params={"limit": limit}), 422)
     assert client.get("/v1/sentiment/trends").json()["series"] == {}  # nothing stored yet
+
+
+
+@pytest.fixture
+def on_db(db_url: str, monkeypatch: pytest.MonkeyPatch, topics: None) -> Iterator[TestClient]:
+    """The API on ``db_url`` (SQLite, then PostgreSQL), with the banking and energy topics."""
+    monkeypatch.setenv("AIGC_SENTIMENT_DB_URL", db_url)
+    with SentimentService.from_settings() as service:
+        service.add_topic("banking", "lender, bank")
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def _stored(db_url: str, docs: list[dict[str, Any]], now: datetime | None = None) -> int:
+    """Store ``docs`` as an ingester whose clock reads ``now`` would (what an older version
+    stored, or a host whose clock is wrong)."""
+    from apps.sentiment.ingest import Ingester
+    from apps.sentiment.store import open_db
+    from apps.sentiment.topics import TopicMatcher, WatchTopic
+
+    db = open_db(db_url)
+    try:
+        matcher = TopicMatcher([WatchTopic("banking", ["lender"])])
+        ingester = Ingester(db, LexiconScorer(), matcher,
+                            now=lambda: now or datetime.now(timezone.utc))
+        return ingester.ingest_records(docs).stored
+    finally:
+        db.dispose()
+
+
+def test_future_documents_are_refused_and_cannot_hide_the_present(
+    db_url: str, on_db: TestClient
+) -> None:
+    """Issue 24: a document dated 9999 was accepted; ``since=48h`` then answered megabytes of
+    empty buckets up to 9999, without the last hour's records."""
+    now = datetime.now(timezone.utc)
+    far = {"id": "far", "text": POS, "published_at": "9999-12-31T00:00:00Z"}
+    recent = [{"id": f"r{i}", "text": f"{NEG} {i}",
+               "published_at": (now - timedelta(minutes=10 * i)).isoformat()} for i in range(3)]
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [*recent, far]})
+    message = error(resp, 422, "invalid_request_error", "invalid_value")
+    assert "documents.3.published_at" in message and "more than 24h in the future" in message
+    assert resp.json()["error"]["param"] == "documents.3.published_at"
+    ahead = {**far, "published_at": (now + timedelta(hours=25)).isoformat()}
+    error(on_db.post("/v1/sentiment/documents", json={"documents": [ahead]}), 422)
+    skewed = {**far, "id": "skew", "published_at": (now + timedelta(hours=1)).isoformat()}
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [*recent, skewed]})
+    assert resp.json()["stored"] == 4, resp.text
+
+    assert _stored(db_url, [far], now=datetime(9999, 12, 30, tzinfo=timezone.utc)) == 1
+    resp = on_db.get("/v1/sentiment/trends", params={"since": "48h", "topic": "banking"})
+    series = resp.json()["series"]["banking"]
+    assert len(resp.content) < 50_000 and sum(b["count"] for b in series) == 4
+    last = datetime.fromisoformat(series[-1]["bucket_start"])
+    assert now < last + timedelta(hours=1) and last <= now + timedelta(hours=24)
+
+
+
+def test_trend_errors_name_query_parameters_not_cli_flags(db_url: str, on_db: TestClient
+                                                          ) -> None:
+    """Issue 24: the HTTP error of a too-long series said to pass ``--since``."""
+    old = {"id": "old", "text": "Lender opens a branch", "published_at": 0}  # 1970
+    assert _stored(db_url, [old, {"id": "new", "text": "Lender fined"}]) == 2
+    for params in ({}, {"topic": "banking"}, {"until": "2099-01-01"}):
+        resp = on_db.get("/v1/sentiment/trends", params=params)
+        message = error(resp, 400, "invalid_request_error")
+        assert "since=" in message and "bucket=" in message and "--" not in message, message
+        assert resp.json()["error"]["param"] == "since"
+    for params in ({"since": "last tuesday"}, {"until": "soon"}, {"bucket": "fortnight"}):
+        message = error(on_db.get("/v1/sentiment/trends", params=params), 400)
+        assert "--" not in message, message
+    assert on_db.get("/v1/sentiment/trends", params={"bucket": "1w"}).status_code == 200
+
+
+
+def test_ids_are_strings_or_integers(on_db: TestClient) -> None:
+    """Issue 24: an id may be a string or an integer on every path; an object (stored as its
+    Python repr from the stream) or another kind is refused."""
+    for bad in ({"a": 1}, ["7"], True, 1.5):
+        resp = on_db.post("/v1/sentiment/documents",
+                          json={"documents": [{"id": bad, "text": "Lender fined"}]})
+        assert assert_error(resp, 422, "invalid_request_error")["param"] == "documents.0.id"
+    resp = on_db.post("/v1/sentiment/documents", json={"documents": [{"id": 7, "text": POS}]})
+    assert resp.json()["stored"] == 1, resp.text
+    again = on_db.post("/v1/sentiment/documents", json={"documents": [{"id": "7", "text": POS}]})
+    assert again.json()["duplicates"] == 1, again.text  # the same id
+    assert [d["id"] for d in on_db.get("/v1/sentiment/documents").json()["documents"]] == ["7"]
 
 
 def test_no_model_names_the_train_command(tmp_path: Path) -> None:
