@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,14 @@ def summary(latencies_s: list[float]) -> dict[str, float]:
 # -- workspace ------------------------------------------------------------------------------
 
 
-def setup_workspace(home: Path, log: Callable[[str], None]) -> None:
-    """Support knowledge base, recommender and sentiment classifier, each once per home."""
+PARTS = frozenset({"generation", "recommend", "support", "sentiment", "workers"})
+
+
+def setup_workspace(
+    home: Path, log: Callable[[str], None], parts: Collection[str] = PARTS
+) -> None:
+    """Support knowledge base, recommender and sentiment classifier (those in ``parts``),
+    each once per home."""
     os.environ["AIGC_HOME"] = str(home)
     from aigc_apps.errors import AigcError
     from apps.recommender.recommender import RecommenderConfig
@@ -78,13 +84,14 @@ def setup_workspace(home: Path, log: Callable[[str], None]) -> None:
     from apps.support.service import SupportService
 
     with SupportService.from_settings() as bot:
-        if not bot.stats().get("examples"):
+        if "support" in parts and not bot.stats().get("examples"):
             started = time.perf_counter()
             bot.ingest([DATA / "support" / "kb"])
             log(f"support: knowledge base ingested in {time.perf_counter() - started:.0f} s")
     with RecommenderService.from_settings() as rec:
         try:
-            rec.model()
+            if "recommend" in parts:
+                rec.model()
         except AigcError:  # no trained recommender yet
             started = time.perf_counter()
             rec.ingest(DATA / "recommender" / "items.csv", DATA / "recommender" / "events.csv")
@@ -92,7 +99,8 @@ def setup_workspace(home: Path, log: Callable[[str], None]) -> None:
             log(f"recommend: trained in {time.perf_counter() - started:.0f} s")
     with SentimentService.from_settings() as sent:
         try:
-            sent.registry.get(SENTIMENT_MODEL)
+            if "sentiment" in parts:
+                sent.registry.get(SENTIMENT_MODEL)
         except AigcError:  # not trained in this workspace yet
             started = time.perf_counter()
             data = sent.read_labelled(DATA / "sentiment" / "headlines.csv")
@@ -306,28 +314,42 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--skip-generation", action="store_true", help="no SmolLM2 load")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default=",".join(sorted(PARTS)),
+                    help="comma-separated parts to run: " + ", ".join(sorted(PARTS)))
     args = ap.parse_args()
+    parts = set(args.only.split(","))
+    if parts - PARTS:
+        ap.error(f"--only: unknown part(s) {', '.join(sorted(parts - PARTS))}")
+    if args.skip_generation:
+        parts.discard("generation")
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     home = args.home or Path(tempfile.mkdtemp(prefix="aigc-serve-bench-"))
     home.mkdir(parents=True, exist_ok=True)
-    setup_workspace(home, log)
+    setup_workspace(home, log, parts)
     n_rec, n_ask, n_calls, rounds = (100, 50, 5, 1) if args.quick else (800, 300, 20, 2)
 
     out: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     with Server(home) as server:
-        if not args.skip_generation:
+        if "generation" in parts:
             out["generation"] = asyncio.run(generation(server.url, args.max_tokens, rounds))
             log(f"generation: {json.dumps(out['generation'])}")
-        out["recommend"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
-        out["recommend_1_client"] = asyncio.run(recommend(server.url, n_rec // 4, 1, args.seed))
-        out["support_ask"] = asyncio.run(support_ask(server.url, n_ask))
-        out["sentiment_http"] = asyncio.run(sentiment_http(server.url, n_calls, 32))
-    out["sentiment_in_process_texts_per_s"] = sentiment_in_process(n_calls, 32)
-    with Server(home, workers=2) as server:
-        out["recommend_workers_2"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
-    out["recommend_workers_ratio"] = (
-        out["recommend_workers_2"]["requests_per_s"] / out["recommend"]["requests_per_s"]
-    )
+        if "recommend" in parts:
+            out["recommend"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
+            out["recommend_1_client"] = asyncio.run(
+                recommend(server.url, n_rec // 4, 1, args.seed)
+            )
+        if "support" in parts:
+            out["support_ask"] = asyncio.run(support_ask(server.url, n_ask))
+        if "sentiment" in parts:
+            out["sentiment_http"] = asyncio.run(sentiment_http(server.url, n_calls, 32))
+    if "sentiment" in parts:
+        out["sentiment_in_process_texts_per_s"] = sentiment_in_process(n_calls, 32)
+    if {"workers", "recommend"} <= parts:
+        with Server(home, workers=2) as server:
+            out["recommend_workers_2"] = asyncio.run(recommend(server.url, n_rec, 16, args.seed))
+        out["recommend_workers_ratio"] = (
+            out["recommend_workers_2"]["requests_per_s"] / out["recommend"]["requests_per_s"]
+        )
     out["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(out, indent=2))
@@ -346,21 +368,26 @@ def report(out: dict[str, Any]) -> None:
             print(f"  {name}: time to first token p50 {fig['ttft']['p50_ms']:.0f} ms / p95 "
                   f"{fig['ttft']['p95_ms']:.0f} ms; request p50 {fig['request']['p50_ms']:.0f}"
                   f" ms / p95 {fig['request']['p95_ms']:.0f} ms")
-    rec, rec2 = out["recommend"], out["recommend_workers_2"]
-    print(f"recommend top-10, 16 clients: p95 {rec['p95_ms']:.1f} ms (p50 {rec['p50_ms']:.1f}),"
-          f" {rec['requests_per_s']:.0f} req/s (target p95 <= 50 ms: "
-          f"{verdict(rec['p95_ms'] <= 50)})")
-    one = out["recommend_1_client"]
-    print(f"  1 client: p95 {one['p95_ms']:.1f} ms (p50 {one['p50_ms']:.1f}), "
-          f"{one['requests_per_s']:.0f} req/s")
-    print(f"  --workers 2: p95 {rec2['p95_ms']:.1f} ms, {rec2['requests_per_s']:.0f} req/s "
-          f"(x{out['recommend_workers_ratio']:.2f} of one worker)")
-    ask = out["support_ask"]
-    print(f"support ask, template answers ({ask['template_questions']} of {ask['questions']} "
-          f"questions): p95 {ask['p95_ms']:.1f} ms (p50 {ask['p50_ms']:.1f}) (target <= 100 ms:"
-          f" {verdict(ask['p95_ms'] <= 100)})")
-    print(f"sentiment score, 32 texts per call: {out['sentiment_http']['texts_per_s']:.0f} "
-          f"texts/s over HTTP vs {out['sentiment_in_process_texts_per_s']:.0f} in-process")
+    rec = out.get("recommend")
+    if rec:
+        print(f"recommend top-10, 16 clients: p95 {rec['p95_ms']:.1f} ms (p50 "
+              f"{rec['p50_ms']:.1f}), {rec['requests_per_s']:.0f} req/s (target p95 <= 50 ms: "
+              f"{verdict(rec['p95_ms'] <= 50)})")
+        one = out["recommend_1_client"]
+        print(f"  1 client: p95 {one['p95_ms']:.1f} ms (p50 {one['p50_ms']:.1f}), "
+              f"{one['requests_per_s']:.0f} req/s")
+    rec2 = out.get("recommend_workers_2")
+    if rec2:
+        print(f"  --workers 2: p95 {rec2['p95_ms']:.1f} ms, {rec2['requests_per_s']:.0f} req/s "
+              f"(x{out['recommend_workers_ratio']:.2f} of one worker)")
+    ask = out.get("support_ask")
+    if ask:
+        print(f"support ask, template answers ({ask['template_questions']} of "
+              f"{ask['questions']} questions): p95 {ask['p95_ms']:.1f} ms (p50 "
+              f"{ask['p50_ms']:.1f}) (target <= 100 ms: {verdict(ask['p95_ms'] <= 100)})")
+    if "sentiment_http" in out:
+        print(f"sentiment score, 32 texts per call: {out['sentiment_http']['texts_per_s']:.0f}"
+              f" texts/s over HTTP vs {out['sentiment_in_process_texts_per_s']:.0f} in-process")
     print(f"load average: {out['load_average_before']:.1f} before, "
           f"{out['load_average_after']:.1f} after")
 
