@@ -19,6 +19,11 @@ def test_pairs_exclude_the_calibration_split(bot: SupportService) -> None:
     for (q, p), g in zip(pairs, groups, strict=True):
         if q in by_text and p in by_text:
             assert by_text[q] == by_text[p] == g  # positives share the intent
+    # every example is paired with its own intent's answer text too (SetFit-style tuning
+    # that uses everything the FAQ says)
+    answer_pairs = {(q, g) for (q, p), g in zip(pairs, groups, strict=True)
+                    if p == bot.kb.answers.get(g)}
+    assert {(q, by_text[q]) for q, _ in pairs if q in by_text} <= answer_pairs
 
 
 def test_finetune_registers_and_activates_its_models(
