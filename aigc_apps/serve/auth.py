@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from aigc_apps.serve.clients import client_address, is_proxied
 from aigc_apps.serve.errors import ApiError
 
 if TYPE_CHECKING:
@@ -97,7 +98,9 @@ class Authenticator:
     or revoked by the CLI (or through another worker) takes effect within that delay
     without a restart, and a busy server does not query the database on every request.
     Each caller (token name, or client address when auth is off or the token is bad)
-    spends from its own rate-limit bucket.
+    spends from its own rate-limit bucket. While no token is needed, a request that came
+    through a proxy is refused: the server is open to local clients, not to whoever the
+    proxy lets in.
     """
 
     MAX_CACHED = 4096
@@ -140,10 +143,14 @@ class Authenticator:
         known = getattr(request.state, "principal", None)
         if known is not None:
             return known  # several scope checks on one request authenticate once
-        client = f"ip:{request.client.host if request.client else 'unknown'}"
+        client = f"ip:{client_address(request)}"
         if not await self.required():
-            principal = ANONYMOUS
             await self.limiter.acquire(client)
+            if not self.insecure and is_proxied(request):
+                raise _unauthorized(
+                    "this server needs no token from local clients only; through a proxy, "
+                    "create one with `aigc tokens create`", "missing_token")
+            principal = ANONYMOUS
         else:
             token = bearer_token(request)
             if not token:
