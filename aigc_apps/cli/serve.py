@@ -131,6 +131,11 @@ def serve(
                                              "continuous batching).")] = "auto",
     llm: Annotated[str | None, typer.Option(help="Default chat model (alias, folder or hub id; "
                                                  "default: AIGC_LLM).")] = None,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="Behind a reverse proxy: its addresses or networks, comma-separated "
+        "(127.0.0.1 for one on this machine; * for any), whose X-Forwarded-For names the "
+        "client. Unset: the header is ignored and the client is the connection's address.",
+        envvar="AIGC_FORWARDED_ALLOW_IPS")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Run the HTTP service: OpenAI-compatible /v1 routes plus every app's routes."""
@@ -140,6 +145,7 @@ def serve(
         host=host, port=port, workers=workers, insecure_no_auth=insecure_no_auth,
         max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens, rate_limit=rate_limit,
         rate_limit_redis=rate_limit_redis, request_timeout_s=timeout, engine=engine, llm=llm,
+        forwarded_allow_ips=forwarded_allow_ips,
     ).check()
     tokens = prepare_stores()
     if not config.loopback and not tokens and not insecure_no_auth:
@@ -176,6 +182,9 @@ def _run(config: Any, log_level: str) -> None:
             "aigc_apps.serve.app:create_app_from_env", factory=True, host=config.host,
             port=config.port, workers=config.workers, log_level=log_level,
             timeout_graceful_shutdown=10,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS);
+            # the app reads it itself, from --forwarded-allow-ips only (serve/clients.py)
+            proxy_headers=False,
         )
     finally:
         if folder:

@@ -4,7 +4,8 @@ Routers come from the ``aigc.routers`` entry-point group (``name = "pkg.module:r
 an :class:`fastapi.APIRouter`), so a third-party app plugs into the API the same way it
 plugs into the CLI through ``aigc.apps``.
 
-Layers, outermost first: metrics (and the ``X-Aigc-Worker`` header) > errors nobody
+Layers, outermost first: the client's address (``X-Forwarded-For`` from a trusted proxy
+only) > metrics (and the ``X-Aigc-Worker`` header) > errors nobody
 handled (500, no traceback) > timeout (504) > body limit (413) > the routes, whose
 ``require_scope`` dependency authenticates (401/403) and rate-limits (429) the caller.
 """
@@ -23,6 +24,7 @@ from fastapi import APIRouter, FastAPI
 
 from aigc_apps.serve import health
 from aigc_apps.serve.auth import Authenticator
+from aigc_apps.serve.clients import ForwardedMiddleware, TrustedProxies
 from aigc_apps.serve.config import CONFIG_ENV, ServeConfig
 from aigc_apps.serve.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
 from aigc_apps.serve.limits import BodyLimitMiddleware, TimeoutMiddleware, make_limiter
@@ -133,6 +135,9 @@ def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None =
     app.add_middleware(TimeoutMiddleware, timeout_s=config.request_timeout_s)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware)
+    trusted = config.forwarded_allow_ips
+    app.add_middleware(ForwardedMiddleware,
+                       trusted=TrustedProxies(trusted) if trusted is not None else None)
     return app
 
 

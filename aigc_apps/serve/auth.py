@@ -13,6 +13,11 @@ turns auth off whatever the address and the tokens. Each
 worker caches what it read about tokens for ``ServeConfig.auth_cache_s`` (2 s): a revoked
 token keeps working for at most that long, and a new token (or the first one, which turns
 auth on) takes effect within it, with no restart.
+
+A ``<app>:chat`` scope is public: its token is published in a web page (the chat widget),
+so anyone may hold it. Such a token is rate-limited per client address, and per
+conversation on a route that names one, never as one bucket (one visitor would spend every
+customer's budget); any other token has one bucket of its own, wherever it is used from.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from aigc_apps.serve.clients import client_address, is_proxied
 from aigc_apps.serve.errors import ApiError
 
 if TYPE_CHECKING:
@@ -33,6 +39,9 @@ if TYPE_CHECKING:
     from aigc_apps.serve.tokens import TokenStore
 
 ADMIN = "admin"
+PUBLIC_ACCESS = "chat"  # <app>:chat tokens are published in web pages
+CONVERSATION_PARAMS = ("session_id",)  # route parameters that name a conversation
+MAX_CONVERSATION_KEY = 64  # a longer id is refused by its route; no bucket for it
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,11 @@ class Principal:
             return True
         app, _, _access = scope.partition(":")
         return app in self.scopes  # a bare app name grants read and write
+
+    @property
+    def public(self) -> bool:
+        """Whether the token may be published (it has a ``<app>:chat`` scope)."""
+        return any(s.partition(":")[2] == PUBLIC_ACCESS for s in self.scopes)
 
 
 ANONYMOUS = Principal("anonymous", frozenset({ADMIN}))  # auth off: loopback, no token defined
@@ -88,6 +102,20 @@ def _unauthorized(message: str, code: str) -> ApiError:
                     headers={"WWW-Authenticate": "Bearer"})
 
 
+def buckets(principal: Principal, request: Request, client: str) -> list[str]:
+    """The rate-limit buckets a token's request spends from: the token's own, or for a
+    public token the (token, client address) one and the (token, conversation) one."""
+    own = f"token:{principal.name}"
+    if not principal.public:
+        return [own]
+    keys = [f"{own}:{client}"]  # the address first: a refused one creates no other bucket
+    for param in CONVERSATION_PARAMS:
+        conversation = request.path_params.get(param)
+        if isinstance(conversation, str) and 0 < len(conversation) <= MAX_CONVERSATION_KEY:
+            keys.append(f"{own}:conversation:{conversation}")
+    return keys
+
+
 class Authenticator:
     """``app.state.authenticate``: the request's :class:`Principal`, or 401, or 429.
 
@@ -96,8 +124,10 @@ class Authenticator:
     What the database says is cached for ``cache_s`` seconds per worker, so a token created
     or revoked by the CLI (or through another worker) takes effect within that delay
     without a restart, and a busy server does not query the database on every request.
-    Each caller (token name, or client address when auth is off or the token is bad)
-    spends from its own rate-limit bucket.
+    Each caller (token name, or client address when auth is off or the token is bad; see
+    :func:`buckets` for a public token) spends from its own rate-limit bucket. While no
+    token is needed, a request that came through a proxy is refused: the server is open to
+    local clients, not to whoever the proxy lets in.
     """
 
     MAX_CACHED = 4096
@@ -140,10 +170,14 @@ class Authenticator:
         known = getattr(request.state, "principal", None)
         if known is not None:
             return known  # several scope checks on one request authenticate once
-        client = f"ip:{request.client.host if request.client else 'unknown'}"
+        client = f"ip:{client_address(request)}"
         if not await self.required():
-            principal = ANONYMOUS
             await self.limiter.acquire(client)
+            if not self.insecure and is_proxied(request):
+                raise _unauthorized(
+                    "this server needs no token from local clients only; through a proxy, "
+                    "create one with `aigc tokens create`", "missing_token")
+            principal = ANONYMOUS
         else:
             token = bearer_token(request)
             if not token:
@@ -160,6 +194,7 @@ class Authenticator:
                 await self.limiter.acquire(client)
                 raise _unauthorized("invalid or revoked API token", "invalid_token")
             principal = found
-            await self.limiter.acquire(f"token:{principal.name}")
+            for bucket in buckets(principal, request, client):
+                await self.limiter.acquire(bucket)
         request.state.principal = principal
         return principal

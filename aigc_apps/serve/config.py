@@ -45,6 +45,8 @@ class ServeConfig:
     ``batch`` (the micro-batcher, on every device) or ``continuous`` (transformers'
     continuous batching). ``auth_cache_s``: how long a worker trusts what it read about tokens,
     i.e. the most time a revoked token keeps working (and a new one waits).
+    ``forwarded_allow_ips``: the reverse proxies (addresses, networks, or ``*``) whose
+    ``X-Forwarded-For`` names the client; None: the header is never believed.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +63,7 @@ class ServeConfig:
     engine: str = "auto"
     llm: str | None = None  # default chat model; None: Settings.default_llm
     auth_cache_s: float = 2.0
+    forwarded_allow_ips: str | None = None
 
     @property
     def loopback(self) -> bool:
@@ -81,6 +84,10 @@ class ServeConfig:
         if self.rate_limit_redis and not self.rate_limit_redis.startswith(REDIS_SCHEMES):
             raise AigcError(f"rate_limit_redis must be a Redis URL ({', '.join(REDIS_SCHEMES)}"
                             f"...), not {self.rate_limit_redis!r}")
+        if self.forwarded_allow_ips is not None:
+            from aigc_apps.serve.clients import TrustedProxies
+
+            TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused at start
         if not 0 <= self.port <= 65535:
             raise AigcError(f"port must be 0-65535, not {self.port}")
         return self

@@ -3,9 +3,9 @@
 ``/healthz`` says the process answers; ``/readyz`` that what it depends on answers too:
 the core (registry) database, the database of every app service this worker has opened,
 and every generation engine it has started. Both are open (no token), so probes need no
-secret. ``/metrics`` is open to loopback clients (a Prometheus beside the server, or an
-SSH tunnel); from other addresses it needs a token with the ``admin`` scope while auth is
-on.
+secret. ``/metrics`` is open to local clients (a Prometheus beside the server, or an
+SSH tunnel); from other addresses, and through any proxy (even one on this machine), it
+needs a token with the ``admin`` scope while auth is on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from aigc_apps.serve import metrics
 from aigc_apps.serve.auth import require_scope
-from aigc_apps.serve.config import is_loopback
+from aigc_apps.serve.clients import is_local
 from aigc_apps.serve.errors import ErrorResponse, error_body, json_response
 
 log = logging.getLogger("aigc.serve")
@@ -114,7 +114,7 @@ _admin = require_scope("admin")
                      "description": "Prometheus text format"}},
 )
 async def metrics_page(request: Request) -> Response:
-    if not is_loopback(request.client.host if request.client else ""):
+    if not is_local(request):
         await _admin(request)
     refresh = getattr(request.app.state, "metrics_refresh", ())
     body, content_type = await run_in_threadpool(metrics.render, refresh)

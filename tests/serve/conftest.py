@@ -39,7 +39,8 @@ def running(app: object) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                       lifespan="on", proxy_headers=False)  # as `aigc serve` runs it
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -112,3 +112,21 @@ def test_two_servers_share_a_token_budget(
 
     with redis.Redis.from_url(REDIS_URL) as client:
         client.delete(f"aigc:ratelimit:token:{name}")
+
+
+def test_a_public_token_has_a_budget_per_address_in_redis(
+    redis_prefix: str, token_store: TokenStore
+) -> None:
+    from tests.serve.test_public_tokens import chat_app, check_public_token_per_address
+
+    name = f"chat-{uuid.uuid4().hex[:8]}"  # fresh buckets in the shared Redis
+    _, chat = token_store.create(name, ["support:chat"])
+    config = ServeConfig(rate_limit=3, rate_limit_redis=REDIS_URL, auth_cache_s=0)
+    try:
+        check_public_token_per_address(chat_app(config, token_store), chat)
+    finally:
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as client:
+            for key in client.scan_iter(f"aigc:ratelimit:token:{name}*"):
+                client.delete(key)
