@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from aigc_apps import model_fetch
-from aigc_apps.cli import main
 from aigc_apps.errors import CorruptModelError, ModelNotFoundError
 from aigc_apps.model_fetch import JoinedParts, SplitZip
 from aigc_apps.models import (
@@ -29,6 +28,7 @@ from aigc_apps.models import (
     model_kind,
     resolve_model,
 )
+from tests.test_cli import run
 
 NAME = "fake-split"
 ROOT = "fake-model"
@@ -243,16 +243,6 @@ def test_mpnet_alias_is_an_encoder_with_a_pinned_install_hint() -> None:
 
 
 # -- aigc models fetch ------------------------------------------------------------------------
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_fetch_command_prints_the_folder(
