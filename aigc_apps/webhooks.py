@@ -7,16 +7,19 @@ compare-and-set on its ``next_attempt_at`` (a lease), so two workers do not post
 event at once, on SQLite or PostgreSQL. The receiver can drop repeats by the
 ``X-Aigc-Event-Id`` header (a lease that ran out can mean a second post). A row whose
 ``next_attempt_at`` is NULL is not for delivery.
+
+A slow receiver must not stall the others: each POST has a total deadline
+(:mod:`aigc_apps.webhook_post`), up to :data:`MAX_IN_FLIGHT` are posted at once (so events
+may arrive out of order: order them by ``id`` or ``at``), and the URL is read for each
+attempt, so a URL changed mid-round serves the next event.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,35 +27,24 @@ from sqlalchemy import func, select, update
 
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
+from aigc_apps.webhook_post import DEADLINE_S, TIMEOUT_S, post_json
+
+__all__ = ["DEADLINE_S", "LEASE_S", "MAX_ATTEMPTS", "MAX_IN_FLIGHT", "TIMEOUT_S",
+           "DeliveryReport", "Outbox", "Post", "backoff_s", "check_url", "deliver_due",
+           "post_json", "waiting"]
 
 MAX_ATTEMPTS = 12  # about 6 hours of retries with the back-off below
-LEASE_S = 60.0
-TIMEOUT_S = 5.0
+LEASE_S = 60.0  # longer than a POST's deadline, so a lease never runs out mid-post
+MAX_IN_FLIGHT = 4  # POSTs at once in a round: a hanging receiver holds this many, no more
 log = logging.getLogger(__name__)
 
 Post = Callable[[str, dict[str, Any]], object]  # raises on failure; may return a status
+Url = str | Callable[[], str | None]  # a callable is asked before each attempt
 
 
 def backoff_s(attempts: int) -> float:
     """Wait before the next try after ``attempts`` failures: 5 s, 10 s, 20 s ... 1 h."""
     return float(min(5 * 2 ** max(attempts - 1, 0), 3600))
-
-
-def post_json(url: str, event: dict[str, Any], timeout: float = TIMEOUT_S) -> int:
-    """POST the event and return the HTTP status; any answer but 2xx (or no answer in
-    ``timeout`` seconds) raises."""
-    request = urllib.request.Request(
-        url, data=json.dumps(event, default=str).encode(), method="POST",
-        headers={"Content-Type": "application/json", "X-Aigc-Event-Id": str(event["id"]),
-                 "User-Agent": "aigc-apps-webhook"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if not 200 <= response.status < 300:
-                raise OSError(f"webhook answered {response.status}")
-            return int(response.status)
-    except urllib.error.HTTPError as exc:  # a clearer line than the exception's repr
-        raise OSError(f"webhook answered HTTP {exc.code}") from None
 
 
 def check_url(url: str) -> str:
@@ -107,12 +99,25 @@ def _claim(db: Database, outbox: Outbox, row_id: int, due: datetime) -> bool:
         return done.rowcount == 1  # type: ignore[attr-defined]
 
 
-def deliver_due(db: Database, outbox: Outbox, url: str, post: Post = post_json,
-                limit: int = 100) -> DeliveryReport:
-    """Post every event of ``outbox`` that is due, oldest first, once each; record the
-    outcome on its row (a failure waits :func:`backoff_s`, none is lost)."""
+def waiting(db: Database, outbox: Outbox) -> int:
+    """Events of ``outbox`` still to deliver (due, backing off, or leased to a post)."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(outbox.model)
+                            .where(outbox.due_filter())) or 0)
+
+
+def deliver_due(db: Database, outbox: Outbox, url: Url, post: Post = post_json,
+                limit: int = 100, *, max_in_flight: int = MAX_IN_FLIGHT,
+                stop: Callable[[], bool] | None = None) -> DeliveryReport:
+    """Post every event of ``outbox`` that is due, oldest first, once each, up to
+    ``max_in_flight`` at once; record the outcome on its row (a failure waits
+    :func:`backoff_s`, none is lost).
+
+    ``url`` is the receiver, or a callable asked before each attempt (None: stop posting).
+    When ``stop()`` turns true no attempt starts and the call returns without waiting for
+    those in flight: their rows stay leased for :attr:`Outbox.lease_s`, then are due again.
+    """
     m = outbox.model
-    report = DeliveryReport()
     now = utcnow()
     with db.session() as s:
         due = s.execute(
@@ -120,43 +125,75 @@ def deliver_due(db: Database, outbox: Outbox, url: str, post: Post = post_json,
             .where(outbox.due_filter(), m.next_attempt_at <= now)
             .order_by(m.id).limit(limit)
         ).tuples().all()
-    for row_id, at in due:
-        if not _claim(db, outbox, row_id, at):
-            continue  # another worker has it
-        with db.session() as s:  # no transaction stays open during the POST
-            row = s.get(m, row_id)
-            if row is None:  # deleted meanwhile
-                continue
-            body = outbox.body(row)
-        failure: Exception | None = None
-        try:
-            answer = post(url, body)
-        except Exception as exc:  # any failure is retried, none is lost
-            failure = exc
-        with db.session() as s:
-            row = s.get(m, row_id)
-            if row is None:
-                continue
-            row.attempts += 1
-            if failure is None:
-                row.delivered_at = utcnow()
-                row.last_error = None
-                report.delivered += 1
-                status = "delivered" if answer is None else str(answer)
-            else:
-                row.last_error = f"{type(failure).__name__}: {failure}"[:500]
-                wait = backoff_s(row.attempts)
-                row.next_attempt_at = utcnow() + timedelta(seconds=wait)
-                report.failed += 1
-                gave_up = row.attempts >= outbox.max_attempts
-                report.gave_up += gave_up
-                log.warning("webhook for %s %s failed (%s)", m.__tablename__, row_id,
-                            row.last_error)
-                status = (f"error: {failure} (gave up after {row.attempts} tries)" if gave_up
-                          else f"error: {failure} (try {row.attempts}, retried in {wait:.0f}s)")
-            if outbox.on_result is not None:
-                outbox.on_result(row, status)
+    target: Callable[[], str | None] = url if callable(url) else (lambda: url)
+    report = DeliveryReport()
+    lock = threading.Lock()
+    todo = iter(due)
+    halted = stop or (lambda: False)
+
+    def work() -> None:
+        while not halted():
+            with lock:
+                item = next(todo, None)
+            if item is None:
+                return
+            address = target()
+            if not address:  # the URL was removed meanwhile
+                return
+            _attempt(db, outbox, address, post, item, report, lock)
+
+    posters = [threading.Thread(target=work, name="aigc-webhook-post", daemon=True)
+               for _ in range(max(1, min(max_in_flight, len(due))))]
+    for poster in posters:
+        poster.start()
+    for poster in posters:  # daemons: a process that stops waiting may exit meanwhile
+        while poster.is_alive() and not halted():
+            poster.join(None if stop is None else 0.05)
+    with lock:
+        result = replace(report)
+    result.waiting = waiting(db, outbox)
+    return result
+
+
+def _attempt(db: Database, outbox: Outbox, url: str, post: Post, item: tuple[int, datetime],
+             report: DeliveryReport, lock: threading.Lock) -> None:
+    """Claim one row, post its event, record the outcome on it."""
+    m = outbox.model
+    row_id, at = item
+    if not _claim(db, outbox, row_id, at):
+        return  # another worker has it
+    with db.session() as s:  # no transaction stays open during the POST
+        row = s.get(m, row_id)
+        if row is None:  # deleted meanwhile
+            return
+        body = outbox.body(row)
+    failure: Exception | None = None
+    try:
+        answer = post(url, body)
+    except Exception as exc:  # any failure is retried, none is lost
+        failure = exc
     with db.session() as s:
-        report.waiting = int(s.scalar(select(func.count()).select_from(m)
-                                      .where(outbox.due_filter())) or 0)
-    return report
+        row = s.get(m, row_id)
+        if row is None:
+            return
+        row.attempts += 1
+        if failure is None:
+            row.delivered_at = utcnow()
+            row.last_error = None
+            status = "delivered" if answer is None else str(answer)
+            with lock:
+                report.delivered += 1
+        else:
+            row.last_error = f"{type(failure).__name__}: {failure}"[:500]
+            wait = backoff_s(row.attempts)
+            row.next_attempt_at = utcnow() + timedelta(seconds=wait)
+            gave_up = row.attempts >= outbox.max_attempts
+            with lock:
+                report.failed += 1
+                report.gave_up += gave_up
+            log.warning("webhook for %s %s failed (%s)", m.__tablename__, row_id,
+                        row.last_error)
+            status = (f"error: {failure} (gave up after {row.attempts} tries)" if gave_up
+                      else f"error: {failure} (try {row.attempts}, retried in {wait:.0f}s)")
+        if outbox.on_result is not None:
+            outbox.on_result(row, status)

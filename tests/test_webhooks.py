@@ -4,8 +4,10 @@ give-up, and the HTTP post with its event-id header. Apps' own tests cover their
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 from aigc_apps.webhooks import Outbox, backoff_s, check_url, deliver_due, post_json
-from tests.hooks import WebhookReceiver
+from tests.hooks import SlowReceiver, WebhookReceiver
 
 
 class Base(DeclarativeBase):
@@ -96,7 +98,7 @@ def test_failures_back_off_then_give_up_and_success_is_final(db: Database) -> No
     assert (third.delivered, third.failed, third.gave_up, third.waiting) == (0, 1, 1, 0)
     _pass_backoff(db)
     assert deliver_due(db, OUTBOX, "http://hook", flaky).failed == 0  # given up: not retried
-    assert [e["name"] for e in posted] == ["a", "b", "a", "b", "b"]
+    assert sorted(e["name"] for e in posted) == ["a", "a", "b", "b", "b"]  # posted at once
     with db.session() as s:
         rows = {e.name: e for e in s.query(Event)}
     assert rows["a"].delivered_at is not None and rows["a"].status == "delivered"
@@ -133,3 +135,48 @@ def test_post_json_sends_the_event_id_and_fails_on_non_2xx() -> None:
         with pytest.raises(OSError, match="HTTP 503"):
             post_json(hook.url("/down"), {"id": 8})
         assert hook.seen == [("7", {"id": 7, "x": "y"}), ("8", {"id": 8})]
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
+    """A header every second never trips a per-read timeout; the total deadline (10 s by
+    default) ends the call, and a cut answer is a failure, never a delivery."""
+    with SlowReceiver(trickle_s=1.0, give_up_s=40) as slow:
+        start = time.monotonic()
+        with pytest.raises(OSError, match="no complete answer"):
+            post_json(slow.url(), {"id": 1})
+        assert time.monotonic() - start < 25  # 10 s and scheduling slack; not 40
+        assert slow.connections == 1
+
+
+def test_a_slow_receiver_holds_a_bounded_few_deliveries_and_a_new_url_is_used_at_once(
+    db: Database,
+) -> None:
+    """Four posts in flight at most; the others wait for a slot (at most one deadline), and
+    each attempt reads the URL, so a URL changed mid-round serves the very next one."""
+    _add(db, [f"e{i}" for i in range(8)])
+    with SlowReceiver(trickle_s=0.2) as slow, WebhookReceiver(204) as good:
+        urls = [slow.url()]
+        reads: list[str] = []
+
+        def current() -> str:
+            reads.append(urls[-1])
+            return urls[-1]
+
+        def switch_when_all_slots_hang() -> None:
+            deadline = time.monotonic() + 30
+            while slow.connections < 4 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            urls.append(good.url())
+
+        switcher = threading.Thread(target=switch_when_all_slots_hang)
+        switcher.start()
+        report = deliver_due(db, OUTBOX, current, partial(post_json, deadline=4.0),
+                             max_in_flight=4)
+        switcher.join()
+        assert slow.connections == slow.most_at_once == 4  # four at once, never more
+        assert (report.delivered, report.failed, report.waiting) == (4, 4, 4)
+        assert sorted(e["name"] for e in good.delivered) == [f"e{i}" for i in range(4, 8)]
+        assert len(reads) == 8  # one read per attempt
+    with db.session() as s:
+        cut = [e for e in s.query(Event) if e.delivered_at is None]
+    assert len(cut) == 4 and all("no complete answer" in (e.last_error or "") for e in cut)

@@ -7,7 +7,8 @@ is a durable pull consumer there), as a Kafka one would; the worker does not cha
 :func:`open_broker` picks one by the URL's scheme. Payloads are bytes, so a producer that
 sends something that is not UTF-8 costs one dead letter, never a crashed read.
 
-An unreachable broker is retried with back-off, then one :class:`BrokerError` line.
+An unreachable broker is retried with back-off, then one :class:`BrokerUnavailable` line
+(a :class:`BrokerError`; a stream worker that has reached its broker waits it out instead).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ T = TypeVar("T")
 
 class BrokerError(AigcError):
     """The broker does not answer (after retries) or refused a command."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker does not answer (after retries): an outage, which may end, unlike a
+    refused command."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,8 @@ def call_with_backoff(
                 on_transient()
             if attempt == retries:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise BrokerError(f"{server} does not answer ({what}, {retries} attempts): "
-                                  f"{reason}") from None
+                raise BrokerUnavailable(f"{server} does not answer ({what}, {retries} "
+                                        f"attempts): {reason}") from None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         except refused as exc:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from aigc_apps.console import DbOpt, JsonOpt, console, print_json
+from aigc_apps.console import DbOpt, JsonOpt, console, err_console, print_json
 from aigc_apps.errors import DataError
 
 if TYPE_CHECKING:
@@ -129,10 +129,16 @@ def work(
 ) -> None:
     """Score and store the stream's messages as one consumer of GROUP, until stopped.
 
-    SIGTERM or Ctrl-C finishes the batch in hand, acknowledges it, and exits.
+    SIGTERM or Ctrl-C finishes the batch in hand, acknowledges it, and exits. A broker that
+    stops answering is waited for (back-off up to 30 s, a line on stderr now and then); one
+    that never answered is an error at once.
     """
+    from .reconnect import Reconnect
     from .service import SentimentService
     from .worker import StreamWorker
+
+    def warn(line: str) -> None:
+        err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
 
     def shout(alert: dict[str, Any]) -> None:
         if not as_json:
@@ -148,7 +154,7 @@ def work(
                 service, broker, stream, group=group, consumer=consumer, batch_size=batch,
                 model=model, text_col=text_col, source=source,
                 claim_idle_ms=int(claim_idle * 1000), max_deliveries=max_deliveries,
-                alerts=alerts, webhook=webhook, on_alert=shout)
+                alerts=alerts, webhook=webhook, on_alert=shout, reconnect=Reconnect(say=warn))
             report = worker.run(stop, idle_timeout=idle_timeout)
     finally:
         for sig, handler in previous.items():

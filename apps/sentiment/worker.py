@@ -9,6 +9,10 @@ point loses nothing, and redelivery never duplicates. Poison messages (not JSON,
 bad timestamp...) and messages delivered more than ``max_deliveries`` times go to the
 dead-letter stream with their error; messages idle in a dead consumer's pending list for
 over ``claim_idle_ms`` are claimed (XAUTOCLAIM).
+
+A worker that has reached its broker waits out an outage (:mod:`.reconnect`: back-off up
+to 30 s, a log line at most every 30 s) and stops only when told to; one that never
+reached it (a wrong URL, a broker not started) fails at once with one line.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from aigc_apps.data import Skip
 
 from .alert_schedule import AlertSchedule
 from .alerts import AlertEngine
-from .broker import Broker, Message, alert_stream
+from .broker import Broker, BrokerUnavailable, Message, alert_stream
 from .ingest import Incoming, IngestReport
 from .reader import LineParser, RawRow
+from .reconnect import Reconnect
 
 if TYPE_CHECKING:
     from .ingest import Ingester
@@ -99,6 +104,7 @@ class StreamWorker:
         webhook: str | None = None,
         alerts_stream: str | None = None,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.service = service
         self.broker = broker
@@ -122,6 +128,8 @@ class StreamWorker:
         self._parser = LineParser("jsonl", f"stream {stream}")
         self._errors: dict[str, str] = {}  # message id -> last processing error
         self._group_ready = False
+        self.reconnect = reconnect or Reconnect()
+        self._reached = False  # the broker answered once: an outage is waited out
 
     def _ingester(self) -> Ingester:
         from .service import IngestOptions
@@ -134,18 +142,34 @@ class StreamWorker:
     def run(self, stop: threading.Event | None = None,
             idle_timeout: float | None = None) -> WorkReport:
         """Work until ``stop`` is set (the batch in hand is finished and acknowledged first)
-        or nothing arrives for ``idle_timeout`` seconds."""
+        or nothing arrives for ``idle_timeout`` seconds (an outage is not idle time). A
+        broker that stops answering is tried again with back-off, for as long as it takes;
+        one that never answered raises :class:`~.broker.BrokerUnavailable`."""
         stop = stop or threading.Event()
         start = time.perf_counter()
         quiet_since = time.monotonic()
         try:
             while not stop.is_set():
-                if self.step():
+                try:
+                    got = self.step()
+                except BrokerUnavailable as exc:
+                    if not self._reached:
+                        raise
+                    self._group_ready = False  # a restarted broker may have lost the group
+                    stop.wait(self.reconnect.failed(exc))
+                    quiet_since = time.monotonic()
+                    continue
+                self._reached = True
+                self.reconnect.succeeded()
+                if got:
                     quiet_since = time.monotonic()
                 elif idle_timeout is not None and time.monotonic() - quiet_since >= idle_timeout:
                     break
         finally:
-            self.check_alerts()
+            try:
+                self.check_alerts()
+            except BrokerUnavailable as exc:  # stored and POSTed; only the stream copy is lost
+                self.reconnect.say(f"alerts not published on {self.alerts_stream}: {exc}")
             self.report.seconds += time.perf_counter() - start
         return self.report
 

@@ -4,11 +4,13 @@ that approving a suggestion indexes it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aigc_apps.console import DbOpt, JsonOpt, console, print_json
+from aigc_apps.console import DbOpt, JsonOpt, console, err_console, print_json
 
 if TYPE_CHECKING:
     from .service import SupportService
@@ -27,10 +29,22 @@ AgentOpt = Annotated[
 SuggestionArg = Annotated[int, typer.Argument(help="Suggestion id (from the list).")]
 
 
-def _service(db: str | None) -> SupportService:
+@contextmanager
+def _service(db: str | None) -> Iterator[SupportService]:
+    """The service, closed at the end; closing gives webhooks a few seconds
+    (:data:`~.webhooks.CLOSE_BUDGET_S`), and what is left is said on stderr."""
     from .service import SupportService
 
-    return SupportService(db)
+    bot = SupportService(db)
+    try:
+        with bot:
+            yield bot
+    finally:
+        if n := bot.webhooks_queued:
+            err_console.print(
+                f"{n} webhook event{'s are' if n != 1 else ' is'} still queued (the receiver "
+                "is slow or down); the next command or a running server delivers them",
+                markup=False, soft_wrap=True)
 
 
 def _state_line(info: dict[str, Any]) -> str:

@@ -82,6 +82,7 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         self._doc_threshold = doc_threshold
         self._index_dir = Path(index_dir) if index_dir is not None else None
         self._own_registry = registry is None
+        self.webhooks_queued = 0  # events left to deliver when close() stopped waiting
         self._lock = threading.RLock()
         self._swap = threading.Lock()  # a request's snapshot never mixes two generations
         self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
@@ -107,11 +108,12 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         self.close()
 
     def close(self) -> None:
-        """Deliver due webhook events, release database connections (reopened if the
-        service is used again)."""
+        """Deliver due webhook events (for a few seconds at most: ``webhooks_queued`` says
+        how many are left for the next deliverer), release database connections (reopened
+        if the service is used again)."""
         webhooks = self.__dict__.pop("webhooks", None)
         if webhooks is not None:
-            webhooks.close()
+            self.webhooks_queued = webhooks.close()
         conversations = self.__dict__.pop("conversations", None)
         if conversations is not None and "live" in conversations.__dict__:
             conversations.live.close()

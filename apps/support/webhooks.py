@@ -4,34 +4,41 @@ Transitions are the outbox (:mod:`aigc_apps.webhooks`): each is stored in the tr
 that makes it, so a webhook that is down loses nothing; delivery only marks rows, claimed by
 a compare-and-set so two workers do not post the same event at once. This module adds the
 support side: the URL setting, the event body, and a thread that delivers in the background.
+The URL is read for each attempt, so a changed URL is used at once, even by a running
+server. A short-lived process (a CLI command) gives its events :data:`CLOSE_BUDGET_S`
+seconds at exit: what is not posted by then stays in the outbox for the next command or a
+running server, never lost.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aigc_apps.store import Database
 from aigc_apps.webhooks import (
     MAX_ATTEMPTS,
-    TIMEOUT_S,
     DeliveryReport,
     Outbox,
     Post,
     backoff_s,
     check_url,
     post_json,
+    waiting,
 )
 from aigc_apps.webhooks import deliver_due as deliver_outbox
 
 from .handoff import transition_dict
 from .store import Transition, get_setting, set_setting
 
-__all__ = ["MAX_ATTEMPTS", "DeliveryReport", "WebhookDeliverer", "backoff_s", "check_url",
-           "deliver_due", "post_json", "set_webhook_url", "webhook_url"]
+__all__ = ["CLOSE_BUDGET_S", "MAX_ATTEMPTS", "DeliveryReport", "WebhookDeliverer", "backoff_s",
+           "check_url", "deliver_due", "post_json", "set_webhook_url", "webhook_url"]
 
 SETTING = "webhook_url"
+CLOSE_BUDGET_S = 3.0  # what a process's exit waits for webhooks, in all
 log = logging.getLogger(__name__)
 
 
@@ -56,12 +63,13 @@ def set_webhook_url(db: Database, url: str | None) -> None:
 
 
 def deliver_due(db: Database, url: str | None = None, post: Post = post_json,
-                limit: int = 100) -> DeliveryReport:
-    """Post every transition that is due to ``url`` (default: the stored setting)."""
-    url = url or webhook_url(db)
-    if not url:
+                limit: int = 100, stop: Callable[[], bool] | None = None) -> DeliveryReport:
+    """Post every transition that is due to ``url`` (default: the stored setting, read
+    before each attempt); ``stop`` as in :func:`aigc_apps.webhooks.deliver_due`."""
+    if url is None and not webhook_url(db):
         return DeliveryReport()
-    return deliver_outbox(db, OUTBOX, url, post, limit)
+    return deliver_outbox(db, OUTBOX, url or (lambda: webhook_url(db)), post, limit,
+                          stop=stop)
 
 
 class WebhookDeliverer:
@@ -78,6 +86,7 @@ class WebhookDeliverer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._kicked = False
+        self._until: float | None = None  # set by close(): no attempt starts after it
 
     def kick(self) -> None:
         self._kicked = True
@@ -88,25 +97,37 @@ class WebhookDeliverer:
                 self._thread.start()
         self._wake.set()
 
+    def _out_of_time(self) -> bool:
+        return self._until is not None and time.monotonic() >= self._until
+
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self._wake.clear()
+            last = self._stop.is_set()  # a round begun before close() is followed by one more
             try:
-                deliver_due(self.db, post=self.post)
+                deliver_due(self.db, post=self.post, stop=self._out_of_time)
             except Exception:  # the database may be briefly away; try again
                 log.exception("webhook delivery round failed")
+            if last or self._out_of_time():
+                return
             self._wake.wait(self.poll_s)
 
-    def close(self) -> None:
-        """Stop the thread, then one last round: a short-lived process (a CLI command)
-        posts its events before it exits; what fails stays for the next deliverer."""
+    def close(self, budget_s: float = CLOSE_BUDGET_S) -> int:
+        """One last round, so a short-lived process (a CLI command) posts the events it
+        made, then stop; all of it within ``budget_s`` seconds, leaving what is not posted
+        by then (a slow or hanging receiver) for the next deliverer. Returns how many events
+        are still to deliver (0 when this deliverer was never needed)."""
+        self._until = time.monotonic() + budget_s
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=TIMEOUT_S + 1)
-        if self._kicked:
-            self._kicked = False
-            try:
-                deliver_due(self.db, post=self.post)
-            except Exception:
-                log.exception("webhook delivery round failed")
+        if not self._kicked:
+            return 0
+        self.kick()  # the thread runs the last round (started again if it had ended)
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=max(self._until - time.monotonic(), 0) + 0.5)
+        self._kicked = False
+        try:
+            return waiting(self.db, OUTBOX) if webhook_url(self.db) else 0
+        except Exception:
+            log.exception("counting the webhook events still to deliver failed")
+            return 0

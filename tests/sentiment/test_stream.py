@@ -416,6 +416,66 @@ def test_broker_outage_mid_run_is_retried_and_loses_nothing(
     assert info.pending == 0 and info.lag == 0 and info.dead_letters == 0
 
 
+def test_a_worker_process_outlives_a_broker_outage_and_stops_on_sigterm(
+    stream: str, tiny_encoder_dir: Path, workspace: Path, tmp_path: Path
+) -> None:
+    """Issue 24: `work` exited 6 s after Redis went away. A worker that has reached its
+    broker waits through an outage (back-off, one log line, not one per retry), goes on when
+    the broker is back, and stops on SIGTERM only."""
+    trained = runner.invoke(cli.app, [
+        "train", "--data", str(DATA / "headlines.csv"), "--name", "tiny", "--base",
+        str(tiny_encoder_dir), "--max-steps", "1", "--batch-size", "8", "--max-length", "32",
+        "--json"], catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    target = urlparse(redis_url())
+    proxy = _Proxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    publisher = RedisStreamsBroker()
+    db = open_db(f"sqlite:///{tmp_path / 'outage.db'}")
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as stderr:  # the worker keeps its own copy
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "aigc_apps.cli", "sentiment", "work", "--stream", stream,
+             "--group", "g", "--db", str(db.engine.url), "--no-embeddings", "--json",
+             "--broker", f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"],
+            env=_env(workspace), stdout=subprocess.PIPE, stderr=stderr,
+            start_new_session=True)
+
+    def wait_stored(n: int) -> None:
+        deadline = time.monotonic() + 120
+        while _stored(db) < n and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert _stored(db) == n, log.read_text()
+
+    try:
+        publisher.publish(stream, [_doc(i) for i in range(5)])
+        wait_stored(5)
+        proxy.stop()  # Redis is unreachable for 10 s: the old worker gave up after 6
+        cut = time.monotonic()
+        while time.monotonic() - cut < 10:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.1)
+        proxy.start()
+        publisher.publish(stream, [_doc(i) for i in range(5, 10)])
+        wait_stored(10)  # reconnected (back-off at most 30 s) and worked on
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        proxy.stop()
+        publisher.close()
+        db.dispose()
+    assert worker.returncode == 0, log.read_text()
+    assert json.loads(out)["stored"] == 10
+    lines = log.read_text().splitlines()
+    down = [line for line in lines if "does not answer" in line]
+    assert 1 <= len(down) <= 2, lines  # rate-limited: not a line per retry
+    assert any("answers again" in line for line in lines), lines
+
+
 def test_worker_alerts_are_stored_and_published(
     stream: str, lexicon_model: None, tmp_path: Path
 ) -> None:

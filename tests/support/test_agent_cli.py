@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from aigc_apps.errors import ConflictError, NotFoundError
 from apps.support.cli import app
+from apps.support.handoff import Conversations
+from apps.support.store import ChatSession, Transition, open_db
+from apps.support.webhooks import set_webhook_url
+from tests.hooks import SlowReceiver
 from tests.support.test_support_cli import run, runner
 
 
@@ -75,3 +84,34 @@ def test_chat_shows_what_the_agent_wrote(db_url: str) -> None:
     assert "alice> Hi, Alice here. How can I help?" in out
     assert "(alice joined the conversation.)" in out
     assert "alice will answer here." in out and "state human" in out  # the bot stays silent
+
+
+def test_a_command_does_not_wait_long_on_a_hanging_webhook(db_url: str) -> None:
+    """Nine events for a receiver that never answers: the command gives them a few seconds
+    at exit, says how many are still queued, and leaves them in the outbox."""
+    db = open_db(db_url)
+    try:
+        with db.session() as s:
+            s.add_all([ChatSession(id=f"s{i}") for i in range(9)])
+        for i in range(8):  # events an earlier process could not post
+            Conversations(db).take(f"s{i}", "alice")
+        with SlowReceiver() as hanging:
+            set_webhook_url(db, hanging.url())
+            start = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "aigc_apps.cli", "support", "take", "s8", "--agent",
+                 "alice", "--db", db_url],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
+                timeout=300)
+            took = time.monotonic() - start
+            assert hanging.connections >= 1
+        assert done.returncode == 0, done.stderr
+        assert took < 15, done.stderr  # about 2 s to start, 3 s for webhooks; was 45 s
+        assert "held by alice" in done.stdout
+        assert "9 webhook events are still queued" in done.stderr
+        with db.session() as s:
+            undelivered = s.scalars(select(Transition.id)
+                                    .where(Transition.delivered_at.is_(None))).all()
+        assert len(undelivered) == 9
+    finally:
+        db.dispose()
