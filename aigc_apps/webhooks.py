@@ -6,7 +6,8 @@ nothing; delivery only marks rows. Any process may deliver: a row is claimed by 
 compare-and-set on its ``next_attempt_at`` (a lease), so two workers do not post the same
 event at once, on SQLite or PostgreSQL. The receiver can drop repeats by the
 ``X-Aigc-Event-Id`` header (a lease that ran out can mean a second post). A row whose
-``next_attempt_at`` is NULL is not for delivery.
+``next_attempt_at`` is NULL is not for delivery. Posts reach public addresses only, checked
+again at each post (:mod:`aigc_apps.webhook_targets`, ``AIGC_WEBHOOK_ALLOW``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import func, select, update
 
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
+from aigc_apps.webhook_targets import WebhookTargetError, check_target, opener
 
 MAX_ATTEMPTS = 12  # about 6 hours of retries with the back-off below
 LEASE_S = 60.0
@@ -39,27 +41,38 @@ def backoff_s(attempts: int) -> float:
 
 
 def post_json(url: str, event: dict[str, Any], timeout: float = TIMEOUT_S) -> int:
-    """POST the event and return the HTTP status; any answer but 2xx (or no answer in
-    ``timeout`` seconds) raises."""
+    """POST the event and return the HTTP status; any answer but 2xx (a redirect too), no
+    answer in ``timeout`` seconds, or a host that now resolves to an address webhooks may
+    not reach (checked again here: DNS answers change) raises OSError."""
     request = urllib.request.Request(
         url, data=json.dumps(event, default=str).encode(), method="POST",
         headers={"Content-Type": "application/json", "X-Aigc-Event-Id": str(event["id"]),
                  "User-Agent": "aigc-apps-webhook"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        check_target(url)  # the URL's own host, even through a proxy
+        with opener().open(request, timeout=timeout) as response:
             if not 200 <= response.status < 300:
                 raise OSError(f"webhook answered {response.status}")
             return int(response.status)
     except urllib.error.HTTPError as exc:  # a clearer line than the exception's repr
         raise OSError(f"webhook answered HTTP {exc.code}") from None
+    except WebhookTargetError as exc:
+        raise OSError(str(exc)) from None
 
 
 def check_url(url: str) -> str:
+    """``url`` trimmed, if it is http(s); the syntax only (see :func:`check_webhook_url`)."""
     url = url.strip()
     if not url.startswith(("http://", "https://")) or len(url) > 1000:
         raise DataError(f"webhook URL must start with http:// or https://, not {url[:60]!r}")
     return url
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` trimmed, if it is http(s) and its host resolves to public addresses only
+    (or ones ``AIGC_WEBHOOK_ALLOW`` lets through): what a setter stores."""
+    return check_target(check_url(url))
 
 
 @dataclass(frozen=True)

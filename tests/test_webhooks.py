@@ -127,7 +127,7 @@ def test_concurrent_deliverers_post_each_event_once(db: Database) -> None:
     assert sum(r.delivered for r in reports) == 12 and sum(r.failed for r in reports) == 0
 
 
-def test_post_json_sends_the_event_id_and_fails_on_non_2xx() -> None:
+def test_post_json_sends_the_event_id_and_fails_on_non_2xx(local_webhooks: None) -> None:
     with WebhookReceiver(lambda path: 202 if path == "/ok" else 503) as hook:
         assert post_json(hook.url("/ok"), {"id": 7, "x": "y"}) == 202
         with pytest.raises(OSError, match="HTTP 503"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aigc_apps.errors import ConflictError, NotFoundError
+from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support.cli import app
 from tests.support.test_support_cli import run, runner
 
@@ -53,8 +53,12 @@ def test_agent_round_trip(env: None, db_url: str, kb_dir: Path) -> None:
         run("take", "nosuchid", "--agent", "alice", *db)
 
 
-def test_webhook_setting(db_url: str) -> None:
+def test_webhook_setting(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "none" in run("webhook", "--db", db_url)["out"]
+    with pytest.raises(DataError, match=r"loopback address 127\.0\.0\.1; allow it with"):
+        run("webhook", "http://127.0.0.1:9/hook", "--db", db_url)
+    assert "none" in run("webhook", "--db", db_url)["out"]
+    monkeypatch.setenv("AIGC_WEBHOOK_ALLOW", "127.0.0.1")
     assert "http://127.0.0.1:9/hook" in run("webhook", "http://127.0.0.1:9/hook",
                                             "--db", db_url)["out"]
     assert "none" in run("webhook", "--clear", "--db", db_url)["out"]
