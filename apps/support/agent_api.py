@@ -207,8 +207,9 @@ async def conversation_events(request: Request, session_id: SessionId, after: Af
              description="The agent holds it from now on (from the queue, or pulled in from "
              "the bot). Of agents racing for one, exactly one wins; the others get 409 "
              "`conversation_taken`. Resolved: 409 `conversation_resolved`.")
-def take(request: Request, session_id: SessionId, body: AgentIn, caller: Caller) -> StateOut:
-    agent, actor = acting(caller, body.agent)
+def take(request: Request, session_id: SessionId, caller: Caller,
+         body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
     return StateOut(**_service(request).conversations.take(session_id, agent, actor))
 
 
@@ -227,9 +228,9 @@ def reply(request: Request, session_id: SessionId, body: ReplyIn, caller: Caller
              dependencies=AGENT, summary="Hand back to the bot",
              description="The bot answers the next message. Only the holder may release "
              "(409 otherwise, also for a resolved conversation).")
-def release(request: Request, session_id: SessionId, body: AgentIn, caller: Caller
-            ) -> StateOut:
-    agent, actor = acting(caller, body.agent)
+def release(request: Request, session_id: SessionId, caller: Caller,
+            body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
     return StateOut(**_service(request).conversations.release(session_id, agent, actor))
 
 
@@ -237,9 +238,9 @@ def release(request: Request, session_id: SessionId, body: AgentIn, caller: Call
              dependencies=AGENT, summary="Resolve a conversation",
              description="Closes it (the customer opens a new one to continue); the agent's "
              "answers become suggestions for the knowledge base. Only the holder (409).")
-def resolve(request: Request, session_id: SessionId, body: AgentIn, caller: Caller
-            ) -> StateOut:
-    agent, actor = acting(caller, body.agent)
+def resolve(request: Request, session_id: SessionId, caller: Caller,
+            body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
     return StateOut(**_service(request).conversations.resolve(session_id, agent, actor))
 
 

@@ -86,6 +86,11 @@ def test_every_transition_over_http(client: TestClient) -> None:
 def test_bad_requests_lose_nothing(client: TestClient) -> None:
     for action in ("take", "release", "resolve"):
         assert_error(_act(client, "nosuchid", action, "alice"), 404)
+        # no token (auth off): the body names the agent, as the local CLI does
+        assert_error(client.post(f"{Q}/conversations/nosuchid/{action}", json={}), 422,
+                     code="agent_required")
+    assert client.get(f"{Q}/me").json() == {"agent": None, "token": "anonymous",
+                                            "acts_for_others": True}
     assert_error(client.get(f"{Q}/conversations/nosuchid"), 404)
     assert_error(client.get(f"{Q}/sessions/nosuchid/events"), 404)
     sid = _say(client, client.post(f"{Q}/sessions").json()["session_id"], "agent please")[
@@ -255,7 +260,7 @@ def test_a_token_agent_is_set_at_creation(
         sid = service.create_session()["session_id"]
     with TestClient(create_app()) as c:
         auth = {"Authorization": f"Bearer {token}"}
-        r = c.post(f"{Q}/conversations/{sid}/take", json={}, headers=auth)
+        r = c.post(f"{Q}/conversations/{sid}/take", headers=auth)  # no body at all
         assert r.status_code == 200 and r.json()["agent"] == "Carol Smith"
         assert_error(c.post(f"{Q}/conversations/{sid}/release", json={"agent": "desk-1"},
                             headers=auth), 403, code="agent_mismatch")
