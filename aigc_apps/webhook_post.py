@@ -21,6 +21,14 @@ import urllib.request
 from types import TracebackType
 from typing import Any
 
+from aigc_apps.webhook_targets import (
+    NoRedirect,
+    WebhookTargetError,
+    check_target,
+    connect,
+    vetted,
+)
+
 TIMEOUT_S = 5.0  # the longest silence on the socket (connect, or any one read)
 DEADLINE_S = 10.0  # connect + send + the answer's status and headers, in all
 
@@ -63,8 +71,9 @@ class _Deadline:
         def create(address: tuple[str, int], timeout: Any = TIMEOUT_S,
                    source_address: Any = None, *args: Any) -> socket.socket:
             limit = timeout if isinstance(timeout, int | float) else TIMEOUT_S
-            sock = socket.create_connection(address, min(limit, deadline.left()),
-                                            source_address, *args)
+            host, port = address
+            # only addresses webhooks may reach, resolved again now (a DNS answer changes)
+            sock = connect(vetted(host, port), min(limit, deadline.left()), source_address)
             deadline.watch(sock)
             return sock
 
@@ -84,7 +93,7 @@ class _Deadline:
             def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
                 return super().do_open(watched(http_class), req, **kw)
 
-        return urllib.request.build_opener(HTTP, HTTPS)
+        return urllib.request.build_opener(HTTP, HTTPS, NoRedirect)
 
     def __enter__(self) -> _Deadline:
         self._timer.start()
@@ -115,6 +124,10 @@ def post_json(url: str, event: dict[str, Any], timeout: float = TIMEOUT_S,
                  "User-Agent": "aigc-apps-webhook"},
     )
     late = f"webhook gave no complete answer in {deadline:g} s"
+    try:
+        check_target(url)  # the URL's own host, even through a proxy
+    except WebhookTargetError as exc:
+        raise OSError(str(exc)) from None
     with _Deadline(deadline) as limit:
         try:
             with limit.opener().open(request, timeout=timeout) as response:

@@ -6,7 +6,8 @@ nothing; delivery only marks rows. Any process may deliver: a row is claimed by 
 compare-and-set on its ``next_attempt_at`` (a lease), so two workers do not post the same
 event at once, on SQLite or PostgreSQL. The receiver can drop repeats by the
 ``X-Aigc-Event-Id`` header (a lease that ran out can mean a second post). A row whose
-``next_attempt_at`` is NULL is not for delivery.
+``next_attempt_at`` is NULL is not for delivery. Posts reach public addresses only, checked
+again at each post (:mod:`aigc_apps.webhook_targets`, ``AIGC_WEBHOOK_ALLOW``).
 
 A slow receiver must not stall the others: each POST has a total deadline
 (:mod:`aigc_apps.webhook_post`), up to :data:`MAX_IN_FLIGHT` are posted at once (so events
@@ -28,6 +29,7 @@ from sqlalchemy import func, select, update
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
 from aigc_apps.webhook_post import DEADLINE_S, TIMEOUT_S, post_json
+from aigc_apps.webhook_targets import check_target
 
 __all__ = ["DEADLINE_S", "LEASE_S", "MAX_ATTEMPTS", "MAX_IN_FLIGHT", "TIMEOUT_S",
            "DeliveryReport", "Outbox", "Post", "backoff_s", "check_url", "deliver_due",
@@ -48,10 +50,17 @@ def backoff_s(attempts: int) -> float:
 
 
 def check_url(url: str) -> str:
+    """``url`` trimmed, if it is http(s); the syntax only (see :func:`check_webhook_url`)."""
     url = url.strip()
     if not url.startswith(("http://", "https://")) or len(url) > 1000:
         raise DataError(f"webhook URL must start with http:// or https://, not {url[:60]!r}")
     return url
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` trimmed, if it is http(s) and its host resolves to public addresses only
+    (or ones ``AIGC_WEBHOOK_ALLOW`` lets through): what a setter stores."""
+    return check_target(check_url(url))
 
 
 @dataclass(frozen=True)

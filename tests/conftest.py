@@ -40,7 +40,15 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_cache: Pat
     monkeypatch.setenv("AIGC_HOME", str(home))
     monkeypatch.setenv("AIGC_MODELS_DIR", str(models_cache))
     monkeypatch.delenv("AIGC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("AIGC_WEBHOOK_ALLOW", raising=False)  # inner addresses refused
     return home
+
+
+@pytest.fixture
+def local_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks may post to 127.0.0.1, where the tests' receivers listen: the allow-list
+    (``AIGC_WEBHOOK_ALLOW``) a deployment would use; every other inner address stays refused."""
+    monkeypatch.setenv("AIGC_WEBHOOK_ALLOW", "127.0.0.1")
 
 
 def _pg_available() -> bool:

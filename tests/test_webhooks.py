@@ -129,7 +129,7 @@ def test_concurrent_deliverers_post_each_event_once(db: Database) -> None:
     assert sum(r.delivered for r in reports) == 12 and sum(r.failed for r in reports) == 0
 
 
-def test_post_json_sends_the_event_id_and_fails_on_non_2xx() -> None:
+def test_post_json_sends_the_event_id_and_fails_on_non_2xx(local_webhooks: None) -> None:
     with WebhookReceiver(lambda path: 202 if path == "/ok" else 503) as hook:
         assert post_json(hook.url("/ok"), {"id": 7, "x": "y"}) == 202
         with pytest.raises(OSError, match="HTTP 503"):
@@ -137,7 +137,7 @@ def test_post_json_sends_the_event_id_and_fails_on_non_2xx() -> None:
         assert hook.seen == [("7", {"id": 7, "x": "y"}), ("8", {"id": 8})]
 
 
-def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
+def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline(local_webhooks: None) -> None:
     """A header every second never trips a per-read timeout; the total deadline (10 s by
     default) ends the call, and a cut answer is a failure, never a delivery."""
     with SlowReceiver(trickle_s=1.0, give_up_s=40) as slow:
@@ -149,7 +149,7 @@ def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
 
 
 def test_a_slow_receiver_holds_a_bounded_few_deliveries_and_a_new_url_is_used_at_once(
-    db: Database,
+    db: Database, local_webhooks: None
 ) -> None:
     """Four posts in flight at most; the others wait for a slot (at most one deadline), and
     each attempt reads the URL, so a URL changed mid-round serves the very next one."""

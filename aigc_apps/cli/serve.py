@@ -37,15 +37,21 @@ def create_token(
         typer.Option("--scope", help="A scope to grant (repeat for several): admin, generate, "
                      "<app>, <app>:read or <app>:write, app being support, sentiment, recommend."),
     ],
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="The support agent this token acts as (default: its name); its "
+        "requests cannot act as another agent unless it is an admin token.")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a token and print it once (stdout); it cannot be shown again."""
-    info, plaintext = _store().create(name, list(scope))
+    info, plaintext = _store().create(name, list(scope), agent)
     if json_output:
         print_json(info.to_dict() | {"token": plaintext})
         return
+    from rich.markup import escape
+
+    acts = f", acting as agent {escape(repr(info.agent))}" if info.agent != info.name else ""
     err_console.print(
-        f"token [bold]{info.name}[/] created with scopes {', '.join(info.scopes)}; "
+        f"token [bold]{info.name}[/] created with scopes {', '.join(info.scopes)}{acts}; "
         "store it now, it is not shown again:",
         soft_wrap=True,
     )
@@ -65,10 +71,10 @@ def list_tokens(json_output: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("name", "scopes", "created", "last used", "status")
+    table = Table("name", "scopes", "agent", "created", "last used", "status")
     for info in infos:
         table.add_row(
-            info.name, " ".join(info.scopes), f"{info.created_at:%Y-%m-%d %H:%M}",
+            info.name, " ".join(info.scopes), info.agent, f"{info.created_at:%Y-%m-%d %H:%M}",
             f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "-",
             "active" if info.active else f"revoked {info.revoked_at:%Y-%m-%d %H:%M}",
         )

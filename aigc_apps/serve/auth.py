@@ -46,10 +46,17 @@ MAX_CONVERSATION_KEY = 64  # a longer id is refused by its route; no bucket for 
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller of one request: a token's name and its scopes."""
+    """The caller of one request: a token's name, its scopes, and the agent it acts as.
+
+    ``agent`` is the person a token stands for where an app acts in someone's name (a
+    support agent taking a conversation): set by ``aigc tokens create --agent``, the
+    token's name by default. It is None only without a token (auth off), where nobody's
+    identity is known and the request itself names the agent, as the local CLI does.
+    """
 
     name: str
     scopes: frozenset[str]
+    agent: str | None = None
 
     def allows(self, scope: str) -> bool:
         if ADMIN in self.scopes or scope in self.scopes:

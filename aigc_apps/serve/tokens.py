@@ -57,6 +57,14 @@ def known_scopes() -> list[str]:
     return scopes
 
 
+def check_agent_name(agent: str) -> str:
+    """The agent a token acts as: 1-200 printable characters (spaces allowed, trimmed)."""
+    agent = (agent or "").strip()
+    if not agent or len(agent) > 200 or not agent.isprintable():
+        raise AigcError(f"bad agent name {agent[:60]!r}: use 1 to 200 printable characters")
+    return agent
+
+
 def check_scopes(scopes: list[str]) -> list[str]:
     """The scopes, deduplicated in order; an unknown one is refused in one line."""
     if not scopes:
@@ -79,6 +87,7 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    agent: str = ""  # who it acts as (the name unless ``--agent`` said otherwise)
 
     @property
     def active(self) -> bool:
@@ -91,6 +100,7 @@ class TokenInfo:
         return {
             "name": self.name,
             "scopes": list(self.scopes),
+            "agent": self.agent or self.name,
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_used_at),
             "revoked_at": iso(self.revoked_at),
@@ -105,6 +115,7 @@ class TokenInfo:
             created_at=_utc(row.created_at) or utcnow(),
             last_used_at=_utc(row.last_used_at),
             revoked_at=_utc(row.revoked_at),
+            agent=row.agent or row.name,
         )
 
 
@@ -116,18 +127,25 @@ def _utc(value: datetime | None) -> datetime | None:
 class TokenStore(RegistryStore):
     """Create, list, revoke and verify API tokens; the database opens on first use."""
 
-    def create(self, name: str, scopes: list[str]) -> tuple[TokenInfo, str]:
-        """A new token ``name`` with ``scopes``: its info and the plaintext (shown once)."""
+    def create(self, name: str, scopes: list[str],
+               agent: str | None = None) -> tuple[TokenInfo, str]:
+        """A new token ``name`` with ``scopes``: its info and the plaintext (shown once).
+
+        ``agent`` is who the token acts as where an app acts in a person's name (support
+        agents): default the token's name. It is stored, so a request cannot choose it.
+        """
         if not NAME_RE.match(name or ""):
             raise AigcError(
                 f"bad token name {name!r}: use 1-100 letters, digits, '.', '_', '@' or '-'"
             )
         scopes = check_scopes(scopes)
+        agent = check_agent_name(name if agent is None else agent)
         plaintext = PREFIX + secrets.token_urlsafe(32)
         row = TokenRow(
             name=name,
             token_hash=hash_token(plaintext),
             scopes=json.dumps(scopes),
+            agent=agent,
             created_at=utcnow(),
         )
         try:
@@ -177,7 +195,8 @@ class TokenStore(RegistryStore):
             last = _utc(row.last_used_at)
             if last is None or now - last > LAST_USED_EVERY:
                 row.last_used_at = now
-            return Principal(row.name, frozenset(json.loads(row.scopes or "[]")))
+            return Principal(row.name, frozenset(json.loads(row.scopes or "[]")),
+                             agent=row.agent or row.name)
 
     def close(self) -> None:
         with self._lock:

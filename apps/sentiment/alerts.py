@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aigc_apps.errors import DataError
 from aigc_apps.store import Database, utcnow
+from aigc_apps.webhook_targets import WebhookTargetError, check_target, opener
 from aigc_apps.webhooks import DeliveryReport, Outbox, Post, deliver_due, post_json
 
 from .store import Alert, Topic, as_utc
@@ -228,7 +229,8 @@ def detect(
 
 def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str:
     """POST ``payload`` once as JSON; returns ``"200"`` or a short error (never raises).
-    Stored alerts go through :func:`deliver_alerts`, which retries."""
+    Stored alerts go through :func:`deliver_alerts`, which retries. Public addresses only,
+    like every webhook (:mod:`aigc_apps.webhook_targets`); redirects are not followed."""
     if not url.startswith(("http://", "https://")):
         return "error: webhook URL must start with http:// or https://"
     request = urllib.request.Request(
@@ -238,8 +240,11 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        check_target(url)
+        with opener().open(request, timeout=timeout) as response:
             return str(response.status)
+    except WebhookTargetError as exc:
+        return f"error: {exc}"[:200]
     except urllib.error.HTTPError as exc:
         return f"error: HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -285,6 +290,8 @@ class AlertEngine:
     ) -> None:
         if webhook and not webhook.startswith(("http://", "https://")):
             raise DataError(f"webhook URL {webhook!r} must start with http:// or https://")
+        if webhook:
+            check_target(webhook)  # an inner address is refused now; each post checks again
         self.rule = rule or AlertRule()
         self.webhook = webhook
         self.timeout = timeout

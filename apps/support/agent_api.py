@@ -1,9 +1,13 @@
 """``/v1/support`` routes for agents: the queue, take-over, replies, suggestions, stats.
 
-Every route needs the ``support:agent`` scope. The acting agent is named in the body
-(``agent``); a console shared by a team names the person, the token names the console.
-Taking is exclusive (409 for the agent who lost the race), and only the agent holding a
-conversation may reply, release or resolve it (409 otherwise).
+Every route needs the ``support:agent`` scope. The acting agent is the token's (``aigc
+tokens create --agent NAME``, the token's name by default): a body's ``agent`` may be left
+out, and one that names someone else is 403 ``agent_mismatch``, so a token cannot act as the
+holder of another agent's conversation. An admin token may act for the agent its body
+names, and the transition records it (``admin:<token> for <agent>``). Without tokens (auth
+off, loopback) the body names the agent, as the local CLI does. Taking is exclusive (409 for
+the agent who lost the race), and only the agent holding a conversation may reply, release
+or resolve it (409 otherwise).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from aigc_apps.serve.auth import require_scope
+from aigc_apps.errors import DataError
+from aigc_apps.serve.auth import ADMIN, Principal, require_scope
+from aigc_apps.serve.errors import ApiError
 from aigc_apps.serve.openai_api import EventStream
 
 from .api import (
@@ -31,20 +37,62 @@ from .api import (
     session_out,
 )
 from .api import support_service as _service
+from .handoff import admin_actor, agent_actor, check_agent
 
 router = APIRouter(prefix="/v1/support", tags=[APP])
-AGENT = [Depends(require_scope(f"{APP}:agent"))]
+_require_agent = require_scope(f"{APP}:agent")
+AGENT = [Depends(_require_agent)]
+Caller = Annotated[Principal, Depends(_require_agent)]
 SuggestionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The suggestion's id.")]
-AgentName = Field(min_length=1, max_length=200, description="The agent who acts.")
+AgentName = Field(
+    None, min_length=1, max_length=200,
+    description="The agent who acts: the token's own (may be left out); another name "
+    "needs an admin token (403 `agent_mismatch` otherwise). Required without tokens.",
+)
 
 
 class AgentIn(BaseModel):
-    agent: str = AgentName
+    agent: str | None = AgentName
 
 
 class ReplyIn(BaseModel):
-    agent: str = AgentName
+    agent: str | None = AgentName
     text: str = Field(min_length=1, max_length=4000, description="The answer to the customer.")
+
+
+class MeOut(BaseModel):
+    agent: str | None = Field(description="Who this token acts as (null without tokens).")
+    token: str
+    acts_for_others: bool = Field(
+        description="Whether requests may name another agent (admin token, or no tokens).")
+
+
+def acting(caller: Principal, named: str | None) -> tuple[str, str]:
+    """The agent a request acts as and the actor its transition records.
+
+    The token's agent, whatever the body says, except for an admin token, which may act
+    for the agent it names (recorded as such); with auth off there is no token, and the
+    body names the agent as the local CLI's ``--agent`` does.
+    """
+    try:
+        named = None if named is None else check_agent(named)
+    except DataError as exc:
+        raise ApiError(422, str(exc), code="bad_agent", param="agent") from None
+    own = caller.agent
+    if own is None:  # no token: nobody to bind the agent to
+        if named is None:
+            raise ApiError(422, "name the agent in the body ('agent'): this server has no "
+                           "tokens to tell who you are", code="agent_required", param="agent")
+        return named, agent_actor(named)
+    if named is None or named == own:
+        return own, agent_actor(own)
+    if ADMIN in caller.scopes:
+        return named, admin_actor(caller.name, named)
+    raise ApiError(
+        403, f"token '{caller.name}' acts as agent '{own}', not '{named}': leave 'agent' "
+        "out, or use that agent's token (`aigc tokens create --agent NAME`)",
+        "permission_error", "agent_mismatch", param="agent",
+    )
 
 
 class StateOut(BaseModel):
@@ -132,6 +180,14 @@ def queue(
     return QueueOut(conversations=[_queued(r) for r in rows])
 
 
+@router.get("/me", response_model=MeOut, summary="Who this token acts as",
+            description="The agent the token acts as (set by `aigc tokens create --agent`, "
+            "its name by default) and whether it may act for others (admin).")
+def me(caller: Caller) -> MeOut:
+    return MeOut(agent=caller.agent, token=caller.name,
+                 acts_for_others=caller.agent is None or ADMIN in caller.scopes)
+
+
 @router.get("/conversations/{session_id}", response_model=SessionOut, dependencies=AGENT,
             summary="A conversation, for an agent",
             description="State, turns and the whole message log. Unknown id: 404.")
@@ -151,8 +207,10 @@ async def conversation_events(request: Request, session_id: SessionId, after: Af
              description="The agent holds it from now on (from the queue, or pulled in from "
              "the bot). Of agents racing for one, exactly one wins; the others get 409 "
              "`conversation_taken`. Resolved: 409 `conversation_resolved`.")
-def take(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
-    return StateOut(**_service(request).conversations.take(session_id, body.agent))
+def take(request: Request, session_id: SessionId, caller: Caller,
+         body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
+    return StateOut(**_service(request).conversations.take(session_id, agent, actor))
 
 
 @router.post("/conversations/{session_id}/reply", status_code=201, response_model=MessageOut,
@@ -160,24 +218,30 @@ def take(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
              description="Only the agent holding the conversation may reply (409 "
              "`not_holder`). Stored with personal data masked; the customer's page shows it "
              "live.")
-def reply(request: Request, session_id: SessionId, body: ReplyIn) -> MessageOut:
-    return message_out(_service(request).conversations.reply(session_id, body.agent, body.text))
+def reply(request: Request, session_id: SessionId, body: ReplyIn, caller: Caller
+          ) -> MessageOut:
+    agent, _actor = acting(caller, body.agent)
+    return message_out(_service(request).conversations.reply(session_id, agent, body.text))
 
 
 @router.post("/conversations/{session_id}/release", response_model=StateOut,
              dependencies=AGENT, summary="Hand back to the bot",
              description="The bot answers the next message. Only the holder may release "
              "(409 otherwise, also for a resolved conversation).")
-def release(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
-    return StateOut(**_service(request).conversations.release(session_id, body.agent))
+def release(request: Request, session_id: SessionId, caller: Caller,
+            body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
+    return StateOut(**_service(request).conversations.release(session_id, agent, actor))
 
 
 @router.post("/conversations/{session_id}/resolve", response_model=StateOut,
              dependencies=AGENT, summary="Resolve a conversation",
              description="Closes it (the customer opens a new one to continue); the agent's "
              "answers become suggestions for the knowledge base. Only the holder (409).")
-def resolve(request: Request, session_id: SessionId, body: AgentIn) -> StateOut:
-    return StateOut(**_service(request).conversations.resolve(session_id, body.agent))
+def resolve(request: Request, session_id: SessionId, caller: Caller,
+            body: AgentIn | None = None) -> StateOut:
+    agent, actor = acting(caller, body.agent if body else None)
+    return StateOut(**_service(request).conversations.resolve(session_id, agent, actor))
 
 
 @router.get("/suggestions", response_model=SuggestionsOut, dependencies=AGENT,

@@ -79,6 +79,11 @@ def agent_actor(agent: str) -> str:
     return f"agent:{agent}"
 
 
+def admin_actor(admin: str, agent: str) -> str:
+    """The actor of a transition an admin made in an agent's name (``actor`` is 200 long)."""
+    return f"admin:{admin} for {agent}"[:200]
+
+
 def check_agent(agent: str) -> str:
     agent = clean_text(agent or "").strip()
     if not agent or len(agent) > 200:
@@ -285,8 +290,10 @@ class Conversations:
             self.notify()
         return info
 
-    def take(self, session_id: str, agent: str) -> dict[str, Any]:
-        """The agent holds the conversation from now on; exactly one of racing agents wins."""
+    def take(self, session_id: str, agent: str, actor: str | None = None) -> dict[str, Any]:
+        """The agent holds the conversation from now on; exactly one of racing agents wins.
+        ``actor`` is who the transition records (default ``agent:<agent>``; an admin who
+        acts for the agent is recorded as such)."""
         agent = check_agent(agent)
         with self.db.session() as s:
             sess = get_session(s, session_id)
@@ -296,7 +303,7 @@ class Conversations:
                 code = "conversation_resolved" if sess.state == "resolved" else "conversation_taken"
                 who = f"held by {sess.agent}" if sess.state == "human" else sess.state
                 raise ConflictError(f"conversation {session_id!r} is {who}", code)
-            transition(s, sess, "human", agent_actor(agent), agent=agent,
+            transition(s, sess, "human", actor or agent_actor(agent), agent=agent,
                        reason="taken" if sess.state == "pending_human" else "pulled in")
             info = state_info(s, sess)
         self.notify()
@@ -320,22 +327,23 @@ class Conversations:
                                     "not_holder")
             return message_dict(add_message(s, session_id, "agent", text, author=agent))
 
-    def release(self, session_id: str, agent: str) -> dict[str, Any]:
-        """Back to the bot; only the holder may release."""
-        return self._leave(session_id, agent, "bot")
+    def release(self, session_id: str, agent: str, actor: str | None = None) -> dict[str, Any]:
+        """Back to the bot; only the holder may release (``actor``: see :meth:`take`)."""
+        return self._leave(session_id, agent, "bot", actor)
 
-    def resolve(self, session_id: str, agent: str) -> dict[str, Any]:
+    def resolve(self, session_id: str, agent: str, actor: str | None = None) -> dict[str, Any]:
         """Done; the agent's answers become suggestions for the knowledge base."""
-        return self._leave(session_id, agent, "resolved")
+        return self._leave(session_id, agent, "resolved", actor)
 
-    def _leave(self, session_id: str, agent: str, to_state: str) -> dict[str, Any]:
+    def _leave(self, session_id: str, agent: str, to_state: str,
+               actor: str | None = None) -> dict[str, Any]:
         from .suggestions import collect
 
         agent = check_agent(agent)
         with self.db.session() as s:
             sess = get_session(s, session_id)
             _held_by(sess, agent)
-            transition(s, sess, to_state, agent_actor(agent), expect_agent=agent,
+            transition(s, sess, to_state, actor or agent_actor(agent), expect_agent=agent,
                        agent=agent if to_state == "resolved" else None)
             if to_state == "resolved":
                 collect(s, session_id)  # in the same transaction: none is lost

@@ -26,6 +26,7 @@ from aigc_apps.webhooks import (
     Post,
     backoff_s,
     check_url,
+    check_webhook_url,
     post_json,
     waiting,
 )
@@ -57,9 +58,12 @@ def webhook_url(db: Database) -> str | None:
 
 
 def set_webhook_url(db: Database, url: str | None) -> None:
-    """Set (or with None, remove) the URL; events stored meanwhile wait for it."""
+    """Set (or with None, remove) the URL; events stored meanwhile wait for it. A URL whose
+    host resolves to an inner address (loopback, private, link-local...) is refused
+    unless ``AIGC_WEBHOOK_ALLOW`` lets it through; each post checks it again."""
+    checked = check_webhook_url(url) if url else None  # DNS answered before the transaction
     with db.session() as s:
-        set_setting(s, SETTING, check_url(url) if url else None)
+        set_setting(s, SETTING, checked)
 
 
 def deliver_due(db: Database, url: str | None = None, post: Post = post_json,

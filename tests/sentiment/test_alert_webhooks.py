@@ -55,7 +55,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def hook(receiver: WebhookReceiver) -> str:
+def hook(receiver: WebhookReceiver, local_webhooks: None) -> str:
     return receiver.url("/alerts")
 
 

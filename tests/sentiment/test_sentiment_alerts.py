@@ -259,7 +259,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def hook_url(receiver: WebhookReceiver) -> str:
+def hook_url(receiver: WebhookReceiver, local_webhooks: None) -> str:
     return receiver.url("")
 
 

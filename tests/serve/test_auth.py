@@ -50,8 +50,13 @@ def test_token_store_keeps_only_a_hash(db_url: str) -> None:
         assert rows[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
 
         principal = store.verify(token)
-        assert principal == Principal("ci-bot", frozenset({"sentiment:read", "support"}))
+        assert principal == Principal("ci-bot", frozenset({"sentiment:read", "support"}),
+                                      agent="ci-bot")  # acts as its name by default
         assert store.verify(token + "x") is None and store.verify("not-a-token") is None
+        with store.db.engine.begin() as conn:  # a token from before agents were stored
+            conn.execute(sa.text("UPDATE aigc_tokens SET agent = NULL"))
+        assert store.verify(token).agent == "ci-bot"  # type: ignore[union-attr]
+        assert store.list()[0].to_dict()["agent"] == "ci-bot"
         assert store.list()[0].last_used_at is not None
         assert store.active_count() == 1
 
@@ -63,6 +68,8 @@ def test_token_store_keeps_only_a_hash(db_url: str) -> None:
             store.create("other", [])
         with pytest.raises(AigcError, match="bad token name"):
             store.create("has space", ["admin"])
+        with pytest.raises(AigcError, match="bad agent name"):
+            store.create("other", ["support:agent"], agent=" \t ")
         assert [t.name for t in store.list()] == ["ci-bot"]  # nothing stored half-way
 
         revoked = store.revoke("ci-bot")

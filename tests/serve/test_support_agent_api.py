@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from aigc_apps.serve import create_app
 from aigc_apps.serve.tokens import TokenStore
-from tests.serve.checks import assert_error
+from apps.support import SupportService
+from tests.serve.checks import assert_error, error
 from tests.serve.test_support_api import ORDER
 
 Q = "/v1/support"
@@ -23,6 +25,12 @@ Q = "/v1/support"
 
 def _say(c: Any, sid: str, text: str) -> dict[str, Any]:
     r = c.post(f"{Q}/sessions/{sid}/messages", json={"message": text})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _say_as(c: Any, sid: str, text: str, headers: dict[str, str]) -> dict[str, Any]:
+    r = c.post(f"{Q}/sessions/{sid}/messages", json={"message": text}, headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -78,6 +86,11 @@ def test_every_transition_over_http(client: TestClient) -> None:
 def test_bad_requests_lose_nothing(client: TestClient) -> None:
     for action in ("take", "release", "resolve"):
         assert_error(_act(client, "nosuchid", action, "alice"), 404)
+        # no token (auth off): the body names the agent, as the local CLI does
+        assert_error(client.post(f"{Q}/conversations/nosuchid/{action}", json={}), 422,
+                     code="agent_required")
+    assert client.get(f"{Q}/me").json() == {"agent": None, "token": "anonymous",
+                                            "acts_for_others": True}
     assert_error(client.get(f"{Q}/conversations/nosuchid"), 404)
     assert_error(client.get(f"{Q}/sessions/nosuchid/events"), 404)
     sid = _say(client, client.post(f"{Q}/sessions").json()["session_id"], "agent please")[
@@ -178,3 +191,76 @@ def test_ids_beyond_the_stores_integers_are_refused(client: TestClient) -> None:
     big = 14289578532718698496  # schemathesis found this one: a 500 from the database
     assert_error(client.post(f"{Q}/suggestions/{big}/approve", json={}), 422)
     assert_error(client.get(f"{Q}/sessions/abc/events", params={"after": big}), 422)
+
+
+def test_an_agent_token_acts_only_as_its_own_agent(
+    db_url: str, knowledge: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, finding 15: the agent is the token's, not whatever name the body carries;
+    an admin token may act for a named agent, and the transition says so (both stores on
+    SQLite, then PostgreSQL)."""
+    monkeypatch.setenv("AIGC_REGISTRY_DB_URL", db_url)
+    tokens = TokenStore()
+    try:
+        _, alice = tokens.create("alice", ["support:agent"])  # acts as "alice"
+        _, bob = tokens.create("bob", ["support:agent"])
+        _, root = tokens.create("root", ["admin"])
+        with TestClient(create_app()) as c:
+            as_alice, as_bob, as_root = ({"Authorization": f"Bearer {t}"}
+                                         for t in (alice, bob, root))
+            sid = c.post(f"{Q}/sessions", headers=as_root).json()["session_id"]
+            _say_as(c, sid, "agent please", as_root)
+            taken = c.post(f"{Q}/conversations/{sid}/take", json={"agent": "alice"},
+                           headers=as_alice)
+            assert taken.status_code == 200 and taken.json()["agent"] == "alice"
+            # bob's token cannot pass for alice, whatever the action
+            for action, body in (("reply", {"text": "I am alice"}), ("release", {}),
+                                 ("resolve", {}), ("take", {})):
+                message = error(c.post(f"{Q}/conversations/{sid}/{action}",
+                                       json={"agent": "alice", **body}, headers=as_bob),
+                                403, "permission_error", "agent_mismatch")
+                assert "'bob'" in message and "'alice'" in message
+            # the body's agent may be left out: the token's is used
+            sent = c.post(f"{Q}/conversations/{sid}/reply", json={"text": "Alice here."},
+                          headers=as_alice)
+            assert sent.status_code == 201 and sent.json()["author"] == "alice"
+            assert c.get(f"{Q}/me", headers=as_bob).json() == {
+                "agent": "bob", "token": "bob", "acts_for_others": False}
+            # an admin acts for alice, and that is recorded
+            done = c.post(f"{Q}/conversations/{sid}/resolve", json={"agent": "alice"},
+                          headers=as_root)
+            assert done.status_code == 200 and done.json()["agent"] == "alice"
+        with SupportService(knowledge) as service:
+            actors = [t["actor"] for t in service.conversations.transitions(sid)]
+        assert actors == ["customer", "agent:alice", "admin:root for alice"]
+        log = service.conversations.messages(sid)
+        assert [m["author"] for m in log if m["role"] == "agent"] == ["alice"]
+    finally:
+        tokens.close()
+
+
+def test_a_token_agent_is_set_at_creation(
+    db_url: str, knowledge: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``aigc tokens create --agent NAME``: a console token that acts as NAME, listed."""
+    from tests.serve.test_tokens_cli import run
+
+    monkeypatch.setenv("AIGC_REGISTRY_DB_URL", db_url)
+    code, out, err = run(capsys, "tokens", "create", "--name", "desk-1", "--scope",
+                         "support:agent", "--agent", "Carol Smith")
+    assert code == 0, err
+    token = out.strip()
+    code, out, _ = run(capsys, "tokens", "list", "--json")
+    (listed,) = json.loads(out)
+    assert listed["agent"] == "Carol Smith" and token not in out
+    code, out, _ = run(capsys, "tokens", "list")
+    assert "Carol Smith" in out
+    with SupportService(knowledge) as service:
+        sid = service.create_session()["session_id"]
+    with TestClient(create_app()) as c:
+        auth = {"Authorization": f"Bearer {token}"}
+        r = c.post(f"{Q}/conversations/{sid}/take", headers=auth)  # no body at all
+        assert r.status_code == 200 and r.json()["agent"] == "Carol Smith"
+        assert_error(c.post(f"{Q}/conversations/{sid}/release", json={"agent": "desk-1"},
+                            headers=auth), 403, code="agent_mismatch")

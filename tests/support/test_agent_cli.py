@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from aigc_apps.errors import ConflictError, NotFoundError
+from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support.cli import app
 from apps.support.handoff import Conversations
 from apps.support.store import ChatSession, Transition, open_db
@@ -62,8 +62,12 @@ def test_agent_round_trip(env: None, db_url: str, kb_dir: Path) -> None:
         run("take", "nosuchid", "--agent", "alice", *db)
 
 
-def test_webhook_setting(db_url: str) -> None:
+def test_webhook_setting(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "none" in run("webhook", "--db", db_url)["out"]
+    with pytest.raises(DataError, match=r"loopback address 127\.0\.0\.1; allow it with"):
+        run("webhook", "http://127.0.0.1:9/hook", "--db", db_url)
+    assert "none" in run("webhook", "--db", db_url)["out"]
+    monkeypatch.setenv("AIGC_WEBHOOK_ALLOW", "127.0.0.1")
     assert "http://127.0.0.1:9/hook" in run("webhook", "http://127.0.0.1:9/hook",
                                             "--db", db_url)["out"]
     assert "none" in run("webhook", "--clear", "--db", db_url)["out"]
@@ -86,7 +90,9 @@ def test_chat_shows_what_the_agent_wrote(db_url: str) -> None:
     assert "alice will answer here." in out and "state human" in out  # the bot stays silent
 
 
-def test_a_command_does_not_wait_long_on_a_hanging_webhook(db_url: str) -> None:
+def test_a_command_does_not_wait_long_on_a_hanging_webhook(
+    db_url: str, local_webhooks: None
+) -> None:
     """Nine events for a receiver that never answers: the command gives them a few seconds
     at exit, says how many are still queued, and leaves them in the outbox."""
     db = open_db(db_url)

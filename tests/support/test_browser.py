@@ -40,13 +40,17 @@ def _faq_intent(example: str) -> str:
 
 @pytest.fixture
 def support_server(workspace: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """``aigc serve`` on a workspace with the sample knowledge base and two tokens."""
+    """``aigc serve`` on a workspace with the sample knowledge base, a chat token and two
+    agents' tokens (Alice's and Bob's)."""
     need_browser()  # before the set-up: a skip should not cost an ingest
     aigc(workspace, "support", "ingest", str(KB))
     chat = aigc(workspace, "tokens", "create", "--name", "web-chat", "--scope", "support:chat")
-    agent = aigc(workspace, "tokens", "create", "--name", "console", "--scope", "support:agent")
+    agent = aigc(workspace, "tokens", "create", "--name", "alice", "--scope", "support:agent",
+                 "--agent", "Alice")
+    rival = aigc(workspace, "tokens", "create", "--name", "bob", "--scope", "support:agent",
+                 "--agent", "Bob")
     with aigc_serve([], workspace, log=tmp_path / "serve.log") as url:
-        yield {"url": url, "chat": chat.strip(), "agent": agent.strip()}
+        yield {"url": url, "chat": chat.strip(), "agent": agent.strip(), "rival": rival.strip()}
 
 
 def test_pages_headers_and_assets() -> None:
@@ -169,7 +173,8 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
     text on every page."""
     from playwright.sync_api import expect, sync_playwright
 
-    url, chat_token, agent_token = (support_server[k] for k in ("url", "chat", "agent"))
+    url, chat_token, agent_token, rival_token = (
+        support_server[k] for k in ("url", "chat", "agent", "rival"))
     # the tokens are scoped: the chat token cannot work the queue
     denied = httpx.get(f"{url}/v1/support/queue",
                        headers={"Authorization": f"Bearer {chat_token}"}, timeout=30)
@@ -218,13 +223,16 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             typed = customer.locator(".msg-customer .msg-text").last
             expect(typed).to_have_text(XSS, timeout=30_000)
 
-            # 3. the agent console: log in, see the conversation in the queue with the markup
-            #    as text; a second agent (Bob) opens it too
-            for page, name in ((agent, "Alice"), (rival, "Bob")):
+            # 3. the agent console: log in with one's own token (it names the agent), see
+            #    the conversation in the queue with the markup as text; a second agent (Bob)
+            #    opens it too
+            for page, name, token in ((agent, "Alice", agent_token), (rival, "Bob", rival_token)):
                 page.goto(f"{url}/agent")
-                page.get_by_label("Agent token").fill(agent_token)
-                page.get_by_label("Your name").fill(name)
+                page.get_by_label("Agent token").fill(token)
                 page.get_by_role("button", name="Connect").click()
+                expect(page.locator("#connection")).to_contain_text(f"Connected as {name}",
+                                                                    timeout=30_000)
+                expect(page.get_by_label("Act for agent")).to_be_hidden()
             card = agent.locator(f'#queue li[data-session="{session}"]')
             expect(card).to_be_visible(timeout=30_000)
             expect(card).to_contain_text(XSS)

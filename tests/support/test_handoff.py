@@ -232,7 +232,9 @@ def test_handoff_stats(bot: SupportService) -> None:
     assert sum(row["handoffs"] for row in stats["per_intent"]) == 2
 
 
-def test_webhooks_retry_with_backoff_and_lose_nothing(bot: SupportService) -> None:
+def test_webhooks_retry_with_backoff_and_lose_nothing(
+    bot: SupportService, local_webhooks: None
+) -> None:
     with WebhookReceiver(503) as hook:
         url = hook.url("/hook")
         sid = bot.ask("agent please").session_id
@@ -265,7 +267,9 @@ def test_webhook_url_is_checked(bot: SupportService) -> None:
         set_webhook_url(bot.db, "ftp://example.com/hook")
 
 
-def test_a_service_posts_its_transitions_on_its_own(bot: SupportService) -> None:
+def test_a_service_posts_its_transitions_on_its_own(
+    bot: SupportService, local_webhooks: None
+) -> None:
     """The service's delivery thread posts what a transition stored; close() posts the rest."""
     import time
 

@@ -1,6 +1,7 @@
 /* The agent console: the queue (longest waiting first), my conversations, one conversation
    live (take, reply, release, resolve), and the knowledge-base suggestions to review.
-   The token stays in sessionStorage (this tab only). */
+   The token stays in sessionStorage (this tab only). You act as the token's agent (GET
+   /me); only a token that may act for others (admin, or no tokens) names an agent. */
 "use strict";
 
 (function () {
@@ -24,7 +25,9 @@
   var replyBox = $("reply");
 
   var token = sessionStorage.getItem("aigc.agent.token") || "";
-  var me = sessionStorage.getItem("aigc.agent.name") || "";
+  var actFor = sessionStorage.getItem("aigc.agent.name") || "";
+  var me = "";     /* the agent this console acts as */
+  var own = null;  /* the token's own agent (null on a server without tokens) */
   var timer = null;
   var drawn = {};  /* what each list shows now, so an unchanged list keeps keyboard focus */
   var conv = { id: "", state: "", agent: null, seen: new Set(), lastId: 0, live: null };
@@ -107,8 +110,15 @@
     $(emptyId).hidden = items.length > 0;
   }
 
+  /* The body naming the agent: empty when it is the token's own (the server uses that). */
+  function agentBody(extra) {
+    var body = extra || {};
+    if (me !== own) body.agent = me;
+    return body;
+  }
+
   function refresh() {
-    if (!token) return Promise.resolve();
+    if (!me) return Promise.resolve();
     return Promise.all([
       S.api(token, "GET", "/queue?state=pending_human"),
       S.api(token, "GET", "/queue?state=human"),
@@ -207,7 +217,7 @@
   function convAction(name) {
     return function () {
       if (!conv.id) return;
-      act("POST", "/conversations/" + encodeURIComponent(conv.id) + "/" + name, { agent: me })
+      act("POST", "/conversations/" + encodeURIComponent(conv.id) + "/" + name, agentBody())
         .catch(function () {});
     };
   }
@@ -227,7 +237,7 @@
     var text = replyBox.value.trim();
     if (!text || !conv.id) return;
     $("send-reply").disabled = true;
-    act("POST", "/conversations/" + encodeURIComponent(conv.id) + "/reply", { agent: me, text: text })
+    act("POST", "/conversations/" + encodeURIComponent(conv.id) + "/reply", agentBody({ text: text }))
       .then(function (message) {
         if (message && typeof message.id === "number") render([message]);
         if (replyBox.value.trim() === text) replyBox.value = "";  /* kept on failure */
@@ -235,26 +245,43 @@
       .then(function () { applyConv(conv.state); replyBox.focus(); });
   });
 
+  /* Ask the server who the token acts as, then work the queue as that agent. */
+  function connect() {
+    showError(null);
+    clearInterval(timer);
+    me = "";
+    return S.api(token, "GET", "/me").then(function (who) {
+      own = who.agent;
+      $("act-for").hidden = $("act-for-help").hidden = !who.acts_for_others;
+      me = (who.acts_for_others && actFor) || own || "";
+      if (!me) {
+        showError("This server has no tokens: name the agent you act for, then connect.");
+        nameInput.focus();
+        return;
+      }
+      drawn = {};
+      refresh();
+      timer = setInterval(refresh, REFRESH_MS);
+      if (conv.id) applyConv(conv.state);
+    }).catch(function (failure) {
+      connection.textContent = "Not connected";
+      connection.dataset.status = "stopped";
+      showError(failure);
+    });
+  }
+
   $("login").addEventListener("submit", function (event) {
     event.preventDefault();
     token = tokenInput.value.trim();
-    me = nameInput.value.trim();
-    if (!token || !me) return;
+    actFor = $("act-for").hidden ? "" : nameInput.value.trim();
+    if (!token) return;
     sessionStorage.setItem("aigc.agent.token", token);
-    sessionStorage.setItem("aigc.agent.name", me);
-    showError(null);
-    drawn = {};
-    clearInterval(timer);
-    refresh();
-    timer = setInterval(refresh, REFRESH_MS);
-    if (conv.id) applyConv(conv.state);
+    sessionStorage.setItem("aigc.agent.name", actFor);
+    connect();
   });
 
   tokenInput.value = token;
-  nameInput.value = me;
+  nameInput.value = actFor;
   applyConv("", null);
-  if (token && me) {
-    refresh();
-    timer = setInterval(refresh, REFRESH_MS);
-  }
+  if (token) connect();
 })();
