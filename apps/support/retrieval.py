@@ -194,6 +194,8 @@ class KnowledgeIndex:
                     f"vector; {REINDEX_HINT}"
                 )
         self._load_heads()
+        if self._heads_stale():  # no head files here (another machine on pgvector): fit them
+            self.fit_head(persist=False)
 
     def _load_heads(self) -> None:
         """The intent heads saved beside the index (one fitted on another encoder's vectors
