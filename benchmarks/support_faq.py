@@ -49,15 +49,13 @@ sys.path.insert(0, str(ROOT))
 from aigc_apps.settings import get_settings  # noqa: E402
 from apps.support import RetrievalConfig, SupportService  # noqa: E402
 from apps.support.answers import clean_question  # noqa: E402
-from apps.support.calibration import Calibration  # noqa: E402
-from apps.support.index_types import Ranking  # noqa: E402
 from apps.support.outcomes import (  # noqa: E402
-    Scored,
     choose_threshold,
     embed_questions,
     refit_confidence,
     score_questions,
     shares,
+    with_confidence,
 )
 
 QUESTIONS = ROOT / "data" / "support" / "customer_questions.csv"
@@ -89,16 +87,6 @@ def prepare(bot: SupportService, cfg: RetrievalConfig, mode: str) -> None:
     on the knowledge base (leave-one-out; "fitted" starts from the margin fit)."""
     bot.set_retrieval(cfg)
     bot.recalibrate(margin=mode != "loo")
-
-
-def with_confidence(scored: list[Scored], cal: Calibration) -> list[Scored]:
-    """``scored`` with confidences from ``cal`` (the decisions do not depend on it)."""
-    ranking = Ranking(["a", "b"], [0.0, 0.0])
-    out = []
-    for sc in scored:
-        ranking.scores = [sc.score, sc.score - sc.margin]
-        out.append(replace(sc, confidence=cal.confidence(ranking)))
-    return out
 
 
 def evaluate_config(

@@ -157,6 +157,11 @@ def refit_confidence(scored: Sequence[Scored], cal: Calibration) -> list[Scored]
     x = np.array([[s.score, s.margin] for s in candidates])
     w = fit_logistic(x, y)
     cal.w_score, cal.w_margin, cal.bias = float(w[0]), float(w[1]), float(w[2])
+    return with_confidence(scored, cal)
+
+
+def with_confidence(scored: Sequence[Scored], cal: Calibration) -> list[Scored]:
+    """``scored`` with confidences from ``cal`` (the decisions do not depend on it)."""
     ranking = Ranking(["a", "b"], [0.0, 0.0])
     out = []
     for s in scored:
