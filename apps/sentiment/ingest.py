@@ -194,6 +194,8 @@ class Ingester:
                 expected = ", ".join(self.text_cols)
                 return Skip(row.line, f"no text field (expected one of {expected})")
             return Skip(row.line, f"empty {present[0]!r}")
+        if isinstance(value, Mapping | list | bool):  # str() would store its Python repr
+            return Skip(row.line, f"{col!r} must be text, not {_not_a_name(value)}")
         text = _CONTROL.sub(" ", str(value)).strip()
         if not text:
             return Skip(row.line, f"empty {col!r}")
