@@ -336,12 +336,19 @@ class SentimentService:
                fmt: str | None = None, stop: threading.Event | None = None,
                idle_timeout: float | None = None, on_alert: AlertCallback | None = None
                ) -> IngestReport:
-        """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set."""
+        """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set; each
+        batch is scored by the model (and matched to the topics) of that moment."""
         source = "stdin" if path is None else Path(path).name
         opts = options or IngestOptions()
         schedule = AlertSchedule(AlertEngine(webhook=opts.webhook))
         ingester = self.ingester(opts, default_source=source, on_alert=on_alert,
                                  alerts=schedule)
+
+        def current() -> tuple[Scorer, TopicMatcher]:  # a stamp read and a topics read
+            scorer = self.model(opts.model)
+            return scorer, self.matcher(scorer)
+
+        ingester.refresh = current  # a feed followed for days follows the registry too
         return ingester.follow(path, fmt=fmt, stop=stop, idle_timeout=idle_timeout)
 
     # -- reports -----------------------------------------------------------------------------

@@ -4,6 +4,9 @@ without a restart, on SQLite and PostgreSQL (the registry's generation stamp).""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,16 +39,22 @@ def _cli(*args: str) -> None:
         assert not exc.code, f"aigc {' '.join(args)} exited {exc.code}"
 
 
-def test_a_worker_reloads_a_model_retrained_or_deleted_elsewhere(
-    shared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    loads: list[str | None] = []
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every model the services load (by requested name), served by the lexicon scorer."""
+    seen: list[str | None] = []
 
     def load(cls: type, name: str | None = None, *args: object, **kwargs: object) -> object:
-        loads.append(name)
+        seen.append(name)
         return LexiconScorer(name or "lexicon")
 
     monkeypatch.setattr(SentimentModel, "load", classmethod(load))
+    return seen
+
+
+def test_a_worker_reloads_a_model_retrained_or_deleted_elsewhere(
+    shared: str, tmp_path: Path, loads: list[str | None]
+) -> None:
     registry = ModelRegistry()
     registry.register("m", tmp_path / "m", app="sentiment", role="sentiment", base="minilm-l6")
     with SentimentService(embeddings=False) as worker:
@@ -61,6 +70,43 @@ def test_a_worker_reloads_a_model_retrained_or_deleted_elsewhere(
         worker.score(TEXTS, "m")
         assert loads == ["m", "m"]  # another app's models are not this worker's concern
     registry.close()
+
+
+def test_a_followed_feed_scores_each_batch_with_the_model_and_topics_of_its_time(
+    shared: str, tmp_path: Path, loads: list[str | None]
+) -> None:
+    """``aigc sentiment ingest --follow`` runs for days: it follows the registry too."""
+    registry = ModelRegistry()
+    registry.register("a", tmp_path / "a", app="sentiment", role="sentiment", base="minilm-l6")
+    feed, stop = tmp_path / "live.jsonl", threading.Event()
+    feed.write_text(json.dumps({"id": "1", "text": "Oil profits rise"}) + "\n")
+    with SentimentService(embeddings=False) as follower, \
+            SentimentService(embeddings=False) as elsewhere:
+        thread = threading.Thread(target=follower.follow, args=(feed,),
+                                  kwargs={"stop": stop})
+        thread.start()
+        try:
+            _wait_for(elsewhere, 1)
+            registry.register("b", tmp_path / "b", app="sentiment", role="sentiment",
+                              base="minilm-l6")  # trained and activated meanwhile
+            elsewhere.add_topic("energy", "oil")
+            with feed.open("a") as handle:
+                handle.write(json.dumps({"id": "2", "text": "Oil shares plunge"}) + "\n")
+            _wait_for(elsewhere, 2)
+        finally:
+            stop.set()
+            thread.join()
+        docs = {d.id: d for d in elsewhere.documents()}
+    assert (docs["1"].model, docs["2"].model) == ("a", "b")
+    assert docs["1"].topics == [] and docs["2"].topics == ["energy"]
+    registry.close()
+
+
+def _wait_for(service: SentimentService, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(service.documents()) < count:
+        assert time.monotonic() < deadline, "the followed feed was not ingested"
+        time.sleep(0.05)
 
 
 @pytest.fixture
