@@ -21,7 +21,12 @@ Every figure is computed in this run:
   is trained with the test splits withheld and the best on the same criterion is the one
   whose test figures are read), its training time, its scoring texts/s
   through ``SentimentModel.predict_proba`` and through a full ``Ingester`` run;
-* the issue's targets, each printed as met or missed.
+* the FPB-only model the joint one is held to: the chosen config, the same options and
+  normalisation, trained on FPB's train split alone (test withheld, epoch chosen on FPB
+  validation), then read once on FPB test (``--no-fpb-only`` skips it: FPB is then not
+  judged);
+* the targets, each printed as met or missed: TFNS the issue's figures; FPB no worse than
+  that FPB-only model of this run.
 """
 
 from __future__ import annotations
@@ -57,10 +62,9 @@ from apps.sentiment.evaluation import LabelledData, load_labelled
 from apps.sentiment.normalize import NO_NORMALIZE, NormalizeConfig
 
 SOURCES = ("fpb", "tfns")
-TEST_TARGETS = {  # the issue's, on the test splits
-    "tfns": {"accuracy": 0.88, "macro_f1": 0.85},
-    "fpb": {"accuracy": 0.827, "macro_f1": 0.811},  # the FPB-only model's figures
-}
+TEST_TARGETS = {"tfns": {"accuracy": 0.88, "macro_f1": 0.85}}  # the issue's, on test
+# FPB's target is the FPB-only model trained in the same run (``fpb_only``), not a figure
+# copied from an earlier run: pooling TFNS in must not cost FPB anything.
 INGEST_TARGET = 150.0  # texts/s of the joint model through the ingest path
 _TIDY = NormalizeConfig(emoji="name", max_repeat=2, unescape_html=True)  # 0.4's provisional
 NORM_CANDIDATES = {  # links-handles (the app's default since) won on validation
@@ -217,6 +221,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: --limit 48, 4 training steps")
     ap.add_argument("--baselines-only", action="store_true")
+    ap.add_argument("--no-fpb-only", action="store_true",
+                    help="skip training the FPB-only model (FPB's target is then not judged)")
     ap.add_argument("--validation-only", action="store_true",
                     help="a sweep: train the --grid configs and report validation only (no "
                     "baselines, no test split read, no throughput)")
@@ -232,7 +238,8 @@ def main() -> None:
     sources = load_sources(Path(args.data), args.limit)
     out: dict[str, Any] = {
         "smoke_run": smoke,
-        "targets": {**TEST_TARGETS, "ingest_texts_per_s": INGEST_TARGET},
+        "targets": {**TEST_TARGETS, "fpb": "the FPB-only model of this run",
+                    "ingest_texts_per_s": INGEST_TARGET},
         "rows": {s.name: {k: len(v) for k, v in s.splits.items()} for s in sources},
     }
     cache = EmbeddingCache()
@@ -249,8 +256,8 @@ def main() -> None:
         out |= app_model(sources, norm, args, say)
         out["targets_met"] = {} if args.validation_only else targets_met(out)
         for key, met in out["targets_met"].items():
-            say(f"target {key:28} {'met' if met['met'] else 'MISSED'} "
-                f"({met['figure']} vs >= {met['target']})")
+            verdict = {True: "met", False: "MISSED", None: "not judged"}[met["met"]]
+            say(f"target {key:28} {verdict} ({met['figure']} vs >= {met['target']})")
     if args.json:
         print(json.dumps(out, indent=2))
 
@@ -278,13 +285,16 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
     with tempfile.TemporaryDirectory() as home:
         os.environ["AIGC_HOME"] = home
 
-        def train(config: tuple[float, int | None]) -> Any:
-            epochs, rank = config
-            opts = FitOptions(base=args.base, epochs=epochs, max_steps=args.max_steps,
+        def options(epochs: float, rank: int | None) -> FitOptions:
+            return FitOptions(base=args.base, epochs=epochs, max_steps=args.max_steps,
                               learning_rate=args.lr, lora_r=rank, max_length=args.max_length,
                               batch_size=args.batch_size, progress=not args.json,
                               balance=args.balance, normalize=norm)
-            report = train_sentiment(withheld, f"news-posts-{epochs:g}-{rank}", opts)
+
+        def train(config: tuple[float, int | None]) -> Any:
+            epochs, rank = config
+            report = train_sentiment(withheld, f"news-posts-{epochs:g}-{rank}",
+                                     options(epochs, rank))
             say(f"config epochs={epochs:g} lora_r={rank}: validation mean macro-F1 "
                 f"{report.selection_macro_f1:.4f} ({report.train_seconds:.0f} s)")
             tried.append({"epochs": epochs, "lora_r": rank,
@@ -304,8 +314,9 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
         model.predict_proba(stream[:32])  # warm-up
         predict_tps = _predict_rate(model, stream)
         ingest_tps = _ingest_throughput(model, stream, Path(home), None)
+        fpb = None if args.no_fpb_only else fpb_only(sources, options(epochs, rank), say)
     per = {s.name: s.to_dict() for s in report.sources}
-    result = {
+    result: dict[str, Any] = {
         "app_model": {
             "test": {s.name: {"accuracy": round(t.accuracy, 4), "macro_f1": round(t.macro_f1, 4)}
                      for s, t in zip(sources, tests, strict=True) if t},
@@ -320,6 +331,7 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
                          "lr": args.lr, "lora_r": rank, "balance": args.balance,
                          "max_length": args.max_length, "batch_size": args.batch_size},
         },
+        "fpb_only_model": fpb,
         "throughput": {"predict_texts_per_s": round(predict_tps, 1),
                        "ingest_texts_per_s": round(ingest_tps, 1), "cpu_threads": _threads()},
     }
@@ -331,13 +343,42 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
     return result
 
 
+def fpb_only(sources: list[LabelledData], opts: Any, say: Any) -> dict[str, Any]:
+    """The FPB-only model FPB's target comes from: ``opts`` (the joint model's chosen
+    config) on FPB's train split alone, test withheld until its one reading here."""
+    from apps.sentiment.classifier import SentimentModel, train_sentiment
+    from apps.sentiment.sources import evaluate_sources
+
+    fpb = next(s for s in sources if s.name == "fpb")
+    report = train_sentiment(replace(fpb, splits=fpb.splits | {"test": []}), "fpb-only", opts)
+    _, (test,) = evaluate_sources(SentimentModel.load(report.name), [fpb], "test")
+    assert test is not None
+    figures = {"accuracy": round(test.accuracy, 4), "macro_f1": round(test.macro_f1, 4)}
+    out: dict[str, Any] = {"test": figures, "train_seconds": round(report.train_seconds, 1)}
+    say(f"FPB-only model (same config, FPB train alone) test "
+        f"{out['test']['accuracy']:.3f} / {out['test']['macro_f1']:.3f}; trained in "
+        f"{report.train_seconds:.0f}s")
+    return out
+
+
+def source_targets(out: dict[str, Any]) -> dict[str, dict[str, float] | None]:
+    """Per source, the test figures to reach: TFNS the issue's, FPB the FPB-only model's of
+    this run (``None``: not trained, so FPB is not judged)."""
+    fpb = out.get("fpb_only_model")
+    return {**TEST_TARGETS, "fpb": fpb["test"] if fpb else None}
+
+
 def targets_met(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
+    targets = source_targets(out)
     for source in SOURCES:
-        for metric, target in TEST_TARGETS[source].items():
+        for metric in ("accuracy", "macro_f1"):
             figure = out["app_model"]["test"][source][metric]
-            found[f"{source}_test_{metric}"] = {"figure": figure, "target": target,
-                                                "met": figure >= target}
+            goal = targets[source]
+            target = goal[metric] if goal else None
+            found[f"{source}_test_{metric}"] = {
+                "figure": figure, "target": target,
+                "met": None if target is None else figure >= target}
     tps = out["throughput"]["ingest_texts_per_s"]
     found["ingest_texts_per_s"] = {"figure": tps, "target": INGEST_TARGET,
                                    "met": tps >= INGEST_TARGET}
