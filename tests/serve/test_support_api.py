@@ -85,7 +85,8 @@ def test_messages_posted_at_once_to_one_session_are_all_answered(
         for text in (ORDER, "talk to a human"):  # the bot answers, then a person will
             barrier = threading.Barrier(5, timeout=30)
 
-            def post(n: int, text: str = text) -> tuple[int, str]:
+            def post(n: int, text: str = text,
+                     barrier: threading.Barrier = barrier) -> tuple[int, str]:
                 with httpx.Client(base_url=url, timeout=30) as mine:
                     barrier.wait()
                     r = mine.post(f"/v1/support/sessions/{sid}/messages",
