@@ -43,6 +43,7 @@ from .pii import strip_placeholders
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
     from aigc_apps.generation import Generator
+    from aigc_apps.keylock import KeyLocks
     from aigc_apps.store import Database
 
     from .calibration import Calibration
@@ -70,6 +71,7 @@ class AnsweringMixin:
         company: str
         max_new_tokens: int
         conversations: Conversations
+        turn_locks: KeyLocks
 
         @property
         def encoder(self) -> Encoder: ...
@@ -127,9 +129,27 @@ class AnsweringMixin:
         stored for the agent. Asking for a person, an answer held back, or a second
         question in a row the bot cannot answer puts the conversation in the queue.
         A resolved conversation takes no more messages (ConflictError: open a new one).
+
+        The turns of one conversation are taken one at a time, by every thread and worker
+        process (:attr:`turn_locks`): a message that arrives while an earlier one is being
+        answered waits for that answer, which is then in its history, and takes the next
+        turn number. A new conversation (no ``session_id``) has nobody to wait for.
         """
         started = time.perf_counter()
         clean = clean_question(question)
+        if not session_id:
+            return self._turn(clean, None, started, on_token)
+        with self.turn_locks.hold(session_id):
+            return self._turn(clean, session_id, started, on_token)
+
+    def _turn(
+        self,
+        clean: str,
+        session_id: str | None,
+        started: float,
+        on_token: Callable[[str], None] | None,
+    ) -> BotReply:
+        """:meth:`ask` once no other turn of the conversation is under way."""
         state, unsure = ("bot", 0)
         if session_id:
             state, unsure = sessions.conversation_state(self.db, session_id)

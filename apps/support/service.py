@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aigc_apps.keylock import KeyLocks
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.settings import Settings, get_settings
@@ -114,6 +115,9 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         webhooks = self.__dict__.pop("webhooks", None)
         if webhooks is not None:
             self.webhooks_queued = webhooks.close()
+        turn_locks = self.__dict__.pop("turn_locks", None)
+        if turn_locks is not None:
+            turn_locks.close()
         conversations = self.__dict__.pop("conversations", None)
         if conversations is not None and "live" in conversations.__dict__:
             conversations.live.close()
@@ -142,6 +146,12 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         conversations = Conversations(self.db, on_transition=self._transitioned)
         self._transitioned()
         return conversations
+
+    @lazy
+    def turn_locks(self) -> KeyLocks:
+        """One turn at a time per conversation, across this worker's threads and every
+        other worker (see :meth:`ask`)."""
+        return KeyLocks(self.db, "support-turns")
 
     @lazy
     def webhooks(self) -> WebhookDeliverer:

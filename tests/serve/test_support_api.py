@@ -4,8 +4,12 @@ LLM), with each route's errors as OpenAI-shaped JSON."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -68,6 +72,33 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
     )
     assert nul.json()["question"] == ORDER and nul.json()["turn_id"] == 3
     error(client.get("/v1/support/sessions/a%00b"), 404, "not_found_error")
+
+
+def test_messages_posted_at_once_to_one_session_are_all_answered(
+    db_url: str, knowledge: str, live_server: Callable[[object], str]
+) -> None:
+    """Issue 24 item 1: five concurrent posts to one session were [200, 500, 500, 500, 500]
+    (a real server: the route's threads answer them, one turn after another)."""
+    url = live_server(create_app())
+    with httpx.Client(base_url=url, timeout=30) as c:
+        sid = c.post("/v1/support/sessions").json()["session_id"]
+        for text in (ORDER, "talk to a human"):  # the bot answers, then a person will
+            barrier = threading.Barrier(5, timeout=30)
+
+            def post(n: int, text: str = text,
+                     barrier: threading.Barrier = barrier) -> tuple[int, str]:
+                with httpx.Client(base_url=url, timeout=30) as mine:
+                    barrier.wait()
+                    r = mine.post(f"/v1/support/sessions/{sid}/messages",
+                                  json={"message": f"{text} ({n})"})
+                    return r.status_code, r.text
+
+            with ThreadPoolExecutor(5) as pool:
+                answers = list(pool.map(post, range(5)))
+            assert [code for code, _ in answers] == [200] * 5, answers
+        turns = c.get(f"/v1/support/sessions/{sid}").json()["turns"]
+        assert [t["turn_id"] for t in turns] == list(range(1, 11))
+        assert {t["path"] for t in turns[5:]} <= {"handoff", "human"}
 
 
 def test_ask_without_a_session(client: TestClient) -> None:
