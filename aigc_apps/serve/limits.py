@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -148,7 +149,8 @@ class RateLimiter:
 
     MAX_KEYS = 10_000  # idle buckets are full ones: forgetting them changes nothing
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # seconds, monotonic; a test holds its own still or steps it
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -165,7 +167,7 @@ class RateLimiter:
         """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
         if self.capacity <= 0:
             return
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
