@@ -227,3 +227,26 @@ def test_a_store_newer_than_the_release_says_so_in_one_line(
         main(["db", "current", "--app", "registry", "--db", db_url, "--json"])
     row = json.loads(capsys.readouterr().out)[0]
     assert row["current"] == "registry_9999" and row["newer_than_release"] is True
+
+
+def test_aigc_auto_upgrade_0_never_1_always(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: ``AIGC_AUTO_UPGRADE`` ``1``: upgrade a server's schema on open too; ``0``:
+    never, even SQLite (on both backends a store behind the release is refused with ``0``
+    and upgraded with ``1``)."""
+    legacy = Database(db_url)
+    _load_release_schema(legacy)
+    legacy.dispose()
+    schema = known_schemas()["registry"]
+    monkeypatch.setenv("AIGC_AUTO_UPGRADE", "0")
+    with pytest.raises(AigcError, match="aigc db upgrade --app registry"):
+        Database.open(schema, db_url)
+    db = Database(db_url)
+    assert current_revision(db, schema) == "registry_0001"  # stamped, not upgraded
+    db.dispose()
+    monkeypatch.setenv("AIGC_AUTO_UPGRADE", "1")
+    db = Database.open(schema, db_url)
+    try:
+        assert current_revision(db, schema) == head_revision(schema)
+        assert schema_diff(db, schema) == []
+    finally:
+        db.dispose()
