@@ -133,7 +133,7 @@ def deliver_due(db: Database, outbox: Outbox, url: Url, post: Post = post_json,
             select(m.id, m.next_attempt_at)
             .where(outbox.due_filter(), m.next_attempt_at <= now)
             .order_by(m.id).limit(limit)
-        ).tuples().all()
+        ).all()
     target: Callable[[], str | None] = url if callable(url) else (lambda: url)
     report = DeliveryReport()
     lock = threading.Lock()
