@@ -35,7 +35,7 @@ __all__ = ["DEADLINE_S", "LEASE_S", "MAX_ATTEMPTS", "MAX_IN_FLIGHT", "TIMEOUT_S"
            "DeliveryReport", "Outbox", "Post", "backoff_s", "check_url", "deliver_due",
            "post_json", "waiting"]
 
-MAX_ATTEMPTS = 12  # about 6 hours of retries with the back-off below
+MAX_ATTEMPTS = 12  # 11 waits of the back-off below: 8,715 s, about 2.4 hours
 LEASE_S = 60.0  # longer than a POST's deadline, so a lease never runs out mid-post
 MAX_IN_FLIGHT = 4  # POSTs at once in a round: a hanging receiver holds this many, no more
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def deliver_due(db: Database, outbox: Outbox, url: Url, post: Post = post_json,
             select(m.id, m.next_attempt_at)
             .where(outbox.due_filter(), m.next_attempt_at <= now)
             .order_by(m.id).limit(limit)
-        ).tuples().all()
+        ).all()
     target: Callable[[], str | None] = url if callable(url) else (lambda: url)
     report = DeliveryReport()
     lock = threading.Lock()

@@ -1,8 +1,9 @@
 """Shared fixtures: an isolated workspace per test and a database URL per backend.
 
 ``db_url`` runs a test twice, on SQLite and on PostgreSQL. PostgreSQL tests use a fresh
-schema each (dropped afterwards); they skip when no server answers, unless
-``AIGC_REQUIRE_PG=1`` (set by CI), where a missing server is a failure.
+schema each (dropped afterwards); they skip when no server answers (connection refused or
+unreachable), unless ``AIGC_REQUIRE_PG=1`` (set by CI), where a missing server is a failure.
+A server that answers but cannot be used (a refused login, no such database) always fails.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import required, unavailable
+from tests.services import pg_check, unavailable
 
 PG_URL = os.environ.get(
     "AIGC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -51,25 +52,14 @@ def local_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIGC_WEBHOOK_ALLOW", "127.0.0.1")
 
 
-def _pg_available() -> bool:
-    try:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(PG_URL)
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="session")
 def pg_available() -> bool:
-    ok = _pg_available()
-    if not ok and required("pg"):
-        unavailable("pg", f"PostgreSQL not reachable at {PG_URL}")
-    return ok
+    """Whether PostgreSQL answers at ``PG_URL``: False only when nothing listens there (and
+    then a failure under ``AIGC_REQUIRE_PG=1``); a server that refuses us fails here."""
+    reason = pg_check(PG_URL)
+    if reason is not None:
+        unavailable("pg", f"PostgreSQL not reachable at {PG_URL}: {reason}")
+    return reason is None
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

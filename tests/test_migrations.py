@@ -245,3 +245,26 @@ def test_an_unreachable_server_is_one_line(
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("error: cannot open the ") and "127.0.0.1:1" in lines[0]
     assert "secret" not in err  # the password is never shown
+
+
+def test_aigc_auto_upgrade_0_never_1_always(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: ``AIGC_AUTO_UPGRADE`` ``1``: upgrade a server's schema on open too; ``0``:
+    never, even SQLite (on both backends a store behind the release is refused with ``0``
+    and upgraded with ``1``)."""
+    legacy = Database(db_url)
+    _load_release_schema(legacy)
+    legacy.dispose()
+    schema = known_schemas()["registry"]
+    monkeypatch.setenv("AIGC_AUTO_UPGRADE", "0")
+    with pytest.raises(AigcError, match="aigc db upgrade --app registry"):
+        Database.open(schema, db_url)
+    db = Database(db_url)
+    assert current_revision(db, schema) == "registry_0001"  # stamped, not upgraded
+    db.dispose()
+    monkeypatch.setenv("AIGC_AUTO_UPGRADE", "1")
+    db = Database.open(schema, db_url)
+    try:
+        assert current_revision(db, schema) == head_revision(schema)
+        assert schema_diff(db, schema) == []
+    finally:
+        db.dispose()

@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.serve.conftest import free_port
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 README_URL = "127.0.0.1:8000"
@@ -117,8 +118,8 @@ def status_within(request: Any, expected: int, since: float) -> float:
 def test_readme_http_service_runs_as_printed(
     tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("the README's examples use curl")
+    if shutil.which("curl") is None:  # the only test of README's curl and openai calls
+        unavailable("curl", "the README's examples use curl")
     setup, calls, tokens = blocks("bash")
     (python_block,) = blocks("python")
     port = free_port()

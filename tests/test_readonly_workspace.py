@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def aigc(workspace: Path, *args: str, read_only: bool) -> subprocess.CompletedPr
 
 def test_reading_works_and_writing_is_one_line(tmp_path: Path, workspace: Path) -> None:
     if not _can_mount_read_only(tmp_path):
-        pytest.skip("needs root and unshare to mount the workspace read-only")
+        unavailable("unshare", "needs root and unshare to mount the workspace read-only")
     items = tmp_path / "items.csv"
     items.write_text("id,title,description,tags\nspa-01,Spa day,Relax,wellness\n")
     for args in (

@@ -141,8 +141,10 @@ class Authenticator:
 
     def __init__(self, store: TokenStore, *, insecure_no_auth: bool = False,
                  cache_s: float = 2.0, limiter: RateLimiter,
-                 open_without_tokens: bool = True) -> None:
+                 open_without_tokens: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.insecure, self.cache_s = store, insecure_no_auth, cache_s
+        self.clock = clock  # seconds, monotonic; a test steps its own to cross the cache delay
         self.open_without_tokens = open_without_tokens
         self.limiter = limiter
         self._required: tuple[float, bool] | None = None
@@ -154,23 +156,23 @@ class Authenticator:
             return False
         if not self.open_without_tokens:
             return True  # revoking a public server's last token must not open it to all
-        now = time.monotonic()
+        now = self.clock()
         if self._required is None or now - self._required[0] >= self.cache_s:
             count = await run_in_threadpool(self.store.active_count)
-            self._required = (time.monotonic(), count > 0)
+            self._required = (now, count > 0)  # read after now: never trusted longer
         return self._required[1]
 
     async def principal(self, token: str) -> Principal | None:
         if len(token) > 200:  # ours are 48 characters; never look up (or keep) a huge one
             return None
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        now = time.monotonic()
+        now = self.clock()
         cached = self._principals.get(key)
         if cached is None or now - cached[0] >= self.cache_s:
             found = await run_in_threadpool(self.store.verify, token)
             if len(self._principals) >= self.MAX_CACHED:
                 self._principals.clear()
-            cached = self._principals[key] = (time.monotonic(), found)
+            cached = self._principals[key] = (now, found)
         return cached[1]
 
     async def __call__(self, request: Request) -> Principal:

@@ -24,7 +24,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,9 @@ class BatchingEngine(BaseEngine):
         self._paths: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         self._decoder: BatchDecoder | None = None
+        self._gate = threading.Event()  # cleared by hold(): no new batch starts
+        self._gate.set()
+        self._holding = 0  # the first request, held by the worker while the gate is shut
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class BatchingEngine(BaseEngine):
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._gate.set()  # a held engine must still hear _STOP
         self._inbox.put(_STOP)
         await asyncio.to_thread(thread.join)
 
@@ -141,6 +146,24 @@ class BatchingEngine(BaseEngine):
     @property
     def queue_depth(self) -> int:
         return self._depth
+
+    @property
+    def queued(self) -> int:
+        """Requests handed to the worker and not yet in a batch (the one an idle worker
+        holds while :meth:`hold` keeps its window shut included)."""
+        return self._inbox.qsize() + self._holding
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep an idle engine from starting a batch until the block ends; the requests
+        sent meanwhile then start as one batch (up to ``max_batch``). Deterministic where
+        the ``batch_wait_ms`` window is a race: tests, and a caller that sends a known
+        burst at once."""
+        self._gate.clear()
+        try:
+            yield
+        finally:
+            self._gate.set()
 
     @property
     def adapters(self) -> list[str]:
@@ -269,6 +292,10 @@ class BatchingEngine(BaseEngine):
                 return True
             waiting.append(item)
             if block and deadline is None:
+                if not self._gate.is_set():  # hold(): wait for the burst, then take it all
+                    self._holding = 1
+                    self._gate.wait()
+                    self._holding = 0
                 deadline = time.monotonic() + self.wait_s
         return False
 

@@ -153,10 +153,10 @@ class RateLimiter:
     # minute as soon as enough other addresses came by. About 100 bytes a bucket.
     MAX_KEYS = 100_000
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # seconds, monotonic; a test holds its own still or steps it
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
-        self._clock = clock
         # least recently used first: a bucket moves to the end each time it is spent from
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -172,7 +172,7 @@ class RateLimiter:
         """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
         if self.capacity <= 0:
             return
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)

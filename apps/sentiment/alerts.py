@@ -339,7 +339,7 @@ class AlertEngine:
         with db.session() as s:
             previous: dict[str, list[datetime]] = defaultdict(list)
             for topic, started in s.execute(select(Alert.topic, Alert.bucket_start).where(
-                    Alert.topic.in_(list(touched)))).tuples():
+                    Alert.topic.in_(list(touched)))):
                 previous[topic].append(as_utc(started))
         new: list[int] = []
         for seconds in sorted({rule.seconds for rule in rules.values()}):

@@ -261,14 +261,14 @@ class Ingester:
                 ("text", source, text_hash)
                 for source, text_hash in s.execute(
                     select(Record.source, Record.text_hash).where(Record.text_hash.in_(hashes))
-                ).tuples()
+                )
             )
             if ids:
                 for source, ext_id, text_hash in s.execute(
                     select(Record.source, Record.ext_id, Record.text_hash).where(
                         Record.ext_id.in_(ids)
                     )
-                ).tuples():
+                ):
                     seen.add(("id", source, ext_id))
                     seen.add(("copy", ext_id, text_hash))
         fresh = []

@@ -172,7 +172,7 @@ def load_tallies(
             stmt = stmt.where(Record.ts >= since)
         if until is not None:
             stmt = stmt.where(Record.ts < until)
-        for row in s.execute(stmt).tuples():
+        for row in s.execute(stmt):
             epoch, name, label, n, total = (row[0], topic or row[1], *row[-3:])
             tallies.append((datetime.fromtimestamp(int(epoch), tz=timezone.utc), str(name),
                             str(label), int(n), float(total or 0.0)))

@@ -41,12 +41,12 @@ def handoff_stats(db: Database) -> dict[str, Any]:
             s.execute(
                 select(ChatSession.id, ChatSession.intent_guess)
                 .join(Turn, Turn.session_id == ChatSession.id).group_by(ChatSession.id)
-            ).tuples().all()
+            ).all()
         )
         events = s.execute(
             select(Transition.session_id, Transition.to_state, Transition.created_at)
             .order_by(Transition.session_id, Transition.id)
-        ).tuples().all()
+        ).all()
         total = s.scalar(select(func.count()).select_from(ChatSession)) or 0
     handed: set[str] = set()
     resolved: set[str] = set()

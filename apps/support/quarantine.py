@@ -85,7 +85,7 @@ def _decisions(s: Session, hashes: Iterable[str]) -> dict[str, str]:
             QuarantinedPassage.status != "pending",
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def screen(db: Database, items: Sequence[SourceItems]) -> tuple[list[SourceItems], int]:
@@ -287,7 +287,7 @@ def scan(db: Database) -> list[dict[str, Any]]:
                 )
             )
         )
-        for entry, src in s.execute(select(Entry, Source).join(Source)).tuples():
+        for entry, src in s.execute(select(Entry, Source).join(Source)):
             reason = _finding(entry.title, entry.text, entry.answer)
             if reason is None or entry.content_hash in approved:
                 continue
@@ -366,7 +366,7 @@ def blocked_answers(db: Database, limit: int = 100) -> list[dict[str, Any]]:
             .join(Turn, BlockedAnswer.turn_id == Turn.id)
             .order_by(BlockedAnswer.id.desc())
             .limit(limit)
-        ).tuples()
+        )
         return [
             {
                 "id": b.id,

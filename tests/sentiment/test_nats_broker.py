@@ -12,16 +12,17 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from apps.sentiment.broker import BrokerError, open_broker
+from apps.sentiment.broker import BrokerError, RedisStreamsBroker, open_broker
 from apps.sentiment.classifier import SentimentModel
 from apps.sentiment.nats_broker import NatsJetStreamBroker
 from apps.sentiment.scoring import LexiconScorer
 from apps.sentiment.service import SentimentService
 from apps.sentiment.worker import StreamWorker
-from tests.sentiment.test_stream import POISON, _doc, _ids
+from tests.sentiment.test_stream import POISON, _doc, _ids, _ok
 from tests.services import unavailable
 
 NATS_URL = os.environ.get("AIGC_NATS_URL", "nats://127.0.0.1:4222")
@@ -139,3 +140,26 @@ def test_nats_down_is_one_clear_line() -> None:
         broker.close()
     with pytest.raises(BrokerError, match="cannot tell the broker"):
         open_broker("kafka://127.0.0.1:9092")
+
+
+def test_aigc_broker_url_selects_the_broker_of_every_command(
+    broker: NatsJetStreamBroker, stream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: pass ``--broker nats://...`` "(or set ``AIGC_BROKER_URL``)" to any of the
+    commands; it comes before ``AIGC_REDIS_URL``, and ``--broker`` before both."""
+    monkeypatch.setenv("AIGC_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing there
+    monkeypatch.delenv("AIGC_BROKER_URL", raising=False)
+    redis = open_broker()
+    assert isinstance(redis, RedisStreamsBroker)
+    redis.close()
+    monkeypatch.setenv("AIGC_BROKER_URL", NATS_URL)
+    chosen = open_broker()
+    assert isinstance(chosen, NatsJetStreamBroker) and chosen.url == NATS_URL
+    chosen.close()
+    assert isinstance(open_broker("redis://127.0.0.1:1/0"), RedisStreamsBroker)
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(_doc(i).decode() + "\n" for i in range(3)))
+    assert _ok(["publish", str(feed), "--stream", stream, "--json"])["published"] == 3
+    assert broker.info(stream).length == 3  # on NATS, not on the Redis of AIGC_REDIS_URL
+    assert _ok(["status", "--stream", stream, "--json"])["length"] == 3

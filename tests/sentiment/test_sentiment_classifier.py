@@ -75,6 +75,7 @@ def test_load_without_split_column_is_seeded_and_stratified(tmp_path: Path) -> N
     a = load_labelled(path, seed=3)
     b = load_labelled(path, seed=3)
     assert a.splits == b.splits and not a.split_from_column
+    assert load_labelled(path, seed=4).splits != a.splits  # the seed is used, not ignored
     assert a.counts()["test"] == {"negative": 2, "neutral": 5, "positive": 3}
     assert a.counts()["validation"] == {"negative": 2, "neutral": 5, "positive": 3}
     assert sum(len(v) for v in a.splits.values()) == 100

@@ -74,7 +74,7 @@ def test_dedup_by_source_and_id_by_text_and_by_resent_copy(
     again = _ingester(db, scorer).ingest_file(path)  # re-run is a no-op
     assert (again.stored, again.duplicates) == (0, 7)
     with db.session() as s:
-        stored = set(s.execute(select(Record.source, Record.ext_id)).tuples())
+        stored = set(s.execute(select(Record.source, Record.ext_id)))
     assert stored == {("wire", "1"), ("social", "3"), ("wire", None), ("social", "1")}
     # the stored records re-delivered under another file name (the default source) and
     # without a source field: the same id with the same text is a copy, whoever sends it
@@ -98,7 +98,7 @@ def test_a_second_feed_keeps_its_records_when_ids_collide(db: Database, scorer, 
     again = Ingester(db, scorer, source="reuters").ingest_file(reuters)
     assert (again.stored, again.duplicates) == (0, 3)
     with db.session() as s:
-        by_source = sorted(s.execute(select(Record.source, Record.ext_id)).tuples())
+        by_source = sorted(s.execute(select(Record.source, Record.ext_id)))
     assert by_source == [(src, i) for src in ("headlines.csv", "reuters") for i in "123"]
 
 
@@ -123,7 +123,7 @@ def test_the_database_enforces_the_identity_rule_in_a_race(
         {"id": "8", "text": "Fresh  NEWS"}]))  # wire's id 8, same text: a re-sent copy
     assert (report.stored, report.duplicates) == (1, 1)
     with db.session() as s:
-        stored = sorted(s.execute(select(Record.source, Record.ext_id)).tuples())
+        stored = sorted(s.execute(select(Record.source, Record.ext_id)))
     assert stored == [("social", "7"), ("wire", "7"), ("wire", "8")]
 
 

@@ -301,7 +301,7 @@ def _rows(db_url: str) -> set[tuple[object, ...]]:
     try:
         with db.session() as s:
             return set(s.execute(select(Record.source, Record.ext_id, Record.text_hash,
-                                        Record.label, Record.truncated)).tuples())
+                                        Record.label, Record.truncated)))
     finally:
         db.dispose()
 

@@ -120,25 +120,42 @@ def test_any_whitespace_may_follow_bearer_and_a_malformed_header_is_named(
     assert error.value.code == "missing_token" and "missing API token" in error.value.message
 
 
+class Clock:
+    """A monotonic clock that moves only when told: cache windows without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_the_cache_delays_revocation_by_at_most_its_ttl(token_store: TokenStore) -> None:
     _, token = token_store.create("app", ["support"])
     token_store.create("keeper", ["admin"])
-    auth = Authenticator(token_store, cache_s=0.5, limiter=RateLimiter(0))
+    clock = Clock()
+    auth = Authenticator(token_store, cache_s=0.5, limiter=RateLimiter(0), clock=clock)
 
     async def call() -> Principal:
         return await auth(_Request(token))  # type: ignore[arg-type]
 
     assert asyncio.run(call()).name == "app"
     token_store.revoke("app")
+    clock.advance(0.49)
     assert asyncio.run(call()).name == "app"  # within the cache delay: still trusted
-    time.sleep(0.6)
+    clock.advance(0.01)  # the cache delay is over: the database is asked again
     with pytest.raises(ApiError) as error:
         asyncio.run(call())
     assert error.value.status == 401
     token_store.revoke("keeper")
-    time.sleep(0.6)  # no active token left: auth is off again (open on loopback)
+    clock.advance(0.49)
+    with pytest.raises(ApiError):  # still cached: auth is on
+        asyncio.run(auth(_Request(None)))  # type: ignore[arg-type]
+    clock.advance(0.01)  # no active token left: auth is off again (open on loopback)
     assert asyncio.run(auth(_Request(None))) is ANONYMOUS  # type: ignore[arg-type]
-
 
 
 def test_a_public_server_stays_closed_once_its_last_token_is_revoked(
@@ -146,15 +163,17 @@ def test_a_public_server_stays_closed_once_its_last_token_is_revoked(
 ) -> None:
     app = create_app(ServeConfig(host="0.0.0.0", auth_cache_s=0.2), tokens=token_store)
     auth: Authenticator = app.state.authenticate
+    auth.clock = clock = Clock()
     assert not auth.open_without_tokens  # only a loopback server opens with no token left
     _, token = token_store.create("ops", ["admin"])
     assert asyncio.run(auth(_Request(token))).name == "ops"  # type: ignore[arg-type]
     token_store.revoke("ops")
-    time.sleep(auth.cache_s + 0.1)
+    clock.advance(auth.cache_s)
     for sent in (None, token):
         with pytest.raises(ApiError) as error:
             asyncio.run(auth(_Request(sent)))  # type: ignore[arg-type]
         assert error.value.status == 401
+
 
 def test_a_token_created_while_serving_is_required_without_restart(
     live_server: Serve, token_store: TokenStore

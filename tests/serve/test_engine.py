@@ -58,12 +58,23 @@ def test_greedy_batch_equals_generator_alone(engine: BatchingEngine, generator: 
     configs = [greedy(8 + 4 * i) for i in range(len(PROMPTS))]
     expected = [generator.generate(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
     assert len(set(expected)) > 1
-    before = engine.batch_sizes.copy()
+    before, prefills = engine.batch_sizes.copy(), engine.prefill_sizes.copy()
     requests = [GenerationRequest(p, c) for p, c in zip(PROMPTS, configs, strict=True)]
-    results = run(_gather(engine, requests))
+
+    async def held() -> list[Any]:
+        """All six queued before the engine may start: one batch, not a race with the
+        ``batch_wait_ms`` window."""
+        with engine.hold():
+            tasks = [asyncio.create_task(engine.generate(r)) for r in requests]
+            while engine.queued < len(requests):
+                await asyncio.sleep(0.005)
+        return list(await asyncio.gather(*tasks))
+
+    results = run(held())
     assert [r.text for r in results] == expected
+    assert engine.prefill_sizes - prefills == {len(PROMPTS): 1}  # prefilled together
     steps = engine.batch_sizes - before
-    assert max(steps) > 1  # the prompts shared forward passes
+    assert max(steps) == len(PROMPTS)  # the prompts shared forward passes
     for result, config, prompt in zip(results, configs, PROMPTS, strict=True):
         assert result.completion_tokens <= config.max_new_tokens
         assert result.prompt_tokens == len(generator.prompt_ids(prompt, config))

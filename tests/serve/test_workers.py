@@ -1,5 +1,6 @@
 """``aigc serve --workers 2`` behaves as one service: what one worker writes the other reads,
-a token created while serving is seen by both, and either worker's ``/metrics`` sums both.
+a token created while serving is seen by both, one revoked is refused by both within 2 s,
+and either worker's ``/metrics`` sums both.
 
 Each request goes on a fresh connection, so the kernel hands it to either worker; the
 ``X-Aigc-Worker`` header says which process answered, and the test retries until both did.
@@ -77,6 +78,20 @@ def test_two_workers_share_their_state(spawn_server: Spawn, tmp_path: Path,
         allowed.add(_worker(_until(lambda r: _worker(r) not in allowed and r.status_code == 200,
                                    "GET", session_url, headers=as_late)))
         assert len(allowed) == 2
+
+        # README: "a revoked token stops working within 2 seconds on every worker": once
+        # 2 s have passed since the revocation, every request with it is refused, by both
+        main(["tokens", "create", "--name", "keeper", "--scope", "admin"])  # auth stays on
+        main(["tokens", "revoke", "late"])
+        capsys.readouterr()
+        time.sleep(2.0)  # each worker's cache entry was read before the revocation
+        refused: Counter[str] = Counter()
+        deadline = time.monotonic() + 60
+        while len(refused) < 2:
+            assert time.monotonic() < deadline, f"one worker only: {refused}"
+            late = _fresh("GET", session_url, headers=as_late)
+            assert late.status_code == 401, (_worker(late), late.text)
+            refused[_worker(late)] += 1
 
         # /metrics of either worker counts the requests both answered
         metrics = _fresh("GET", f"{url}/metrics").text

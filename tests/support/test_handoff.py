@@ -3,7 +3,9 @@ webhooks (SQLite and PostgreSQL, through the service; the HTTP routes are in tes
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
@@ -159,11 +161,14 @@ def test_unknown_ids_and_bad_input(bot: SupportService) -> None:
 
 
 def test_exactly_one_of_racing_agents_takes(bot: SupportService) -> None:
-    """Eight agents at once, on threads with their own connections: one wins."""
+    """Eight agents at once, on threads with their own connections: one wins. A barrier
+    lets all eight go together, so they really race (a pool alone may run them in turn)."""
     sids = [bot.ask("talk to a human").session_id for _ in range(3)]
+    barrier = threading.Barrier(8)
 
     def take(args: tuple[str, str]) -> str:
         sid, agent = args
+        barrier.wait(timeout=60)
         try:
             bot.conversations.take(sid, agent)
             return agent
@@ -173,6 +178,7 @@ def test_exactly_one_of_racing_agents_takes(bot: SupportService) -> None:
     for sid in sids:
         with ThreadPoolExecutor(8) as pool:
             winners = [w for w in pool.map(take, [(sid, f"agent{i}") for i in range(8)]) if w]
+        barrier.reset()
         assert len(winners) == 1
         assert bot.conversations.state(sid)["agent"] == winners[0]
         assert [t[1] for t in _states(bot, sid)].count("human") == 1
@@ -230,6 +236,34 @@ def test_handoff_stats(bot: SupportService) -> None:
     assert stats["taken"] == 1 and stats["median_wait_s"] is not None
     assert stats["resolution_rate"] == 0.5
     assert sum(row["handoffs"] for row in stats["per_intent"]) == 2
+
+
+def test_handoff_stats_median_and_p90_wait_on_known_waits(bot: SupportService) -> None:
+    """Ten handoffs taken after 10, 20, ... 100 s (stored times set by hand). By linear
+    interpolation between closest ranks (numpy's default): the median is (50 + 60) / 2 = 55
+    and the p90 lies at rank 0.9 * 9 = 8.1 of the sorted waits, 90 + 0.1 * (100 - 90) = 91."""
+    from sqlalchemy import select
+
+    from aigc_apps.store import utcnow
+    from apps.support.store import Transition
+
+    sids = [bot.ask("agent please").session_id for _ in range(10)]
+    for sid in sids:
+        bot.conversations.take(sid, "alice")
+    t0 = utcnow() - timedelta(hours=1)
+    with bot.db.session() as s:
+        for n, sid in enumerate(sids, start=1):
+            rows = s.scalars(select(Transition).where(Transition.session_id == sid)
+                             .order_by(Transition.id)).all()
+            assert [r.to_state for r in rows] == ["pending_human", "human"]
+            rows[0].created_at = t0
+            rows[1].created_at = t0 + timedelta(seconds=10 * n)
+    stats = bot.handoff_stats()
+    assert stats["taken"] == 10
+    assert stats["median_wait_s"] == 55.0
+    assert stats["p90_wait_s"] == 91.0
+    (row,) = stats["per_intent"]
+    assert (row["median_wait_s"], row["p90_wait_s"]) == (55.0, 91.0)
 
 
 def test_webhooks_retry_with_backoff_and_lose_nothing(
