@@ -7,6 +7,11 @@ remembers where they are, what they were made from and what they measured. Rows 
 ``aigc_models`` in the ``registry`` store (a SQLite file in the workspace, or the shared
 ``AIGC_DATABASE_URL``); a partial unique index lets the database itself guarantee at most
 one active entry per (app, role), even with several writers.
+
+Every write bumps the app's generation stamp (:func:`models_stamp`, in the same
+transaction), so a process that keeps models in memory (each worker of ``aigc serve
+--workers N``) checks one counter per request (:class:`~aigc_apps.stamps.Freshness`) and
+reloads when another process trained, activated or deleted one of its app's models.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from aigc_apps.errors import AigcError, NotFoundError
 from aigc_apps.migrations.runner import StoreSchema
 from aigc_apps.settings import Settings, get_settings
+from aigc_apps.stamps import Freshness, bump, stamp_table
 from aigc_apps.store import Database, app_metadata, utcnow
 
 STORE = "registry"
@@ -84,6 +90,14 @@ class TokenRow(RegistryBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+stamp_table(RegistryBase.metadata)
+
+
+def models_stamp(app: str) -> str:
+    """The stamp key bumped by every change to ``app``'s registered models."""
+    return f"models:{app}"
 
 
 SCHEMA = StoreSchema(
@@ -224,11 +238,14 @@ class ModelRegistry(RegistryStore):
             else:
                 if row.active and (row.app, row.role) != (app, role):
                     row.active = False
+                if row.app != app:  # moved: its old app loses a model
+                    bump(s, models_stamp(row.app))
                 for key, value in values.items():
                     setattr(row, key, value)
             s.flush()
             if activate:
                 _activate(s, row)
+            bump(s, models_stamp(app))  # a new or replaced entry, maybe the active one
             return ModelEntry._from_row(row)
 
     def list(self, app: str | None = None, role: str | None = None) -> list[ModelEntry]:
@@ -259,6 +276,7 @@ class ModelRegistry(RegistryStore):
         with self.db.session() as s:
             row = _row(s, name)
             _activate(s, row)
+            bump(s, models_stamp(row.app))
             return ModelEntry._from_row(row)
 
     def delete(self, name: str, *, force: bool = False, remove_files: bool = True) -> ModelEntry:
@@ -275,9 +293,15 @@ class ModelRegistry(RegistryStore):
                     "another one first, or delete it anyway with --force"
                 )
             s.delete(row)
+            bump(s, models_stamp(entry.app))
         if remove_files and entry.path.is_dir():
             shutil.rmtree(entry.path, ignore_errors=True)
         return entry
+
+    def freshness(self, app: str) -> Freshness:
+        """A :class:`Freshness` of ``app``'s models: its ``check()`` is True when any of
+        them was registered, activated or deleted (here or elsewhere) since the last."""
+        return Freshness(lambda: self.db, models_stamp(app))
 
     def close(self) -> None:
         with self._lock:

@@ -134,10 +134,7 @@ class Database:
                     conn.exec_driver_sql("PRAGMA query_only=1")
         except SQLAlchemyError as exc:
             db.dispose()
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AigcError(
-                f"cannot open the {schema.app} database {make_url(url)!r}: {first}"
-            ) from None
+            raise cannot_open(schema.app, url, exc) from None
         except BaseException:
             db.dispose()
             raise
@@ -145,6 +142,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def cannot_open(store: str, url: str, exc: BaseException) -> AigcError:
+    """One line for a database that cannot be reached or read (a server down, a wrong
+    URL): the store, the URL without its password, and the driver's first line."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AigcError(f"cannot open the {store} database {make_url(url)!r}: {first}")
 
 
 def _writable(folder: Path) -> bool:

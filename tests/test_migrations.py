@@ -227,3 +227,21 @@ def test_a_store_newer_than_the_release_says_so_in_one_line(
         main(["db", "current", "--app", "registry", "--db", db_url, "--json"])
     row = json.loads(capsys.readouterr().out)[0]
     assert row["current"] == "registry_9999" and row["newer_than_release"] is True
+
+
+@pytest.mark.parametrize("command", ["current", "upgrade"])
+def test_an_unreachable_server_is_one_line(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 24: `aigc db current` with a server that is down printed a traceback."""
+    from aigc_apps.cli import main
+
+    monkeypatch.setenv("AIGC_DATABASE_URL", "postgresql://aigc:secret@127.0.0.1:1/x")
+    with pytest.raises(SystemExit) as exc:
+        main(["db", command])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: cannot open the ") and "127.0.0.1:1" in lines[0]
+    assert "secret" not in err  # the password is never shown

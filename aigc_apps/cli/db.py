@@ -6,12 +6,17 @@ PostgreSQL database and be upgraded one at a time.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 from aigc_apps.errors import AigcError
+
+if TYPE_CHECKING:
+    from aigc_apps.store import Database
 
 db_app = typer.Typer(help="Database schemas: which revision each store is at, and upgrade.",
                      no_args_is_help=True)
@@ -37,6 +42,25 @@ def _stores(app: str | None, url: str | None) -> list[tuple[Any, str]]:
     return [(schema, url or settings.db_url(schema.app)) for schema in chosen]
 
 
+@contextmanager
+def _connected(schema: Any, url: str) -> Iterator[Database]:
+    """``url``'s database for one command; a server that cannot be reached (down, a wrong
+    host or port, bad credentials) is one line naming the store, as every command says."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from aigc_apps.store import Database, cannot_open
+
+    database = Database(url)
+    try:
+        try:
+            database.engine.connect().close()
+        except SQLAlchemyError as exc:
+            raise cannot_open(schema.app, url, exc) from None
+        yield database
+    finally:
+        database.dispose()
+
+
 @db_app.command()
 def current(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) -> None:
     """Show each store's revision beside the one this release needs; exit 1 if a store is
@@ -44,15 +68,11 @@ def current(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) 
     from sqlalchemy.engine import make_url
 
     from aigc_apps.migrations import current_revision, head_revision, newer_than_release
-    from aigc_apps.store import Database
 
     rows = []
     for schema, url in _stores(app, db):
-        database = Database(url)
-        try:
+        with _connected(schema, url) as database:
             revision = current_revision(database, schema)
-        finally:
-            database.dispose()
         head = head_revision(schema)
         rows.append({
             "app": schema.app,
@@ -84,16 +104,12 @@ def upgrade(app: AppOpt = None, db: DbOpt = None, json_output: JsonOpt = False) 
     """Apply the missing migrations, each store in one transaction."""
     from aigc_apps.migrations import current_revision
     from aigc_apps.migrations import upgrade as run_upgrade
-    from aigc_apps.store import Database
 
     done = []
     for schema, url in _stores(app, db):
-        database = Database(url)
-        try:
+        with _connected(schema, url) as database:
             before = current_revision(database, schema)
             after = run_upgrade(database, schema)
-        finally:
-            database.dispose()
         done.append({"app": schema.app, "from": before, "to": after})
     if json_output:
         print_json(done)

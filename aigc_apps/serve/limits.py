@@ -15,6 +15,8 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -146,12 +148,17 @@ class RateLimiter:
     ``60 / per_minute`` seconds. Thread-safe; ``per_minute <= 0`` turns it off.
     """
 
-    MAX_KEYS = 10_000  # idle buckets are full ones: forgetting them changes nothing
+    # Buckets kept at most. Idle buckets refill to full, so forgetting the least recently
+    # used one loses the least: clearing them all would hand every throttled caller a new
+    # minute as soon as enough other addresses came by. About 100 bytes a bucket.
+    MAX_KEYS = 100_000
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._clock = clock
+        # least recently used first: a bucket moves to the end each time it is spent from
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     async def acquire(self, key: str) -> None:
@@ -165,15 +172,17 @@ class RateLimiter:
         """Spend one request of ``key``; 429 with ``Retry-After`` when none is left."""
         if self.capacity <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if key in self._buckets:
+                self._buckets.move_to_end(key)
+            elif len(self._buckets) >= self.MAX_KEYS:
+                self._buckets.popitem(last=False)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
                 raise self.exceeded(tokens)
-            if len(self._buckets) >= self.MAX_KEYS and key not in self._buckets:
-                self._prune(now)
             self._buckets[key] = (tokens - 1.0, now)
 
     def exceeded(self, tokens: float) -> ApiError:
@@ -183,14 +192,6 @@ class RateLimiter:
             f"retry in {wait} s", "rate_limit_error", "rate_limit_exceeded",
             headers={"Retry-After": str(wait)},
         )
-
-    def _prune(self, now: float) -> None:
-        full_after = self.capacity / self.rate
-        for key, (_tokens, last) in list(self._buckets.items()):
-            if now - last >= full_after:
-                del self._buckets[key]
-        if len(self._buckets) >= self.MAX_KEYS:
-            self._buckets.clear()
 
 
 # KEYS[1] the bucket; ARGV capacity, refill per second. Redis's clock, so that every worker

@@ -159,7 +159,9 @@ class Ingester:
     :class:`~apps.sentiment.alert_schedule.AlertSchedule` (anything with
     ``evaluate_since(db, {topic: since}) -> list[dict]`` and ``flush(db)``), run after
     each stored batch of a live feed, when it goes quiet, and at the end of a file;
-    ``on_alert`` sees each new alert as it fires.
+    ``on_alert`` sees each new alert as it fires. ``refresh``, on a live feed that runs for
+    days, gives the scorer and matcher before each batch is scored, so a model trained or
+    activated, or a topic added, while it runs is used from the next batch.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class Ingester:
         alerts: Any = None,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], datetime] = utcnow,
+        refresh: Callable[[], tuple[Scorer, TopicMatcher | None]] | None = None,
     ) -> None:
         self.db = db
         self.scorer = scorer
@@ -184,6 +187,7 @@ class Ingester:
         self.alerts = alerts
         self.on_alert = on_alert
         self.now = now
+        self.refresh = refresh
 
     # -- one record ---------------------------------------------------------------------
     def normalize(self, row: RawRow) -> Incoming | Skip:
@@ -194,6 +198,8 @@ class Ingester:
                 expected = ", ".join(self.text_cols)
                 return Skip(row.line, f"no text field (expected one of {expected})")
             return Skip(row.line, f"empty {present[0]!r}")
+        if isinstance(value, Mapping | list | bool):  # str() would store its Python repr
+            return Skip(row.line, f"{col!r} must be text, not {_not_a_name(value)}")
         text = _CONTROL.sub(" ", str(value)).strip()
         if not text:
             return Skip(row.line, f"empty {col!r}")
@@ -292,6 +298,8 @@ class Ingester:
         fresh = self._new_only(batch, report)
         if not fresh:
             return {}
+        if self.refresh is not None:
+            self.scorer, self.matcher = self.refresh()
         start = time.perf_counter()
         texts = [r.text for r in fresh]
         probs = predictions(np.asarray(self.scorer.predict_proba(texts), dtype=np.float64))

@@ -3,8 +3,11 @@
 Construction does no I/O. The database, the scoring model, the encoder and the topic
 matcher load on first use, once, and are shared by every later call, so a long-running
 server pays for them once. Which model scores texts is the registry's active sentiment
-model unless a call names another; when another entry becomes active, the next call loads
-it. ``close()`` (or ``with``) releases the connections.
+model unless a call names another. Each call first reads the registry's generation stamp of
+the app's models (one primary-key SELECT, :meth:`ModelRegistry.freshness`): when another
+process or worker trained, activated or deleted a model since, the loaded models are
+dropped and the next use loads what the registry says now, so every worker of ``aigc serve
+--workers N`` answers alike. ``close()`` (or ``with``) releases the connections.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ class SentimentService:
         self.similarity = similarity
         self._encoder = encoder
         self._models: dict[str, Scorer] = {}
-        self._active: tuple[tuple[Any, ...] | None, Scorer] | None = None
+        self._active: Scorer | None = None
+        self._fresh = self.registry.freshness(APP)
         self._matcher: tuple[list[WatchTopic], Any, TopicMatcher] | None = None
         self._lock = threading.RLock()
 
@@ -141,24 +145,24 @@ class SentimentService:
         return open_db(self.db_url or self.settings.db_url(APP))
 
     def model(self, name: str | None = None) -> Scorer:
-        """Model ``name``, or the active sentiment model; each loaded once and kept.
-
-        The active entry is looked up on every call (one indexed query), so a model
-        activated elsewhere (another process, ``aigc models``) is picked up at once.
+        """Model ``name``, or the active sentiment model; each loaded once and kept until
+        the registry's stamp of the app's models moves (a model trained, activated or
+        deleted here or elsewhere), so a change made by another process is seen at once.
         """
         with self._lock:
+            if self._fresh.check():
+                self._models.clear()
+                self._active = None
             if name is not None:
                 if name not in self._models:
                     self._models[name] = SentimentModel.load(name, registry=self.registry)
                 return self._models[name]
-            entry = self.registry.active(APP, SENTIMENT_ROLE)
-            stamp = (entry.name, str(entry.path), entry.created_at) if entry else None
-            if self._active is None or self._active[0] != stamp:
+            if self._active is None:
                 # by name, so that what is loaded is what was looked up
-                scorer = SentimentModel.load(entry.name if entry else None,
-                                             registry=self.registry)
-                self._active = (stamp, scorer)
-            return self._active[1]
+                entry = self.registry.active(APP, SENTIMENT_ROLE)
+                self._active = SentimentModel.load(entry.name if entry else None,
+                                                   registry=self.registry)
+            return self._active
 
     @property
     def encoder(self) -> TextEncoder:
@@ -247,10 +251,7 @@ class SentimentService:
               options: FitOptions | None = None, *, topics: bool = False) -> TrainReport:
         """Fine-tune, register and activate a classifier (and a topic classifier) on one
         labelled source or several (mixed, selected on and reported per source)."""
-        report = train_sentiment(data, name, options, topics=topics, registry=self.registry)
-        with self._lock:
-            self._models.pop(name, None)  # retrained under the same name
-        return report
+        return train_sentiment(data, name, options, topics=topics, registry=self.registry)
 
     def evaluate(
         self,
@@ -335,12 +336,19 @@ class SentimentService:
                fmt: str | None = None, stop: threading.Event | None = None,
                idle_timeout: float | None = None, on_alert: AlertCallback | None = None
                ) -> IngestReport:
-        """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set."""
+        """Tail a growing file (or stdin when ``path`` is None) until ``stop`` is set; each
+        batch is scored by the model (and matched to the topics) of that moment."""
         source = "stdin" if path is None else Path(path).name
         opts = options or IngestOptions()
         schedule = AlertSchedule(AlertEngine(webhook=opts.webhook))
         ingester = self.ingester(opts, default_source=source, on_alert=on_alert,
                                  alerts=schedule)
+
+        def current() -> tuple[Scorer, TopicMatcher]:  # a stamp read and a topics read
+            scorer = self.model(opts.model)
+            return scorer, self.matcher(scorer)
+
+        ingester.refresh = current  # a feed followed for days follows the registry too
         return ingester.follow(path, fmt=fmt, stop=stop, idle_timeout=idle_timeout)
 
     # -- reports -----------------------------------------------------------------------------

@@ -30,21 +30,27 @@ SuggestionArg = Annotated[int, typer.Argument(help="Suggestion id (from the list
 
 
 @contextmanager
-def _service(db: str | None) -> Iterator[SupportService]:
-    """The service, closed at the end; closing gives webhooks a few seconds
-    (:data:`~.webhooks.CLOSE_BUDGET_S`), and what is left is said on stderr."""
+def open_service(db: str | None, **options: Any) -> Iterator[SupportService]:
+    """A command's service, closed at the end of the command: closing posts the webhook
+    events the command made (a handoff by ``ask``, a take), giving them a few seconds
+    (:data:`~.webhooks.CLOSE_BUDGET_S`); what is left is said on stderr, so that a command
+    neither hangs on a slow receiver nor drops its events silently."""
     from .service import SupportService
 
-    bot = SupportService(db)
+    bot = SupportService(db, **options)
     try:
-        with bot:
-            yield bot
+        yield bot
     finally:
-        if n := bot.webhooks_queued:
-            err_console.print(
-                f"{n} webhook event{'s are' if n != 1 else ' is'} still queued (the receiver "
-                "is slow or down); the next command or a running server delivers them",
-                markup=False, soft_wrap=True)
+        bot.close()
+        _report_queued(bot)
+
+
+def _report_queued(bot: SupportService) -> None:
+    if n := bot.webhooks_queued:
+        err_console.print(
+            f"{n} webhook event{'s are' if n != 1 else ' is'} still queued (the receiver "
+            "is slow or down); the next command or a running server delivers them",
+            markup=False, soft_wrap=True)
 
 
 def _state_line(info: dict[str, Any]) -> str:
@@ -64,7 +70,7 @@ def queue(
     json_output: JsonOpt = False,
 ) -> None:
     """Conversations waiting for a person, longest waiting first, with the last messages."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         rows = bot.conversations.queue(state)
     if json_output:
         print_json(rows)
@@ -86,7 +92,7 @@ def queue(
 def take(conversation: IdArg, agent: AgentOpt, db: DbOpt = None) -> None:
     """Take a conversation (from the queue, or pull one in from the bot): you answer it
     from now on. Another agent's conversation cannot be taken."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         console.print(_state_line(bot.conversations.take(conversation, agent)), markup=False)
 
 
@@ -98,7 +104,7 @@ def reply(
     db: DbOpt = None,
 ) -> None:
     """Answer the customer in a conversation you hold."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         sent = bot.conversations.reply(conversation, agent, text)
     console.print(f"sent message {sent['id']} to conversation {conversation}")
 
@@ -106,14 +112,14 @@ def reply(
 @agents_app.command()
 def release(conversation: IdArg, agent: AgentOpt, db: DbOpt = None) -> None:
     """Hand a conversation you hold back to the bot."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         console.print(_state_line(bot.conversations.release(conversation, agent)), markup=False)
 
 
 @agents_app.command()
 def resolve(conversation: IdArg, agent: AgentOpt, db: DbOpt = None) -> None:
     """Close a conversation you hold; your answers become suggestions for the knowledge base."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         console.print(_state_line(bot.conversations.resolve(conversation, agent)), markup=False)
         waiting = len(bot.suggestions())
     console.print(f"{waiting} suggestion(s) wait for review (`aigc support suggestions`)")
@@ -129,7 +135,7 @@ def suggestions(
     """List question/answer pairs from resolved conversations (pending ones by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    with _service(db) as bot:
+    with open_service(db) as bot:
         rows = bot.suggestions(None if status == "all" else status)
     if json_output:
         print_json(rows)
@@ -156,7 +162,7 @@ def suggestions_approve(
     db: DbOpt = None,
 ) -> None:
     """Add a suggestion to the knowledge base as an answer template (indexed, citable)."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         done = bot.approve_suggestion(suggestion, intent, question)
     console.print(f"suggestion {suggestion} approved as template {done['intent']!r}")
 
@@ -164,7 +170,7 @@ def suggestions_approve(
 @suggestions_app.command("reject")
 def suggestions_reject(suggestion: SuggestionArg, db: DbOpt = None) -> None:
     """Keep a suggestion out of the knowledge base."""
-    with _service(db) as bot:
+    with open_service(db) as bot:
         bot.reject_suggestion(suggestion)
     console.print(f"suggestion {suggestion} rejected")
 
@@ -174,7 +180,7 @@ def stats(db: DbOpt = None, json_output: JsonOpt = False) -> None:
     """Handoff rate, median and p90 wait before take-over, resolution rate, per intent."""
     from rich.table import Table
 
-    with _service(db) as bot:
+    with open_service(db) as bot:
         figures = bot.handoff_stats()
     if json_output:
         print_json(figures)
@@ -210,7 +216,7 @@ def webhook(
     back-off; a server delivers on its own, --deliver does it once from here)."""
     from .webhooks import deliver_due, set_webhook_url, webhook_url
 
-    with _service(db) as bot:
+    with open_service(db) as bot:
         if url or clear:
             set_webhook_url(bot.db, None if clear else url)
         console.print(f"webhook: {webhook_url(bot.db) or 'none'}")

@@ -8,7 +8,7 @@ database alone).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,7 +23,8 @@ from aigc_apps.console import (
     print_json,
 )
 
-from .agent_cli import agents_app
+from .agent_cli import agents_app, open_service
+from .quarantine_cli import quarantine_app
 
 if TYPE_CHECKING:
     from .answers import BotReply
@@ -35,12 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(agents_app)  # queue, take, reply, release, resolve, suggestions, stats, webhook
-
-
-def _service(db: str | None, **kwargs: Any) -> SupportService:
-    from .service import SupportService
-
-    return SupportService(db, **kwargs)
+app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.command()
@@ -69,26 +65,27 @@ def ingest(
     json_output: JsonOpt = False,
 ) -> None:
     """Add knowledge; re-ingesting unchanged files does nothing, changed files replace theirs."""
-    bot = _service(db)
-    report = bot.ingest(
-        paths, kind=kind, text_col=text_col, intent_col=intent_col, answer_col=answer_col
-    )
-    if json_output:
-        print_json({**report.__dict__, "stats": bot.stats()})
-        return
-    console.print(
-        f"{len(report.files)} file(s): {report.added_sources} new, {report.replaced_sources} "
-        f"changed, {report.unchanged_sources} unchanged; {report.entries_added} entries added, "
-        f"{report.entries_removed} removed, {len(report.skipped)} rows skipped"
-    )
-    for skip in report.skipped[:10]:
-        console.print(f"  skipped {skip}")
-    if report.quarantined:
-        console.print(
-            f"{report.quarantined} passage(s) held in quarantine: they read like instructions "
-            "to the assistant (see `aigc support quarantine`)"
+    with open_service(db) as bot:
+        report = bot.ingest(
+            paths, kind=kind, text_col=text_col, intent_col=intent_col, answer_col=answer_col
         )
-    console.print(f"handoff threshold {bot.calibration.threshold:.3f} ({bot.calibration.method})")
+        if json_output:
+            print_json({**report.__dict__, "stats": bot.stats()})
+            return
+        console.print(
+            f"{len(report.files)} file(s): {report.added_sources} new, {report.replaced_sources} "
+            f"changed, {report.unchanged_sources} unchanged; {report.entries_added} entries added, "
+            f"{report.entries_removed} removed, {len(report.skipped)} rows skipped"
+        )
+        for skip in report.skipped[:10]:
+            console.print(f"  skipped {skip}")
+        if report.quarantined:
+            console.print(
+                f"{report.quarantined} passage(s) held in quarantine: they read like instructions "
+                "to the assistant (see `aigc support quarantine`)"
+            )
+        calibration = bot.calibration
+        console.print(f"handoff threshold {calibration.threshold:.3f} ({calibration.method})")
 
 
 @app.command()
@@ -103,7 +100,8 @@ def ask(
     from .answers import clean_question
 
     clean_question(question)  # fail fast, before any model is loaded
-    reply = _service(db, max_new_tokens=max_new_tokens).ask(question, session)
+    with open_service(db, max_new_tokens=max_new_tokens) as bot:
+        reply = bot.ask(question, session)
     if json_output:
         print_json(reply.to_dict())
         return
@@ -137,31 +135,31 @@ def chat(
     agent's messages are shown before each prompt once a person has taken over."""
     from aigc_apps.errors import AigcError
 
-    bot = _service(db, max_new_tokens=max_new_tokens)
-    console.print("Support chat. Ask a question; an empty line ends the session.")
-    seen = 0
-    while True:
-        if session:
-            seen = _show_new(bot, session, seen)
-        try:
-            question = console.input("[bold]you>[/] ")
-        except (EOFError, KeyboardInterrupt):
-            break
-        if not question.strip() or question.strip().lower() in ("quit", "exit"):
-            break
-        console.print("[bold]bot>[/] ", end="")
-        try:
-            reply = bot.ask(
-                question, session, on_token=lambda t: console.print(t, end="", markup=False)
-            )
-        except AigcError as exc:
-            console.print(f"\n[red]error:[/] {exc}")
-            continue
-        console.print()
-        _footer(reply)
-        session = reply.session_id
-        seen = max([seen] + [m["id"] for m in bot.conversations.messages(session, seen)
-                             if m["role"] in ("customer", "bot")])
+    with open_service(db, max_new_tokens=max_new_tokens) as bot:
+        console.print("Support chat. Ask a question; an empty line ends the session.")
+        seen = 0
+        while True:
+            if session:
+                seen = _show_new(bot, session, seen)
+            try:
+                question = console.input("[bold]you>[/] ")
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not question.strip() or question.strip().lower() in ("quit", "exit"):
+                break
+            console.print("[bold]bot>[/] ", end="")
+            try:
+                reply = bot.ask(
+                    question, session, on_token=lambda t: console.print(t, end="", markup=False)
+                )
+            except AigcError as exc:
+                console.print(f"\n[red]error:[/] {exc}")
+                continue
+            console.print()
+            _footer(reply)
+            session = reply.session_id
+            seen = max([seen] + [m["id"] for m in bot.conversations.messages(session, seen)
+                                 if m["role"] in ("customer", "bot")])
 
 
 def _show_new(bot: SupportService, session: str, after: int) -> int:
@@ -193,7 +191,8 @@ def feedback(
 
     if good is None:
         raise DataError("say whether the answer was right: --good or --bad")
-    fid = _service(db).feedback(session, turn, good, correct_answer)
+    with open_service(db) as bot:
+        fid = bot.feedback(session, turn, good, correct_answer)
     console.print(f"feedback {fid} recorded for session {session} turn {turn}")
 
 
@@ -201,14 +200,16 @@ def feedback(
 def reindex(db: DbOpt = None) -> None:
     """Rebuild the FAISS indexes (and intent heads) from the database: the repair for a
     damaged index, and what follows a change of encoder."""
-    n = _service(db).reindex()
+    with open_service(db) as bot:
+        n = bot.reindex()
     console.print(f"reindexed {n} entries")
 
 
 @app.command()
 def status(db: DbOpt = None, json_output: JsonOpt = False) -> None:
     """Knowledge base size, active encoder/adapter and the handoff threshold."""
-    stats = _service(db).stats()
+    with open_service(db) as bot:
+        stats = bot.stats()
     if json_output:
         print_json(stats)
         return
@@ -223,7 +224,8 @@ def session(
     json_output: JsonOpt = False,
 ) -> None:
     """Show a session's turns (questions are stored with personal data masked)."""
-    turns = _service(db).turns(session_id)
+    with open_service(db) as bot:
+        turns = bot.turns(session_id)
     if json_output:
         print_json(turns)
         return
@@ -255,18 +257,19 @@ def finetune(
     The LoRA options shape the generator's adapter and, with --lora, the encoder's
     (--target-modules applies to the generator: the encoder adapts all linear layers).
     """
-    report = _service(db).tune(
-        retriever=retriever,
-        generator=generator,
-        epochs=epochs,
-        batch_size=batch_size,
-        lora=lora,
-        max_steps=max_steps,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        target_modules=target_modules,
-    )
+    with open_service(db) as bot:
+        report = bot.tune(
+            retriever=retriever,
+            generator=generator,
+            epochs=epochs,
+            batch_size=batch_size,
+            lora=lora,
+            max_steps=max_steps,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=target_modules,
+        )
     if json_output:
         print_json(report.__dict__)
         return
@@ -286,9 +289,10 @@ def eval_(
     json_output: JsonOpt = False,
 ) -> None:
     """Top-1 accuracy, recall@5, MRR, handoff recall/false-handoff rate and latency."""
-    report = _service(db).evaluate_file(
-        data, text_col=text_col, intent_col=intent_col, oos_label=oos_label
-    )
+    with open_service(db) as bot:
+        report = bot.evaluate_file(
+            data, text_col=text_col, intent_col=intent_col, oos_label=oos_label
+        )
     if json_output:
         print_json(report.to_dict())
         return
@@ -329,114 +333,18 @@ def calibrate(
     texts, labels, skipped = read_labelled_queries(
         data, text_col, intent_col, where={"split": split} if split else None
     )
-    bot = _service(db)
-    chosen = bot.calibrate_on(texts, labels, max_wrong)
-    if json_output:
-        print_json({**chosen.to_dict(), "skipped": skipped})
-        return
-    console.print(
-        f"handoff threshold {chosen.threshold:.3f} on {chosen.n_in_scope} in-scope and "
-        f"{chosen.n_oos} out-of-scope questions: right {chosen.right:.1%}, wrong "
-        f"{chosen.wrong:.1%}, from documents {chosen.generated:.1%}, handed off "
-        f"{chosen.handoff:.1%}"
-        + (f"; out of scope handed off {chosen.oos_handoff:.1%}" if chosen.n_oos else ""),
-        markup=False,
-    )
-    if skipped:
-        console.print(f"{len(skipped)} rows skipped ({skipped[0]})", markup=False)
-
-
-quarantine_app = typer.Typer(
-    help="Passages held back at ingest because they read like instructions to the assistant "
-    "(and answers held back when sent): list them, approve false positives, reject the rest.",
-)
-app.add_typer(quarantine_app, name="quarantine")
-StatusOpt = Annotated[str, typer.Option(help="pending, approved, rejected or all.")]
-IdsArg = Annotated[list[int], typer.Argument(help="Quarantine ids (from the list).")]
-
-
-@quarantine_app.callback(invoke_without_command=True)
-def quarantine(
-    ctx: typer.Context,
-    status: StatusOpt = "pending",
-    db: DbOpt = None,
-    json_output: JsonOpt = False,
-) -> None:
-    """List quarantined passages (pending ones unless --status says otherwise)."""
-    if ctx.invoked_subcommand is None:
-        quarantine_list(status, db, json_output)
-
-
-@quarantine_app.command("list")
-def quarantine_list(
-    status: StatusOpt = "pending", db: DbOpt = None, json_output: JsonOpt = False
-) -> None:
-    """List quarantined passages with the reason each was held."""
-    _print_passages(_service(db).quarantine(None if status == "all" else status), json_output)
-
-
-@quarantine_app.command("approve")
-def quarantine_approve(ids: IdsArg, db: DbOpt = None, json_output: JsonOpt = False) -> None:
-    """Release false positives into the knowledge base (the index is rebuilt)."""
-    released = _service(db).approve(ids)
-    if json_output:
-        print_json(released)
-        return
-    console.print(f"released {len(released)} passage(s) of {len(ids)} into the knowledge base")
-
-
-@quarantine_app.command("reject")
-def quarantine_reject(ids: IdsArg, db: DbOpt = None, json_output: JsonOpt = False) -> None:
-    """Keep passages out for good (one approved before is withdrawn again)."""
-    withdrawn = _service(db).reject(ids)
-    if json_output:
-        print_json(withdrawn)
-        return
-    console.print(f"rejected {len(ids)} passage(s); {len(withdrawn)} withdrawn from knowledge")
-
-
-@quarantine_app.command("scan")
-def quarantine_scan(db: DbOpt = None, json_output: JsonOpt = False) -> None:
-    """Quarantine stored knowledge that reads like instructions (ingested before the guard)."""
-    moved = _service(db).scan_knowledge()
-    if json_output:
-        print_json(moved)
-        return
-    console.print(f"{len(moved)} passage(s) moved to quarantine")
-    _print_passages(moved, False)
-
-
-@quarantine_app.command("answers")
-def quarantine_answers(
-    limit: Annotated[int, typer.Option(min=1, help="Newest N.")] = 20,
-    db: DbOpt = None,
-    json_output: JsonOpt = False,
-) -> None:
-    """Answers held back at answer time (and handed off instead), with the reason."""
-    blocked = _service(db).blocked_answers(limit)
-    if json_output:
-        print_json(blocked)
-        return
-    for b in blocked:
+    with open_service(db) as bot:
+        chosen = bot.calibrate_on(texts, labels, max_wrong)
+        if json_output:
+            print_json({**chosen.to_dict(), "skipped": skipped})
+            return
         console.print(
-            f"session {b['session_id']} turn {b['turn']} ({b['path']}): {b['reason']}\n"
-            f"    asked: {b['question']}\n    held back: {b['answer'][:300]}",
+            f"handoff threshold {chosen.threshold:.3f} on {chosen.n_in_scope} in-scope and "
+            f"{chosen.n_oos} out-of-scope questions: right {chosen.right:.1%}, wrong "
+            f"{chosen.wrong:.1%}, from documents {chosen.generated:.1%}, handed off "
+            f"{chosen.handoff:.1%}"
+            + (f"; out of scope handed off {chosen.oos_handoff:.1%}" if chosen.n_oos else ""),
             markup=False,
         )
-
-
-def _print_passages(passages: list[dict[str, Any]], json_output: bool) -> None:
-    if json_output:
-        print_json(passages)
-        return
-    if not passages:
-        console.print("no passages in quarantine")
-    for p in passages:
-        where = f"{p['source']} > {p['title']}" if p["title"] else p["source"]
-        if p["intent"]:
-            where += f" (intent {p['intent']})"
-        console.print(
-            f"[{p['id']}] {p['status']} {p['kind']} from {where}: {p['reason']}\n"
-            f"    {' '.join(p['text'].split())[:300]}",
-            markup=False,
-        )
+        if skipped:
+            console.print(f"{len(skipped)} rows skipped ({skipped[0]})", markup=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from aigc_apps import stamps
 from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.registry import ModelRegistry
 from apps.sentiment.classifier import SentimentModel
@@ -131,27 +132,34 @@ def test_the_service_follows_the_active_entry(tmp_path: Path, loads: list[str | 
         assert service.model().name == "a" and loads == ["a", "b", "a"]
 
 
-def test_one_registry_read_per_score_or_ingester(
+def test_one_stamp_read_per_score_or_ingester(
     tmp_path: Path, loads: list[str | None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A request reads one counter (a primary-key SELECT); the active entry is looked up
+    only when the counter moved."""
     registry = ModelRegistry()
     registry.register("a", tmp_path / "a", app="sentiment", role="sentiment", base="minilm-l6")
     reads: list[str] = []
-    real_active = ModelRegistry.active
+    real_active, real_current = ModelRegistry.active, stamps.current
 
     def active(self: ModelRegistry, *args: object, **kwargs: object) -> object:
         reads.append("active")
         return real_active(self, *args, **kwargs)  # type: ignore[arg-type]
 
+    def current(*args: object) -> int:
+        reads.append("stamp")
+        return real_current(*args)  # type: ignore[arg-type]
+
     monkeypatch.setattr(ModelRegistry, "active", active)
+    monkeypatch.setattr(stamps, "current", current)
     with SentimentService(f"sqlite:///{tmp_path / 's.db'}", embeddings=False) as service:
         scorer = service.model()
-        assert len(reads) == 1
+        assert reads == ["stamp", "active"]
         service.score(["Bank profits rise"], scorer)  # a model in hand: no lookup
-        assert len(reads) == 1
+        assert reads == ["stamp", "active"]
         service.score(["Bank profits rise"])
         service.ingester()
-        assert len(reads) == 3 and loads == ["a"]
+        assert reads == ["stamp", "active", "stamp", "stamp"] and loads == ["a"]
 
 
 def test_active_model_comes_from_the_registry_not_the_newest(tmp_path: Path) -> None:

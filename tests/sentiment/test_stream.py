@@ -573,3 +573,14 @@ def test_ids_that_are_not_strings_or_integers_are_dead_lettered(
                _doc(6, id=None, url=["https://x"]): f"'url' {kind} an array"}
     good = [_doc(7, id=7), _doc(8)]
     assert _refuses(db_url, broker, stream, refused, good) == ["7", "d8"]
+
+
+def test_texts_that_are_not_text_are_dead_lettered(
+    db_url: str, broker: RedisStreamsBroker, stream: str, lexicon_model: None
+) -> None:
+    """Issue 24: a text sent as a JSON object was stored (and scored) as its Python repr."""
+    refused = {_doc(1, text={"body": "Shares plunge"}): "'text' must be text, not an object",
+               _doc(2, text=["Shares", "plunge"]): "'text' must be text, not an array",
+               _doc(3, text=None, headline=True): "'headline' must be text, not a boolean"}
+    good = [_doc(4), _doc(5, text=2024)]  # a number is its digits, as in a CSV file
+    assert _refuses(db_url, broker, stream, refused, good) == ["d4", "d5"]

@@ -216,6 +216,17 @@ def test_document_errors(client: TestClient) -> None:
     assert client.get("/v1/sentiment/documents").json() == {"documents": []}
 
 
+def test_texts_that_are_not_strings_are_refused(client: TestClient) -> None:
+    """Issue 24: a text sent as a JSON object must never be stored as its Python repr."""
+    for bad in ({"body": "Lender fined"}, ["Lender", "fined"], True):
+        resp = client.post("/v1/sentiment/documents",
+                           json={"documents": [{"id": "1", "text": bad}]})
+        assert assert_error(resp, 422, "invalid_request_error")["param"] == "documents.0.text"
+        resp = client.post("/v1/sentiment/score", json={"texts": [bad]})
+        assert assert_error(resp, 422, "invalid_request_error")["param"] == "texts.0"
+    assert client.get("/v1/sentiment/documents").json() == {"documents": []}
+
+
 def test_a_bad_document_refuses_the_whole_batch(client: TestClient) -> None:
     good = {"id": "1", "text": "Lender profits rise"}
     empty = [good, {"id": "2", "text": "\x00\x01"}]  # nothing left once control chars go

@@ -16,18 +16,23 @@ from apps.support.cli import app
 from apps.support.handoff import Conversations
 from apps.support.store import ChatSession, Transition, open_db
 from apps.support.webhooks import set_webhook_url
-from tests.hooks import SlowReceiver
+from tests.hooks import SlowReceiver, WebhookReceiver
 from tests.support.test_support_cli import run, runner
 
 
-def test_agent_round_trip(env: None, db_url: str, kb_dir: Path) -> None:
+def test_agent_round_trip(env: None, db_url: str, kb_dir: Path, local_webhooks: None) -> None:
     db = ("--db", db_url)
     run("ingest", str(kb_dir), *db)
     question = "Can I pay with a gift card from another store?"
     first = run("ask", question, *db, "--json")
     assert first["state"] == "bot"
     sid = first["session_id"]
-    asked = run("ask", "I want to talk to a human", "--session", sid, *db, "--json")
+    with WebhookReceiver() as receiver:
+        run("webhook", receiver.url(), *db)
+        asked = run("ask", "I want to talk to a human", "--session", sid, *db, "--json")
+        # `ask` closes its service: the handoff it queued is posted before the command ends
+        assert [b["to_state"] for b in receiver.delivered] == ["pending_human"]
+        run("webhook", "--clear", *db)
     assert asked["state"] == "pending_human" and asked["queue_position"] == 1
     (queued,) = run("queue", *db, "--json")
     assert queued["session_id"] == sid and queued["last_messages"][-1]["role"] == "system"

@@ -1,0 +1,96 @@
+"""Generation stamps: one counter row per kind of shared state, so that every worker of
+``aigc serve --workers N`` (and every other process on the same database) answers from
+the same state.
+
+A worker keeps what is costly to load in memory (an active model, a fitted index). Without
+a shared signal, a change made by another process (``aigc sentiment train`` beside a
+running server, ``aigc models activate``, another worker) is not seen until restart. So a
+writer of that state adds one to the stamp of its ``key`` in the transaction that makes the
+change (:func:`bump`: the rows and the counter commit together, so a reader that sees the
+new value sees the rows), and each worker compares the stamp with the value its state was
+loaded at before it answers (:meth:`Freshness.check`), reloading when they differ.
+
+- A bump is one ``UPDATE ... SET value = value + 1`` after an insert-if-missing (a row lock
+  on PostgreSQL, the write lock on SQLite): two writers at once both count.
+- A check is one primary-key SELECT, cheap enough for every request; there is no interval.
+- The counters live in ``aigc_stamps`` of the store whose rows they describe: a store
+  declares the table with :func:`stamp_table` on its metadata (and creates it in its
+  migrations); :func:`bump` and :func:`current` need only its name.
+
+This is the generic form of :mod:`apps.support.generation` (which also tells its own writes
+apart from others'): a worker here reloads after its own change too, which is what it would
+do anyway when the change is "another model is active".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, column, select, table, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from aigc_apps.store import Database
+
+TABLE = "aigc_stamps"
+_STAMPS = table(TABLE, column("key", String), column("value", Integer))
+
+
+def stamp_table(metadata: MetaData) -> Table:
+    """Declare ``aigc_stamps`` on a store's ``metadata`` (its migrations create it)."""
+    return Table(
+        TABLE,
+        metadata,
+        Column("key", String(200), primary_key=True),
+        Column("value", Integer, nullable=False, default=0),
+    )
+
+
+def bump(s: Session, key: str) -> int:
+    """Add one to stamp ``key`` in ``s``'s transaction; returns the new value."""
+    dialect = s.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        make = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        s.execute(make(_STAMPS).values(key=key, value=0).on_conflict_do_nothing())
+    elif s.scalar(select(_STAMPS.c.key).where(_STAMPS.c.key == key)) is None:
+        s.execute(_STAMPS.insert().values(key=key, value=0))  # first bump only: racy elsewhere
+    s.execute(update(_STAMPS).where(_STAMPS.c.key == key).values(value=_STAMPS.c.value + 1))
+    return int(s.scalar(select(_STAMPS.c.value).where(_STAMPS.c.key == key)) or 0)
+
+
+def current(db: Database, key: str) -> int:
+    """Stamp ``key`` in ``db`` (0 before its first bump)."""
+    with db.engine.connect() as conn:
+        value = conn.execute(select(_STAMPS.c.value).where(_STAMPS.c.key == key)).scalar()
+    return int(value) if value is not None else 0
+
+
+class Freshness:
+    """Which value of stamp ``key`` one worker's in-memory state was loaded at.
+
+    ``db`` is the store's :class:`Database`, or a function returning it (a store opened
+    lazily). :meth:`check` says whether to reload; call it before each answer, under the
+    lock that guards the state it describes.
+
+    >>> fresh = Freshness(Database("sqlite:///:memory:"), "models:demo")
+    """
+
+    def __init__(self, db: Database | Callable[[], Database], key: str) -> None:
+        self._db = db
+        self.key = key
+        self.loaded: int | None = None  # None: nothing loaded yet
+        self._lock = threading.Lock()
+
+    def check(self) -> bool:
+        """True when the state must be (re)loaded: the first time, and whenever the stamp
+        moved since. The value is read before the caller reloads, so what it loads is at
+        least that new; a change during the reload moves the stamp again and the next
+        check says so."""
+        db = self._db if isinstance(self._db, Database) else self._db()
+        value = current(db, self.key)
+        with self._lock:
+            if value == self.loaded:
+                return False
+            self.loaded = value
+            return True
