@@ -13,9 +13,11 @@ loaded at before it answers (:meth:`Freshness.check`), reloading when they diffe
 - A bump is one ``UPDATE ... SET value = value + 1`` after an insert-if-missing (a row lock
   on PostgreSQL, the write lock on SQLite): two writers at once both count.
 - A check is one primary-key SELECT, cheap enough for every request; there is no interval.
-- The counters live in ``aigc_stamps`` of the store whose rows they describe: a store
-  declares the table with :func:`stamp_table` on its metadata (and creates it in its
-  migrations); :func:`bump` and :func:`current` need only its name.
+- The counters live in a stamp table of the store whose rows they describe, so the bump
+  commits with them: ``aigc_stamps`` in the core store, an app's own (``rec_stamps``) in an
+  app's store, since several stores may share one PostgreSQL database and each creates its
+  tables in its own migrations. A store declares it with :func:`stamp_table` on its
+  metadata; :func:`bump`, :func:`current` and :class:`Freshness` need only its name.
 
 This is the generic form of :mod:`apps.support.generation` (which also tells its own writes
 apart from others'): a worker here reloads after its own change too, which is what it would
@@ -30,25 +32,30 @@ from collections.abc import Callable
 from sqlalchemy import Column, Integer, MetaData, String, Table, column, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import TableClause
 
 from aigc_apps.store import Database
 
 TABLE = "aigc_stamps"
-_STAMPS = table(TABLE, column("key", String), column("value", Integer))
 
 
-def stamp_table(metadata: MetaData) -> Table:
-    """Declare ``aigc_stamps`` on a store's ``metadata`` (its migrations create it)."""
+def _stamps(name: str) -> TableClause:
+    return table(name, column("key", String), column("value", Integer))
+
+
+def stamp_table(metadata: MetaData, name: str = TABLE) -> Table:
+    """Declare the stamp table ``name`` on a store's ``metadata`` (its migrations create it)."""
     return Table(
-        TABLE,
+        name,
         metadata,
         Column("key", String(200), primary_key=True),
         Column("value", Integer, nullable=False, default=0),
     )
 
 
-def bump(s: Session, key: str) -> int:
+def bump(s: Session, key: str, *, table: str = TABLE) -> int:
     """Add one to stamp ``key`` in ``s``'s transaction; returns the new value."""
+    _STAMPS = _stamps(table)
     dialect = s.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         make = sqlite.insert if dialect == "sqlite" else postgresql.insert
@@ -59,8 +66,9 @@ def bump(s: Session, key: str) -> int:
     return int(s.scalar(select(_STAMPS.c.value).where(_STAMPS.c.key == key)) or 0)
 
 
-def current(db: Database, key: str) -> int:
+def current(db: Database, key: str, *, table: str = TABLE) -> int:
     """Stamp ``key`` in ``db`` (0 before its first bump)."""
+    _STAMPS = _stamps(table)
     with db.engine.connect() as conn:
         value = conn.execute(select(_STAMPS.c.value).where(_STAMPS.c.key == key)).scalar()
     return int(value) if value is not None else 0
@@ -76,9 +84,12 @@ class Freshness:
     >>> fresh = Freshness(Database("sqlite:///:memory:"), "models:demo")
     """
 
-    def __init__(self, db: Database | Callable[[], Database], key: str) -> None:
+    def __init__(
+        self, db: Database | Callable[[], Database], key: str, *, table: str = TABLE
+    ) -> None:
         self._db = db
         self.key = key
+        self.table = table
         self.loaded: int | None = None  # None: nothing loaded yet
         self._lock = threading.Lock()
 
@@ -88,9 +99,14 @@ class Freshness:
         least that new; a change during the reload moves the stamp again and the next
         check says so."""
         db = self._db if isinstance(self._db, Database) else self._db()
-        value = current(db, self.key)
+        value = current(db, self.key, table=self.table)
         with self._lock:
             if value == self.loaded:
                 return False
             self.loaded = value
             return True
+
+    def forget(self) -> None:
+        """The reload that :meth:`check` asked for failed: the next check asks again."""
+        with self._lock:
+            self.loaded = None
