@@ -19,9 +19,10 @@ loaded at before it answers (:meth:`Freshness.check`), reloading when they diffe
   tables in its own migrations. A store declares it with :func:`stamp_table` on its
   metadata; :func:`bump`, :func:`current` and :class:`Freshness` need only its name.
 
-This is the generic form of :mod:`apps.support.generation` (which also tells its own writes
-apart from others'): a worker here reloads after its own change too, which is what it would
-do anyway when the change is "another model is active".
+This is the generic form of :mod:`apps.support.generation`, which counts with :func:`bump`
+and :func:`current` in its settings table and also tells its own writes apart from others'
+(a worker here reloads after its own change too, which is what it would do anyway when the
+change is "another model is active").
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, column, select, table, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    cast,
+    column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
@@ -53,24 +65,31 @@ def stamp_table(metadata: MetaData, name: str = TABLE) -> Table:
     )
 
 
-def bump(s: Session, key: str, *, table: str = TABLE) -> int:
-    """Add one to stamp ``key`` in ``s``'s transaction; returns the new value."""
-    _STAMPS = _stamps(table)
+def bump(s: Session, key: str, *, table: str | Table = TABLE) -> int:
+    """Add one to stamp ``key`` in ``s``'s transaction; returns the new value.
+
+    ``table`` is a stamp table's name, or any (key, value) table: one whose ``value`` is
+    text (a settings table) counts in text, as support's knowledge generation does."""
+    t = _stamps(table) if isinstance(table, str) else table
+    value = t.c.value
+    textual = isinstance(value.type, String)  # Text too
+    zero: str | int = "0" if textual else 0
     dialect = s.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         make = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        s.execute(make(_STAMPS).values(key=key, value=0).on_conflict_do_nothing())
-    elif s.scalar(select(_STAMPS.c.key).where(_STAMPS.c.key == key)) is None:
-        s.execute(_STAMPS.insert().values(key=key, value=0))  # first bump only: racy elsewhere
-    s.execute(update(_STAMPS).where(_STAMPS.c.key == key).values(value=_STAMPS.c.value + 1))
-    return int(s.scalar(select(_STAMPS.c.value).where(_STAMPS.c.key == key)) or 0)
+        s.execute(make(t).values(key=key, value=zero).on_conflict_do_nothing())
+    elif s.scalar(select(t.c.key).where(t.c.key == key)) is None:
+        s.execute(t.insert().values(key=key, value=zero))  # first bump only: racy elsewhere
+    plus_one = cast(cast(value, Integer) + 1, value.type) if textual else value + 1
+    s.execute(update(t).where(t.c.key == key).values(value=plus_one))
+    return int(s.scalar(select(value).where(t.c.key == key)) or 0)
 
 
-def current(db: Database, key: str, *, table: str = TABLE) -> int:
+def current(db: Database, key: str, *, table: str | Table = TABLE) -> int:
     """Stamp ``key`` in ``db`` (0 before its first bump)."""
-    _STAMPS = _stamps(table)
+    t = _stamps(table) if isinstance(table, str) else table
     with db.engine.connect() as conn:
-        value = conn.execute(select(_STAMPS.c.value).where(_STAMPS.c.key == key)).scalar()
+        value = conn.execute(select(t.c.value).where(t.c.key == key)).scalar()
     return int(value) if value is not None else 0
 
 
