@@ -58,3 +58,4 @@ def test_freshness_says_reload_first_and_after_each_change_elsewhere(
     assert Freshness(mine.db, "never-bumped").check()
     mine.close()
     theirs.close()
+

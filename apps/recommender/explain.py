@@ -1,8 +1,11 @@
 """Human-readable reasons for a recommendation: which past items and tags it matches.
 
-Each past item's pull on the candidate is its EASE weight plus its sequence (transition)
-weight plus its text similarity, each scaled to the strongest in the user's recent history,
-so the named items are the ones that actually moved the score.
+Each past item's pull on the candidate is its (positive) EASE weight plus its sequence
+(transition) weight, each scaled to the strongest in the user's recent history, so the named
+items are the ones that actually moved the collaborative score. A reason is given only when
+it holds: an item with no collaborative tie to the history is named "similar to" a past item
+only when their texts are similar above the cold bar, and an item with no interactions is
+explained by what its text matched (:mod:`.cold`). Nothing true to say: no reason.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .cold import STATED, cold_matches, cold_reason
 
 if TYPE_CHECKING:
     from .ranker import UserContext
@@ -46,25 +51,40 @@ def _reasons(
     rec: Recommender, ctx: UserContext, j: int, sig: dict[str, np.ndarray], h: np.ndarray,
     trans: np.ndarray | None, seen: Counter[str], hot: float,
 ) -> list[str]:
+    """Only reasons that hold for ``j``: a past item is named as the cause only when the
+    collaborative models tie it to ``j`` (a positive EASE or transition weight), or, by
+    text, when the two are similar above the cold bar; a cold item is named by what its
+    text matched."""
     catalog, b = rec.catalog, rec.builder
     out: list[str] = []
+    if b.popularity.counts[j] == 0:  # no interactions: only its text can be the reason
+        sim, nearest = cold_matches(rec.content, ctx, np.array([j]))
+        if np.isfinite(sim[0]):
+            title = None if nearest[0] == STATED else catalog.titles[int(nearest[0])]
+            out.append(cold_reason(title, float(sim[0])))
+        return out
     if ctx.text_vec is not None and sig["text_query"][j] > 0:
         out.append(f"matches your stated interest (text similarity {sig['text_query'][j]:.2f})")
     if len(h) and trans is not None:
-        pull = _scaled(b.ease.pair(h, j)) + _scaled(trans)
-        if b.content is not None:
-            pull = pull + 0.5 * _scaled(b.content.V[h] @ b.content.V[j])
-        best = [int(h[i]) for i in np.argsort(-pull, kind="stable")[:2] if pull[i] > 0]
-        best = list(dict.fromkeys(best))
+        ease = b.ease.pair(h, j)
+        pull = _scaled(np.maximum(ease, 0)) + _scaled(np.maximum(trans, 0))
+        best = list(dict.fromkeys(int(h[i]) for i in np.argsort(-pull, kind="stable")[:2]
+                                  if pull[i] > 0))  # fmt: skip
         if best:
             out.append(
                 "because you engaged with " + " and ".join(repr(catalog.titles[i]) for i in best)
             )
+        elif b.content is not None:
+            sims = b.content.V[h] @ b.content.V[j]
+            near = int(np.argmax(sims))
+            if sims[near] >= rec.cold_threshold:
+                out.append(
+                    f"similar to {catalog.titles[int(h[near])]!r} you engaged with "
+                    f"(text similarity {sims[near]:.2f})"
+                )
         shared = sorted((t for t in catalog.tags[j] if t in seen), key=lambda t: -seen[t])[:3]
         if shared:
             out.append("shares tags you like: " + ", ".join(shared))
-    if b.popularity.counts[j] == 0:
-        out.append("new item (no interactions yet), matched by its text")
-    elif sig["pop_30d"][j] > 0 and sig["pop_30d"][j] >= hot:
+    if sig["pop_30d"][j] > 0 and sig["pop_30d"][j] >= hot:
         out.append("popular in the last 30 days")
-    return out or ["popular with people who share your history"]
+    return out

@@ -166,6 +166,24 @@ class FeatureBuilder:
         return np.stack([sig[f][cand] for f in FEATURES], axis=1).astype(np.float32)
 
 
+def distinct(history: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item once, at its latest event (order by that event kept).
+
+    The collaborative models count a repeated item once (:meth:`Interactions.matrix`); a
+    history that repeats one item fifty times would multiply that item's EASE row and
+    transitions fifty-fold and its length feature with them, far outside anything the ranker
+    was trained on (fifty purchases of one fantasy book then ranked crime titles at 1.0)."""
+    history = np.asarray(history, np.int64)
+    times = np.asarray(times, float)
+    if len(history) < 2:
+        return history, times
+    _, last = np.unique(history[::-1], return_index=True)
+    keep = np.sort(len(history) - 1 - last)
+    if len(keep) == len(history):
+        return history, times
+    return history[keep], times[keep]
+
+
 @dataclass
 class HeldOut:
     """The ranker's labels: ``targets[n]`` is user ``users[n]``'s held-out next item.
@@ -290,7 +308,14 @@ class CandidateFeatures:
     def context(
         self, history: np.ndarray, times: np.ndarray, text: str | None = None
     ) -> UserContext:
-        """A serving request: history with times (may be empty) and an optional free text."""
+        """A serving request: history with times (may be empty) and an optional free text.
+
+        The history is made :func:`distinct` (as the models were fitted), and the time the
+        popularity and age features are read at is the user's latest event but never after
+        the training log's last one: for events made after training, the windows would
+        otherwise be empty and every known item look years old, a user no trained row
+        resembles (the ranker then preferred any item with no interactions, even junk)."""
+        history, times = distinct(history, times)
         ivec = None
         if self.interest_ is not None and len(history):
             ivec = self.interest_.user_vectors([history])[0]
@@ -301,7 +326,8 @@ class CandidateFeatures:
                     "a free-text interest needs a content encoder (train with --encoder)"
                 )
             tvec = self.content_.encode([text])[0]
-        now = None if len(times) else float(self.builder_.popularity.times[-1])
+        trained_until = float(self.builder_.popularity.times[-1])
+        now = min(float(times[-1]), trained_until) if len(times) else trained_until
         return UserContext(np.asarray(history, np.int64), np.asarray(times, float), ivec, tvec, now)
 
     def signals(self, ctx: UserContext) -> dict[str, np.ndarray]:
@@ -326,11 +352,13 @@ class CandidateFeatures:
         hist, b = inner.histories(), inner.bounds()
         ivecs = None
         if self.interest_ is not None:
-            ivecs = self.interest_.user_vectors([hist[u] for u in heldout.users])
+            ivecs = self.interest_.user_vectors(
+                [distinct(hist[u], inner.ts[b[u] : b[u + 1]])[0] for u in heldout.users]
+            )
         xs, ys, gs = [], [], []
         for n, (u, target) in enumerate(zip(heldout.users, heldout.targets, strict=True)):
             ivec = ivecs[n] if ivecs is not None else None
-            sig = self.signals(UserContext(hist[u], inner.ts[b[u] : b[u + 1]], ivec))
+            sig = self.signals(UserContext(*distinct(hist[u], inner.ts[b[u] : b[u + 1]]), ivec))
             cand = self.candidates(sig, exclude=hist[u])
             if target not in cand:
                 continue

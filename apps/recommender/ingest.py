@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from aigc_apps.data import content_hash, read_records
 from aigc_apps.data import parse_timestamp as core_parse_timestamp
 from aigc_apps.errors import DataError
+from aigc_apps.stamps import bump
 from aigc_apps.store import Database, utcnow
 
-from .store import RecEvent, RecItem
+from .store import CATALOG_STAMP, STAMPS, RecEvent, RecItem
 
 CHUNK = 500
 
@@ -241,6 +242,7 @@ def upsert_items(s: Session, item_rows: dict[str, dict[str, Any]], report: Inges
         existing.update({i.id: i for i in s.scalars(select(RecItem).where(RecItem.id.in_(chunk)))})
     now = utcnow()
     new_rows = []
+    changed = False
     for item_id, row in item_rows.items():
         old = existing.get(item_id)
         if old is None:
@@ -253,8 +255,11 @@ def upsert_items(s: Session, item_rows: dict[str, dict[str, Any]], report: Inges
                 setattr(old, key, value)
             old.updated_at = now
             report.items_updated += 1
+            changed = True
     if new_rows:
         s.execute(insert(RecItem), new_rows)
+    if new_rows or changed:  # committed with the rows: every worker reloads the catalogue
+        bump(s, CATALOG_STAMP, table=STAMPS)
 
 
 def insert_events(s: Session, event_rows: dict[str, dict[str, Any]], report: IngestReport) -> None:

@@ -7,35 +7,21 @@ encoder, they are cold items (no collaborative signal until the next training), 
 are found the way a cold item is, by text: the free-text interest, the user's content
 profile and the new-arrival slot. An item whose text changed is embedded again.
 
-The check is one cheap query per request (:func:`catalog_signature`), so a second worker
-sees an insert as soon as the first has committed it.
+Every write of items bumps the store's ``catalog`` generation stamp in its transaction; a
+service checks it before each answer (one primary-key SELECT), so a second worker sees an
+insert as soon as the first has committed it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select
-
-from aigc_apps.store import Database
 
 from .content import ContentModel
 from .dataset import Catalog
 from .recommender import Recommender
-from .store import RecItem
-
-Signature = tuple[int, datetime | None]
-
-
-def catalog_signature(db: Database) -> Signature:
-    """Number of stored items and the latest change: equal signatures, same catalogue
-    (items are upserted, never deleted; a change of text moves ``updated_at``)."""
-    with db.session() as s:
-        n, latest = s.execute(select(func.count(RecItem.id), func.max(RecItem.updated_at))).one()
-    return int(n or 0), latest
 
 
 def with_catalog(model: Recommender, stored: Catalog) -> Recommender:

@@ -24,6 +24,7 @@ import numpy as np
 
 from aigc_apps.errors import DataError, NotFoundError
 
+from .cold import cold_matches, default_threshold
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import EVENT_WEIGHTS, Catalog, Interactions
 from .explain import reasons_for
@@ -47,7 +48,10 @@ class RecommenderConfig:
     """``encoder``: content encoder (alias, folder, ``hashing`` or None for no text model;
     default: the workspace's ``AIGC_ENCODER`` when the config is made); ``interest``: tuned
     interest model settings, None to skip it; ``event_weights``: how much each event type
-    counts in the collaborative model (a purchase more than a view)."""
+    counts in the collaborative model (a purchase more than a view); ``cold_threshold``: the
+    text similarity to a user's history (or stated interest) an item with no interactions
+    needs to be shown to them (:mod:`.cold`; None: the value chosen on validation data for
+    the encoder, 0.65 for minilm-l6, 0.55 for hashing)."""
 
     l2: float = 100.0
     window: int = 5
@@ -57,6 +61,7 @@ class RecommenderConfig:
     ranker: str = "auto"
     sim_cold_fraction: float = 0.05
     cold_slots: int = 1
+    cold_threshold: float | None = None
     max_ranker_users: int = 5000
     seed: int = 0
     event_weights: dict[str, float] = field(default_factory=lambda: dict(EVENT_WEIGHTS))
@@ -181,6 +186,13 @@ class Recommender:
         self._hist, self._bounds = self.log.histories(), self.log.bounds()
 
     @property
+    def cold_threshold(self) -> float:
+        """The text similarity an item with no interactions needs to enter a top-k."""
+        if self.config.cold_threshold is not None:
+            return self.config.cold_threshold
+        return default_threshold(self.config.encoder)
+
+    @property
     def builder(self) -> FeatureBuilder:
         """The serving feature builder (its ``ease``, ``transitions``, ``popularity``...)."""
         return self.features.builder_
@@ -202,31 +214,43 @@ class Recommender:
         return cand[order], np.asarray(scores)[order], sig
 
     def _top_k(
-        self, cand: np.ndarray, scores: np.ndarray, sig: dict[str, np.ndarray], k: int
+        self,
+        ctx: UserContext,
+        cand: np.ndarray,
+        scores: np.ndarray,
+        sig: dict[str, np.ndarray],
+        k: int,
+        bar: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``k`` candidates, with ``cold_slots`` new-arrival slots at the end.
+        """The first ``k`` candidates, cold items only above the bar, with ``cold_slots``
+        new-arrival slots at the end.
 
-        An item nobody has interacted with yet cannot earn a collaborative score, so a shop
-        would never show it. If the best-matching cold candidate (by text affinity: the free
-        text, else the user's content and interest profile) matches at least as well as the
-        median of the list, it takes the last slot. Its score stays its own.
+        An item nobody has interacted with yet has no collaborative signal, so the ranker
+        cannot tell a relevant new arrival from junk. Such an item stays in the list only if
+        its text is similar to the user's history or stated interest by at least
+        ``cold_threshold`` (:mod:`.cold`). Since a cold item cannot earn a collaborative
+        score, a shop would rarely show one: the most similar cold candidate that clears the
+        bar takes the last slot. Its score stays its own. ``bar=False`` (a ranking restricted
+        to chosen items, as the evaluation's "among cold items") only orders.
         """
+        cold_at = np.flatnonzero(sig["is_cold"][cand] > 0)
+        if not bar:
+            return cand[:k], scores[:k]
+        if len(cold_at):
+            sim, _ = cold_matches(self.content, ctx, cand[cold_at])
+            passed = sim >= self.cold_threshold
+            keep = np.ones(len(cand), dtype=bool)
+            keep[cold_at[~passed]] = False
+            order = {int(c): s for c, s in zip(cand[cold_at[passed]], sim[passed], strict=True)}
+            cand, scores = cand[keep], scores[keep]
         top, top_scores = cand[:k], scores[:k]
-        cold = cand[k:][sig["is_cold"][cand[k:]] > 0]
-        if self.config.cold_slots <= 0 or len(cold) == 0 or len(top) < k:
+        if self.config.cold_slots <= 0 or not len(cold_at) or len(top) < k:
             return top, top_scores
-        affinity = (
-            sig["text_query"]
-            if np.any(sig["text_query"])
-            else sig["content_profile"] + sig["interest"]
-        )
-        if not np.any(affinity):
+        cold = np.array([c for c in cand[k:] if int(c) in order], np.int64)
+        if len(cold) == 0:
             return top, top_scores
         slots = min(self.config.cold_slots, k, len(cold))
-        best = cold[np.argsort(-affinity[cold], kind="stable")[:slots]]
-        best = best[affinity[best] >= np.median(affinity[top])]
-        if len(best) == 0:
-            return top, top_scores
+        best = cold[np.argsort([-order[int(c)] for c in cold], kind="stable")[:slots]]
         where = {int(c): n for n, c in enumerate(cand)}
         top = np.concatenate([top[: k - len(best)], best])
         return top, np.array([scores[where[int(i)]] for i in top])
@@ -240,8 +264,9 @@ class Recommender:
         only: np.ndarray | None = None,
     ) -> np.ndarray:
         """Top-``k`` item indices for a history (the evaluation's entry point)."""
-        cand, scores, sig = self._score(self.features.context(history, times), exclude, only)
-        return self._top_k(cand, scores, sig, k)[0]
+        ctx = self.features.context(history, times)
+        cand, scores, sig = self._score(ctx, exclude, only)
+        return self._top_k(ctx, cand, scores, sig, k, bar=only is None)[0]
 
     def user_events(self, user: str) -> tuple[np.ndarray, np.ndarray]:
         u = self._user_index.get(user)
@@ -293,7 +318,7 @@ class Recommender:
             return RecommendationList(user, items, f"{why}: showing popular items")
         ctx = self.features.context(history, times, text)
         cand, scores, sig = self._score(ctx, history if exclude_seen else None)
-        top, top_scores = self._top_k(cand, scores, sig, k)
+        top, top_scores = self._top_k(ctx, cand, scores, sig, k)
         explained = reasons_for(self, ctx, [int(i) for i in top], sig) if explain else None
         out = [
             Recommendation(

@@ -5,7 +5,9 @@ Trained models are entries of the core's model registry (app ``recommend``, role
 when another entry becomes active. Serving reads the user's events from the store on every
 request, so events ingested after training count at once, and items stored after training
 join the served model by their text (:mod:`.live_catalog`) until the next ``train`` learns
-their collaborative signal. Both hold across processes: the state is the store's.
+their collaborative signal. Both hold across processes (every worker of ``aigc serve
+--workers N``): the state is the store's and the registry's, and generation stamps in each
+say when what a worker holds in memory is out of date (:meth:`RecommenderService.model`).
 """
 
 from __future__ import annotations
@@ -24,22 +26,23 @@ from sqlalchemy.engine import make_url
 from aigc_apps.errors import AigcError, ModelNotFoundError
 from aigc_apps.registry import ModelEntry, ModelRegistry, NameTakenError
 from aigc_apps.settings import Settings, get_settings
+from aigc_apps.stamps import Freshness
 from aigc_apps.store import Database, utcnow
 
 from .legacy_models import APP, NAME_PREFIX, ROLE, import_legacy_models, registry_fields
-from .store import SCHEMA, RecEvent, counts
+from .store import CATALOG_STAMP, SCHEMA, STAMPS, RecEvent, counts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .ingest import EventColumns, IngestReport, ItemColumns
-    from .live_catalog import Signature
     from .recommender import Recommendation, RecommendationList, Recommender, RecommenderConfig
     from .runtime import NewEvent, NewItem
 
 __all__ = ["RecommenderService", "TrainingResult"]
 
 VERSION_NAME = re.compile(rf"{NAME_PREFIX}(\d+)")
+EntryKey = tuple[str, str, str]  # name, path, registered at: another value, another model
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,12 @@ class RecommenderService:
         self._owns_db = True
         self._db: Database | None = None
         self._lock = threading.RLock()  # opening the store, importing, loading a model
-        self._loaded: tuple[tuple[str, str], Recommender] | None = None
-        # the loaded model grown to the store's catalogue, by (model key, catalogue signature)
-        self._live: tuple[tuple[tuple[str, str], Signature], Recommender] | None = None
+        self._loaded: tuple[EntryKey, Recommender] | None = None
+        # the loaded model grown to the store's catalogue, by the loaded model's key
+        self._live: tuple[EntryKey, Recommender] | None = None
+        # generation stamps of what is served (checked before each answer; see model())
+        self._models_fresh = self.registry.freshness(APP)
+        self._catalog_fresh = Freshness(lambda: self.db, CATALOG_STAMP, table=STAMPS)
         self._imported = False
 
     @classmethod
@@ -196,34 +202,49 @@ class RecommenderService:
         return self.registry.activate(name)
 
     def model(self) -> Recommender:
-        """The active model, loaded once and kept until another entry becomes active, grown
-        to the items stored since it was trained (one cheap query tells whether any were)."""
-        from .live_catalog import catalog_signature
+        """The active model, grown to the items stored since it was trained.
 
-        entry = self.active_entry()
-        if entry is None:
-            raise ModelNotFoundError("no trained recommender yet; run `aigc recommend train`")
-        key = (entry.name, str(entry.path))
-        live_key = (key, catalog_signature(self.db))
+        Loaded once and kept. Before each answer two generation stamps (one primary-key
+        SELECT each, :mod:`aigc_apps.stamps`) tell whether another process changed what it
+        serves: the registry's ``models:recommend`` (a model trained, activated, replaced or
+        deleted by any worker or command) and the store's ``catalog`` (items added or
+        changed by any worker or ``aigc recommend ingest``). Only then is the active entry
+        read again (and loaded when it is another) or the model grown to the catalogue.
+        """
+        models_moved = self._models_fresh.check()
+        catalog_moved = self._catalog_fresh.check()
         live = self._live
-        if live is not None and live[0] == live_key:
+        if live is not None and not models_moved and not catalog_moved:
             return live[1]
         with self._lock:
-            if self._loaded is None or self._loaded[0] != key:
-                self._loaded = (key, _load(entry))
-            if self._live is None or self._live[0] != live_key:
-                self._live = (live_key, self._grown(key))
-            return self._live[1]
+            try:
+                if models_moved or self._loaded is None:
+                    entry = self.active_entry()
+                    if entry is None:
+                        raise ModelNotFoundError(
+                            "no trained recommender yet; run `aigc recommend train`"
+                        )
+                    key = _entry_key(entry)
+                    if self._loaded is None or self._loaded[0] != key:
+                        self._loaded = (key, _load(entry))
+                if catalog_moved or self._live is None or self._live[0] != self._loaded[0]:
+                    self._live = (self._loaded[0], self._grown())
+                return self._live[1]
+            except BaseException:  # what is served was not (fully) reloaded: check again
+                self._models_fresh.forget()
+                self._catalog_fresh.forget()
+                raise
 
-    def _grown(self, key: tuple[str, str]) -> Recommender:
-        """The model of ``key`` serving the stored catalogue: the live one grown by what
-        changed since (only new or changed items are embedded), else the loaded one."""
+    def _grown(self) -> Recommender:
+        """The loaded model serving the stored catalogue: the live one grown by what changed
+        since (only new or changed items are embedded), else the loaded one."""
         from .dataset import load_catalog
         from .live_catalog import with_catalog
 
         assert self._loaded is not None
-        base = self._live[1] if self._live is not None and self._live[0][0] == key else None
-        return with_catalog(base or self._loaded[1], load_catalog(self.db))
+        key, loaded = self._loaded
+        base = self._live[1] if self._live is not None and self._live[0] == key else loaded
+        return with_catalog(base, load_catalog(self.db))
 
     def train(self, config: RecommenderConfig | None = None) -> TrainingResult:
         """Fit on everything in the store, save the model, register it and make it active."""
@@ -258,8 +279,8 @@ class RecommenderService:
             raise AigcError("could not find a free recommend-<n> name after 20 tries")
         # "version" is deprecated: the number in "name"
         report = {"name": entry.name, "version": version, **report}
-        with self._lock:
-            self._loaded, self._live = ((entry.name, str(entry.path)), model), None
+        with self._lock:  # served as fitted: the registry's bump is this very entry
+            self._loaded, self._live = (_entry_key(self.registry.get(entry.name)), model), None
         return TrainingResult(entry, model, report)
 
     # ------------------------------------------------------------------ serving
@@ -345,6 +366,12 @@ def user_events(db: Database, user: str) -> list[tuple[str, float]]:
             .order_by(RecEvent.ts, RecEvent.id)
         ).all()
     return [(r[0], float(r[1])) for r in rows]
+
+
+def _entry_key(entry: ModelEntry) -> EntryKey:
+    """What tells a registry entry's model apart (a name re-registered is another model)."""
+    created = entry.created_at.isoformat() if entry.created_at is not None else ""
+    return entry.name, str(entry.path), created
 
 
 def _load(entry: ModelEntry) -> Recommender:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aigc_apps.migrations import StoreSchema
+from aigc_apps.stamps import stamp_table
 from aigc_apps.store import Database, app_metadata, utcnow
 
 APP = "recommend"
@@ -91,6 +92,12 @@ class RecModel(Base):
     info: Mapped[str] = mapped_column(Text, default="{}")
     registry_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
+
+# Generation stamps of this store (:mod:`aigc_apps.stamps`): ``catalog`` moves with every
+# write of items, in the writing transaction.
+STAMPS = "rec_stamps"
+CATALOG_STAMP = "catalog"
+stamp_table(Base.metadata, STAMPS)
 
 SCHEMA = StoreSchema.beside(__file__, APP, Base.metadata, ("rec_items", "rec_events"))
 

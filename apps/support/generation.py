@@ -15,7 +15,8 @@ they differ.
   files beside the index (FAISS stores and intent heads are written only after the commit
   they describe), so a worker that reloaded between the two reloads again.
 - A bump is one ``UPDATE ... SET value = value + 1`` (a row lock on PostgreSQL, the write
-  lock on SQLite): two writers at once both count.
+  lock on SQLite): two writers at once both count. Counting and reading are the core's
+  generation stamps (:mod:`aigc_apps.stamps`) on the settings table.
 - The check is one primary-key SELECT: about 0.1 ms on SQLite and 0.5 ms on a local
   PostgreSQL (pool pre-ping included), so every request checks; there is no interval.
 - A process notes the values its own writes produced (:meth:`Freshness.writing`), so it
@@ -30,9 +31,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, Table, Text, cast, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
+
+from aigc_apps import stamps
 
 from .store import Setting
 
@@ -50,18 +52,7 @@ _written: ContextVar[list[int] | None] = ContextVar("knowledge_generation_writte
 
 def bump(s: Session) -> int:
     """Add one to the generation in ``s``'s transaction; returns the new value."""
-    dialect = s.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        make = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        s.execute(make(_TABLE).values(key=KEY, value="0").on_conflict_do_nothing())
-    elif s.scalar(select(_TABLE.c.key).where(_TABLE.c.key == KEY)) is None:
-        s.execute(insert(_TABLE).values(key=KEY, value="0"))  # first bump only: racy elsewhere
-    s.execute(
-        update(_TABLE)
-        .where(_TABLE.c.key == KEY)
-        .values(value=cast(cast(_TABLE.c.value, Integer) + 1, Text))
-    )
-    value = int(s.scalar(select(_TABLE.c.value).where(_TABLE.c.key == KEY)) or 0)
+    value = stamps.bump(s, KEY, table=_TABLE)
     written = _written.get()
     if written is not None:
         written.append(value)
@@ -76,9 +67,7 @@ def bump_now(db: Database) -> int:
 
 def current(db: Database) -> int:
     """The database's generation (0 before the first write)."""
-    with db.engine.connect() as conn:
-        value = conn.execute(select(_TABLE.c.value).where(_TABLE.c.key == KEY)).scalar()
-    return int(value) if value is not None else 0
+    return stamps.current(db, KEY, table=_TABLE)
 
 
 class Freshness:

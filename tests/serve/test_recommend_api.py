@@ -4,8 +4,12 @@ not at all, and each route's errors as OpenAI-shaped JSON."""
 
 from __future__ import annotations
 
+import random
+import re
+import string
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -239,3 +243,71 @@ def test_scopes(trained: TestClient, token_store: Any) -> None:
         resp = c.get(RECS.format("user0"), headers={"Authorization": f"Bearer {other}"})
         assert "recommend:read" in error(resp, 403, "permission_error")
     assert stored_events() == len(history())  # the refused event was not stored
+
+
+@pytest.fixture
+def sample_shop(on_db: str, client: TestClient) -> TestClient:
+    """The sample shop (data/recommender) stored and trained (hashing encoder)."""
+    sample = Path(__file__).resolve().parents[2] / "data" / "recommender"
+    with RecommenderService.from_settings() as service:
+        service.ingest(sample / "items.csv", sample / "events.csv")
+        service.train(RecommenderConfig(encoder="hashing", interest=None))
+    return client
+
+
+def test_fifty_identical_purchases_of_a_fantasy_book_give_fantasy(
+    sample_shop: TestClient,
+) -> None:
+    """Issue 24, item 4: fifty purchases of one fantasy book (after training) gave crime
+    titles at score 1.0: the repeated item's collaborative rows counted fifty times and the
+    popularity features were read at a time the model knows nothing of."""
+    buys = [{"user_id": "fan", "item_id": "fan-02", "type": "purchase"}] * 50  # now, 1 ms apart
+    assert sample_shop.post("/v1/recommend/events", json=buys).json()["inserted"] == 50
+    items = sample_shop.get(RECS.format("fan"), params={"k": 5}).json()["items"]
+    assert all(i["item_id"].startswith("fan-") for i in items), items
+    assert all(i["score"] < 1.0 for i in items)
+
+
+def test_junk_items_stay_out_but_a_similar_new_item_gets_in_with_a_true_reason(
+    sample_shop: TestClient,
+) -> None:
+    """Issue 24, item 4: 1,000 items of random text (no interactions) posted after training
+    took every top 5 of a user whose events came after training (score 0.0002, "because you
+    engaged with ..."). A new item now needs its text close to the user's history."""
+    client = sample_shop
+    rng = random.Random(0)
+
+    def words() -> str:
+        return " ".join(
+            "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(6)
+        )
+
+    junk = [{"item_id": f"junk-{n}", "title": words(), "description": words()} for n in range(1000)]
+    assert client.post("/v1/recommend/items", json=junk).json()["added"] == 1000
+    bought = [{"user_id": "late", "item_id": i, "type": "purchase"} for i in ("fan-01", "fan-03")]
+    assert client.post("/v1/recommend/events", json=bought).json()["inserted"] == 2  # now
+
+    def top5() -> list[dict[str, Any]]:
+        resp = client.get(RECS.format("late"), params={"k": 5, "explain": "true"})
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["items"])
+
+    items = top5()
+    assert not [i["item_id"] for i in items if i["item_id"].startswith("junk-")]
+    assert all(i["item_id"].startswith("fan-") for i in items[:3]), items
+    new = {
+        "item_id": "fan-new",
+        "title": "The Ember Crown Returns",
+        "description": "A book: an epic fantasy novel of kingdoms, magic and dragons.",
+        "tags": ["fantasy", "novel", "dragons", "magic", "book"],
+    }
+    assert client.post("/v1/recommend/items", json=[new]).json()["added"] == 1
+    items = top5()
+    assert [i["item_id"] for i in items if not i["item_id"].startswith("fan-")] == [], items
+    cold = next(i for i in items if i["item_id"] == "fan-new")  # cold start kept
+    assert len(cold["reasons"]) == 1
+    assert re.fullmatch(
+        r"new item similar to '(The Ember Crown|The Glass Wizard)' you engaged with "
+        r"\(text similarity 0\.\d\d\)",
+        cold["reasons"][0],
+    ), cold["reasons"]
