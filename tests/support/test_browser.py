@@ -310,6 +310,14 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(customer.locator(".msg-agent").last).to_contain_text(later, timeout=30_000)
             expect(customer.locator(".msg-agent")).to_have_count(2)
             assert customer.evaluate("() => window.__sameDocument") is True
+            #    the customer answers; once the send is over the banner still names Alice
+            #    (the end of a send used to forget the agent: "chatting with a person")
+            thanks = "Thanks, I will look there."
+            customer.get_by_label("Your message").fill(thanks)
+            customer.get_by_role("button", name="Send").click()
+            expect(agent.locator("#conv-messages")).to_contain_text(thanks, timeout=30_000)
+            expect(customer.get_by_label("Your message")).to_be_enabled(timeout=30_000)
+            expect(banner).to_have_text("You are chatting with Alice")
 
             # 7. Alice releases; the bot answers the next question
             agent.get_by_role("button", name="Release to the bot").click()
