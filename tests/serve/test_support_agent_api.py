@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -164,6 +165,52 @@ def test_the_customer_sees_an_agent_reply_live(
     kinds = [(e["type"], e.get("state") or e["message"]["role"]) for e in events]
     assert ("state", "human") in kinds and ("message", "agent") in kinds
     assert kinds.index(("message", "system")) < kinds.index(("message", "agent"))
+
+
+def _states(lines: Iterator[str], until: Callable[[dict[str, Any]], bool]
+            ) -> list[dict[str, Any]]:
+    """The stream's ``state`` events up to and including the first that ``until`` accepts
+    (within a minute: the stream's keep-alive comes every 15 s, so a missing event fails)."""
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    for line in lines:
+        assert time.monotonic() < deadline, f"no such state event within 60 s: {found}"
+        event = json.loads(line[6:]) if line.startswith("data: ") else {}
+        if event.get("type") == "state":
+            found.append(event)
+            if until(event):
+                return found
+    raise AssertionError(f"the stream ended after {found}")
+
+
+def test_every_pending_update_carries_the_queue_position(
+    db_url: str, knowledge: str, live_server: Callable[[object], str]
+) -> None:
+    """Issue 24, item 22: the customer's page shows the queue position of whichever update
+    comes last (the reply to its message, the event stream, its read of the conversation), so
+    each that says "pending" carries the position, also when only the position changes."""
+    url = live_server(create_app())
+    with httpx.Client(base_url=url, timeout=30) as c:
+        first = c.post(f"{Q}/sessions").json()["session_id"]
+        mine = c.post(f"{Q}/sessions").json()["session_id"]
+        assert _say(c, first, "agent please")["queue_position"] == 1
+        with c.stream("GET", f"{Q}/sessions/{mine}/events") as stream:
+            lines = stream.iter_lines()
+            assert _states(lines, lambda e: True)[0]["state"] == "bot"
+            asked = _say(c, mine, "talk to a human")
+            assert (asked["state"], asked["queue_position"]) == ("pending_human", 2)
+            seen = _states(lines, lambda e: e["state"] == "pending_human")
+            read = c.get(f"{Q}/sessions/{mine}").json()
+            assert (read["state"], read["queue_position"]) == ("pending_human", 2)
+            assert _act(c, first, "take", "alice").status_code == 200
+            seen += _states(lines, lambda e: e["queue_position"] == 1)  # ahead one was taken
+            assert c.get(f"{Q}/sessions/{mine}").json()["queue_position"] == 1
+        assert [(e["state"], e["queue_position"]) for e in seen] == [
+            ("pending_human", 2), ("pending_human", 1)]
+        waiting = _say(c, mine, "still there?")  # stored for the agent, still in the queue
+        assert (waiting["state"], waiting["queue_position"]) == ("pending_human", 1)
+        (queued,) = c.get(f"{Q}/queue").json()["conversations"]
+        assert (queued["session_id"], queued["queue_position"]) == (mine, 1)
 
 
 def test_scopes_chat_and_agent(knowledge: str, token_store: TokenStore) -> None:

@@ -160,6 +160,33 @@ class _Link:
         self.listener.close()
 
 
+class _HeldReads:
+    """GETs of one conversation that wait until :meth:`release` (see _hold_session_reads)."""
+
+    def __init__(self, page: Any, path: str) -> None:
+        self.path, self.holding = path, True
+        self.waiting: list[Any] = []
+        page.route(lambda url: urlparse(url).path == path, self._hold)
+
+    def _hold(self, route: Any) -> None:
+        if self.holding and route.request.method == "GET":
+            self.waiting.append(route)
+        else:
+            route.continue_()
+
+    def release(self) -> None:
+        assert self.waiting, f"the page did not read {self.path}"
+        self.holding = False
+        for route in self.waiting:
+            route.continue_()
+
+
+def _hold_session_reads(page: Any, session: str) -> _HeldReads:
+    """Hold the page's ``GET /v1/support/sessions/<session>`` (the read after a send) so
+    that the event stream's update arrives before it: the order a loaded machine gives."""
+    return _HeldReads(page, f"/v1/support/sessions/{session}")
+
+
 def _no_script_ran(page: Any) -> None:
     assert page.evaluate("() => window.__xss") is None
     assert page.locator(".messages img, .cards img").count() == 0
@@ -213,10 +240,19 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(source).to_contain_text(_faq_intent("How can I track my package?"))
             session = parse_qs(urlparse(customer.url).query)["session"][0]
 
-            # 2. asking for a person: pending, first in the queue; markup typed while waiting
+            # 2. asking for a person: pending, first in the queue; markup typed while waiting.
+            #    The page's read of the conversation after the send is held until the event
+            #    stream has said "pending" (which the live watch may do first on a busy
+            #    machine): the queue position stays, whichever update comes last.
+            held = _hold_session_reads(customer, session)
             customer.get_by_role("button", name="Talk to a person").click()
             banner = customer.locator("#banner")
             expect(banner).to_contain_text("Waiting for a person", timeout=ANSWER_S)
+            expect(customer.locator(".msg-system").last).to_contain_text(
+                "Waiting for a person", timeout=30_000)  # only the stream brings it here
+            held.release()
+            expect(banner).to_contain_text("you are number 1 in the queue")
+            expect(customer.get_by_label("Your message")).to_be_enabled()  # the send is over
             expect(banner).to_contain_text("you are number 1 in the queue")
             customer.get_by_label("Your message").fill(XSS)
             customer.get_by_role("button", name="Send").click()
@@ -274,6 +310,14 @@ def test_handoff_in_the_browser(support_server: dict[str, str], tmp_path: Path) 
             expect(customer.locator(".msg-agent").last).to_contain_text(later, timeout=30_000)
             expect(customer.locator(".msg-agent")).to_have_count(2)
             assert customer.evaluate("() => window.__sameDocument") is True
+            #    the customer answers; once the send is over the banner still names Alice
+            #    (the end of a send used to forget the agent: "chatting with a person")
+            thanks = "Thanks, I will look there."
+            customer.get_by_label("Your message").fill(thanks)
+            customer.get_by_role("button", name="Send").click()
+            expect(agent.locator("#conv-messages")).to_contain_text(thanks, timeout=30_000)
+            expect(customer.get_by_label("Your message")).to_be_enabled(timeout=30_000)
+            expect(banner).to_have_text("You are chatting with Alice")
 
             # 7. Alice releases; the bot answers the next question
             agent.get_by_role("button", name="Release to the bot").click()

@@ -11,6 +11,8 @@
   var lastId = 0;
   var stream = null;
   var state = "bot";
+  var holder = null;  /* the agent who has the conversation, while "human" */
+  var place = null;   /* the queue position, while "pending_human" */
   var busy = false;
 
   var $ = function (id) { return document.getElementById(id); };
@@ -39,15 +41,28 @@
     lastId = Math.max(lastId, S.appendMessages(messages, seen, list));
   }
 
-  /* The banner and which controls work follow the conversation's state. */
+  /* The banner and which controls work follow the conversation's state. Updates come from
+     three places in no fixed order (the reply to a send, the event stream, the read after a
+     send), so one that leaves the agent or the queue position out keeps what the page knows
+     of the same state: only a new state forgets them. */
   function applyState(next, agent, position) {
-    state = next || state;
+    if (next && next !== state) {
+      state = next;
+      holder = null;
+      place = null;
+    }
+    if (agent) holder = agent;
+    if (position) place = position;
+    paint();
+  }
+
+  function paint() {
     var text = "";
     if (state === "pending_human") {
       text = "Waiting for a person" +
-        (position ? " \u2014 you are number " + position + " in the queue" : "");
+        (place ? " \u2014 you are number " + place + " in the queue" : "");
     } else if (state === "human") {
-      text = "You are chatting with " + (agent || "a person");
+      text = "You are chatting with " + (holder || "a person");
     } else if (state === "resolved") {
       text = "Resolved";
     }
@@ -65,7 +80,7 @@
 
   function setBusy(value) {
     busy = value;
-    applyState(state);
+    paint();  /* the controls only: what is known of the state stays */
   }
 
   function follow() {
