@@ -146,9 +146,9 @@ def test_one_stamp_read_per_score_or_ingester(
         reads.append("active")
         return real_active(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    def current(*args: object) -> int:
+    def current(*args: object, **kwargs: object) -> int:
         reads.append("stamp")
-        return real_current(*args)  # type: ignore[arg-type]
+        return real_current(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ModelRegistry, "active", active)
     monkeypatch.setattr(stamps, "current", current)
