@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from aigc_apps import ModelRegistry
 from aigc_apps.errors import AdapterError, AigcError, DataError, ModelNotFoundError
 from aigc_apps.finetune import (
-    AdapterRegistry,
     LoraTrainer,
     LoraTrainingConfig,
     TextClassifier,
@@ -153,7 +153,7 @@ def test_resume_after_interruption(tiny_llm_dir: Path, tmp_path: Path) -> None:
     # the log history of steps 1-2 comes back from the checkpoint, without duplicates
     assert [h["step"] for h in result.history if "loss" in h] == [1, 2, 3, 4, 5, 6]
     assert (out / "adapter_config.json").exists() and not (out / "checkpoints").exists()
-    assert AdapterRegistry().get("adapter").path == out.resolve()
+    assert ModelRegistry().get("adapter").path == out.resolve()
 
 
 def test_resume_without_checkpoint_starts_fresh_with_eval_data(
@@ -201,7 +201,7 @@ def test_classify_tiny_encoder(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     info = json.loads((result.adapter_dir / "aigc_training.json").read_text())
     assert info["labels"] == result.labels and info["eval_examples"] == 18
     assert info["skipped_rows"] == ["row 92: empty 'label'"]
-    assert AdapterRegistry().get("triage").task == "classify"
+    assert ModelRegistry().get("triage").role == "classify"
 
     clf = TextClassifier.from_pretrained(result.adapter_dir, device="cpu")
     texts = ["where is my parcel", "I was charged twice", "return these boots", "x" * 2000]

@@ -172,7 +172,8 @@ def test_lora_knobs_have_one_spelling_and_the_core_defaults() -> None:
     with pytest.warns(FutureWarning, match=r"FitOptions\(r=...\) is deprecated"):
         old = FitOptions(r=4)
     assert old.lora_r == 4
-    assert FitOptions(r=4, lora_r=8).lora_r == 8  # the new spelling wins
+    with pytest.warns(FutureWarning):
+        assert FitOptions(r=4, lora_r=8).lora_r == 8  # the new spelling wins
     fresh = FitOptions()
     assert (fresh.lora_r, fresh.lora_alpha, fresh.lora_dropout, fresh.base) == (
         None, None, None, None)  # None: LORA_DEFAULTS["classify"] and AIGC_ENCODER, at fit time
