@@ -131,21 +131,8 @@ class KeyLocks:
 
     @contextmanager
     def _advisory_lock(self, key: str) -> Iterator[None]:
-        args = {"c": self._class_id, "k": _int32(zlib.crc32(key.encode()))}
-        conn = self._pool().connect()
-        try:
-            conn.execute(text("SELECT pg_advisory_lock(:c, :k)"), args)
-            conn.commit()  # the lock belongs to the session: no transaction stays open
+        with advisory_lock(self._pool(), self._class_id, _int32(zlib.crc32(key.encode()))):
             yield
-        finally:
-            try:
-                conn.rollback()
-                conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), args)
-                conn.commit()
-            except Exception:  # the server drops a closed session's locks with it
-                conn.invalidate()
-            finally:
-                conn.close()
 
     def _pool(self) -> Engine:
         with self._mutex:
@@ -186,6 +173,30 @@ class KeyLocks:
                 path.unlink()  # while held, so nobody locks a file no one else sees
             finally:
                 os.close(fd)
+
+
+@contextmanager
+def advisory_lock(engine: Engine, *key: int) -> Iterator[None]:
+    """A PostgreSQL session advisory lock on ``key`` (one ``bigint`` or two ``int4``) for
+    the block, on a connection of ``engine`` kept idle, not idle in a transaction; the
+    server drops the lock with a dead connection, so a killed process leaves nothing held."""
+    names = [f"k{i}" for i in range(len(key))]
+    args = dict(zip(names, key, strict=True))
+    held = ", ".join(f":{n}" for n in names)
+    conn = engine.connect()
+    try:
+        conn.execute(text(f"SELECT pg_advisory_lock({held})"), args)
+        conn.commit()  # the lock belongs to the session: no transaction stays open
+        yield
+    finally:
+        try:
+            conn.rollback()
+            conn.execute(text(f"SELECT pg_advisory_unlock({held})"), args)
+            conn.commit()
+        except Exception:  # the server drops a closed session's locks with it
+            conn.invalidate()
+        finally:
+            conn.close()
 
 
 def _int32(value: int) -> int:

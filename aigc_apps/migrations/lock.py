@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from aigc_apps.keylock import advisory_lock
 
 try:
     import fcntl
@@ -33,7 +33,7 @@ except ImportError:  # Windows: no flock; one process per workspace there
 def schema_lock(db: Any, schema: Any) -> Iterator[None]:
     """Hold the lock of ``schema``'s store in ``db`` for the block (not re-entrant)."""
     if db.engine.dialect.name == "postgresql":
-        with _advisory_lock(db, zlib.crc32(schema.version_table.encode())):
+        with advisory_lock(db.engine, zlib.crc32(schema.version_table.encode())):
             yield
     elif db.is_sqlite and db.path is not None and not db.read_only and fcntl is not None:
         with _file_lock(db.path.with_name(f"{db.path.name}.lock")):
@@ -53,21 +53,3 @@ def _file_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-@contextmanager
-def _advisory_lock(db: Any, key: int) -> Iterator[None]:
-    conn = db.engine.connect()
-    try:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        conn.commit()  # the lock belongs to the session, not to a transaction left open
-        yield
-    finally:
-        try:
-            conn.rollback()
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            conn.commit()
-        except Exception:  # the server drops a closed session's locks with it
-            conn.invalidate()
-        finally:
-            conn.close()
