@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import time
 import uuid
@@ -29,12 +28,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from aigc_apps.errors import AigcError
 from aigc_apps.generation import GenerationConfig
+from aigc_apps.serve import sse
 from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.catalog import Catalog
 from aigc_apps.serve.config import ServeConfig
@@ -204,7 +202,7 @@ async def chat_completions(
     if body.stream:
         first, stream = await _open_stream(engine, request)
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventStream(_chat_events(first, stream, ident, created, body.model, usage))
+        return sse.EventStream(_chat_events(first, stream, ident, created, body.model, usage))
     result = await _run(engine, request)
     record_generation(body.model, result.prompt_tokens, result.completion_tokens)
     return ChatCompletion(
@@ -224,7 +222,7 @@ async def _chat_events(
 
     def event(delta: dict[str, str], finish: str | None) -> str:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _sse(head | {"choices": [choice]} | extra)
+        return sse.data(head | {"choices": [choice]} | extra)
 
     yield event({"role": "assistant", "content": ""}, None)
     async with _errors_as_events() as failed:
@@ -236,10 +234,10 @@ async def _chat_events(
                 record_generation(model, chunk.prompt_tokens, chunk.completion_tokens)
                 if include_usage:
                     usage = _usage(chunk.prompt_tokens, chunk.completion_tokens)
-                    yield _sse(head | {"choices": [], "usage": usage})
+                    yield sse.data(head | {"choices": [], "usage": usage})
     if failed:
         yield failed[0]
-    yield "data: [DONE]\n\n"
+    yield sse.DONE
 
 
 @router.post(
@@ -262,7 +260,7 @@ async def completions(body: CompletionRequest, catalog: Catalog = Depends(get_ca
                 await stream.aclose()  # type: ignore[attr-defined]
             raise
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventStream(_completion_events(opened, ident, created, body.model, usage))
+        return sse.EventStream(_completion_events(opened, ident, created, body.model, usage))
     results = await asyncio.gather(*(_run(engine, r) for r in requests))
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
@@ -287,7 +285,7 @@ async def _completion_events(
             if chunk.text or chunk.finish_reason is not None:
                 choice = {"index": index, "text": chunk.text, "logprobs": None,
                           "finish_reason": chunk.finish_reason}
-                yield _sse(head | {"choices": [choice]} | extra)
+                yield sse.data(head | {"choices": [choice]} | extra)
             if chunk.finish_reason is not None:
                 totals[0] += chunk.prompt_tokens
                 totals[1] += chunk.completion_tokens
@@ -295,8 +293,8 @@ async def _completion_events(
     if failed:
         yield failed[0]
     if include_usage:
-        yield _sse(head | {"choices": [], "usage": _usage(*totals)})
-    yield "data: [DONE]\n\n"
+        yield sse.data(head | {"choices": [], "usage": _usage(*totals)})
+    yield sse.DONE
 
 
 # -- embeddings -----------------------------------------------------------------------------
@@ -343,15 +341,11 @@ async def _errors_as_events() -> AsyncIterator[list[str]]:
     try:
         yield failed
     except AigcError as exc:
-        failed.append(_sse(error_body(str(exc), "invalid_request_error", "invalid_request")))
+        failed.append(sse.data(error_body(str(exc), "invalid_request_error", "invalid_request")))
     except Exception:
         log.exception("generation failed mid-stream")
-        failed.append(_sse(error_body("generation failed (see the server log)", "server_error",
-                                      "server_error")))
-
-
-def _sse(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+        failed.append(sse.data(error_body("generation failed (see the server log)",
+                                          "server_error", "server_error")))
 
 
 async def _chained(
@@ -399,18 +393,13 @@ async def _merged(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class EventStream(StreamingResponse):
-    """Server-sent events whose generator is always closed, so the engine's stream (and
-    its batch slot) is released however the response ends: finished, failed or abandoned."""
+def __getattr__(name: str) -> Any:
+    """``EventStream`` moved to :mod:`aigc_apps.serve.sse`; the old path works (with a
+    warning) for one release."""
+    if name == "EventStream":
+        import warnings
 
-    def __init__(self, events: AsyncIterator[str]) -> None:
-        super().__init__(events, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            close = getattr(self.body_iterator, "aclose", None)
-            if close is not None:
-                await close()
+        warnings.warn("import EventStream from aigc_apps.serve.sse (aigc_apps.serve.openai_api "
+                      "re-exports it for one release)", DeprecationWarning, stacklevel=2)
+        return sse.EventStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from aigc_apps.errors import DataError
 from aigc_apps.serve.auth import ADMIN, Principal, require_scope
 from aigc_apps.serve.errors import ApiError
-from aigc_apps.serve.openai_api import EventStream
+from aigc_apps.serve.sse import EventStream
 
 from .api import (
     APP,

@@ -9,8 +9,6 @@ means a human takes over (the session is flagged for one) and ``handoff_reason``
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
@@ -19,10 +17,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from aigc_apps.serve import sse
 from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import bad_request
-from aigc_apps.serve.openai_api import EventStream
+from aigc_apps.serve.sse import EventStream
 
 from .answers import MAX_QUESTION_CHARS
 
@@ -280,7 +279,7 @@ EVENTS_DESCRIPTION = (
 EVENTS_ROUTE: dict[str, Any] = {
     "response_class": EventStream,
     "status_code": 200,
-    "responses": {200: {"content": {"text/event-stream": {}}}},
+    "responses": {200: {"content": {sse.MEDIA_TYPE: {}}}},
     "description": EVENTS_DESCRIPTION,
 }
 AfterId = Annotated[
@@ -296,36 +295,29 @@ async def session_events(request: Request, session_id: SessionId, after: AfterId
 
 
 async def event_stream(request: Request, session_id: str, after: int) -> EventStream:
-    """The stream of one conversation (404 before streaming if it does not exist)."""
+    """The stream of one conversation (404 before streaming if it does not exist); a
+    comment keeps it open while quiet, and it ends when the page goes."""
     conversations = support_service(request).conversations
     state = await run_in_threadpool(conversations.state, session_id)
-    return EventStream(_follow(request, conversations, session_id, after, state))
+    events = _follow(conversations, session_id, after, state)
+    return EventStream(events, ping_s=PING_S, request=request)
 
 
 async def _follow(
-    request: Request, conversations: Conversations, session_id: str, after: int,
-    state: dict[str, Any],
+    conversations: Conversations, session_id: str, after: int, state: dict[str, Any]
 ) -> AsyncIterator[str]:
     """Send what is new whenever the worker's live watch says the conversation changed (it
-    reads the store, so every worker's writes show); a comment keeps a quiet stream open."""
-    yield _event({"type": "state", **state})
+    reads the store, so every worker's writes show)."""
+    yield sse.data({"type": "state", **state})
     async with conversations.live.follow(session_id) as changed:
-        while not await request.is_disconnected():
-            try:
-                await asyncio.wait_for(changed.wait(), PING_S)
-            except asyncio.TimeoutError:  # not the builtin before Python 3.11
-                yield ": ping\n\n"
-                continue
+        while True:
+            await changed.wait()
             changed.clear()
             new, now = await run_in_threadpool(conversations.updates, session_id, after)
             for m in new:
                 after = m["id"]
-                yield _event({"type": "message",
-                              "message": message_out(m).model_dump(mode="json")})
+                yield sse.data({"type": "message",
+                                "message": message_out(m).model_dump(mode="json")})
             if now != state:
                 state = now
-                yield _event({"type": "state", **state})
-
-
-def _event(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data)}\n\n"
+                yield sse.data({"type": "state", **state})
