@@ -32,8 +32,9 @@ from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import ApiError
 
+from .schemas import Recommendations, SimilarItems, items_out
+
 if TYPE_CHECKING:
-    from .recommender import Recommendation
     from .service import RecommenderService
 
 APP = "recommend"
@@ -60,28 +61,6 @@ WRITE = [Depends(require_scope(f"{APP}:write"))]
 UserId = Annotated[str, Path(min_length=1, max_length=200, description="The user's id.")]
 ItemId = Annotated[str, Path(min_length=1, max_length=200, description="The item's id.")]
 K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items (1 to {MAX_K}).")]
-
-
-class RecommendedItem(BaseModel):
-    item_id: str
-    title: str
-    score: float = Field(description="Higher is better; compare within one list only.")
-    reasons: list[str] = Field(description="Why the item is there (empty if explain=false).")
-
-
-class Recommendations(BaseModel):
-    user_id: str
-    items: list[RecommendedItem]
-    note: str | None = Field(
-        None,
-        description="Set when the list is not personalised (a user with no events: "
-        "popular items) or some of the user's events were ignored.",
-    )
-
-
-class SimilarItems(BaseModel):
-    item_id: str
-    items: list[RecommendedItem]
 
 
 class ItemIn(BaseModel):
@@ -132,19 +111,15 @@ def _service(request: Request) -> RecommenderService:
     return app_service(request, APP, RecommenderService.from_settings)
 
 
+RecommenderDep = Annotated["RecommenderService", Depends(_service)]
+
+
 @contextmanager
 def _model_needed() -> Iterator[None]:
     try:
         yield
     except ModelNotFoundError as exc:
         raise ApiError(404, str(exc), "not_found_error", "model_not_found") from None
-
-
-def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
-    return [
-        RecommendedItem(item_id=r.item_id, title=r.title, score=r.score, reasons=r.reasons)
-        for r in recs
-    ]
 
 
 @router.get(
@@ -157,7 +132,7 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
     "popular items and a note. `interest` steers the list with free text.",
 )
 def recommendations(
-    request: Request,
+    service: RecommenderDep,
     user_id: UserId,
     k: K = 10,
     explain: Annotated[bool, Query(description="Say why each item is there.")] = True,
@@ -167,10 +142,10 @@ def recommendations(
     ] = None,
 ) -> Recommendations:
     with _model_needed():
-        result = _service(request).for_user(
+        result = service.for_user(
             user_id, k=k, exclude_seen=exclude_seen, interest=interest or None, explain=explain
         )
-    return Recommendations(user_id=user_id, items=_items(result.items), note=result.note)
+    return Recommendations(user_id=user_id, items=items_out(result.items), note=result.note)
 
 
 @router.get(
@@ -181,10 +156,10 @@ def recommendations(
     description="Other items like this one, by text and by the users who interacted with "
     "both; never the item itself. Unknown item: 404.",
 )
-def similar(request: Request, item_id: ItemId, k: K = 10) -> SimilarItems:
+def similar(service: RecommenderDep, item_id: ItemId, k: K = 10) -> SimilarItems:
     with _model_needed():
-        found = _service(request).similar(item_id, k)
-    return SimilarItems(item_id=item_id, items=_items(found))
+        found = service.similar(item_id, k)
+    return SimilarItems(item_id=item_id, items=items_out(found))
 
 
 @router.post(
@@ -197,7 +172,7 @@ def similar(request: Request, item_id: ItemId, k: K = 10) -> SimilarItems:
     "recommendations use the new events at once, no retrain needed.",
 )
 def insert_events(
-    request: Request,
+    service: RecommenderDep,
     events: Annotated[list[EventIn], Body(min_length=1, max_length=MAX_EVENTS)],
 ) -> EventsReport:
     from .runtime import NewEvent
@@ -205,7 +180,7 @@ def insert_events(
     batch = [
         NewEvent(e.user_id, e.item_id, e.type, e.timestamp, e.weight, e.rating) for e in events
     ]
-    report = _service(request).add_events(batch)
+    report = service.add_events(batch)
     return EventsReport(
         received=len(events), inserted=report.events_added, duplicates=report.events_duplicate
     )
@@ -220,14 +195,14 @@ def insert_events(
     "a title or a description. New items are recommended by their text from the next "
     "request on; the next `aigc recommend train` learns who likes them.",
 )
-def insert_items(
-    request: Request,
+def insertitems_out(
+    service: RecommenderDep,
     items: Annotated[list[ItemIn], Body(min_length=1, max_length=MAX_ITEMS)],
 ) -> ItemsReport:
     from .runtime import NewItem
 
     batch = [NewItem(i.item_id, i.title, i.description, i.tags, dict(i.attributes)) for i in items]
-    report = _service(request).add_items(batch)
+    report = service.additems_out(batch)
     return ItemsReport(
         received=len(items),
         added=report.items_added,

@@ -207,7 +207,10 @@ def for_user(
             user, k=k, exclude_seen=exclude_seen, interest=interest, explain=explain
         )
     if json_output:
-        print_json(result.to_dict())
+        from .schemas import Recommendations, items_out
+
+        out = Recommendations(user_id=user, items=items_out(result.items), note=result.note)
+        print_json({**out.model_dump(mode="json"), "user": user})  # 0.1.0's key, one release
         return
     if result.note:
         console.print(f"[yellow]{result.note}[/yellow]")
@@ -225,7 +228,10 @@ def similar(
     with _service(db) as service:
         items = service.similar(item, k)
     if json_output:
-        print_json({"item": item, "similar": items})
+        from .schemas import SimilarItems, items_out
+
+        found = SimilarItems(item_id=item, items=items_out(items)).model_dump(mode="json")
+        print_json({**found, "item": item, "similar": found["items"]})  # + 0.1.0's keys
         return
     _print_list(items, False)
 

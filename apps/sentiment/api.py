@@ -28,6 +28,7 @@ from aigc_apps.serve.errors import ApiError, bad_request
 
 from .constants import APP, MAX_ID_CHARS, MAX_SOURCE_CHARS
 from .horizon import FUTURE_TOLERANCE_HOURS, too_far_ahead
+from .schemas import Probabilities, ScoreOut, scored_out
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -73,32 +74,6 @@ class ScoreIn(BaseModel):
         min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts."
     )
     model: str | None = ModelName
-
-
-class Probabilities(BaseModel):
-    negative: float
-    neutral: float
-    positive: float
-
-
-class TopicHitOut(BaseModel):
-    topic: str
-    method: str = Field(description="keyword, embedding or model")
-    similarity: float
-
-
-class ScoredText(BaseModel):
-    text: str = Field(description="The text scored (cut when over the model's limit).")
-    truncated: bool
-    label: str = Field(description="negative, neutral or positive")
-    probabilities: Probabilities
-    score: float = Field(description="p(positive) - p(negative), in [-1, 1].")
-    topics: list[TopicHitOut]
-
-
-class ScoreOut(BaseModel):
-    model: str
-    results: list[ScoredText] = Field(description="One per text, in order.")
 
 
 def _not_ahead(value: datetime | None) -> datetime | None:
@@ -231,6 +206,9 @@ def _service(request: Request) -> SentimentService:
     return app_service(request, APP, SentimentService.from_settings)
 
 
+SentimentDep = Annotated["SentimentService", Depends(_service)]
+
+
 @contextmanager
 def _model_needed(name: str | None) -> Iterator[None]:
     """A missing model is the client's 404, whatever layer notices it."""
@@ -255,12 +233,11 @@ def _since(value: str | None, what: str) -> datetime | None:
     description=f"Label, probabilities, score and watch-list topics of 1 to {MAX_TEXTS} "
     "texts; nothing is stored. A blank text: 400; no trained model: 404 model_not_found.",
 )
-def score(request: Request, body: ScoreIn) -> ScoreOut:
-    service = _service(request)
+def score(service: SentimentDep, body: ScoreIn) -> ScoreOut:
     with _model_needed(body.model):
         scorer = service.model(body.model)  # one registry read per request
     found = service.score(body.texts, scorer)
-    return ScoreOut(model=scorer.name, results=[ScoredText(**s.to_dict()) for s in found])
+    return ScoreOut(model=scorer.name, results=scored_out(found))
 
 
 @router.post(
@@ -272,14 +249,13 @@ def score(request: Request, body: ScoreIn) -> ScoreOut:
     "rules. Idempotent by (source, id): a re-post reports duplicates and stores nothing. "
     "The batch is checked whole first: a document that cannot be stored refuses it (400).",
 )
-def ingest_documents(request: Request, body: DocumentsIn) -> DocumentsOut:
+def ingest_documents(service: SentimentDep, body: DocumentsIn) -> DocumentsOut:
     from aigc_apps.data import Skip
 
     from .ingest import IngestReport
     from .reader import RawRow
     from .service import IngestOptions
 
-    service = _service(request)
     with _model_needed(body.model):
         ingester = service.ingester(
             IngestOptions(source=body.source, model=body.model), default_source="api"
@@ -319,7 +295,7 @@ def _record(doc: DocumentIn) -> dict[str, Any]:
     "an unreadable time or bucket, or over 20,000 buckets without `since`: 400.",
 )
 def trends(
-    request: Request,
+    service: SentimentDep,
     topic: Topic = None,
     bucket: Annotated[str, Query(max_length=16, description="15m, 1h, 1d, 1w...")] = "1h",
     since: Since = None,
@@ -329,7 +305,7 @@ def trends(
 
     seconds = int(parse_duration(bucket).total_seconds())
     try:
-        series = _service(request).trends(
+        series = service.trends(
             topic, bucket=bucket, since=_since(since, "since"), until=_since(until, "until")
         )
     except SeriesTooLong as exc:  # its own words name the CLI's --since and --bucket
@@ -352,12 +328,12 @@ def trends(
     "newest first, for buckets from `since` on. Unknown topic: 404; unreadable time: 400.",
 )
 def alerts(
-    request: Request,
+    service: SentimentDep,
     since: Since = None,
     topic: Topic = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 50,
 ) -> AlertsOut:
-    found = _service(request).alerts(topic, since=_since(since, "since"), limit=limit)
+    found = service.alerts(topic, since=_since(since, "since"), limit=limit)
     return AlertsOut(alerts=[AlertOut(**a.to_dict()) for a in found])
 
 
@@ -371,7 +347,7 @@ def alerts(
     "404; an unreadable time: 400.",
 )
 def documents(
-    request: Request,
+    service: SentimentDep,
     label: Annotated[
         Literal["negative", "neutral", "positive"] | None,
         Query(description="Only documents with this label."),
@@ -381,7 +357,7 @@ def documents(
     until: Since = None,
     limit: Limit = 20,
 ) -> StoredDocumentsOut:
-    found = _service(request).documents(
+    found = service.documents(
         topic, label, since=_since(since, "since"), until=_since(until, "until"), limit=limit
     )
     return StoredDocumentsOut(documents=[StoredDocumentOut(**d.to_dict()) for d in found])
@@ -396,9 +372,9 @@ def documents(
     "first, then newest. Unknown alert: 404.",
 )
 def alert_documents(
-    request: Request,
+    service: SentimentDep,
     alert_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="An alert's id.")],
     limit: Limit = 20,
 ) -> StoredDocumentsOut:
-    found = _service(request).alert_documents(alert_id, limit)
+    found = service.alert_documents(alert_id, limit)
     return StoredDocumentsOut(documents=[StoredDocumentOut(**d.to_dict()) for d in found])

@@ -217,7 +217,9 @@ def score(
     with _service(db, embeddings=embeddings, similarity=similarity) as service:
         rows = service.score(texts, model)
     if as_json:
-        print_json([row.to_dict() for row in rows])
+        from .schemas import scored_out
+
+        print_json([row.model_dump(mode="json") for row in scored_out(rows)])  # as the API
         return
     cut = [str(i) for i, row in enumerate(rows, start=1) if row.truncated]
     if cut:

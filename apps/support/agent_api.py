@@ -23,21 +23,9 @@ from aigc_apps.serve.auth import ADMIN, Principal, require_scope
 from aigc_apps.serve.errors import ApiError
 from aigc_apps.serve.sse import EventStream
 
-from .api import (
-    APP,
-    EVENTS_ROUTE,
-    MAX_ID,
-    AfterId,
-    MessageOut,
-    SessionId,
-    SessionOut,
-    State,
-    event_stream,
-    message_out,
-    session_out,
-)
-from .api import support_service as _service
+from .api import APP, EVENTS_ROUTE, MAX_ID, AfterId, SessionId, SupportDep, event_stream
 from .handoff import admin_actor, agent_actor, check_agent
+from .schemas import MessageOut, SessionOut, State, message_out, session_out
 
 router = APIRouter(prefix="/v1/support", tags=[APP])
 _require_agent = require_scope(f"{APP}:agent")
@@ -173,10 +161,10 @@ def _queued(row: dict[str, Any]) -> QueuedOut:
             "held by one (`human`) or both (`all`), longest waiting first, with their last "
             "messages and the bot's guess of the intent.")
 def queue(
-    request: Request,
+    service: SupportDep,
     state: Annotated[Literal["pending_human", "human", "all"], Query()] = "pending_human",
 ) -> QueueOut:
-    rows = _service(request).conversations.queue(state)
+    rows = service.conversations.queue(state)
     return QueueOut(conversations=[_queued(r) for r in rows])
 
 
@@ -191,15 +179,15 @@ def me(caller: Caller) -> MeOut:
 @router.get("/conversations/{session_id}", response_model=SessionOut, dependencies=AGENT,
             summary="A conversation, for an agent",
             description="State, turns and the whole message log. Unknown id: 404.")
-def conversation(request: Request, session_id: SessionId) -> SessionOut:
-    return session_out(_service(request).session(session_id))
+def conversation(service: SupportDep, session_id: SessionId) -> SessionOut:
+    return session_out(service.session(session_id))
 
 
 @router.get("/conversations/{session_id}/events", dependencies=AGENT,
             summary="Follow a conversation live, for an agent", **EVENTS_ROUTE)
-async def conversation_events(request: Request, session_id: SessionId, after: AfterId = 0
-                              ) -> EventStream:
-    return await event_stream(request, session_id, after)
+async def conversation_events(request: Request, service: SupportDep, session_id: SessionId,
+                              after: AfterId = 0) -> EventStream:
+    return await event_stream(request, service, session_id, after)
 
 
 @router.post("/conversations/{session_id}/take", response_model=StateOut, dependencies=AGENT,
@@ -207,10 +195,10 @@ async def conversation_events(request: Request, session_id: SessionId, after: Af
              description="The agent holds it from now on (from the queue, or pulled in from "
              "the bot). Of agents racing for one, exactly one wins; the others get 409 "
              "`conversation_taken`. Resolved: 409 `conversation_resolved`.")
-def take(request: Request, session_id: SessionId, caller: Caller,
+def take(service: SupportDep, session_id: SessionId, caller: Caller,
          body: AgentIn | None = None) -> StateOut:
     agent, actor = acting(caller, body.agent if body else None)
-    return StateOut(**_service(request).conversations.take(session_id, agent, actor))
+    return StateOut(**service.conversations.take(session_id, agent, actor))
 
 
 @router.post("/conversations/{session_id}/reply", status_code=201, response_model=MessageOut,
@@ -218,40 +206,40 @@ def take(request: Request, session_id: SessionId, caller: Caller,
              description="Only the agent holding the conversation may reply (409 "
              "`not_holder`). Stored with personal data masked; the customer's page shows it "
              "live.")
-def reply(request: Request, session_id: SessionId, body: ReplyIn, caller: Caller
+def reply(service: SupportDep, session_id: SessionId, body: ReplyIn, caller: Caller
           ) -> MessageOut:
     agent, _actor = acting(caller, body.agent)
-    return message_out(_service(request).conversations.reply(session_id, agent, body.text))
+    return message_out(service.conversations.reply(session_id, agent, body.text))
 
 
 @router.post("/conversations/{session_id}/release", response_model=StateOut,
              dependencies=AGENT, summary="Hand back to the bot",
              description="The bot answers the next message. Only the holder may release "
              "(409 otherwise, also for a resolved conversation).")
-def release(request: Request, session_id: SessionId, caller: Caller,
+def release(service: SupportDep, session_id: SessionId, caller: Caller,
             body: AgentIn | None = None) -> StateOut:
     agent, actor = acting(caller, body.agent if body else None)
-    return StateOut(**_service(request).conversations.release(session_id, agent, actor))
+    return StateOut(**service.conversations.release(session_id, agent, actor))
 
 
 @router.post("/conversations/{session_id}/resolve", response_model=StateOut,
              dependencies=AGENT, summary="Resolve a conversation",
              description="Closes it (the customer opens a new one to continue); the agent's "
              "answers become suggestions for the knowledge base. Only the holder (409).")
-def resolve(request: Request, session_id: SessionId, caller: Caller,
+def resolve(service: SupportDep, session_id: SessionId, caller: Caller,
             body: AgentIn | None = None) -> StateOut:
     agent, actor = acting(caller, body.agent if body else None)
-    return StateOut(**_service(request).conversations.resolve(session_id, agent, actor))
+    return StateOut(**service.conversations.resolve(session_id, agent, actor))
 
 
 @router.get("/suggestions", response_model=SuggestionsOut, dependencies=AGENT,
             summary="Answers proposed for the knowledge base",
             description="Question/answer pairs from resolved conversations, oldest first.")
 def suggestions(
-    request: Request,
+    service: SupportDep,
     status: Annotated[Literal["pending", "approved", "rejected", "all"], Query()] = "pending",
 ) -> SuggestionsOut:
-    rows = _service(request).suggestions(None if status == "all" else status)
+    rows = service.suggestions(None if status == "all" else status)
     return SuggestionsOut(suggestions=[SuggestionOut(**r) for r in rows])
 
 
@@ -259,24 +247,24 @@ def suggestions(
              dependencies=AGENT, summary="Add a suggestion to the knowledge base",
              description="Ingested as an answer template (indexed, citable). Already decided: "
              "409; unknown: 404.")
-def approve(request: Request, suggestion_id: SuggestionId,
+def approve(service: SupportDep, suggestion_id: SuggestionId,
             body: ApproveIn | None = None) -> SuggestionOut:
     body = body or ApproveIn(intent=None, question=None)
     return SuggestionOut(
-        **_service(request).approve_suggestion(suggestion_id, body.intent, body.question)
+        **service.approve_suggestion(suggestion_id, body.intent, body.question)
     )
 
 
 @router.post("/suggestions/{suggestion_id}/reject", response_model=SuggestionOut,
              dependencies=AGENT, summary="Keep a suggestion out",
              description="Already decided: 409; unknown: 404.")
-def reject(request: Request, suggestion_id: SuggestionId) -> SuggestionOut:
-    return SuggestionOut(**_service(request).reject_suggestion(suggestion_id))
+def reject(service: SupportDep, suggestion_id: SuggestionId) -> SuggestionOut:
+    return SuggestionOut(**service.reject_suggestion(suggestion_id))
 
 
 @router.get("/handoff-stats", response_model=HandoffStatsOut, dependencies=AGENT,
             summary="Handoff figures",
             description="Handoff rate, median and p90 wait before take-over, resolution "
             "rate, overall and per intent.")
-def handoff_stats(request: Request) -> HandoffStatsOut:
-    return HandoffStatsOut(**_service(request).handoff_stats())
+def handoff_stats(service: SupportDep) -> HandoffStatsOut:
+    return HandoffStatsOut(**service.handoff_stats())

@@ -103,7 +103,10 @@ def ask(
     with open_service(db, max_new_tokens=max_new_tokens) as bot:
         reply = bot.ask(question, session)
     if json_output:
-        print_json(reply.to_dict())
+        from .schemas import reply_out, with_old_cli_keys
+
+        out = reply_out(reply)  # what the HTTP API answers, field for field
+        print_json(with_old_cli_keys(out.model_dump(mode="json"), {"turn": out.turn_number}))
         return
     console.print(reply.answer, markup=False)
     _footer(reply)
@@ -227,7 +230,13 @@ def session(
     with open_service(db) as bot:
         turns = bot.turns(session_id)
     if json_output:
-        print_json(turns)
+        from .schemas import turn_out, with_old_cli_keys
+
+        print_json([  # each turn as the HTTP history shows it (plus the 0.1.0 keys)
+            with_old_cli_keys(turn_out(t).model_dump(mode="json"),
+                              {k: t[k] for k in ("turn", "at", "retrieved_ids")})
+            for t in turns
+        ])
         return
     for t in turns:
         console.print(

@@ -42,6 +42,7 @@ def test_cli_end_to_end(db_url: str, sample_dir: Path) -> None:
 
     recs = json.loads(run("for-user", "u01", "-k", "5", "--explain", "--db", db_url, "--json"))
     assert len(recs["items"]) == 5 and recs["note"] is None
+    assert recs["user_id"] == recs["user"] == "u01"  # the API's name, and 0.1.0's for a release
     assert sum(r["item_id"].startswith("spa-") for r in recs["items"]) >= 3  # u01 loves space
     assert all(r["reasons"] for r in recs["items"])
 
@@ -62,6 +63,7 @@ def test_cli_end_to_end(db_url: str, sample_dir: Path) -> None:
 
     similar = json.loads(run("similar", "n-voyager", "-k", "3", "--db", db_url, "--json"))
     assert [s["item_id"][:3] for s in similar["similar"]] == ["spa"] * 3
+    assert similar["items"] == similar["similar"] and similar["item_id"] == similar["item"]
     assert "HR@10" in run("eval", "--encoder", "hashing", "--no-interest-model", "--db", db_url)
 
 

@@ -34,13 +34,15 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
     sid = created.json()["session_id"]
     assert client.get(f"/v1/support/sessions/{sid}").json()["turns"] == []
     reply = client.post(f"/v1/support/sessions/{sid}/messages", json={"message": ORDER}).json()
-    assert (reply["session_id"], reply["turn_id"], reply["path"]) == (sid, 1, "template")
+    assert (reply["session_id"], reply["turn_number"], reply["path"]) == (sid, 1, "template")
+    assert reply["turn_id"] == 1  # the 0.1.0 name, kept for one release
     assert reply["intent"] == "order_status" and "Track package" in reply["answer"]
     assert not reply["handoff"] and reply["handoff_reason"] is None
     assert 0 < reply["confidence"] <= 1 and reply["latency_ms"] > 0
     source = reply["sources"][0]
     assert source["kind"] == "example" and source["source"] == "templates.csv"
-    assert source["excerpt"] and source["score"] > 0.5 and isinstance(source["id"], int)
+    assert source["excerpt"] and source["score"] > 0.5 and isinstance(source["entry_id"], int)
+    assert source["id"] == source["entry_id"]  # the 0.1.0 name, kept for one release
 
     with TestClient(create_app()) as other:  # another worker continues the session
         second = other.post(
@@ -48,13 +50,14 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
             json={"message": "xyzzy plugh jane.doe@example.com"},
         )
         second_reply = second.json()
-        assert (second_reply["turn_id"], second_reply["path"]) == (2, "handoff")
+        assert (second_reply["turn_number"], second_reply["path"]) == (2, "handoff")
         # not answered: a second time in a row would queue it for a person
         assert not second_reply["handoff"] and second_reply["handoff_reason"]
         assert second_reply["sources"] == [] and second_reply["state"] == "bot"
     history = client.get(f"/v1/support/sessions/{sid}").json()
     assert history["session_id"] == sid and history["handoff"] is False
-    assert [t["turn_id"] for t in history["turns"]] == [1, 2]
+    assert [t["turn_number"] for t in history["turns"]] == [1, 2]
+    assert [t["turn_id"] for t in history["turns"]] == [1, 2]  # the 0.1.0 name
     assert history["turns"][0]["question"] == ORDER
     assert "jane.doe" not in history["turns"][1]["question"]  # stored masked
     assert history["created_at"] <= history["updated_at"]
@@ -64,13 +67,14 @@ def test_a_conversation_in_one_session_seen_by_every_worker(
         json={"helpful": False, "correct_answer": "Try the magic words."},
     )
     assert rated.status_code == 201, rated.text
-    assert rated.json()["session_id"] == sid and rated.json()["turn_id"] == 2
+    assert rated.json()["session_id"] == sid and rated.json()["turn_number"] == 2
+    assert rated.json()["turn_id"] == 2  # the 0.1.0 name, kept for one release
     assert count(knowledge, Feedback) == 1
     # NUL characters (which PostgreSQL cannot store) leave a question; no session has one.
     nul = client.post(
         f"/v1/support/sessions/{sid}/messages", json={"message": "Where\x00 is my order?"}
     )
-    assert nul.json()["question"] == ORDER and nul.json()["turn_id"] == 3
+    assert nul.json()["question"] == ORDER and nul.json()["turn_number"] == 3
     error(client.get("/v1/support/sessions/a%00b"), 404, "not_found_error")
 
 
@@ -97,7 +101,7 @@ def test_messages_posted_at_once_to_one_session_are_all_answered(
                 answers = list(pool.map(post, range(5)))
             assert [code for code, _ in answers] == [200] * 5, answers
         turns = c.get(f"/v1/support/sessions/{sid}").json()["turns"]
-        assert [t["turn_id"] for t in turns] == list(range(1, 11))
+        assert [t["turn_number"] for t in turns] == list(range(1, 11))
         assert {t["path"] for t in turns[5:]} <= {"handoff", "human"}
 
 
@@ -105,7 +109,7 @@ def test_ask_without_a_session(client: TestClient) -> None:
     reply = client.post("/v1/support/ask", json={"message": "How do I reset my password?"})
     body = reply.json()
     assert reply.status_code == 200 and body["path"] == "template"
-    assert body["intent"] == "reset_password" and body["turn_id"] == 1
+    assert body["intent"] == "reset_password" and body["turn_number"] == 1
     turns = client.get(f"/v1/support/sessions/{body['session_id']}").json()["turns"]
     assert len(turns) == 1  # stored in a new session, so it can be rated
     good = client.post(
@@ -161,7 +165,7 @@ def test_openapi_documents_every_route() -> None:
         ("post", "/v1/support/sessions"),
         ("post", "/v1/support/sessions/{session_id}/messages"),
         ("get", "/v1/support/sessions/{session_id}"),
-        ("post", "/v1/support/sessions/{session_id}/messages/{turn_id}/feedback"),
+        ("post", "/v1/support/sessions/{session_id}/messages/{turn_number}/feedback"),
         ("post", "/v1/support/ask"),
         ("get", "/v1/support/sessions/{session_id}/events"),
         ("get", "/v1/support/queue"),

@@ -27,7 +27,8 @@ def test_cli_round_trip(env: None, db_url: str, kb_dir: Path, tmp_path: Path) ->
     reply = run("ask", "Where is my order?", "--db", db_url, "--json")
     assert set(reply) >= {"answer", "intent", "sources", "confidence", "handoff", "latency_ms"}
     follow = run("ask", "and when?", "--session", reply["session_id"], "--db", db_url, "--json")
-    assert follow["turn"] == 2
+    assert follow["turn_number"] == 2 and follow["turn"] == 2  # "turn": 0.1.0's key
+    assert all(s["entry_id"] for s in reply["sources"])
     run(
         "feedback",
         reply["session_id"],
@@ -39,7 +40,8 @@ def test_cli_round_trip(env: None, db_url: str, kb_dir: Path, tmp_path: Path) ->
         db_url,
     )
     turns = run("session", reply["session_id"], "--db", db_url, "--json")
-    assert [t["turn"] for t in turns] == [1, 2]
+    assert [t["turn"] for t in turns] == [1, 2]  # 0.1.0's key, kept for one release
+    assert [t["turn_number"] for t in turns] == [1, 2]
 
     labelled = tmp_path / "eval.csv"
     labelled.write_text(
