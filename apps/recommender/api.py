@@ -195,14 +195,14 @@ def insert_events(
     "a title or a description. New items are recommended by their text from the next "
     "request on; the next `aigc recommend train` learns who likes them.",
 )
-def insertitems_out(
+def insert_items(
     service: RecommenderDep,
     items: Annotated[list[ItemIn], Body(min_length=1, max_length=MAX_ITEMS)],
 ) -> ItemsReport:
     from .runtime import NewItem
 
     batch = [NewItem(i.item_id, i.title, i.description, i.tags, dict(i.attributes)) for i in items]
-    report = service.additems_out(batch)
+    report = service.add_items(batch)
     return ItemsReport(
         received=len(items),
         added=report.items_added,
