@@ -6,7 +6,9 @@ The demo once answered "How long do I have to return a jacket?" with "10 days" (
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,7 @@ from aigc_apps.faq import (
 )
 from aigc_apps.settings import sample_data_dir
 
+ROOT = Path(__file__).resolve().parents[1]
 README_QUESTION = "How long do I have to return a jacket?"
 RETURN_POLICY = "What is your return policy?"
 # customers' own words, none of them an FAQ question; written before the encoder was chosen
@@ -63,6 +66,17 @@ def test_grounded_prompt_puts_the_passage_before_the_question(entries: list[FaqE
     policy = _entry(entries, RETURN_POLICY)
     prompt = grounded_prompt(policy, README_QUESTION)
     assert prompt.index(policy.answer) < prompt.index(README_QUESTION)
+
+
+def test_readme_generate_examples_quote_the_faq_entry(entries: list[FaqEntry]) -> None:
+    """README's `aigc generate` and Python examples ground the question in the FAQ's words."""
+    policy = _entry(entries, RETURN_POLICY)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith("aigc generate "))
+    quoted = re.search(r'"FAQ entry: (.*?) Using only the FAQ entry above, answer: (.*?)"', command)
+    assert quoted and quoted[1] in policy.answer and quoted[2] == README_QUESTION
+    python = re.search(r'^faq = "(.*?)"$', readme, flags=re.M)
+    assert python and python[1] in policy.answer
 
 
 def _mpnet_installed() -> bool:
