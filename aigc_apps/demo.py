@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aigc_apps.errors import AigcError
@@ -23,12 +24,20 @@ DemoLoader = Callable[[], DemoFn]
 
 
 def core_demo(console: Console) -> None:
-    """Fine-tune a LoRA adapter for a few steps, generate with it, embed and search."""
-    from aigc_apps.data import read_records
-    from aigc_apps.embeddings import Encoder
+    """Fine-tune a LoRA adapter for a few steps, find the FAQ answer, generate grounded in it.
+
+    The answer is generated from the retrieved FAQ entry, not from the question alone: asked
+    bare, the adapter made a return window up (see ``aigc_apps.faq``).
+    """
+    from aigc_apps.faq import (
+        FaqIndex,
+        choose_encoder,
+        grounded_prompt,
+        read_faq,
+        unsupported_figures,
+    )
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
     from aigc_apps.generation import GenerationConfig, Generator
-    from aigc_apps.index import VectorIndex
 
     settings = get_settings()
     data = sample_data_dir() / "core" / "sft_sample.jsonl"
@@ -51,25 +60,42 @@ def core_demo(console: Console) -> None:
     )
 
     question = "How long do I have to return a jacket?"
-    console.print(f"2. Generating with the adapter (streamed): [italic]{question}[/]\n   ", end="")
+    entries = read_faq(data)
+    candidates = [settings.default_encoder, "mpnet-base"]
+    console.print(
+        f"2. Choosing an encoder for the {len(entries)} FAQ answers: each entry's own question"
+        " must find its own answer"
+    )
+    encoder, scores = choose_encoder(candidates, entries)
+    console.print(
+        "   "
+        + ", ".join(f"{name} {score:.0%}" for name, score in scores.items())
+        + f" -> [bold]{max(scores, key=scores.__getitem__)}[/]"
+    )
+    index = FaqIndex(encoder, entries)
+    score, entry = index.search(question)[0]
+    console.print(
+        f"   nearest answer to [italic]{question}[/] ({score:.3f}): {escape(entry.answer)}"
+    )
+
+    console.print(
+        "3. Generating with the adapter, grounded in that answer (streamed):\n   ", end=""
+    )
     generator = Generator.from_pretrained(settings.default_llm, adapter=str(result.adapter_dir))
-    for piece in generator.stream(question, GenerationConfig(max_new_tokens=48)):
+    pieces: list[str] = []
+    prompt = grounded_prompt(entry, question)
+    for piece in generator.stream(prompt, GenerationConfig(max_new_tokens=48)):
+        pieces.append(piece)
         console.print(piece, end="", markup=False)
     console.print()
+    made_up = unsupported_figures("".join(pieces), entry.answer)
+    if made_up:
+        console.print(f"   [yellow]not in the FAQ entry: {', '.join(made_up)}[/]")
 
-    records = read_records(data, required=["prompt", "response"]).records
-    texts = [f"{r['prompt']} {r['response']}" for r in records]
-    encoder_name = settings.default_encoder
-    console.print(f"3. Embedding {len(texts)} sample Q/A pairs with [bold]{encoder_name}[/]")
-    encoder = Encoder.from_pretrained(settings.default_encoder)
-    index = VectorIndex(encoder.dim)
-    index.add(list(range(len(texts))), encoder.encode(texts))
     query = "can I send back an item I bought?"
-    scores, ids = index.search(encoder.encode([query]), 3)
-    table = Table("score", "nearest sample", title=f"search: {query!r}")
-    for score, idx in zip(scores[0], ids[0], strict=True):
-        if idx >= 0:
-            table.add_row(f"{score:.3f}", texts[int(idx)][:90])
+    table = Table("score", "nearest FAQ answer", title=f"search: {query!r}")
+    for score, entry in index.search(query, 3):
+        table.add_row(f"{score:.3f}", entry.answer[:90])
     console.print(table)
 
 
