@@ -250,27 +250,21 @@ def score(service: SentimentDep, body: ScoreIn) -> ScoreOut:
     "The batch is checked whole first: a document that cannot be stored refuses it (400).",
 )
 def ingest_documents(service: SentimentDep, body: DocumentsIn) -> DocumentsOut:
-    from aigc_apps.data import Skip
-
-    from .ingest import IngestReport
-    from .reader import RawRow
+    from .ingest import RefusedRecord
     from .service import IngestOptions
 
-    with _model_needed(body.model):
-        ingester = service.ingester(
-            IngestOptions(source=body.source, model=body.model), default_source="api"
-        )
-    checked = [ingester.normalize(RawRow(n, _record(d))) for n, d in enumerate(body.documents, 1)]
-    for n, row in enumerate(checked):
-        if isinstance(row, Skip):
-            raise bad_request(
-                f"documents[{n}]: {row.reason}; no document was stored",
-                "invalid_document",
-                param=f"documents[{n}]",
-            )
-    report = ingester.consume(checked, IngestReport())  # checked once, stored whole
+    options = IngestOptions(source=body.source, model=body.model)
+    try:
+        with _model_needed(body.model):
+            report = service.ingest_all_or_none([_record(d) for d in body.documents], options)
+    except RefusedRecord as exc:
+        raise bad_request(
+            f"documents[{exc.index}]: {exc.reason}; no document was stored",
+            "invalid_document",
+            param=f"documents[{exc.index}]",
+        ) from None
     return DocumentsOut(
-        received=len(checked),
+        received=len(body.documents),
         stored=report.stored,
         duplicates=report.duplicates,
         truncated=[line - 1 for line in report.truncated],

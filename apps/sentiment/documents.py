@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import selectinload
 
 from aigc_apps.errors import DataError, NotFoundError
-from aigc_apps.store import Database
+from aigc_apps.store import Database, utcnow
 
 from .constants import ALL
 from .store import Alert, Record, RecordTopic, as_utc
@@ -128,3 +128,28 @@ def alert_documents(db: Database, alert_id: int, limit: int = 20) -> list[Stored
         .limit(limit)
     )
     return _fetch(db, stmt)
+
+
+@dataclass
+class StoreActivity:
+    """How many documents the store holds, and how many it took in during the last
+    ``window``: whether a live pipeline is storing, and how fast, read from the store
+    itself (so it counts every worker's writes, whichever broker fed them)."""
+
+    stored: int
+    recent: int
+    window: timedelta
+
+    @property
+    def per_second(self) -> float:
+        return self.recent / self.window.total_seconds()
+
+
+def store_activity(db: Database, window: timedelta) -> StoreActivity:
+    """Documents stored in all, and ingested since ``window`` ago (two COUNT queries)."""
+    with db.session() as s:
+        stored = int(s.scalar(select(func.count()).select_from(Record)) or 0)
+        since = utcnow() - window
+        recent = int(s.scalar(select(func.count()).select_from(Record)
+                              .where(Record.ingested_at >= since)) or 0)
+    return StoreActivity(stored, recent, window)

@@ -88,6 +88,17 @@ class IngestReport:
         }
 
 
+class RefusedRecord(DataError):
+    """A batch stored all or none was refused because of one record: ``index`` (from 0, as
+    in the batch) and ``reason`` say which and why, so a client can fix that one and send
+    the batch again knowing nothing of it was stored."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"records[{index}]: {reason}; no record was stored")
+        self.index = index
+        self.reason = reason
+
+
 @dataclass
 class Incoming:
     line: int
@@ -402,6 +413,17 @@ class Ingester:
             for i, r in enumerate(records, start=1)
         )
         return self.consume(rows, IngestReport())
+
+    def ingest_all_or_none(self, records: Iterable[Mapping[str, Any]]) -> IngestReport:
+        """Ingest records that are already parsed, all or none: each is checked before any
+        is stored, and one that cannot be used raises :class:`RefusedRecord` (where
+        :meth:`ingest_records` would count it as a skip), so a request is never half
+        stored. Record N is line N of the report."""
+        checked = [self.normalize(RawRow(n, dict(r))) for n, r in enumerate(records, start=1)]
+        for index, row in enumerate(checked):
+            if isinstance(row, Skip):
+                raise RefusedRecord(index, row.reason)
+        return self.consume(checked, IngestReport())  # checked once, stored whole
 
     def ingest_stream(self, stream: IO[bytes], fmt: str | None = None) -> IngestReport:
         """Ingest a binary stream (stdin) until it ends.

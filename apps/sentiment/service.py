@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +30,13 @@ from .alert_schedule import AlertSchedule
 from .alerts import AlertEngine, AlertRule, list_alerts
 from .classifier import FitOptions, SentimentModel, TrainReport, evaluate_model, train_sentiment
 from .constants import APP, SENTIMENT_ROLE
-from .documents import StoredDocument, alert_documents, list_documents
+from .documents import (
+    StoreActivity,
+    StoredDocument,
+    alert_documents,
+    list_documents,
+    store_activity,
+)
 from .evaluation import EvalReport, LabelledData, load_labelled
 from .ingest import Ingester, IngestReport
 from .reader import MAX_TEXT_CHARS
@@ -420,3 +426,20 @@ class SentimentService:
 
     def remove_topic(self, name: str) -> None:
         remove_topic(self.db, name)
+
+    # -- the HTTP documents route and the live pipeline's status ---------------------------
+    def ingest_all_or_none(self, records: Iterable[Mapping[str, Any]],
+                           options: IngestOptions | None = None) -> IngestReport:
+        """Score and store parsed records only if every one of them can be stored: one that
+        cannot raises :class:`~.ingest.RefusedRecord` naming it and nothing is stored, so a
+        client that fixes it and sends the batch again never finds half of it stored (where
+        :meth:`ingest_records` counts it as a skip and stores the rest). Re-sent records are
+        duplicates, not stored twice (a record is identified by source and id)."""
+        ingester = self.ingester(options, default_source="api")
+        return ingester.ingest_all_or_none(records)
+
+    def store_activity(self, window: timedelta = timedelta(minutes=1)) -> StoreActivity:
+        """Documents stored in all and during the last ``window``: how fast a live pipeline
+        stores, counted in the store, so every worker's writes count whatever fed them."""
+        return store_activity(self.db, window)
+

@@ -376,3 +376,19 @@ def test_a_stray_quote_costs_nothing(db: Database, scorer, tmp_path: Path) -> No
     with db.session() as s:
         text = s.scalars(select(Record.text).where(Record.ext_id == "q4")).one()
     assert text == 'Analyst says 5" display chipmaker beats estimates'
+
+
+def test_all_or_none_refuses_the_batch_naming_the_bad_record(db: Database, scorer) -> None:
+    from apps.sentiment.documents import store_activity
+    from apps.sentiment.ingest import RefusedRecord
+
+    good = {"id": "a", "text": "Bank shares plunge on losses"}
+    with pytest.raises(RefusedRecord) as refused:
+        _ingester(db, scorer).ingest_all_or_none([good, {"id": "b", "text": "  "}])
+    assert refused.value.index == 1 and "no record was stored" in str(refused.value)
+    assert isinstance(refused.value, DataError) and _count(db) == 0
+    report = _ingester(db, scorer, source="api").ingest_all_or_none([good])
+    assert (report.stored, report.duplicates) == (1, 0)
+    activity = store_activity(db, timedelta(minutes=1))
+    assert (activity.stored, activity.recent) == (1, 1)
+    assert activity.per_second == pytest.approx(1 / 60)
