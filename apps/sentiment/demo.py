@@ -136,19 +136,10 @@ def _ingest_stream(service: SentimentService, broker: RedisStreamsBroker, stream
         info = broker.info(name, group)
         console.print(f"   status: stream length {info.length}, pending {info.pending}, "
                       f"lag {info.lag}, dead_letters {info.dead_letters}, "
-                      f"documents stored {_stored(service)}")
+                      f"documents stored {service.store_activity().stored}")
     finally:
         broker.delete(name)
         console.print(f"   stream {name} deleted")
-
-
-def _stored(service: SentimentService) -> int:
-    from sqlalchemy import func, select
-
-    from .store import Record
-
-    with service.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(Record)) or 0)
 
 
 def _model(service: SentimentService, console: Console) -> None:

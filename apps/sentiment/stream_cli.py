@@ -215,20 +215,12 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Documents stored, throughput of the last minute, and the stream's backlog."""
-    from sqlalchemy import func, select
-
-    from aigc_apps.store import utcnow
-
     from .service import SentimentService
-    from .store import Record
 
-    with SentimentService(db) as service, service.db.session() as s:
-        stored = int(s.scalar(select(func.count()).select_from(Record)) or 0)
-        since = utcnow() - timedelta(minutes=1)
-        recent = int(s.scalar(select(func.count()).select_from(Record)
-                              .where(Record.ingested_at >= since)) or 0)
-    out: dict[str, Any] = {"stored": stored, "stored_last_minute": recent,
-                           "per_second_last_minute": round(recent / 60, 2)}
+    with SentimentService(db) as service:
+        activity = service.store_activity(timedelta(minutes=1))
+    out: dict[str, Any] = {"stored": activity.stored, "stored_last_minute": activity.recent,
+                           "per_second_last_minute": round(activity.per_second, 2)}
     if stream:
         broker = _broker(broker_url, retries)
         try:
