@@ -214,13 +214,11 @@ def webhook(
 ) -> None:
     """Show or set the webhook that receives every conversation transition (retried with
     back-off; a server delivers on its own, --deliver does it once from here)."""
-    from .webhooks import deliver_due, set_webhook_url, webhook_url
-
     with open_service(db) as bot:
         if url or clear:
-            set_webhook_url(bot.db, None if clear else url)
-        console.print(f"webhook: {webhook_url(bot.db) or 'none'}")
+            bot.set_webhook_url(None if clear else url)
+        console.print(f"webhook: {bot.webhook_url() or 'none'}")
         if deliver:
-            r = deliver_due(bot.db)
+            r = bot.deliver_due_webhooks()
             console.print(f"delivered {r.delivered}, failed {r.failed} (retried later), "
                           f"{r.waiting} waiting, {r.gave_up} given up")

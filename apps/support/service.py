@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from .evaluation import EvalReport
     from .tuning import TuningReport
-    from .webhooks import WebhookDeliverer
+    from .webhooks import DeliveryReport, WebhookDeliverer
 
 DEFAULT_COMPANY = "Northwind Outfitters"
 
@@ -318,3 +318,29 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
                 )
             )
         return report
+
+    # -- the conversation webhook ---------------------------------------------------------
+    def webhook_url(self) -> str | None:
+        """Where every conversation transition is posted (None: nowhere). Read from the
+        store each time, so a URL set by another process or worker shows at once."""
+        from .webhooks import webhook_url
+
+        return webhook_url(self.db)
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Post every transition to ``url`` from now on (None: stop posting). Events stored
+        meanwhile wait for it; a URL whose host is an inner address is refused unless
+        ``AIGC_WEBHOOK_ALLOW`` lets it through. Starts no delivery thread: a server's own
+        deliverer reads the URL before each attempt."""
+        from .webhooks import set_webhook_url
+
+        set_webhook_url(self.db, url)
+
+    def deliver_due_webhooks(self) -> DeliveryReport:
+        """Post the transitions that are due, once, here and now: what a running server's
+        deliverer does on its own, for a terminal with no server (failures are retried
+        later, with back-off, by whoever delivers next)."""
+        from .webhooks import deliver_due
+
+        return deliver_due(self.db)
+

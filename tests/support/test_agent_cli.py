@@ -126,3 +126,20 @@ def test_a_command_does_not_wait_long_on_a_hanging_webhook(
         assert len(undelivered) == 9
     finally:
         db.dispose()
+
+
+def test_webhook_deliver_posts_what_is_due(db_url: str, local_webhooks: None) -> None:
+    """``webhook --deliver`` posts the events an earlier process left, once, from here."""
+    db = open_db(db_url)
+    try:
+        with db.session() as s:
+            s.add_all([ChatSession(id=f"s{i}") for i in range(2)])
+        for i in range(2):  # stored with no URL set: nothing posted them yet
+            Conversations(db).take(f"s{i}", "alice")
+    finally:
+        db.dispose()
+    with WebhookReceiver() as receiver:
+        out = run("webhook", receiver.url(), "--deliver", "--db", db_url)["out"]
+        assert f"webhook: {receiver.url()}" in out
+        assert "delivered 2, failed 0 (retried later), 0 waiting, 0 given up" in out
+        assert len(receiver.delivered) == 2
