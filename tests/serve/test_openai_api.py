@@ -269,7 +269,7 @@ def test_concurrent_clients_share_forward_passes(server: tuple[str, Any]) -> Non
 def test_a_failing_model_is_an_error_not_a_crash(
     server: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aigc_apps.batching import BatchDecoder
+    from aigc_apps.engines.decoder import BatchDecoder
 
     url, _ = server
     api = client(url)
