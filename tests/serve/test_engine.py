@@ -210,7 +210,7 @@ def test_a_cancelled_consumer_frees_its_slot(engine: BatchingEngine) -> None:
 
 def test_bad_requests_fail_alone(engine: BatchingEngine) -> None:
     with pytest.raises(AigcError, match="context"):
-        run(engine.generate(GenerationRequest("hello " * 600, greedy(8))))
+        run(engine.generate(GenerationRequest("hello " * 2100, greedy(8))))
     with pytest.raises(AdapterError, match="not loaded"):
         run(engine.generate(GenerationRequest("hello", greedy(8), adapter="nope")))
     with pytest.raises(AigcError, match="empty"):
