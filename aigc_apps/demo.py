@@ -26,8 +26,9 @@ def core_demo(console: Console) -> None:
     """Fine-tune a LoRA adapter for a few steps, generate with it, embed and search."""
     from aigc_apps.data import read_records
     from aigc_apps.embeddings import Encoder
+    from aigc_apps.engines.chat_model import ChatModel
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
-    from aigc_apps.generation import GenerationConfig, Generator
+    from aigc_apps.generation import GenerationConfig
     from aigc_apps.index import VectorIndex
 
     settings = get_settings()
@@ -52,9 +53,9 @@ def core_demo(console: Console) -> None:
 
     question = "How long do I have to return a jacket?"
     console.print(f"2. Generating with the adapter (streamed): [italic]{question}[/]\n   ", end="")
-    generator = Generator.from_pretrained(settings.default_llm, adapter=str(result.adapter_dir))
-    for piece in generator.stream(question, GenerationConfig(max_new_tokens=48)):
-        console.print(piece, end="", markup=False)
+    with ChatModel(settings.default_llm, str(result.adapter_dir)) as chat:  # the shared engine
+        for piece in chat.stream_chat(question, config=GenerationConfig(max_new_tokens=48)):
+            console.print(piece, end="", markup=False)
     console.print()
 
     records = read_records(data, required=["prompt", "response"]).records
