@@ -91,7 +91,8 @@ def setup_workspace(
     from apps.support.service import SupportService
 
     with SupportService.from_settings() as bot:
-        if parts & {"support", "support-generated", "memory"} and not bot.stats().get("examples"):
+        wanted = {"support", "support-generated", "memory"} & set(parts)
+        if wanted and not bot.stats().get("examples"):
             started = time.perf_counter()
             bot.ingest([DATA / "support" / "kb"])
             log(f"support: knowledge base ingested in {time.perf_counter() - started:.0f} s")
