@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +79,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return background_loop().run(coro)
 
 
-def iterate_sync(stream: AsyncIterator[T]) -> Iterator[T]:
+def iterate_sync(stream: AsyncIterator[T]) -> Generator[T, None, None]:
     """Iterate an async stream from sync code, each step on the background loop; stopping
     early closes the stream there (the engine frees the request's batch slot)."""
     loop = background_loop()
@@ -253,7 +253,7 @@ class ChatModel:
         """:meth:`achat` from sync code."""
         return run_sync(self.achat(messages, **options))
 
-    def stream_chat(self, messages: Prompt, **options: Any) -> Iterator[str]:
+    def stream_chat(self, messages: Prompt, **options: Any) -> Generator[str, None, None]:
         """:meth:`astream_chat` from sync code."""
         return iterate_sync(self.astream_chat(messages, **options))
 
@@ -295,7 +295,7 @@ class EngineGenerator:
         return run_sync(join_stream(self.chat_model.astream_target(self.target, request))).text
 
     def stream(self, prompt: Prompt, config: GenerationConfig | None = None,
-               **overrides: Any) -> Iterator[str]:
+               **overrides: Any) -> Generator[str, None, None]:
         request = self._request(prompt, config, overrides)
         return iterate_sync(_texts(self.chat_model.astream_target(self.target, request)))
 
