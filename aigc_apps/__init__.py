@@ -52,6 +52,9 @@ _EXPORTS = {
     "model_kind": "aigc_apps.models",
     "Generator": "aigc_apps.generation",
     "GenerationConfig": "aigc_apps.generation",
+    "ChatModel": "aigc_apps.engines.chat_model",
+    "EnginePool": "aigc_apps.engines.pool",
+    "engine_pool": "aigc_apps.engines.pool",
     # fine-tuning
     "LoraTrainingConfig": "aigc_apps.finetune",
     "LoraTrainer": "aigc_apps.finetune",
@@ -76,6 +79,7 @@ __all__ = [
     "AdapterError",
     "AdapterRegistry",
     "AigcError",
+    "ChatModel",
     "ConflictError",
     "ContrastiveTuningConfig",
     "CorruptDatabaseError",
@@ -83,6 +87,7 @@ __all__ = [
     "DataError",
     "Database",
     "Encoder",
+    "EnginePool",
     "FaissStore",
     "GenerationConfig",
     "Generator",
@@ -104,6 +109,7 @@ __all__ = [
     "VectorStore",
     "available_models",
     "content_hash",
+    "engine_pool",
     "file_hash",
     "get_settings",
     "load_causal_lm",
@@ -136,6 +142,8 @@ if TYPE_CHECKING:
     )
     from aigc_apps.embeddings import Encoder
     from aigc_apps.encoder_tuning import ContrastiveTuningConfig, tune_encoder
+    from aigc_apps.engines.chat_model import ChatModel
+    from aigc_apps.engines.pool import EnginePool, engine_pool
     from aigc_apps.errors import (
         AdapterError,
         AigcError,

@@ -29,6 +29,7 @@ def core_demo(console: Console) -> None:
     The answer is generated from the retrieved FAQ entry, not from the question alone: asked
     bare, the adapter made a return window up (see ``aigc_apps.faq``).
     """
+    from aigc_apps.engines.chat_model import ChatModel
     from aigc_apps.faq import (
         FaqIndex,
         choose_encoder,
@@ -37,7 +38,7 @@ def core_demo(console: Console) -> None:
         unsupported_figures,
     )
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
-    from aigc_apps.generation import GenerationConfig, Generator
+    from aigc_apps.generation import GenerationConfig
 
     settings = get_settings()
     data = sample_data_dir() / "core" / "sft_sample.jsonl"
@@ -81,12 +82,12 @@ def core_demo(console: Console) -> None:
     console.print(
         "3. Generating with the adapter, grounded in that answer (streamed):\n   ", end=""
     )
-    generator = Generator.from_pretrained(settings.default_llm, adapter=str(result.adapter_dir))
     pieces: list[str] = []
     prompt = grounded_prompt(entry, question)
-    for piece in generator.stream(prompt, GenerationConfig(max_new_tokens=48)):
-        pieces.append(piece)
-        console.print(piece, end="", markup=False)
+    with ChatModel(settings.default_llm, str(result.adapter_dir)) as chat:  # the shared engine
+        for piece in chat.stream_chat(prompt, config=GenerationConfig(max_new_tokens=48)):
+            pieces.append(piece)
+            console.print(piece, end="", markup=False)
     console.print()
     made_up = unsupported_figures("".join(pieces), entry.answer)
     if made_up:

@@ -101,6 +101,12 @@ class Generator:
 
     Prompts are plain strings (wrapped as one user turn, with the optional system prompt,
     in the tokenizer's chat template) or lists of chat messages ``{"role", "content"}``.
+
+    The model holder the engines run. Every app path of a process (the support bot, the
+    server's routes, ``aigc generate``, the demo) generates through
+    :class:`~aigc_apps.engines.chat_model.ChatModel`, whose pool loads one Generator per
+    base model and shares it; :meth:`from_pretrained` itself always loads a fresh copy (a
+    model of your own, to train, merge or wrap).
     """
 
     def __init__(
@@ -324,6 +330,11 @@ class Generator:
         rest = cut_at_stop(text, config.stop)[emitted:]
         if rest:
             yield rest
+
+
+def adapter_base(model: str | None, adapter: str | Path) -> str:
+    """The base model of SFT adapter folder ``adapter`` (``model``, if given, must be it)."""
+    return _base_for(model, adapter)
 
 
 def _base_for(model: str | None, adapter: str | Path) -> str:

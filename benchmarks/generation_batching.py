@@ -37,9 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from serve_load import PROMPTS
 
+from aigc_apps.engines.base import GenerationRequest, GenerationResult
+from aigc_apps.engines.batcher import BatchingEngine
 from aigc_apps.generation import GenerationConfig, Generator
-from aigc_apps.serve.batching import BatchingEngine
-from aigc_apps.serve.engine import GenerationRequest, GenerationResult
 
 
 def one_by_one(gen: Generator, prompts: list[str], config: GenerationConfig) -> list[str]:

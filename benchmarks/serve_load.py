@@ -11,6 +11,9 @@ recommender, sentiment classifier; skipped where ``--home`` already has them), s
   >= 3x); time to first token and per-request latency (p50 / p95) from streamed requests;
 * recommend top-10 (with reasons) for random users, 16 concurrent clients: p95 (target
   <= 50 ms), and one client alone;
+* support generated answers, 8 customers at once (each in its own session) against the
+  same 8 one by one, and the server's memory with the support bot and chat completions on
+  one base (``serve_support.py``: one engine, one copy of the weights);
 * support ask on template answers (questions of ``data/support/eval.csv`` whose answer is a
   stored template): p95 (target <= 100 ms with the base-size encoder the bot now uses:
   a person does not notice 100 ms, a wrong answer they do), one client;
@@ -40,6 +43,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import serve_support
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 PROMPTS = [
@@ -67,7 +73,8 @@ def summary(latencies_s: list[float]) -> dict[str, float]:
 # -- workspace ------------------------------------------------------------------------------
 
 
-PARTS = frozenset({"generation", "recommend", "support", "sentiment", "workers"})
+PARTS = frozenset({"generation", "recommend", "support", "support-generated", "memory",
+                   "sentiment", "workers"})
 
 
 def setup_workspace(
@@ -84,7 +91,8 @@ def setup_workspace(
     from apps.support.service import SupportService
 
     with SupportService.from_settings() as bot:
-        if "support" in parts and not bot.stats().get("examples"):
+        wanted = {"support", "support-generated", "memory"} & set(parts)
+        if wanted and not bot.stats().get("examples"):
             started = time.perf_counter()
             bot.ingest([DATA / "support" / "kb"])
             log(f"support: knowledge base ingested in {time.perf_counter() - started:.0f} s")
@@ -338,10 +346,16 @@ def main() -> None:
             out["recommend_1_client"] = asyncio.run(
                 recommend(server.url, n_rec // 4, 1, args.seed)
             )
+        if "support-generated" in parts:
+            out["support_generated"] = asyncio.run(
+                serve_support.support_generated(server.url, rounds, summary))
+            log(f"support generated: {json.dumps(out['support_generated'])}")
         if "support" in parts:
             out["support_ask"] = asyncio.run(support_ask(server.url, n_ask))
         if "sentiment" in parts:
             out["sentiment_http"] = asyncio.run(sentiment_http(server.url, n_calls, 32))
+    if "memory" in parts:
+        out["memory"] = serve_support.memory(lambda: Server(home))
     if "sentiment" in parts:
         out["sentiment_in_process_texts_per_s"] = sentiment_in_process(n_calls, 32)
     if {"workers", "recommend"} <= parts:
@@ -380,6 +394,7 @@ def report(out: dict[str, Any]) -> None:
     if rec2:
         print(f"  --workers 2: p95 {rec2['p95_ms']:.1f} ms, {rec2['requests_per_s']:.0f} req/s "
               f"(x{out['recommend_workers_ratio']:.2f} of one worker)")
+    serve_support.report(out, verdict)
     ask = out.get("support_ask")
     if ask:
         print(f"support ask, template answers ({ask['template_questions']} of "

@@ -152,10 +152,9 @@ def generate(
     raw: Annotated[bool, typer.Option(help="Do not apply the chat template.")] = False,
 ) -> None:
     """Generate text, streamed to the terminal as it is produced."""
-    from aigc_apps.generation import GenerationConfig, Generator
+    from aigc_apps.engines.chat_model import ChatModel
+    from aigc_apps.generation import GenerationConfig
 
-    adapter_dir = _adapter_path(adapter) if adapter else None
-    generator = Generator.from_pretrained(model, adapter=adapter_dir)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
@@ -164,18 +163,12 @@ def generate(
         system_prompt=system,
         use_chat_template=not raw,
     )
-    for piece in generator.stream(prompt, config):
-        console.print(piece, end="", markup=False)
+    # the process's shared engine of the base (the adapter, a folder or a registered name,
+    # loaded on it by name): the same path as the support bot and the server's routes
+    with ChatModel(model, adapter, config=config) as chat:
+        for piece in chat.stream_chat(prompt):
+            console.print(piece, end="", markup=False)
     console.print()
-
-
-def _adapter_path(name_or_path: str) -> str:
-    """A folder path as given, else the path of a registered adapter of that name."""
-    if Path(name_or_path).exists():
-        return name_or_path
-    from aigc_apps.registry import ModelRegistry
-
-    return str(ModelRegistry().get(name_or_path).path)
 
 
 def demo(

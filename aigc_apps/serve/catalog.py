@@ -13,7 +13,9 @@ Names, in the order they win when two clash:
   for chat and completions, tuned encoders (role ``encoder``) for embeddings.
 
 An adapter's name resolves to (the engine of its base, the adapter): one engine per base
-model, started on first use and shared by every request and every adapter of that base.
+model, started on first use and shared by every request and every adapter of that base,
+and by the apps in the same process (the support bot): the engines come from the process's
+:func:`~aigc_apps.engines.pool.engine_pool`.
 Registry names are looked up in the database on every request that names one, so an
 adapter registered (or re-pointed, or deleted) by another process or worker is served
 without a restart.
@@ -30,16 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from aigc_apps.engines.base import UnsupportedRequest
 from aigc_apps.errors import AigcError, NotFoundError
-from aigc_apps.models import MODEL_ALIASES, available_models, model_kind, resolve_model
+from aigc_apps.models import MODEL_ALIASES, available_models, model_kind
 from aigc_apps.serve.config import ServeConfig
 from aigc_apps.serve.errors import ApiError
 from aigc_apps.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
+    from aigc_apps.engines.base import BaseEngine
+    from aigc_apps.engines.pool import EngineOptions, EnginePool
     from aigc_apps.registry import ModelEntry, ModelRegistry
-    from aigc_apps.serve.engine import BaseEngine
 
 Kind = Literal["chat", "embedding"]
 EngineFactory = Callable[[str, ServeConfig], "BaseEngine"]
@@ -73,24 +77,17 @@ def model_not_found(name: str, hint: str = "") -> ApiError:
 
 
 def default_engine_factory(base: str, config: ServeConfig) -> BaseEngine:
-    """``config.engine``: ``batch``, ``continuous``, or ``auto`` (the micro-batcher).
+    """The engine ``config`` asks for (:func:`aigc_apps.engines.pool.default_engine_factory`)."""
+    from aigc_apps.engines.pool import default_engine_factory as build
 
-    ``auto`` is the micro-batcher on every device: on an H200 (bf16, SmolLM2, 48 new tokens)
-    transformers' continuous batching did not beat it (8 clients 71 against 72 tok/s, 32
-    clients 270 against 283), and it serves seeds, repetition penalty and adapters without a
-    second copy of the weights. ``continuous`` stays selectable for larger models.
-    """
-    choice = "batch" if config.engine == "auto" else config.engine
-    if choice == "continuous":
-        from aigc_apps.serve.continuous import ContinuousEngine
+    return build(base, engine_options(config))
 
-        return ContinuousEngine(base, max_batch=config.max_batch,
-                                batch_wait_ms=config.batch_wait_ms)
-    if choice != "batch":
-        raise AigcError(f"unknown engine '{config.engine}': use auto, batch or continuous")
-    from aigc_apps.serve.batching import BatchingEngine
 
-    return BatchingEngine(base, max_batch=config.max_batch, batch_wait_ms=config.batch_wait_ms)
+def engine_options(config: ServeConfig) -> EngineOptions:
+    """The pool's engine options from the server's config."""
+    from aigc_apps.engines.pool import EngineOptions
+
+    return EngineOptions(config.engine, config.max_batch, config.batch_wait_ms)
 
 
 class Catalog:
@@ -99,6 +96,10 @@ class Catalog:
     Blocking methods (:meth:`cards`, :meth:`card`, :meth:`encoder`) read the registry or
     load weights: call them from a thread (``run_in_threadpool``). Engines are started with
     :meth:`engine`, on the event loop.
+
+    Engines come from ``pool`` (default: the process's, set to this config's engine
+    options), so the apps of this process share them; :meth:`close` lets go of them (an
+    engine closes once no app holds it). A given ``engine_factory`` gets a private pool.
     """
 
     def __init__(
@@ -108,16 +109,24 @@ class Catalog:
         settings: Settings | None = None,
         registry: ModelRegistry | None = None,
         engine_factory: EngineFactory | None = None,
+        pool: EnginePool | None = None,
     ) -> None:
+        from aigc_apps.engines.pool import EnginePool, engine_pool
+
         self.config = config or ServeConfig()
         self.settings = settings or get_settings()
         self._registry = registry
         self._own_registry = registry is None
-        self._factory = engine_factory or default_engine_factory
-        self._engines: dict[str, BaseEngine] = {}
+        if engine_factory is not None:
+            factory = engine_factory
+            self.pool = pool or EnginePool(
+                engine_options(self.config), lambda base, _: factory(base, self.config)
+            )
+        else:
+            self.pool = pool or engine_pool()
+            self.pool.configure(engine_options(self.config))
+        self._engines: dict[str, BaseEngine] = {}  # the ones this catalog holds, by base key
         self._keys: dict[str, str] = {}  # card source -> engine key (its resolved folder)
-        self._starting: dict[str, asyncio.Lock] = {}
-        self._adapters: dict[tuple[str, str], str] = {}  # (engine key, name) -> folder loaded
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.Lock()
 
@@ -200,19 +209,17 @@ class Catalog:
                            code="model_not_supported", param="model")
         key = self._keys.get(card.source)
         if key is None:  # resolved once: the engine of a base stays the one first started
-            key = self._keys[card.source] = await asyncio.to_thread(_engine_key, card.source)
-        lock = self._starting.setdefault(key, asyncio.Lock())
-        async with lock:
-            engine = self._engines.get(key)
-            if engine is None:
-                engine = self._factory(card.source, self.config)
-                await engine.start()
-                self._engines[key] = engine
-            if card.adapter is not None:
-                folder = str(Path(card.adapter).resolve())
-                if self._adapters.get((key, card.id)) != folder:
-                    await engine.load_adapter(card.id, folder)
-                    self._adapters[(key, card.id)] = folder
+            key = self._keys[card.source] = await asyncio.to_thread(_engine_key, self.pool,
+                                                                    card.source)
+        adapter = None
+        if card.adapter is not None:
+            adapter = (card.id, str(Path(card.adapter).resolve()))
+        try:
+            engine = await self.pool.engine(card.source, adapter, holder=self)
+        except UnsupportedRequest as exc:  # an adapter on an engine that serves none
+            raise ApiError(400, f"model '{card.id}': {exc}", code="model_not_supported",
+                           param="model") from None
+        self._engines[key] = engine
         return engine, card.adapter and card.id
 
     def encoder(self, card: ModelCard) -> Encoder:
@@ -256,21 +263,20 @@ class Catalog:
         """Nothing is loaded up front: engines start on the first request naming them."""
 
     async def close(self) -> None:
-        engines, self._engines = list(self._engines.values()), {}
-        self._adapters.clear()
+        """Let go of the engines (each closes once no other app of the process holds it)."""
+        self._engines = {}
         self._keys.clear()
-        for engine in engines:
-            await engine.close()
+        await self.pool.release(self)
         self._encoders.clear()
         if self._own_registry and self._registry is not None:
             self._registry.close()
             self._registry = None
 
 
-def _engine_key(source: str) -> str:
+def _engine_key(pool: EnginePool, source: str) -> str:
     """One engine per base: an alias and the folder it resolves to share it."""
     try:
-        return str(Path(resolve_model(source)).resolve())
+        return pool.key(source)
     except AigcError as exc:
         raise ApiError(503, f"model '{source}' cannot be loaded here: {exc}", "server_error",
                        "model_unavailable") from None

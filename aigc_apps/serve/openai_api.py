@@ -30,19 +30,19 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from aigc_apps.errors import AigcError
-from aigc_apps.generation import GenerationConfig
-from aigc_apps.serve import sse
-from aigc_apps.serve.auth import require_scope
-from aigc_apps.serve.catalog import Catalog
-from aigc_apps.serve.config import ServeConfig
-from aigc_apps.serve.engine import (
+from aigc_apps.engines.base import (
     BaseEngine,
     EngineError,
     GenerationChunk,
     GenerationRequest,
     GenerationResult,
 )
+from aigc_apps.errors import AigcError
+from aigc_apps.generation import GenerationConfig
+from aigc_apps.serve import sse
+from aigc_apps.serve.auth import require_scope
+from aigc_apps.serve.catalog import Catalog
+from aigc_apps.serve.config import ServeConfig
 from aigc_apps.serve.errors import ApiError, bad_request, error_body
 from aigc_apps.serve.metrics import record_generation
 from aigc_apps.serve.openai_schemas import (

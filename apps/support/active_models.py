@@ -25,7 +25,7 @@ from .store import APP, Setting, get_setting
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
-    from aigc_apps.generation import Generator
+    from aigc_apps.engines.chat_model import ChatModel, EngineGenerator
 
 ENCODER_ROLE = "encoder"
 GENERATOR_ROLE = "generator"
@@ -121,6 +121,12 @@ class SupportModels:
     ``AIGC_ENCODER``, else ``mpnet-base``; ``AIGC_LLM``), read when first needed.
     ``registry`` is called once a model is first resolved; ``lock`` is the owner's, so that
     loads which reach into the owner (the registry opens with its database) cannot deadlock.
+
+    The generator loads no weights of its own: it is the process's shared engine of the
+    base model (:func:`~aigc_apps.engines.pool.engine_pool`) with the registry's adapter
+    loaded on it by name, so under ``aigc serve`` the bot's answers and
+    ``/v1/chat/completions`` on that base share one copy of the weights and their batches.
+    :meth:`close` lets go of the engine.
     """
 
     def __init__(
@@ -179,11 +185,30 @@ class SupportModels:
         return str(entry.path) if entry else None
 
     @lazy
-    def generator(self) -> Generator:
-        from aigc_apps.generation import Generator
+    def chat_model(self) -> ChatModel:
+        """The engines' front door for this service (the holder of the engines it uses)."""
+        from aigc_apps.engines.chat_model import ChatModel
 
-        adapter = self.adapter  # an adapter brings its own base model
-        return Generator.from_pretrained(None if adapter else self.llm, adapter=adapter)
+        return ChatModel(settings=self._settings)
+
+    @lazy
+    def generator(self) -> EngineGenerator:
+        """``generate(messages, max_new_tokens=)`` and ``stream(...)`` on the shared engine of
+        the generator's base, with the active adapter (by its registry name) when there is one."""
+        from aigc_apps.engines.chat_model import EngineGenerator, Target
+
+        entry = self.generator_entry  # an adapter brings its own base model
+        adapter = (entry.name, str(entry.path.resolve())) if entry else None
+        return EngineGenerator(self.chat_model, Target(self.llm, adapter))
+
+    def close(self) -> None:
+        """Let go of the generator's engine (it closes once nobody in the process holds
+        it); the next answer takes it again."""
+        with self._lock:
+            self.__dict__.pop("generator", None)
+            chat_model = self.__dict__.pop("chat_model", None)
+        if chat_model is not None:
+            chat_model.close()
 
     def _defaults(self) -> Settings:
         return self._settings or get_settings()

@@ -42,10 +42,10 @@ from .pii import strip_placeholders
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
-    from aigc_apps.generation import Generator
     from aigc_apps.keylock import KeyLocks
     from aigc_apps.store import Database
 
+    from .answers import TextGenerator
     from .calibration import Calibration
     from .retrieval import EntryMeta, KnowledgeIndex
 
@@ -77,7 +77,7 @@ class AnsweringMixin:
         def encoder(self) -> Encoder: ...
 
         @property
-        def generator(self) -> Generator: ...
+        def generator(self) -> TextGenerator: ...
 
         def _knowledge(self) -> Knowledge: ...
 

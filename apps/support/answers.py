@@ -7,10 +7,10 @@ the HTTP layer share them, and the CLI can check a question before any model is 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aigc_apps.errors import DataError
 from aigc_apps.rowparser import clean_text
@@ -21,8 +21,6 @@ from .pii import mask_pii, strip_placeholders
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from aigc_apps.generation import Generator
 
     from .calibration import Calibration
     from .retrieval import EntryMeta, KnowledgeIndex, Ranking
@@ -41,6 +39,19 @@ SYSTEM_PROMPT = (
 )
 FOLLOW_UP_OPENERS = ("and ", "but ", "also ", "what about", "how about", "then ", "so ")
 ANAPHORA = {"it", "its", "that", "this", "they", "them", "those", "these", "there", "one"}
+
+
+class TextGenerator(Protocol):
+    """What an answer needs of a generator: the whole reply, or the reply in pieces.
+
+    The service's is the process's shared engine
+    (:class:`~aigc_apps.engines.chat_model.EngineGenerator`); a
+    :class:`~aigc_apps.generation.Generator` of one's own, or a test's scripted double,
+    fit as well."""
+
+    def generate(self, prompt: Any, config: Any = None, **overrides: Any) -> str: ...
+
+    def stream(self, prompt: Any, config: Any = None, **overrides: Any) -> Iterator[str]: ...
 
 
 @dataclass
@@ -149,7 +160,7 @@ class GeneratedReply:
 
 
 def generated_answer(
-    generator: Generator,
+    generator: TextGenerator,
     messages: list[dict[str, str]],
     max_new_tokens: int,
     on_token: Callable[[str], None] | None = None,
@@ -161,7 +172,7 @@ def generated_answer(
 
 
 def generated_reply(
-    generator: Generator,
+    generator: TextGenerator,
     messages: list[dict[str, str]],
     max_new_tokens: int,
     on_token: Callable[[str], None] | None = None,
@@ -179,6 +190,8 @@ def generated_reply(
     passage sentences are quoted instead ("extractive"), or the handoff reply is sent.
     Without ``passages`` (or with ``check_facts=False``, the raw baseline) nothing is checked.
 
+    ``generator.stream`` is the shared engine's stream under the service: the gate checks
+    each sentence as the engine's pieces arrive, and stopping early frees the batch slot.
     When streamed to ``on_token``, it goes out a sentence at a time, each only after it
     passed the check (a failing one is withheld and the stream goes on), so what was sent
     is what is returned; from the first sentence that ``unsafe`` objects to (it asks for a

@@ -40,8 +40,8 @@ from .store import APP, load_settings, open_db
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
-    from aigc_apps.generation import Generator
 
+    from .answers import TextGenerator
     from .evaluation import EvalReport
     from .tuning import TuningReport
     from .webhooks import DeliveryReport, WebhookDeliverer
@@ -124,6 +124,7 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         db = self.__dict__.pop("db", None)
         if db is not None:
             db.dispose()
+        self.models.close()  # the generator's engine: closed once nobody else holds it
         if self._own_registry and "registry" in self.__dict__:
             self.__dict__.pop("registry").close()
 
@@ -196,7 +197,9 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         return self.models.adapter
 
     @property
-    def generator(self) -> Generator:
+    def generator(self) -> TextGenerator:
+        """The answer generator: the process's shared engine of :attr:`llm` (and the active
+        adapter), shaped like a :class:`~aigc_apps.generation.Generator`."""
         return self.models.generator
 
     def reload_models(self, *roles: str) -> None:

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
+from aigc_apps.engines.base import GenerationRequest
+from aigc_apps.engines.batcher import BatchingEngine
 from aigc_apps.errors import AdapterError, AigcError
 from aigc_apps.generation import GenerationConfig, Generator
-from aigc_apps.serve.batching import BatchingEngine
-from aigc_apps.serve.engine import GenerationRequest
 from tests.tiny import stop_in_middle
 
 T = TypeVar("T")
@@ -210,7 +210,7 @@ def test_a_cancelled_consumer_frees_its_slot(engine: BatchingEngine) -> None:
 
 def test_bad_requests_fail_alone(engine: BatchingEngine) -> None:
     with pytest.raises(AigcError, match="context"):
-        run(engine.generate(GenerationRequest("hello " * 600, greedy(8))))
+        run(engine.generate(GenerationRequest("hello " * 2100, greedy(8))))
     with pytest.raises(AdapterError, match="not loaded"):
         run(engine.generate(GenerationRequest("hello", greedy(8), adapter="nope")))
     with pytest.raises(AigcError, match="empty"):
@@ -285,7 +285,7 @@ def test_a_broken_adapter_is_refused(engine: BatchingEngine, tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def continuous(tiny_llm_dir: Path) -> Iterator[Any]:
-    from aigc_apps.serve.continuous import ContinuousEngine
+    from aigc_apps.engines.continuous import ContinuousEngine
 
     engine = ContinuousEngine(str(tiny_llm_dir), max_batch=8, device="cpu")
     run(engine.start())
@@ -305,7 +305,7 @@ def test_continuous_greedy_equals_generator(continuous: Any, generator: Generato
     results, chunks = run(both())
     assert [r.text for r in results] == expected
     assert "".join(c.text for c in chunks) == expected[1] and len(chunks) > 1
-    assert continuous.fallback_requests == 0 and continuous.queue_depth == 0
+    assert continuous.refused_requests == 0 and continuous.queue_depth == 0
 
 
 def test_continuous_stops_and_disconnects(continuous: Any, generator: Generator) -> None:
@@ -327,15 +327,26 @@ def test_continuous_stops_and_disconnects(continuous: Any, generator: Generator)
     assert again.text == generator.generate(PROMPTS[0], greedy(6))
 
 
-def test_continuous_sends_seeds_and_adapters_to_its_fallback(
+def test_continuous_refuses_seeds_and_adapters_in_one_line(
     continuous: Any, lora_dirs: list[Path], generator: Generator
 ) -> None:
+    """Its old fallback held a second copy of the weights; one copy per process is the
+    rule, so what continuous batching cannot do is refused (the request's fault: a 400)."""
+    from aigc_apps.engines.base import UnsupportedRequest
+
     seeded = GenerationRequest(PROMPTS[1], greedy(16, temperature=1.0, seed=3))
-    first, second = run(_gather(continuous, [seeded, seeded]))
-    assert first.text == second.text and continuous.fallback_requests == 2
-    run(continuous.load_adapter("one", str(lora_dirs[0])))
+    with pytest.raises(UnsupportedRequest, match=r"seed.*--engine batch"):
+        run(continuous.generate(seeded))
+    with pytest.raises(UnsupportedRequest, match="cannot serve LoRA adapters"):
+        run(continuous.load_adapter("one", str(lora_dirs[0])))
     adapted = GenerationRequest(PROMPTS[1], greedy(24), adapter="one")
-    with_adapter = run(continuous.generate(adapted))
+    with pytest.raises(UnsupportedRequest, match="adapter 'one'"):
+        run(continuous.generate(adapted))
+    penalised = GenerationRequest(PROMPTS[1], greedy(8, repetition_penalty=1.3))
+    with pytest.raises(UnsupportedRequest, match="repetition penalty"):
+        run(continuous.generate(penalised))
+    assert continuous.refused_requests == 3 and continuous.adapters == []
+    assert isinstance(UnsupportedRequest("x"), AigcError)  # answered 400 by the routes
     base = run(continuous.generate(GenerationRequest(PROMPTS[1], greedy(24))))
-    assert base.text == generator.generate(PROMPTS[1], greedy(24)) != with_adapter.text
-    assert continuous.adapters == ["one"]
+    assert base.text == generator.generate(PROMPTS[1], greedy(24))
+    assert continuous.queue_depth == 0

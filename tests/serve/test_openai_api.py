@@ -202,7 +202,7 @@ def test_errors_are_openai_shaped(server: tuple[str, Any]) -> None:
         answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
         assert answer.status_code == 422, body
         assert set(answer.json()["error"]) >= {"message", "type", "code"}
-    long_prompt = "hello " * 600
+    long_prompt = "hello " * 2100
     answer = httpx.post(f"{url}/v1/completions", timeout=30,
                         json={"model": CHAT, "prompt": long_prompt, "max_tokens": 8})
     assert answer.status_code == 400 and "context" in answer.json()["error"]["message"]
@@ -269,7 +269,7 @@ def test_concurrent_clients_share_forward_passes(server: tuple[str, Any]) -> Non
 def test_a_failing_model_is_an_error_not_a_crash(
     server: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aigc_apps.batching import BatchDecoder
+    from aigc_apps.engines.decoder import BatchDecoder
 
     url, _ = server
     api = client(url)

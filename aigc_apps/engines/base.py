@@ -21,6 +21,11 @@ class EngineError(RuntimeError):
     request: answered as a server error, with the details in the server log only."""
 
 
+class UnsupportedRequest(AigcError):
+    """A request this engine cannot serve as asked (an adapter, a seed, a repetition penalty
+    on the continuous engine): the caller's choice to change, answered 400."""
+
+
 @dataclass
 class GenerationRequest:
     """One prompt to answer: a string or chat messages, how to decode, which adapter.
@@ -102,4 +107,7 @@ class BaseEngine(ABC):
     async def load_adapter(self, name: str, path: str) -> None:
         """Make the LoRA adapter in folder ``path`` available as ``name`` (replacing one of
         that name). Engines that cannot switch adapters refuse in one line."""
-        raise AigcError(f"this engine ({type(self).__name__}) cannot serve LoRA adapters")
+        raise UnsupportedRequest(
+            f"this engine ({type(self).__name__}) cannot serve LoRA adapters (use the "
+            "micro-batcher: engine 'batch')"
+        )

@@ -1,6 +1,6 @@
 """The in-house dynamic micro-batcher: concurrent requests share every forward pass.
 
-One background thread owns the model and a :class:`~aigc_apps.batching.BatchDecoder`.
+One background thread owns the model and a :class:`~aigc_apps.engines.decoder.BatchDecoder`.
 When it is idle, the first request starts a window of ``batch_wait_ms`` in which more
 requests are collected (up to ``max_batch``); they are prefilled together and decoded
 token by token, one forward pass per step for every row. Requests arriving while a batch
@@ -29,19 +29,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aigc_apps.errors import AdapterError, AigcError
-from aigc_apps.serve.engine import (
+from aigc_apps.engines.base import (
     BaseEngine,
     EngineError,
     GenerationChunk,
     GenerationRequest,
 )
+from aigc_apps.errors import AdapterError, AigcError
 
 if TYPE_CHECKING:
-    from aigc_apps.batching import BatchDecoder, Row, Update
+    from aigc_apps.engines.decoder import BatchDecoder, Row, Update
     from aigc_apps.generation import Generator
 
-log = logging.getLogger("aigc.serve")
+log = logging.getLogger("aigc.engines")
 _STOP = object()
 
 
@@ -63,7 +63,7 @@ class _Reply:
 def make_row(generator: Generator, request: GenerationRequest, adapter: str | None = None) -> Row:
     """Tokenize and check one request (call it in a worker thread: long prompts take a
     while). ``adapter`` is the name the model knows the request's adapter by."""
-    from aigc_apps.batching import Row
+    from aigc_apps.engines.decoder import Row
 
     config = request.config
     if not request.chat:
@@ -127,7 +127,7 @@ class BatchingEngine(BaseEngine):
             self.generator = await asyncio.to_thread(
                 Generator.from_pretrained, self.model_name, device=self.device
             )
-        from aigc_apps.batching import BatchDecoder
+        from aigc_apps.engines.decoder import BatchDecoder
 
         self._decoder = BatchDecoder(self.generator)
         self._thread = threading.Thread(target=self._work, name="aigc-batcher", daemon=True)
@@ -242,7 +242,7 @@ class BatchingEngine(BaseEngine):
             if not closing:
                 closing = self._collect(waiting, block=False)
             if closing:
-                self._fail([*waiting, *decoder.rows], EngineError("the server is shutting down"))
+                self._fail([*waiting, *decoder.rows], EngineError("the engine is shutting down"))
                 decoder.reset()
                 waiting = []
                 break

@@ -2,9 +2,9 @@
 
 Its manager keeps a paged key/value cache and schedules prefill and decoding of many
 requests in one background loop (``engine="continuous"``). It is not the default: on CPU
-the in-house :class:`~aigc_apps.serve.batching.BatchingEngine` is faster (the issue measured
+the in-house :class:`~aigc_apps.engines.batcher.BatchingEngine` is faster (the issue measured
 1.4x over single calls for this, 4.5x for padded batches), and on an H200 with SmolLM2 it
-only matched the batcher (see ``default_engine_factory``).
+only matched the batcher (see :func:`~aigc_apps.engines.pool.default_engine_factory`).
 
 What it serves itself: requests on the bare base model, streamed token by token, greedy or
 sampled with per-request temperature, top-k and top-p (one manager samples everything;
@@ -12,37 +12,44 @@ greedy is top-k 1, so it gives ``generate``'s argmax). Stop strings are applied 
 streamed tokens; a row that hits one, or whose consumer goes away, is cancelled in the
 manager. What it cannot do: a per-request seed (its random generator is global), a
 repetition penalty per request, and LoRA adapters (its forward pass has no per-row adapter
-switch). Those requests go, clearly and always, to a fallback :class:`BatchingEngine`
-holding its own copy of the base weights, loaded on the first such request.
+switch). Those requests are refused in one line (:class:`UnsupportedRequest`, HTTP 400).
+
+It used to send them to a fallback micro-batcher holding a second, deep-copied set of the
+base weights. Sharing the one set is not safe: PEFT injects LoRA layers into the very
+modules the manager runs, and the manager switches the model to its paged attention, which
+the batcher's cache cannot use. One copy of a base's weights per process is the rule
+(:mod:`aigc_apps.engines.pool`), so the fallback went: run the micro-batcher (``auto``,
+``batch``) where seeds and adapters are needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import queue
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from aigc_apps.errors import AigcError
-from aigc_apps.serve.batching import BatchingEngine, make_row
-from aigc_apps.serve.engine import (
+from aigc_apps.engines.base import (
     BaseEngine,
     EngineError,
     GenerationChunk,
     GenerationRequest,
+    UnsupportedRequest,
 )
+from aigc_apps.engines.batcher import make_row
+from aigc_apps.errors import AigcError
 
 if TYPE_CHECKING:
     from aigc_apps.generation import Generator
 
-log = logging.getLogger("aigc.serve")
+log = logging.getLogger("aigc.engines")
 
 
 class ContinuousEngine(BaseEngine):
-    """Continuous batching for one base model; adapters and seeds go to a fallback batcher."""
+    """Continuous batching for one base model; refuses adapters, seeds and repetition
+    penalties (see the module doc)."""
 
     def __init__(
         self,
@@ -57,10 +64,8 @@ class ContinuousEngine(BaseEngine):
         self.generator: Generator | None = None if isinstance(model, str) else model
         self.max_batch, self.batch_wait_ms, self.device = max_batch, batch_wait_ms, device
         self.memory_fraction = memory_fraction  # of free GPU memory for the paged cache
-        self.fallback_requests = 0
+        self.refused_requests = 0
         self._manager: Any = None
-        self._fallback: BatchingEngine | None = None
-        self._fallback_lock = asyncio.Lock()
         self._depth = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -112,58 +117,40 @@ class ContinuousEngine(BaseEngine):
         manager, self._manager = self._manager, None
         if manager is not None:
             await asyncio.to_thread(manager.stop, block=True, timeout=30)
-        fallback, self._fallback = self._fallback, None
-        if fallback is not None:
-            await fallback.close()
 
     # -- requests -----------------------------------------------------------------------
 
     @property
     def queue_depth(self) -> int:
-        return self._depth + (self._fallback.queue_depth if self._fallback else 0)
+        return self._depth
 
     @property
     def adapters(self) -> list[str]:
-        return self._fallback.adapters if self._fallback else []
-
-    async def load_adapter(self, name: str, path: str) -> None:
-        await (await self.fallback()).load_adapter(name, path)
-
-    async def fallback(self) -> BatchingEngine:
-        """The batcher for what continuous batching cannot do, started on first use."""
-        async with self._fallback_lock:
-            if self._fallback is None:
-                assert self.generator is not None
-                model: str | Generator
-                if self.model_name is not None:
-                    model = self.model_name
-                else:  # its own weights: PEFT and the manager must not share modules
-                    from aigc_apps.generation import Generator
-
-                    base = self.generator
-                    model = Generator(copy.deepcopy(base.model), base.tokenizer, base.config)
-                engine = BatchingEngine(model, max_batch=self.max_batch,
-                                        batch_wait_ms=self.batch_wait_ms, device=self.device)
-                await engine.start()
-                self._fallback = engine
-            return self._fallback
+        return []
 
     @staticmethod
-    def needs_fallback(request: GenerationRequest) -> bool:
+    def unsupported(request: GenerationRequest) -> str | None:
+        """What of ``request`` continuous batching cannot do, or None."""
         config = request.config
-        seeded = config.seed is not None and config.temperature > 0
-        return request.adapter is not None or seeded or config.repetition_penalty != 1
+        if request.adapter is not None:
+            return f"adapter '{request.adapter}'"
+        if config.seed is not None and config.temperature > 0:
+            return "a seed"
+        if config.repetition_penalty != 1:
+            return "a repetition penalty"
+        return None
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         if self._manager is None or self.generator is None:
             raise AigcError("the engine is not started")
-        if self.needs_fallback(request):
-            self.fallback_requests += 1
-            engine = await self.fallback()
-            async for chunk in engine.stream(request):
-                yield chunk
-            return
-        from aigc_apps.batching import MIN_TEMPERATURE, advance
+        refused = self.unsupported(request)
+        if refused is not None:
+            self.refused_requests += 1
+            raise UnsupportedRequest(
+                f"the continuous engine cannot serve {refused} (one copy of the weights, no "
+                "per-request adapter or seed): run with --engine batch"
+            )
+        from aigc_apps.engines.decoder import MIN_TEMPERATURE, advance
 
         generator, manager = self.generator, self._manager
         eos = generator.eos_token_ids  # a property: read once, not per token
