@@ -25,10 +25,11 @@ from aigc_apps.errors import AigcError
 
 from .answering import Knowledge
 from .calibration import CALIBRATE_ON_MARGIN, Calibration, calibrate
+from .generation import set_setting
 from .ingest import SourceItems, load_sources
 from .quarantine import ScreenedIngestReport
 from .retrieval import KnowledgeIndex
-from .store import get_setting, load_settings, set_setting
+from .store import get_setting, load_settings
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder

@@ -27,8 +27,9 @@ from aigc_apps.errors import DataError
 
 from .active_models import ENCODER_ROLE, GENERATOR_ROLE, register_model
 from .answers import SYSTEM_PROMPT
+from .generation import set_setting
 from .retrieval import KnowledgeIndex, Ranking, RetrievalConfig
-from .store import Feedback, Turn, set_setting
+from .store import Feedback, Turn
 
 if TYPE_CHECKING:
     from .service import SupportService
