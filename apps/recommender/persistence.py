@@ -52,7 +52,8 @@ class Fitted:
 
 def save(model: Fitted, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "collaborative.npz", **model.collaborative)
+    arrays: dict[str, Any] = model.collaborative
+    np.savez(folder / "collaborative.npz", **arrays)
     log, catalog = model.log, model.catalog
     np.savez(folder / "log.npz", user=log.user, item=log.item, ts=log.ts, weight=log.weight)
     meta = {
