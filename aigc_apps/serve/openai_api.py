@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -87,6 +87,9 @@ def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
 async def close_catalog(app: FastAPI) -> None:
     """Stop every engine the app's catalog started (lifespan shutdown)."""
     catalog = getattr(app.state, "catalog", None)
@@ -98,13 +101,13 @@ async def close_catalog(app: FastAPI) -> None:
 
 
 @router.get("/models", response_model=ModelList, summary="Models served here")
-async def list_models(catalog: Catalog = Depends(get_catalog)) -> dict[str, Any]:
+async def list_models(catalog: CatalogDep) -> dict[str, Any]:
     cards = await run_in_threadpool(catalog.cards)
     return {"object": "list", "data": [c.to_openai() for c in cards]}
 
 
 @router.get("/models/{model_id:path}", response_model=Model, summary="One model")
-async def get_model(model_id: str, catalog: Catalog = Depends(get_catalog)) -> dict[str, Any]:
+async def get_model(model_id: str, catalog: CatalogDep) -> dict[str, Any]:
     card = await run_in_threadpool(catalog.card, model_id)
     return card.to_openai()
 
@@ -187,7 +190,7 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     responses={200: {"content": SSE, "description": "JSON, or server-sent events with stream"}},
 )
 async def chat_completions(
-    body: ChatCompletionRequest, catalog: Catalog = Depends(get_catalog)
+    body: ChatCompletionRequest, catalog: CatalogDep
 ) -> Any:
     if not body.messages:
         raise bad_request("messages must hold at least one message", "empty_messages", "messages")
@@ -244,7 +247,7 @@ async def _chat_events(
     "/completions", response_model=Completion, summary="Text completion (one choice per prompt)",
     responses={200: {"content": SSE, "description": "JSON, or server-sent events with stream"}},
 )
-async def completions(body: CompletionRequest, catalog: Catalog = Depends(get_catalog)) -> Any:
+async def completions(body: CompletionRequest, catalog: CatalogDep) -> Any:
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     config = _generation_config(body, catalog.config.max_tokens_cap, COMPLETIONS_DEFAULT_MAX_TOKENS)
     engine, adapter = await _engine(catalog, body.model)
@@ -301,7 +304,7 @@ async def _completion_events(
 
 
 @router.post("/embeddings", response_model=EmbeddingList, summary="Embeddings")
-async def embeddings(body: EmbeddingRequest, catalog: Catalog = Depends(get_catalog)) -> Any:
+async def embeddings(body: EmbeddingRequest, catalog: CatalogDep) -> Any:
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     card = await run_in_threadpool(catalog.card, body.model)
     if card.kind != "embedding":
