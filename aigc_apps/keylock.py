@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from aigc_apps.advisory import advisory_lock
 
 try:
     import fcntl
@@ -173,30 +173,6 @@ class KeyLocks:
                 path.unlink()  # while held, so nobody locks a file no one else sees
             finally:
                 os.close(fd)
-
-
-@contextmanager
-def advisory_lock(engine: Engine, *key: int) -> Iterator[None]:
-    """A PostgreSQL session advisory lock on ``key`` (one ``bigint`` or two ``int4``) for
-    the block, on a connection of ``engine`` kept idle, not idle in a transaction; the
-    server drops the lock with a dead connection, so a killed process leaves nothing held."""
-    names = [f"k{i}" for i in range(len(key))]
-    args = dict(zip(names, key, strict=True))
-    held = ", ".join(f":{n}" for n in names)
-    conn = engine.connect()
-    try:
-        conn.execute(text(f"SELECT pg_advisory_lock({held})"), args)
-        conn.commit()  # the lock belongs to the session: no transaction stays open
-        yield
-    finally:
-        try:
-            conn.rollback()
-            conn.execute(text(f"SELECT pg_advisory_unlock({held})"), args)
-            conn.commit()
-        except Exception:  # the server drops a closed session's locks with it
-            conn.invalidate()
-        finally:
-            conn.close()
 
 
 def _int32(value: int) -> int:

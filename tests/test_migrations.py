@@ -20,9 +20,9 @@ from aigc_apps.migrations import (
     current_revision,
     ensure_schema,
     head_revision,
-    known_schemas,
     schema_diff,
 )
+from aigc_apps.migrations.catalog import known_schemas
 from aigc_apps.registry import ModelRegistry
 from aigc_apps.store import Database
 

@@ -11,7 +11,8 @@ from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aigc_apps.errors import AigcError
-from aigc_apps.migrations import StoreSchema, current_revision, head_revision, known_schemas
+from aigc_apps.migrations import StoreSchema, current_revision, head_revision
+from aigc_apps.migrations.catalog import known_schemas
 from aigc_apps.store import Database
 
 

@@ -29,7 +29,7 @@ AppOpt = Annotated[
 
 def _stores(app: str | None, url: str | None) -> list[tuple[Any, str]]:
     """(schema, url) for the chosen store(s); ``--db`` needs ``--app``."""
-    from aigc_apps.migrations import known_schemas
+    from aigc_apps.migrations.catalog import known_schemas
     from aigc_apps.settings import get_settings
 
     schemas = known_schemas()

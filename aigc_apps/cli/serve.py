@@ -93,7 +93,7 @@ def revoke_token(
 def prepare_stores() -> int:
     """Bring every store to its schema's head once, before workers start (two workers
     creating one SQLite file at once would race); returns how many active tokens exist."""
-    from aigc_apps.migrations import known_schemas
+    from aigc_apps.migrations.catalog import known_schemas
     from aigc_apps.serve.tokens import TokenStore
     from aigc_apps.settings import get_settings
     from aigc_apps.store import Database

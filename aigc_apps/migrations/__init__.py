@@ -4,7 +4,8 @@ Every store (the model registry and each app) declares a :class:`StoreSchema`: i
 metadata, the folder of its Alembic revisions and the tables that mark a database created
 before Alembic (those are stamped at the baseline revision, then upgraded). Apps register
 their schema under the ``aigc.schemas`` entry-point group, so ``aigc db upgrade`` finds
-the stores of every installed app, the company's own included.
+the stores of every installed app, the company's own included
+(:func:`aigc_apps.migrations.catalog.known_schemas` lists them).
 
 Revisions are written by hand (or drafted with :func:`draft_revision`) in
 ``<package>/migrations/versions/``; ``tests/test_migrations.py`` checks that each history
@@ -18,7 +19,6 @@ from aigc_apps.migrations.runner import (
     current_revision,
     ensure_schema,
     head_revision,
-    known_schemas,
     newer_than_release,
     schema_diff,
     stamp,
@@ -32,7 +32,6 @@ __all__ = [
     "current_revision",
     "ensure_schema",
     "head_revision",
-    "known_schemas",
     "newer_than_release",
     "schema_diff",
     "stamp",

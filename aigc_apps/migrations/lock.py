@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aigc_apps.keylock import advisory_lock
+from aigc_apps.advisory import advisory_lock
 
 try:
     import fcntl

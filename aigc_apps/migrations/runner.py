@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from sqlalchemy.engine import make_url
 from aigc_apps.errors import AigcError
 from aigc_apps.migrations.lock import schema_lock
 
-SCHEMAS_GROUP = "aigc.schemas"
 ENV_DIR = Path(__file__).resolve().parent
 
 
@@ -66,17 +64,6 @@ class StoreSchema:
             return name in self.metadata.tables
         table = getattr(obj, "table", None)
         return table is None or table.name in self.metadata.tables
-
-
-def known_schemas() -> dict[str, StoreSchema]:
-    """The registry's schema plus every installed app's (``aigc.schemas`` entry points)."""
-    from aigc_apps.registry import SCHEMA as registry_schema
-
-    found = {registry_schema.app: registry_schema}
-    for ep in sorted(entry_points(group=SCHEMAS_GROUP), key=lambda e: e.name):
-        schema = ep.load()
-        found[schema.app] = schema
-    return found
 
 
 def _config(schema: StoreSchema, connection: Connection | None = None) -> Any:

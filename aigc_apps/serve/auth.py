@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -33,44 +32,19 @@ from starlette.concurrency import run_in_threadpool
 
 from aigc_apps.serve.clients import client_address, is_proxied
 from aigc_apps.serve.errors import ApiError
+from aigc_apps.serve.principal import ADMIN, ANONYMOUS, PUBLIC_ACCESS, Principal
 
 if TYPE_CHECKING:
     from aigc_apps.serve.limits import RateLimiter
     from aigc_apps.serve.tokens import TokenStore
 
-ADMIN = "admin"
-PUBLIC_ACCESS = "chat"  # <app>:chat tokens are published in web pages
+__all__ = [  # ADMIN, ANONYMOUS, PUBLIC_ACCESS and Principal live in .principal
+    "ADMIN", "ANONYMOUS", "CONVERSATION_PARAMS", "MAX_CONVERSATION_KEY", "PUBLIC_ACCESS",
+    "Authenticator", "Principal", "bearer_token", "buckets", "require_scope",
+]
+
 CONVERSATION_PARAMS = ("session_id",)  # route parameters that name a conversation
 MAX_CONVERSATION_KEY = 64  # a longer id is refused by its route; no bucket for it
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller of one request: a token's name, its scopes, and the agent it acts as.
-
-    ``agent`` is the person a token stands for where an app acts in someone's name (a
-    support agent taking a conversation): set by ``aigc tokens create --agent``, the
-    token's name by default. It is None only without a token (auth off), where nobody's
-    identity is known and the request itself names the agent, as the local CLI does.
-    """
-
-    name: str
-    scopes: frozenset[str]
-    agent: str | None = None
-
-    def allows(self, scope: str) -> bool:
-        if ADMIN in self.scopes or scope in self.scopes:
-            return True
-        app, _, _access = scope.partition(":")
-        return app in self.scopes  # a bare app name grants read and write
-
-    @property
-    def public(self) -> bool:
-        """Whether the token may be published (it has a ``<app>:chat`` scope)."""
-        return any(s.partition(":")[2] == PUBLIC_ACCESS for s in self.scopes)
-
-
-ANONYMOUS = Principal("anonymous", frozenset({ADMIN}))  # auth off: loopback, no token defined
 
 
 def require_scope(scope: str, *alternatives: str) -> Callable[[Request], Awaitable[Principal]]:

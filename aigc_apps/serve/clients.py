@@ -21,13 +21,23 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aigc_apps.errors import AigcError
-from aigc_apps.serve.config import is_loopback
 
 FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 PEER = "aigc.peer"  # the scope key of the socket peer's host, kept before any rewrite
 MAX_ADDRESS = 100  # a forwarded entry longer than that is no address; never a huge key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class TrustedProxies:

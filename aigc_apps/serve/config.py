@@ -7,27 +7,16 @@ to them as JSON in the ``AIGC_SERVE_CONFIG`` environment variable
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from aigc_apps.errors import AigcError
+from aigc_apps.serve.clients import TrustedProxies, is_loopback
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONFIG_ENV = "AIGC_SERVE_CONFIG"
 ENGINES = ("auto", "batch", "continuous")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine only."""
-    if host in LOOPBACK:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -85,8 +74,6 @@ class ServeConfig:
             raise AigcError(f"rate_limit_redis must be a Redis URL ({', '.join(REDIS_SCHEMES)}"
                             f"...), not {self.rate_limit_redis!r}")
         if self.forwarded_allow_ips is not None:
-            from aigc_apps.serve.clients import TrustedProxies
-
             TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused at start
         if not 0 <= self.port <= 65535:
             raise AigcError(f"port must be 0-65535, not {self.port}")

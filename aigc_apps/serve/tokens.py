@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aigc_apps.errors import AigcError, NotFoundError
 from aigc_apps.registry import RegistryStore, TokenRow
-from aigc_apps.serve.auth import ADMIN, Principal
+from aigc_apps.serve.principal import ADMIN, Principal
 from aigc_apps.store import as_utc, utcnow
 
 PREFIX = "aigc_"

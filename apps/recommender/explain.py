@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,8 +20,22 @@ import numpy as np
 from .cold import STATED, cold_matches, cold_reason
 
 if TYPE_CHECKING:
+    from .content import ContentModel
+    from .dataset import Catalog
+    from .features import FeatureBuilder
     from .ranker import UserContext
-    from .recommender import Recommender
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What reasons are read from: the catalogue, the serving models (``builder``: EASE,
+    transitions, popularity), the text model and the cold bar. The recommender hands them
+    over, so this module needs nothing else of it."""
+
+    catalog: Catalog
+    builder: FeatureBuilder
+    content: ContentModel | None
+    cold_threshold: float
 
 
 def _scaled(x: np.ndarray) -> np.ndarray:
@@ -29,36 +44,36 @@ def _scaled(x: np.ndarray) -> np.ndarray:
 
 
 def reasons_for(
-    rec: Recommender, ctx: UserContext, items: Sequence[int], sig: dict[str, np.ndarray],
+    ev: Evidence, ctx: UserContext, items: Sequence[int], sig: dict[str, np.ndarray],
     recent: int = 20,
 ) -> list[list[str]]:
     """Reasons for each of ``items``; what depends only on the user is computed once."""
-    b = rec.builder
+    b = ev.builder
     h = np.asarray(ctx.history, np.int64)[-recent:]
     js = np.asarray(items, np.int64)
     # transitions are symmetric: row j, columns h is each past item's pull on j
     trans = np.asarray(b.transitions.T[js][:, h].todense()) if len(h) and len(js) else None
-    seen = Counter(t for i in h for t in rec.catalog.tags[i])
+    seen = Counter(t for i in h for t in ev.catalog.tags[i])
     recent_pop = sig["pop_30d"]
     hot = float(np.quantile(recent_pop, 0.99)) if len(recent_pop) else float("inf")
     return [
-        _reasons(rec, ctx, int(j), sig, h, None if trans is None else trans[n], seen, hot)
+        _reasons(ev, ctx, int(j), sig, h, None if trans is None else trans[n], seen, hot)
         for n, j in enumerate(js)
     ]
 
 
 def _reasons(
-    rec: Recommender, ctx: UserContext, j: int, sig: dict[str, np.ndarray], h: np.ndarray,
+    ev: Evidence, ctx: UserContext, j: int, sig: dict[str, np.ndarray], h: np.ndarray,
     trans: np.ndarray | None, seen: Counter[str], hot: float,
 ) -> list[str]:
     """Only reasons that hold for ``j``: a past item is named as the cause only when the
     collaborative models tie it to ``j`` (a positive EASE or transition weight), or, by
     text, when the two are similar above the cold bar; a cold item is named by what its
     text matched."""
-    catalog, b = rec.catalog, rec.builder
+    catalog, b = ev.catalog, ev.builder
     out: list[str] = []
     if b.popularity.counts[j] == 0:  # no interactions: only its text can be the reason
-        sim, nearest = cold_matches(rec.content, ctx, np.array([j]))
+        sim, nearest = cold_matches(ev.content, ctx, np.array([j]))
         if np.isfinite(sim[0]):
             title = None if nearest[0] == STATED else catalog.titles[int(nearest[0])]
             out.append(cold_reason(title, float(sim[0])))
@@ -77,7 +92,7 @@ def _reasons(
         elif b.content is not None:
             sims = b.content.V[h] @ b.content.V[j]
             near = int(np.argmax(sims))
-            if sims[near] >= rec.cold_threshold:
+            if sims[near] >= ev.cold_threshold:
                 out.append(
                     f"similar to {catalog.titles[int(h[near])]!r} you engaged with "
                     f"(text similarity {sims[near]:.2f})"

@@ -4,6 +4,9 @@
 ``log.npz`` (the events), ``collaborative.npz`` (EASE, transitions, popularity),
 ``ranker.pkl``, the content vectors and index, the interest vectors and tuned encoder.
 A folder in another format than :data:`FORMAT` is refused with a one-line error.
+
+What is written and read is a :class:`Fitted`, the parts a recommender is made of: the
+model class composes them and this module never needs it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +25,7 @@ from aigc_apps.errors import ModelNotFoundError
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import Catalog, Interactions
 from .features import FEATURES
-from .interest import InterestModel
-
-if TYPE_CHECKING:
-    from .recommender import Recommender
+from .interest import InterestConfig, InterestModel
 
 FORMAT = 1
 
@@ -33,15 +34,31 @@ class ModelFormatError(ModelNotFoundError):
     """A saved recommender in a format this version cannot read."""
 
 
-def save(model: Recommender, folder: Path) -> Path:
+@dataclass
+class Fitted:
+    """Every fitted part of a recommender: its config (as a dict), training report,
+    catalogue, events, ranker, text models and the collaborative models' arrays
+    (:meth:`CandidateFeatures.state`)."""
+
+    config: dict[str, Any]
+    info: dict[str, Any]
+    catalog: Catalog
+    log: Interactions
+    ranker: Any
+    content: ContentModel | None
+    interest: InterestModel | None
+    collaborative: dict[str, np.ndarray]
+
+
+def save(model: Fitted, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, Any] = model.features.state()
+    arrays: dict[str, Any] = model.collaborative
     np.savez(folder / "collaborative.npz", **arrays)
     log, catalog = model.log, model.catalog
     np.savez(folder / "log.npz", user=log.user, item=log.item, ts=log.ts, weight=log.weight)
     meta = {
         "format": FORMAT,
-        "config": model.config.to_dict(),
+        "config": model.config,
         "info": model.info,
         "features": FEATURES,
         "users": log.users,
@@ -83,27 +100,29 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def load(
-    model: Recommender, folder: Path, meta: dict[str, Any], encoder: TextEncoder | None
-) -> dict[str, np.ndarray]:
-    """Set ``model``'s info, catalogue, log, ranker and text models from ``folder``; returns
-    the collaborative models' arrays (:meth:`CandidateFeatures.load_state`)."""
-    model.info = meta["info"]
+    folder: Path, meta: dict[str, Any], encoder: TextEncoder | None, *,
+    encoder_name: str | None, interest: InterestConfig | None,
+) -> Fitted:
+    """The parts saved in ``folder`` (``meta`` from :func:`read_meta`); ``encoder`` replaces
+    the content encoder ``encoder_name`` of the saved config, ``interest`` is its interest
+    model's config (None: no interest model)."""
     c = meta["catalog"]
-    model.catalog = Catalog(c["ids"], c["titles"], c["descriptions"], c["tags"])
+    catalog = Catalog(c["ids"], c["titles"], c["descriptions"], c["tags"])
     log = np.load(folder / "log.npz")
     weight = log["weight"] if "weight" in log else np.ones(len(log["item"]), np.float32)
-    model.log = Interactions(
-        meta["users"], log["user"], log["item"], log["ts"], len(model.catalog), weight
-    )
+    events = Interactions(meta["users"], log["user"], log["item"], log["ts"], len(catalog), weight)
     with open(folder / "ranker.pkl", "rb") as fh:
-        model.ranker = pickle.load(fh)
-    model.content = None
+        ranker = pickle.load(fh)
+    content = None
     if (folder / "content_vectors.npy").is_file():
-        enc = encoder or load_encoder(model.config.encoder or "hashing")
-        model.content = ContentModel.load(folder, enc)
-    model.interest = None
-    if model.config.interest is not None and (folder / "interest_vectors.npy").is_file():
-        model.interest = InterestModel.load(
-            folder, model.catalog, model.config.interest, folder / "interest_encoder"
+        enc = encoder or load_encoder(encoder_name or "hashing")
+        content = ContentModel.load(folder, enc)
+    interest_model = None
+    if interest is not None and (folder / "interest_vectors.npy").is_file():
+        interest_model = InterestModel.load(
+            folder, catalog, interest, folder / "interest_encoder"
         )
-    return dict(np.load(folder / "collaborative.npz"))
+    return Fitted(
+        meta["config"], meta["info"], catalog, events, ranker, content, interest_model,
+        dict(np.load(folder / "collaborative.npz")),
+    )

@@ -27,10 +27,10 @@ from aigc_apps.errors import DataError, NotFoundError
 from .cold import cold_matches, default_threshold
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import EVENT_WEIGHTS, Catalog, Interactions
-from .explain import reasons_for
+from .explain import Evidence, reasons_for
 from .features import CandidateFeatures, FeatureBuilder, UserContext, hold_out
 from .interest import InterestConfig, InterestModel, default_encoder
-from .persistence import FORMAT, ModelFormatError, load, read_meta, save
+from .persistence import FORMAT, Fitted, ModelFormatError, load, read_meta, save
 from .ranker import KINDS, Ranker, validate
 
 __all__ = [
@@ -197,6 +197,10 @@ class Recommender:
         """The serving feature builder (its ``ease``, ``transitions``, ``popularity``...)."""
         return self.features.builder_
 
+    def _evidence(self) -> Evidence:
+        """What :func:`~.explain.reasons_for` reads of this model."""
+        return Evidence(self.catalog, self.builder, self.content, self.cold_threshold)
+
     # ---------------------------------------------------------------- serving
     def _score(
         self, ctx: UserContext, exclude: np.ndarray | None, only: np.ndarray | None = None
@@ -319,7 +323,9 @@ class Recommender:
         ctx = self.features.context(history, times, text)
         cand, scores, sig = self._score(ctx, history if exclude_seen else None)
         top, top_scores = self._top_k(ctx, cand, scores, sig, k)
-        explained = reasons_for(self, ctx, [int(i) for i in top], sig) if explain else None
+        explained = (
+            reasons_for(self._evidence(), ctx, [int(i) for i in top], sig) if explain else None
+        )
         out = [
             Recommendation(
                 self.catalog.ids[i], self.catalog.titles[i], round(float(s), 4),
@@ -360,7 +366,11 @@ class Recommender:
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write every fitted part to ``folder`` (see :mod:`.persistence`)."""
-        return save(self, Path(folder))
+        fitted = Fitted(
+            self.config.to_dict(), self.info, self.catalog, self.log, self.ranker, self.content,
+            self.interest, self.features.state(),
+        )
+        return save(fitted, Path(folder))
 
     @classmethod
     def from_pretrained(
@@ -371,9 +381,12 @@ class Recommender:
         folder = Path(folder)
         meta = read_meta(folder)
         model = cls(RecommenderConfig.from_dict(meta["config"]))
-        state = load(model, folder, meta, encoder)
+        cfg = model.config
+        fitted = load(folder, meta, encoder, encoder_name=cfg.encoder, interest=cfg.interest)
+        model.info, model.catalog, model.log = fitted.info, fitted.catalog, fitted.log
+        model.ranker, model.content, model.interest = fitted.ranker, fitted.content, fitted.interest
         model.features = model._new_features().load_state(
-            state, content=model.content, interest=model.interest
+            fitted.collaborative, content=model.content, interest=model.interest
         )
         model._index_users()
         return model

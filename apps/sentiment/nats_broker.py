@@ -1,4 +1,4 @@
-"""A :class:`~apps.sentiment.broker.Broker` on NATS JetStream, for sites that run NATS.
+"""A :class:`~apps.sentiment.broker_base.Broker` on NATS JetStream, for sites that run NATS.
 
 How the Redis Streams terms map:
 
@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .broker import (
+from .broker_base import (
     DeadLetter,
     Message,
     StreamInfo,
@@ -39,6 +39,12 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 T = TypeVar("T")
 
 
+def from_url(url: str, *, retries: int = 5, claim_idle_ms: int = 60_000) -> NatsJetStreamBroker:
+    """The broker factory :func:`~apps.sentiment.broker.open_broker` calls: JetStream
+    redelivers a message not acknowledged within ``claim_idle_ms`` (at least 1 s)."""
+    return NatsJetStreamBroker(url, retries=retries, ack_wait=max(claim_idle_ms / 1000, 1.0))
+
+
 async def _quiet(exc: Exception) -> None:
     """Connection errors reach the caller as one BrokerError, not as logged tracebacks."""
 
@@ -48,7 +54,7 @@ def _subject(stream: str) -> str:
 
 
 class NatsJetStreamBroker:
-    """:class:`~apps.sentiment.broker.Broker` on NATS JetStream; ``retries`` attempts per
+    """:class:`~apps.sentiment.broker_base.Broker` on NATS JetStream; ``retries`` attempts per
     command with doubling back-off from ``backoff`` seconds, then :class:`BrokerError`."""
 
     def __init__(self, url: str | None = None, *, retries: int = 5, backoff: float = 0.2,

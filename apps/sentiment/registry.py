@@ -20,7 +20,7 @@ from .constants import APP, SENTIMENT_ROLE, TOPIC_ROLE
 if TYPE_CHECKING:
     from aigc_apps.registry import ModelEntry, ModelRegistry
 
-    from .classifier import TopicRun, TrainReport
+    from .reports import TopicRun, TrainReport
 
 INFO_FILE = "sentiment_model.json"
 _TRAINING_FILE = "aigc_training.json"  # written by the core trainer beside the adapter

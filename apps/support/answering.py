@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,8 +25,6 @@ from .answers import (
     clean_question,
     generated_reply,
     grounded_prompt,
-    is_follow_up,
-    route,
     source_ref,
 )
 from .handoff import (
@@ -45,19 +43,12 @@ if TYPE_CHECKING:
     from aigc_apps.keylock import KeyLocks
     from aigc_apps.store import Database
 
+    from .answerer import Answerer
     from .answers import TextGenerator
     from .calibration import Calibration
     from .retrieval import EntryMeta, KnowledgeIndex
 
 log = logging.getLogger("apps.support.service")
-
-
-class Knowledge(NamedTuple):
-    """What one request answers from, all of one knowledge generation."""
-
-    kb: KnowledgeIndex
-    calibration: Calibration
-    doc_threshold: float
 
 
 class AnsweringMixin:
@@ -79,7 +70,7 @@ class AnsweringMixin:
         @property
         def generator(self) -> TextGenerator: ...
 
-        def _knowledge(self) -> Knowledge: ...
+        def _knowledge(self) -> Answerer: ...
 
     def embed_query(self, text: str) -> np.ndarray:
         """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
@@ -95,26 +86,7 @@ class AnsweringMixin:
 
         ``vec`` is the question's embedding when the caller has batch-encoded it already.
         """
-        return self._decide_from(self._knowledge(), question, history, vec)
-
-    def _decide_from(
-        self,
-        knowledge: Knowledge,
-        question: str,
-        history: Sequence[tuple[str, str]] = (),
-        vec: np.ndarray | None = None,
-    ) -> Decision:
-        if vec is None:
-            vec = self.embed_query(question)
-        decision = route(*knowledge, vec, question)
-        if decision.path == "handoff" and history and is_follow_up(question):
-            # "What about Canada?" means nothing alone: read it with the previous question.
-            both = f"{history[-1][0]} {question}"
-            ctx = route(*knowledge, self.embed_query(both), both)
-            if ctx.path != "handoff":
-                ctx.context_used = True
-                return ctx
-        return decision
+        return self._knowledge().decide(question, history, vec)
 
     def ask(
         self,
@@ -220,7 +192,7 @@ class AnsweringMixin:
         the answer was held back: (path it would have taken, its text, entries used)."""
         history = self.history(session_id) if session_id else []
         knowledge = self._knowledge()
-        d = self._decide_from(knowledge, clean, history)
+        d = knowledge.decide(clean, history)
         sources: list[dict[str, Any]] = []
         answer, streamed = HANDOFF_REPLY, False
         if d.path == "template" and d.entry is not None:

@@ -12,18 +12,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from aigc_apps.errors import DataError
 from aigc_apps.metrics import hit_rate, mrr
 
+from .answerer import Answerer, HasAnswerer, answerer_of
 from .answers import clean_question
 from .pii import strip_placeholders
-
-if TYPE_CHECKING:
-    from .service import SupportService
 
 
 @dataclass
@@ -87,21 +85,23 @@ def read_labelled_queries(
 
 
 def evaluate(
-    bot: SupportService,
+    bot: Answerer | HasAnswerer,
     texts: Sequence[str],
     labels: Sequence[str],
     oos_label: str | None = None,
     latency_sample: int = 200,
 ) -> EvalReport:
-    """Score ``bot`` on labelled queries; rows labelled ``oos_label`` should be handed off.
+    """Score ``bot`` (an answerer, or the service's) on labelled queries; rows labelled
+    ``oos_label`` should be handed off. One knowledge generation answers every query.
 
     Queries are embedded in one batch for the metrics; latency is timed on the first
     ``latency_sample`` queries, each decided alone as ``ask`` would (without the DB write).
     A handoff counts when confidence is below the threshold and no document is relevant
     (an intent recognised but lacking answer text is the knowledge base's gap, not a miss).
     """
+    answerer = answerer_of(bot)
     clean = [clean_question(t) for t in texts]
-    vecs = bot.encoder.encode([strip_placeholders(t) for t in clean])
+    vecs = answerer.encoder.encode([strip_placeholders(t) for t in clean])
     rankings: list[list[str]] = []
     gold: list[str] = []
     handoff_in: list[bool] = []
@@ -109,16 +109,16 @@ def evaluate(
     latencies: list[float] = []
     for text in texts[:latency_sample]:
         started = time.perf_counter()
-        bot.decide(clean_question(text))
+        answerer.decide(clean_question(text))
         latencies.append((time.perf_counter() - started) * 1000)
     for text, vec, label in zip(clean, vecs, labels, strict=True):
-        d = bot.decide(text, vec=vec)
-        handoff = d.path == "handoff" and d.confidence < bot.calibration.threshold
+        d = answerer.decide(text, vec=vec)
+        handoff = d.path == "handoff" and d.confidence < answerer.calibration.threshold
         if oos_label is not None and label == oos_label:
             handoff_oos.append(handoff)
             continue
         ranked = [
-            bot.kb.meta[int(k[5:])].intent or k if k.startswith("pair:") else k
+            answerer.kb.meta[int(k[5:])].intent or k if k.startswith("pair:") else k
             for k in d.ranking.keys
         ]
         rankings.append(ranked)

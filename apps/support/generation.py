@@ -25,11 +25,12 @@ they differ.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -57,6 +58,21 @@ def bump(s: Session) -> int:
     if written is not None:
         written.append(value)
     return value
+
+
+def set_setting(s: Session, key: str, value: Any) -> None:
+    """Store ``value`` under ``key`` in ``support_settings``; a setting workers hold in
+    memory (:data:`KNOWLEDGE_SETTINGS`: calibration, retrieval weights, thresholds) bumps
+    the generation in the same transaction, so every worker reloads it. Here, beside the
+    counter, because the settings table (:mod:`.store`) holds both and must not need this
+    module to be read."""
+    if key in KNOWLEDGE_SETTINGS:
+        bump(s)
+    row = s.get(Setting, key)
+    if row is None:
+        s.add(Setting(key=key, value=json.dumps(value)))
+    else:
+        row.value = json.dumps(value)
 
 
 def bump_now(db: Database) -> int:

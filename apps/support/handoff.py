@@ -1,4 +1,4 @@
-"""Human handoff: a conversation's state, its message log, and the agents' actions.
+"""Human handoff: the changes of a conversation's state, and the agents' actions.
 
 ``bot`` -> ``pending_human`` -> ``human`` -> ``resolved``, and ``human`` -> ``bot`` (released).
 An agent may also take a conversation the bot still holds (pull it in). Every change is a
@@ -8,35 +8,54 @@ gets a :class:`~aigc_apps.errors.ConflictError` (HTTP 409). Each transition writ
 :class:`~.store.Transition` (the webhook outbox, see :mod:`.webhooks`) and a system message
 in the same transaction, so no event is lost and pages see it in the log.
 
-Database only: nothing here loads a model.
+Database only: nothing here loads a model. What a conversation is as rows (its states,
+messages, place in the queue, the checks on stored text) is :mod:`.conversation`, which the
+live pages and the suggestions read too; its names can still be imported from here.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from bisect import bisect_left
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from aigc_apps.errors import ConflictError, DataError, NotFoundError
-from aigc_apps.rowparser import clean_text
+from aigc_apps.errors import ConflictError, DataError
 from aigc_apps.store import Database, as_utc, utcnow
 
-from .pii import mask_pii
+from .conversation import (
+    MAX_MESSAGE_CHARS,
+    STATES,
+    WITH_HUMAN,
+    add_message,
+    asks_for_human,
+    check_agent,
+    check_text,
+    get_session,
+    message_dict,
+    pending_since,
+    position_among,
+    queue_position,
+    state_dict,
+    state_info,
+    waiting_order,
+)
 from .store import ChatSession, Message, Transition
 
 if TYPE_CHECKING:
     from .live import LiveWatch
 
-STATES = ("bot", "pending_human", "human", "resolved")
-WITH_HUMAN = ("pending_human", "human")  # the bot does not answer
-MAX_MESSAGE_CHARS = 4000
+__all__ = [  # the conversation's own names (.conversation) are importable from here too
+    "MAX_MESSAGE_CHARS", "NOTICES", "PERSON_REQUESTED_REPLY", "QUEUE_STATES", "STATES",
+    "SYSTEM_TEXT", "UNSURE_IN_A_ROW", "UNSURE_REPLY", "WITH_HUMAN", "Conversations",
+    "add_message", "admin_actor", "agent_actor", "asks_for_human", "check_agent",
+    "check_text", "get_session", "message_dict", "notice", "pending_since", "position_among",
+    "queue_position", "state_dict", "state_info", "transition", "transition_dict",
+    "waiting_order",
+]
+
 QUEUE_STATES = ("pending_human", "human", "all")
 UNSURE_IN_A_ROW = 2  # questions the bot cannot answer before a person is asked for
 UNSURE_REPLY = (
@@ -48,15 +67,6 @@ PERSON_REQUESTED_REPLY = (
     "here shortly."
 )
 
-_HUMAN = r"(human|person|agent|operator|representative|rep|someone|somebody|people|staff)"
-HUMAN_REQUEST = re.compile(
-    rf"\b(talk|speak|chat|connect|transfer|put)\w*\b.{{0,30}}\b(to|with|me)\b.{{0,20}}{_HUMAN}s?\b"
-    rf"|\b(real|live|actual)\s+{_HUMAN}s?\b"
-    rf"|\b{_HUMAN}s?\s*(please|pls|now)\b"
-    rf"|\b(want|need|get)\s+(a|an|some)\s+{_HUMAN}\b"
-    r"|\bhuman\b",
-    re.IGNORECASE,
-)
 NOTICES = {
     "pending_human": "A colleague from our support team will answer here shortly.",
     "human": "{agent} will answer here.",
@@ -70,11 +80,6 @@ SYSTEM_TEXT = {
 }
 
 
-def asks_for_human(text: str) -> bool:
-    """The customer asks for a person ("talk to a human", "agent please", "a real person")."""
-    return bool(HUMAN_REQUEST.search(text))
-
-
 def agent_actor(agent: str) -> str:
     return f"agent:{agent}"
 
@@ -82,58 +87,6 @@ def agent_actor(agent: str) -> str:
 def admin_actor(admin: str, agent: str) -> str:
     """The actor of a transition an admin made in an agent's name (``actor`` is 200 long)."""
     return f"admin:{admin} for {agent}"[:200]
-
-
-def check_agent(agent: str) -> str:
-    agent = clean_text(agent or "").strip()
-    if not agent or len(agent) > 200:
-        raise DataError("agent name must be 1 to 200 characters")
-    return agent
-
-
-def check_text(text: str, what: str = "message") -> str:
-    """One message, whitespace kept, masked for personal data; DataError when unusable."""
-    text = clean_text(text or "").strip() if isinstance(text, str) else ""
-    if not text:
-        raise DataError(f"{what} is empty")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise DataError(f"{what} is {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
-    return mask_pii(text)
-
-
-def get_session(s: Session, session_id: str) -> ChatSession:
-    sess = None if "\x00" in session_id else s.get(ChatSession, session_id)
-    if sess is None:
-        raise NotFoundError(f"session {session_id!r} not found")
-    return sess
-
-
-def add_message(
-    s: Session,
-    session_id: str,
-    role: str,
-    text: str,
-    author: str | None = None,
-    sources: list[dict[str, Any]] | None = None,
-) -> Message:
-    msg = Message(
-        session_id=session_id, role=role, text=text, author=author,
-        sources=json.dumps(sources or []), created_at=utcnow(),
-    )
-    s.add(msg)
-    s.flush()
-    return msg
-
-
-def message_dict(m: Message) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "role": m.role,
-        "text": m.text,
-        "author": m.author,
-        "at": as_utc(m.created_at).isoformat(),
-        "sources": json.loads(m.sources),
-    }
 
 
 def transition(
@@ -176,18 +129,6 @@ def transition(
     return event
 
 
-def queue_position(s: Session, sess: ChatSession) -> int | None:
-    """1 for the longest-waiting pending conversation; None unless pending."""
-    if sess.state != "pending_human" or sess.state_since is None:
-        return None
-    ahead = s.scalar(
-        select(func.count()).select_from(ChatSession).where(
-            ChatSession.state == "pending_human", ChatSession.state_since < sess.state_since
-        )
-    )
-    return int(ahead or 0) + 1
-
-
 def _last_messages(s: Session, session_ids: list[str], last: int) -> dict[str, list[Message]]:
     """The ``last`` messages of each conversation, oldest first, in one query."""
     if not session_ids or last <= 0:
@@ -204,35 +145,6 @@ def _last_messages(s: Session, session_ids: list[str], last: int) -> dict[str, l
     for message in rows:
         found.setdefault(message.session_id, []).append(message)
     return found
-
-
-def state_info(s: Session, sess: ChatSession) -> dict[str, Any]:
-    return state_dict(sess, queue_position(s, sess))
-
-
-def state_dict(sess: ChatSession, position: int | None) -> dict[str, Any]:
-    """What a page shows of a conversation's state (``position`` from the queue)."""
-    return {"session_id": sess.id, "state": sess.state, "agent": sess.agent,
-            "queue_position": position}
-
-
-def position_among(waiting: list[datetime], sess: ChatSession) -> int | None:
-    """:func:`queue_position` from the sorted ``state_since`` of every pending conversation."""
-    if sess.state != "pending_human" or sess.state_since is None:
-        return None
-    return bisect_left(waiting, as_utc(sess.state_since)) + 1
-
-
-def pending_since(s: Session) -> list[datetime]:
-    """When each pending conversation started waiting, sorted: the whole queue, one query."""
-    return waiting_order(s.scalars(select(ChatSession.state_since).where(
-        ChatSession.state == "pending_human")))
-
-
-def waiting_order(since: Iterable[datetime | None]) -> list[datetime]:
-    """Pending conversations' ``state_since``, sorted: what :func:`position_among` places a
-    conversation in."""
-    return sorted(as_utc(t) for t in since if t is not None)
 
 
 def notice(sess: ChatSession) -> str:

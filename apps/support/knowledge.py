@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AigcError
 
-from .answering import Knowledge
+from .answerer import Answerer
 from .calibration import CALIBRATE_ON_MARGIN, Calibration, calibrate
+from .generation import set_setting
 from .ingest import SourceItems, load_sources
 from .quarantine import ScreenedIngestReport
 from .retrieval import KnowledgeIndex
-from .store import get_setting, load_settings, set_setting
+from .store import get_setting, load_settings
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
@@ -65,13 +66,21 @@ class KnowledgeMixin:
         ) -> RetrievalConfig: ...
 
     # -- the same knowledge as every other worker -----------------------------------------
-    def _knowledge(self) -> Knowledge:
+    @property
+    def answerer(self) -> Answerer:
+        """What a question is answered from now: index, calibration, document bar and
+        encoder of one knowledge generation (see :mod:`.answerer`); evaluation and tuning
+        take it."""
+        return self._knowledge()
+
+    def _knowledge(self) -> Answerer:
         """What a request answers from: index, calibration and threshold of one generation,
         reloaded first if another process changed the knowledge."""
         self._freshness.check()
         self.kb, self.calibration, self.doc_threshold  # noqa: B018 - load outside the swap lock
+        encoder = self.encoder
         with self._swap:
-            return Knowledge(self.kb, self.calibration, self.doc_threshold)
+            return Answerer(self.kb, self.calibration, self.doc_threshold, encoder)
 
     def _reload_knowledge(self, generation: int) -> None:
         """Load what the database holds (at least ``generation``) beside the loaded state,
@@ -183,7 +192,7 @@ class KnowledgeMixin:
 
         with self.changing_knowledge():
             cal = self.calibration
-            scored = score_questions(self, texts, labels)  # type: ignore[arg-type]
+            scored = score_questions(self.answerer, texts, labels)
             if refit:
                 scored = refit_confidence(scored, cal)
             chosen = choose_threshold(scored, max_wrong)

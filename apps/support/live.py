@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from aigc_apps.store import Database
 
-from .handoff import pending_since, position_among, state_dict
+from .conversation import pending_since, position_among, state_dict
 from .store import ChatSession, Message
 
 log = logging.getLogger("aigc.support")

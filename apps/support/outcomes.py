@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .answerer import Answerer, HasAnswerer, answerer_of
 from .answers import clean_question
 from .calibration import Calibration, fit_logistic
 from .pii import strip_placeholders
 from .retrieval import Ranking
-
-if TYPE_CHECKING:
-    from .service import SupportService
 
 OOS = "oos"
 OUTCOMES = ("right", "wrong", "generated", "handoff")
@@ -59,30 +57,32 @@ class Scored:
         return self.fallback
 
 
-def embed_questions(bot: SupportService, texts: Sequence[str]) -> np.ndarray:
+def embed_questions(bot: Answerer | HasAnswerer, texts: Sequence[str]) -> np.ndarray:
     """The questions' embeddings as ``ask`` computes them (masked, in one batch)."""
-    return bot.encoder.encode([strip_placeholders(clean_question(t)) for t in texts])
+    return answerer_of(bot).encoder.encode([strip_placeholders(clean_question(t)) for t in texts])
 
 
 def score_questions(
-    bot: SupportService,
+    bot: Answerer | HasAnswerer,
     texts: Sequence[str],
     labels: Sequence[str],
     vecs: np.ndarray | None = None,
 ) -> list[Scored]:
     """Each question decided as ``ask`` would, with the threshold set aside (nothing is
-    stored); ``vecs`` from :func:`embed_questions` when the caller scores them again."""
+    stored); ``vecs`` from :func:`embed_questions` when the caller scores them again. ``bot``
+    is an answerer or the service's (one knowledge generation scores every question)."""
+    answerer = answerer_of(bot)
     clean = [clean_question(t) for t in texts]
     if vecs is None:
-        vecs = embed_questions(bot, texts)
-    cal = bot.calibration
+        vecs = embed_questions(answerer, texts)
+    cal = answerer.calibration
     saved, cal.threshold = cal.threshold, float("-inf")
     try:
         scored = []
         for text, vec, label in zip(clean, vecs, labels, strict=True):
-            d = bot.decide(text, vec=vec)
-            chunks = bot.kb.search_chunks(vec, 1)
-            has_doc = bool(chunks) and chunks[0][1] >= bot.doc_threshold
+            d = answerer.decide(text, vec=vec)
+            chunks = answerer.kb.search_chunks(vec, 1)
+            has_doc = bool(chunks) and chunks[0][1] >= answerer.doc_threshold
             key = d.ranking.keys[0] if d.ranking.keys else None
             entry = d.entry if d.path == "template" else None
             intent = entry.intent if entry is not None else None

@@ -37,12 +37,12 @@ from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
 from .answer_vectors import AnswerVectors
-from .generation import bump, bump_now
+from .generation import bump, bump_now, set_setting
 from .index_types import EntryMeta, IngestReport, Ranking, RetrievalConfig
 from .ingest import SourceItems, apply_source
 from .intent_head import IntentHead, fit_intent_head
 from .lexical import LexicalHead, fit_lexical_head
-from .store import Entry, Intent, Source, get_setting, set_setting
+from .store import Entry, Intent, Source, get_setting
 
 if TYPE_CHECKING:  # faiss and torch load with the index, not with this module
     from aigc_apps.embeddings import Encoder

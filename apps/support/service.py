@@ -7,6 +7,9 @@ first needs them, once, and later calls share them (so can other services, given
 and one database write. Questions are masked for personal data before anything else.
 
 Changing the knowledge, and following other workers' changes to it: :mod:`.knowledge`.
+What a question is answered from is the service's :attr:`answerer` (:mod:`.answerer`):
+evaluation and tuning receive it (tuning with the stores behind it, :class:`.tuning.Tunable`)
+and never import this module.
 
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
@@ -260,7 +263,7 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         """Top-1, recall@5, MRR, handoff rates and decision latency on labelled queries."""
         from .evaluation import evaluate
 
-        return evaluate(self, texts, labels, oos_label)
+        return evaluate(self.answerer, texts, labels, oos_label)
 
     def evaluate_file(
         self,

@@ -278,21 +278,6 @@ def get_setting(s: Session, key: str, default: Any = None) -> Any:
     return json.loads(row.value) if row is not None else default
 
 
-def set_setting(s: Session, key: str, value: Any) -> None:
-    """Store ``value`` under ``key``; a setting workers hold in memory (calibration,
-    retrieval weights, thresholds) bumps the knowledge generation in the same transaction,
-    so every worker reloads it (see :mod:`.generation`)."""
-    from .generation import KNOWLEDGE_SETTINGS, bump
-
-    if key in KNOWLEDGE_SETTINGS:
-        bump(s)
-    row = s.get(Setting, key)
-    if row is None:
-        s.add(Setting(key=key, value=json.dumps(value)))
-    else:
-        row.value = json.dumps(value)
-
-
 def load_settings(db: Database) -> dict[str, Any]:
     with db.session() as s:
         return {r.key: json.loads(r.value) for r in s.scalars(select(Setting))}

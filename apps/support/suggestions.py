@@ -18,6 +18,7 @@ from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from aigc_apps.rowparser import clean_text
 from aigc_apps.store import Database, as_utc, utcnow
 
+from .conversation import asks_for_human, check_text
 from .ingest import NewEntry, SourceItems
 from .store import Message, Suggestion
 
@@ -32,8 +33,6 @@ def collect(s: Session, session_id: str) -> int:
     requests for a person (the question the bot could not settle is usually among them; a
     reviewer may give the question in other words when approving).
     """
-    from .handoff import asks_for_human
-
     messages = s.scalars(
         select(Message).where(Message.session_id == session_id).order_by(Message.id)
     ).all()
@@ -92,8 +91,6 @@ def as_template(
 ) -> SourceItems:
     """The source an approval ingests (``question``: the reviewer's wording of what was
     asked, default the customer's); ConflictError unless the suggestion is pending."""
-    from .handoff import check_text
-
     name = clean_text(intent or "").strip() or f"agent-answer-{suggestion_id}"
     if len(name) > 200:
         raise DataError("intent name is longer than 200 characters")

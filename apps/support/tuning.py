@@ -7,6 +7,10 @@ of tuning, so the handoff threshold is fitted on questions the encoder has not s
 Generator: LoRA SFT on dialogue pairs, template questions with their answers, and answers
 corrected (or approved) through feedback. Each run is registered in the model registry
 (app ``support``, role ``encoder`` or ``generator``) and becomes the active one.
+
+Tuning works on what the service hands it (:class:`Tunable`): the answerer it tunes (index
+and calibration, :mod:`.answerer`) and the stores and models behind it. The service calls
+this module; this module never imports the service.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Collection, Hashable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -26,12 +31,54 @@ from sqlalchemy import select
 from aigc_apps.errors import DataError
 
 from .active_models import ENCODER_ROLE, GENERATOR_ROLE, register_model
+from .answerer import HasAnswerer
 from .answers import SYSTEM_PROMPT
+from .generation import set_setting
 from .retrieval import KnowledgeIndex, Ranking, RetrievalConfig
-from .store import Feedback, Turn, set_setting
+from .store import Feedback, Turn
 
 if TYPE_CHECKING:
-    from .service import SupportService
+    from aigc_apps.registry import ModelRegistry
+    from aigc_apps.settings import Settings
+    from aigc_apps.store import Database
+
+    from .active_models import SupportModels
+    from .calibration import Calibration
+
+
+class Tunable(HasAnswerer, Protocol):
+    """What tuning needs of the support service: its answerer (whose index and calibration
+    change), the database and registry it writes to, the workspace's settings, the models
+    in use, and the steps that make every worker follow a change of knowledge."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def registry(self) -> ModelRegistry: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def models(self) -> SupportModels: ...
+
+    @property
+    def company(self) -> str: ...
+
+    @property
+    def encoder_name(self) -> str: ...
+
+    @property
+    def llm(self) -> str: ...
+
+    def changing_knowledge(self) -> AbstractContextManager[None]: ...
+
+    def reload_models(self, *roles: str) -> None: ...
+
+    def reindex(self) -> int: ...
+
+    def recalibrate(self, ids: Sequence[int] | None = None) -> Calibration: ...
 
 
 @dataclass
@@ -114,7 +161,7 @@ def retriever_pairs(
 
 
 def tune_retriever(
-    bot: SupportService,
+    bot: Tunable,
     *,
     epochs: int = 1,
     batch_size: int = 64,
@@ -137,8 +184,9 @@ def tune_retriever(
 
     entry = bot.models.encoder_entry
     base = entry.base if entry is not None else bot.encoder_name
-    held = calibration_split(bot.kb, calibration_fraction, seed)
-    pairs, groups = retriever_pairs(bot.kb, set(held), per_example=max(1, epochs), seed=seed)
+    kb = bot.answerer.kb
+    held = calibration_split(kb, calibration_fraction, seed)
+    pairs, groups = retriever_pairs(kb, set(held), per_example=max(1, epochs), seed=seed)
     if len(pairs) < 2:
         raise DataError("not enough examples to tune the retriever (ingest templates first)")
     if max_steps:
@@ -180,7 +228,7 @@ def tune_retriever(
         chosen, grid = select_retrieval(bot, held)
         cal = bot.recalibrate(held or None)
         if held and (chosen.head_weight or chosen.lexical_weight):
-            bot.kb.fit_head()  # chosen and calibrated on held-out examples; serve with all
+            bot.answerer.kb.fit_head()  # chosen and calibrated on held-out examples; serve with all
     return TuningReport(
         encoder_dir=str(out),
         pairs=len(pairs),
@@ -203,7 +251,7 @@ RETRIEVAL_GRID = [
 
 
 def select_retrieval(
-    bot: SupportService, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
+    bot: Tunable, ids: Sequence[int], grid: Sequence[RetrievalConfig] = RETRIEVAL_GRID
 ) -> tuple[RetrievalConfig, dict[str, dict[str, float]]]:
     """The scoring (1-NN, kNN voting, intent heads) with the lowest held-out log-loss on ``ids``.
 
@@ -214,22 +262,23 @@ def select_retrieval(
     reported beside it. The choice is stored and used by ``ask``; ties keep the simpler
     (earlier) configuration.
     """
-    indexed = set(bot.kb.questions.ids().tolist())  # one read, not one per id (pgvector)
+    kb = bot.answerer.kb
+    indexed = set(kb.questions.ids().tolist())  # one read, not one per id (pgvector)
     ids = [i for i in ids if i in indexed]
     if not ids:
-        return bot.kb.config, {}
-    if bot.kb.fit_head(exclude=set(ids)) is None:
+        return kb.config, {}
+    if kb.fit_head(exclude=set(ids)) is None:
         grid = [g for g in grid if not g.head_weight]
-    if bot.kb.lexical is None:
+    if kb.lexical is None:
         grid = [g for g in grid if not g.lexical_weight]
-    vecs = bot.kb.questions.vectors(ids)
-    truths = [bot.kb.meta[i].key for i in ids]
+    vecs = kb.questions.vectors(ids)
+    truths = [kb.meta[i].key for i in ids]
     results: dict[str, dict[str, float]] = {}
-    best, best_loss = bot.kb.config, math.inf
+    best, best_loss = kb.config, math.inf
     for cfg in grid:
-        bot.kb.config = cfg
+        kb.config = cfg
         rankings = [
-            bot.kb.rank(v, exclude=i, text=bot.kb.meta[i].text)
+            kb.rank(v, exclude=i, text=kb.meta[i].text)
             for i, v in zip(ids, vecs, strict=True)
         ]
         hits = sum(bool(r.keys) and r.keys[0] == t for r, t in zip(rankings, truths, strict=True))
@@ -242,7 +291,7 @@ def select_retrieval(
         results[name] = {"top1": round(top1, 4), "log_loss": round(loss, 4)}
         if loss < best_loss - 1e-9:
             best, best_loss = cfg, loss
-    bot.kb.config = best
+    kb.config = best
     with bot.db.session() as s:
         set_setting(s, "retrieval", asdict(best))
     return best, results
@@ -271,9 +320,10 @@ def ranking_log_loss(
     return (best + (len(truths) - len(found)) * MISS_LOSS) / max(1, len(truths))
 
 
-def sft_records(bot: SupportService, max_template_examples: int = 2) -> list[dict[str, Any]]:
+def sft_records(bot: Tunable, max_template_examples: int = 2) -> list[dict[str, Any]]:
     """Prompt/response records: corrections and approved answers, dialogues, templates."""
     system = SYSTEM_PROMPT.format(company=bot.company)
+    kb = bot.answerer.kb
     records: list[dict[str, Any]] = []
     with bot.db.session() as s:
         rows = s.execute(select(Feedback, Turn).join(Turn, Feedback.turn_id == Turn.id)).all()
@@ -283,11 +333,11 @@ def sft_records(bot: SupportService, max_template_examples: int = 2) -> list[dic
             elif fb.good and turn.path != "handoff":
                 records.append({"prompt": turn.question, "response": turn.answer})
     per_intent: dict[str, int] = defaultdict(int)
-    for m in bot.kb.meta.values():
+    for m in kb.meta.values():
         if m.kind == "pair" and m.answer:
             records.append({"prompt": m.text, "response": m.answer})
         elif m.kind == "example" and per_intent[m.key] < max_template_examples:
-            answer = bot.kb.answers.get(m.key)
+            answer = kb.answers.get(m.key)
             if answer:
                 per_intent[m.key] += 1
                 records.append({"prompt": m.text, "response": answer})
@@ -297,7 +347,7 @@ def sft_records(bot: SupportService, max_template_examples: int = 2) -> list[dic
 
 
 def tune_generator(
-    bot: SupportService,
+    bot: Tunable,
     *,
     max_steps: int = 30,
     batch_size: int = 4,

@@ -32,8 +32,9 @@ from aigc_apps.webhooks import (
 )
 from aigc_apps.webhooks import deliver_due as deliver_outbox
 
+from .generation import set_setting
 from .handoff import transition_dict
-from .store import Transition, get_setting, set_setting
+from .store import Transition, get_setting
 
 __all__ = ["CLOSE_BUDGET_S", "MAX_ATTEMPTS", "DeliveryReport", "WebhookDeliverer", "backoff_s",
            "check_url", "deliver_due", "post_json", "set_webhook_url", "webhook_url"]

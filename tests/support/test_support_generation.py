@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from apps.support import Calibration, SupportService
-from apps.support.generation import bump, bump_now, current
+from apps.support.generation import bump, bump_now, current, set_setting
 from apps.support.retrieval import KnowledgeIndex
-from apps.support.store import open_db, set_setting
+from apps.support.store import open_db
 from tests.support.conftest import BowEncoder
 
 CAL = Calibration(w_score=40.0, w_margin=0.0, bias=-30.0, threshold=0.5)  # as the bot fixture

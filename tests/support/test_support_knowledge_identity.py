@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from apps.support import Calibration, SupportService
 from apps.support.cli import app
-from apps.support.store import Entry, set_setting
+from apps.support.generation import set_setting
+from apps.support.store import Entry
 
 KB = Path(__file__).resolve().parents[2] / "data" / "support" / "kb"
 EVAL = KB.parent / "eval.csv"
