@@ -142,3 +142,18 @@ def test_readyz_asks_each_store_to_ping(tmp_path: Path) -> None:
     assert checks == {"registry": "ok", "up": "ok", "down": "database unreachable: refused"}
     up.close()
     tokens.close()
+
+
+def test_settings_built_by_hand_read_no_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIGC_NOTES_DB_URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("AIGC_DATABASE_URL", "sqlite:///shared.db")
+    by_hand = Settings(home=tmp_path)
+    assert by_hand.db_url("notes") == f"sqlite:///{(tmp_path / 'notes.db').resolve()}"
+    assert Settings(store_urls={"notes": "sqlite:///mine.db"}).db_url("notes") == (
+        "sqlite:///mine.db")
+    from_env = Settings.from_env()
+    assert from_env.db_url("notes") == "sqlite:///from-env.db"
+    assert from_env.db_url("support") == "sqlite:///shared.db"
+    hash(from_env)  # still usable as a key
