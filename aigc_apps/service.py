@@ -3,7 +3,8 @@
 An app's service is the one object its CLI, its HTTP routes and Python callers go through.
 The shell is the same for each of them, so it lives here once:
 
-* **settings** given, or resolved from the environment once, on first use;
+* **settings** given, or read from the environment once, by the constructor (the edge),
+  then passed down to what the service opens;
 * **the app's database**, ``db_url`` or the workspace's store named :attr:`AppService.app`,
   opened on first use by the app's :meth:`AppService.open_db` (its schema, its migrations);
 * **the model registry**, given or the workspace's;
@@ -58,12 +59,11 @@ class AppService:
         settings: Settings | None = None,
     ) -> None:
         self.db_url = db_url
-        self._settings = settings  # as given: None follows the environment
+        self._settings = settings  # as given (None: the environment's, read just below)
+        self.settings = settings or get_settings()
         self._lock = threading.RLock()
         self._owns_db = True
         self._owns_registry = registry is None
-        if settings is not None:
-            self.settings = settings
         if registry is not None:
             self.registry = registry
 
@@ -87,11 +87,6 @@ class AppService:
         return service
 
     # -- what every app shares, opened on first use -----------------------------------
-    @lazy
-    def settings(self) -> Settings:
-        """The settings given, else the environment's, read once (on first use)."""
-        return get_settings()
-
     @lazy
     def registry(self) -> ModelRegistry:
         from aigc_apps.registry import ModelRegistry

@@ -234,7 +234,8 @@ class SentimentService(AppService):
               options: FitOptions | None = None, *, topics: bool = False) -> TrainReport:
         """Fine-tune, register and activate a classifier (and a topic classifier) on one
         labelled source or several (mixed, selected on and reported per source)."""
-        return train_sentiment(data, name, options, topics=topics, registry=self.registry)
+        return train_sentiment(data, name, options, topics=topics, registry=self.registry,
+                               settings=self.settings)
 
     def evaluate(
         self,

@@ -93,7 +93,8 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
         self._swap = threading.Lock()  # a request's snapshot never mixes two generations
         self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
         self.models = SupportModels(
-            self._opened_registry, encoder=encoder, llm=llm, settings=settings, lock=self._lock
+            self._opened_registry, encoder=encoder, llm=llm, settings=self.settings,
+            lock=self._lock,
         )
 
     def close(self) -> None:
