@@ -117,7 +117,7 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
     def open_db(self, url: str) -> Database:
         """The support store; opening it moves a 0.1.0 workspace's models to the registry."""
         db = open_db(url)
-        import_legacy_models(db, self.registry)
+        import_legacy_models(db, self.registry, self.settings)
         self._freshness.opened(db)
         return db
 
