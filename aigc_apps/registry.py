@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aigc_apps.errors import AigcError, NotFoundError
+from aigc_apps.lazy import lazy
 from aigc_apps.migrations.runner import StoreSchema
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.stamps import Freshness, bump, stamp_table
@@ -168,17 +169,26 @@ class RegistryStore:
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.url = url
         self.settings = settings
-        self._lock = threading.Lock()
-        self._db: Database | None = None
+        self._lock = threading.RLock()  # for the lazy attributes (aigc_apps.lazy)
 
-    @property
+    @lazy
     def db(self) -> Database:
-        """The store's database, opened (and migrated) once, safely from any thread."""
+        """The store's database, opened (and migrated) once, safely from any thread; once
+        open, reading it takes no lock."""
+        settings = self.settings or get_settings()
+        return Database.open(SCHEMA, self.url or settings.db_url(STORE))
+
+    def ping(self) -> None:
+        """Raise unless the store's database answers (what ``/readyz`` checks)."""
+        with self.db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        """Release the connections; the next use opens the database again."""
         with self._lock:
-            if self._db is None:
-                settings = self.settings or get_settings()
-                self._db = Database.open(SCHEMA, self.url or settings.db_url(STORE))
-            return self._db
+            db = self.__dict__.pop("db", None)
+        if db is not None:
+            db.dispose()
 
 
 class ModelRegistry(RegistryStore):
@@ -302,12 +312,6 @@ class ModelRegistry(RegistryStore):
         """A :class:`Freshness` of ``app``'s models: its ``check()`` is True when any of
         them was registered, activated or deleted (here or elsewhere) since the last."""
         return Freshness(lambda: self.db, models_stamp(app))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.dispose()
-                self._db = None
 
 
 def _row(s: Any, name: str) -> ModelRow:

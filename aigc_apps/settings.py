@@ -1,14 +1,19 @@
 """Workspace settings, each overridable by an ``AIGC_*`` environment variable.
 
-Settings are read from the environment every time :func:`get_settings` is called, so tests
-and embedding applications can point the SDK at another workspace without restarting.
+The environment is read in one place, :meth:`Settings.from_env` (which :func:`get_settings`
+calls): a :class:`Settings` built by hand is exactly what it says and reads no variable
+itself, so code given one (a service, a test) never mixes it with the process's environment.
+Settings are read afresh every time :func:`get_settings` is called, so tests and embedding
+applications can point the SDK at another workspace without restarting; the edges (the CLI,
+``create_app``, a service's first use) read them once and pass them down.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = Path(".aigc")
@@ -23,7 +28,9 @@ VECTOR_BACKENDS = ("faiss", "pgvector")
 class Settings:
     """Where the SDK keeps its state and which models it uses by default.
 
-    ``home`` holds converted models, adapters, FAISS indexes and the SQLite files.
+    ``home`` holds converted models, adapters, FAISS indexes and the SQLite files;
+    ``store_urls`` the database of single stores by store name (``AIGC_<STORE>_DB_URL``),
+    which win over the shared ``database_url``.
     """
 
     home: Path = DEFAULT_HOME
@@ -34,6 +41,7 @@ class Settings:
     database_url: str | None = None
     models_cache: Path | None = None
     vector_backend: str = "faiss"
+    store_urls: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +55,7 @@ class Settings:
             database_url=env.get("AIGC_DATABASE_URL") or None,
             models_cache=Path(env["AIGC_MODELS_DIR"]) if env.get("AIGC_MODELS_DIR") else None,
             vector_backend=(env.get("AIGC_VECTOR_BACKEND") or "faiss").strip().lower(),
+            store_urls=store_urls_from_env(env),
         )
 
     @property
@@ -76,19 +85,21 @@ class Settings:
     def db_url(self, name: str) -> str:
         """Database URL for the store called ``name`` (one per app).
 
-        ``AIGC_<NAME>_DB_URL`` wins, then ``AIGC_DATABASE_URL`` (shared server, tables are
-        namespaced per app), then a SQLite file ``<home>/<name>.db``. A renamed store
-        (``recommend``, once ``recommender``) keeps its old file and variable.
+        The store's own URL (``store_urls``: ``AIGC_<NAME>_DB_URL``) wins, then
+        ``database_url`` (``AIGC_DATABASE_URL``: a shared server, tables namespaced per
+        app), then a SQLite file ``<home>/<name>.db``. A renamed store (``recommend``, once
+        ``recommender``) keeps its old file and variable. Reads no environment variable:
+        :meth:`from_env` did.
         """
-        specific = os.environ.get(f"AIGC_{name.upper()}_DB_URL")
+        specific = self.store_urls.get(name)
         old = RENAMED_STORES.get(name)
-        if not specific and old and os.environ.get(f"AIGC_{old.upper()}_DB_URL"):
+        if not specific and old and self.store_urls.get(old):
             warnings.warn(
                 f"AIGC_{old.upper()}_DB_URL is deprecated; use AIGC_{name.upper()}_DB_URL",
                 FutureWarning,  # shown to CLI users, unlike DeprecationWarning
                 stacklevel=2,
             )
-            specific = os.environ[f"AIGC_{old.upper()}_DB_URL"]
+            specific = self.store_urls[old]
         if specific:
             return specific
         if self.database_url:
@@ -112,6 +123,17 @@ class Settings:
                 f"{scheme} (set AIGC_DATABASE_URL=postgresql+psycopg://..., or use faiss)"
             )
         return backend
+
+
+def store_urls_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``{"support": url, ...}`` of every non-empty ``AIGC_<STORE>_DB_URL`` in ``env``."""
+    urls: dict[str, str] = {}
+    for key, value in env.items():
+        if key.startswith("AIGC_") and key.endswith("_DB_URL") and value:
+            store = key[len("AIGC_"):-len("_DB_URL")].lower()
+            if store:
+                urls[store] = value
+    return urls
 
 
 def sample_data_dir() -> Path:

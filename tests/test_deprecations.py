@@ -93,7 +93,7 @@ def recommender_db_url(_: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIGC_RECOMMEND_DB_URL", raising=False)
     monkeypatch.setenv("AIGC_RECOMMENDER_DB_URL", "sqlite:////tmp/old-name.db")
     with pytest.warns(FutureWarning, match="use AIGC_RECOMMEND_DB_URL"):
-        assert Settings().db_url("recommend") == "sqlite:////tmp/old-name.db"
+        assert Settings.from_env().db_url("recommend") == "sqlite:////tmp/old-name.db"
 
 
 CHECKS: dict[str, Callable[[pytest.CaptureFixture[str], pytest.MonkeyPatch], None]] = {

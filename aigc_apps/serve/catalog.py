@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aigc_apps.engines.base import UnsupportedRequest
 from aigc_apps.errors import AigcError, NotFoundError
+from aigc_apps.lazy import lazy
 from aigc_apps.models import MODEL_ALIASES, available_models, model_kind
 from aigc_apps.serve.config import ServeConfig
 from aigc_apps.serve.errors import ApiError
@@ -115,8 +116,9 @@ class Catalog:
 
         self.config = config or ServeConfig()
         self.settings = settings or get_settings()
-        self._registry = registry
         self._own_registry = registry is None
+        if registry is not None:
+            self.registry = registry
         if engine_factory is not None:
             factory = engine_factory
             self.pool = pool or EnginePool(
@@ -128,18 +130,16 @@ class Catalog:
         self._engines: dict[str, BaseEngine] = {}  # the ones this catalog holds, by base key
         self._keys: dict[str, str] = {}  # card source -> engine key (its resolved folder)
         self._encoders: dict[str, Encoder] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # also the lazy attributes' (aigc_apps.lazy)
 
     # -- names --------------------------------------------------------------------------
 
-    @property
+    @lazy
     def registry(self) -> ModelRegistry:
-        with self._lock:
-            if self._registry is None:
-                from aigc_apps.registry import ModelRegistry
+        """The registry given, else the workspace's (opened once; read without a lock)."""
+        from aigc_apps.registry import ModelRegistry
 
-                self._registry = ModelRegistry(settings=self.settings)
-            return self._registry
+        return ModelRegistry(settings=self.settings)
 
     @property
     def default_llm(self) -> str:
@@ -268,9 +268,8 @@ class Catalog:
         self._keys.clear()
         await self.pool.release(self)
         self._encoders.clear()
-        if self._own_registry and self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        if self._own_registry and "registry" in self.__dict__:
+            self.__dict__.pop("registry").close()
 
 
 def _engine_key(pool: EnginePool, source: str) -> str:

@@ -46,21 +46,19 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def _ping_database(db: Any) -> None:
-    with db.engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
-
-
 def readiness(app: Any) -> dict[str, str]:
-    """``{"registry": "ok", "support": "ok", "engine:<model>": "...", ...}``; blocking."""
+    """``{"registry": "ok", "support": "ok", "engine:<model>": "...", ...}``; blocking.
+
+    Each store says itself whether it answers: its ``ping()`` (an app's
+    :class:`~aigc_apps.service.AppService`, the registry's token store)."""
     checks: dict[str, str] = {}
     stores = [("registry", app.state.tokens)] + [
         (name, service) for name, service in list(app.state.services.items())
-        if hasattr(type(service), "db")
+        if callable(getattr(service, "ping", None))
     ]
     for name, store in stores:
         try:
-            _ping_database(store.db)  # opens it if no request has yet
+            store.ping()  # opens its database if no request has yet
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"database unreachable: {_one_line(exc)}"

@@ -197,9 +197,3 @@ class TokenStore(RegistryStore):
                 row.last_used_at = now
             return Principal(row.name, frozenset(json.loads(row.scopes or "[]")),
                              agent=row.agent or row.name)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.dispose()
-                self._db = None

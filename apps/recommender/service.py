@@ -13,7 +13,6 @@ say when what a worker holds in memory is out of date (:meth:`RecommenderService
 from __future__ import annotations
 
 import re
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from aigc_apps.errors import AigcError, ModelNotFoundError
+from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelEntry, ModelRegistry, NameTakenError
+from aigc_apps.service import AppService
 from aigc_apps.settings import Settings, get_settings
 from aigc_apps.stamps import Freshness
 from aigc_apps.store import Database, utcnow
@@ -54,7 +55,7 @@ class TrainingResult:
     report: dict[str, Any]
 
 
-class RecommenderService:
+class RecommenderService(AppService):
     """Ingest, train, recommend, find similar items, evaluate and report, on one store.
 
     ``url`` is the store's database (default: the workspace's ``recommend`` store);
@@ -66,6 +67,8 @@ class RecommenderService:
     >>> service.for_user("u01", k=5, explain=True)  # doctest: +SKIP
     """
 
+    app = APP
+
     def __init__(
         self,
         url: str | None = None,
@@ -73,66 +76,38 @@ class RecommenderService:
         registry: ModelRegistry | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self.url = url
-        self.settings = settings
-        self.registry = registry or ModelRegistry(settings=settings)
-        self._owns_registry = registry is None
-        self._owns_db = True
-        self._db: Database | None = None
-        self._lock = threading.RLock()  # opening the store, importing, loading a model
+        super().__init__(url, registry=registry, settings=settings)
         self._loaded: tuple[EntryKey, Recommender] | None = None
         # the loaded model grown to the store's catalogue, by the loaded model's key
         self._live: tuple[EntryKey, Recommender] | None = None
         # generation stamps of what is served (checked before each answer; see model())
         self._models_fresh = self.registry.freshness(APP)
         self._catalog_fresh = Freshness(lambda: self.db, CATALOG_STAMP, table=STAMPS)
-        self._imported = False
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> RecommenderService:
-        """The workspace's store and registry (``AIGC_HOME``, ``AIGC_RECOMMEND_DB_URL``...)."""
-        return cls(settings=settings)
-
-    @classmethod
-    def for_database(
+    def for_database(  # type: ignore[override]  # the registry may be given by position
         cls, db: Database, registry: ModelRegistry | None = None
     ) -> RecommenderService:
         """A service on an already open store (left open by :meth:`close`)."""
-        service = cls(db.url, registry=registry)
-        service._db, service._owns_db = db, False
-        return service
+        return super().for_database(db, registry=registry)
 
     @property
-    def db(self) -> Database:
-        """The store, opened (and its schema brought up to date) on first use."""
-        if self._db is None:
-            with self._lock:
-                if self._db is None:
-                    self._db = Database.open(SCHEMA, self.url or self._settings.db_url(APP))
-        return self._db
+    def url(self) -> str | None:
+        """The store's URL as given (None: the workspace's); ``db_url`` is the same."""
+        return self.db_url
 
-    @property
-    def _settings(self) -> Settings:
-        return self.settings or get_settings()
+    @url.setter
+    def url(self, value: str | None) -> None:
+        self.db_url = value
+
+    def open_db(self, url: str) -> Database:
+        """The store, its schema brought up to date."""
+        return Database.open(SCHEMA, url)
 
     @property
     def models_dir(self) -> Path:
         """Where trained versions are written (one folder each)."""
-        return models_dir(self._settings)
-
-    def close(self) -> None:
-        """Release the database connections this service opened."""
-        if self._db is not None and self._owns_db:
-            self._db.dispose()
-        self._db = None
-        if self._owns_registry:
-            self.registry.close()
-
-    def __enter__(self) -> RecommenderService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return models_dir(self.settings)
 
     # ------------------------------------------------------------------ store
     def ingest(
@@ -336,11 +311,13 @@ class RecommenderService:
 
     # ------------------------------------------------------------------ helpers
     def _import_legacy_models(self) -> None:
-        if not self._imported:
-            with self._lock:
-                if not self._imported:
-                    import_legacy_models(self.db, self.registry)
-                    self._imported = True
+        self._legacy_imported  # noqa: B018 - once per service, on first use
+
+    @lazy
+    def _legacy_imported(self) -> bool:
+        """0.1.0's ``rec_models`` rows moved into the registry (once; idempotent)."""
+        import_legacy_models(self.db, self.registry)
+        return True
 
     def _next_version(self) -> int:
         """One more than the highest ``recommend-<n>`` registered (imports keep their ids)."""
@@ -415,7 +392,7 @@ def _deprecated(name: str, instead: str) -> None:
 def _service_for(db: Database) -> RecommenderService:
     """One service per store URL, so the deprecated functions share its loaded model."""
     service = _services.get(db.url)
-    if service is None or service._db is not db:
+    if service is None or service.__dict__.get("db") is not db:
         service = _services[db.url] = RecommenderService.for_database(db)
     return service
 

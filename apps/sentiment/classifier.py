@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aigc_apps.errors import AigcError, DataError
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 
 from .constants import APP
 from .evaluation import EvalReport, LabelledData, evaluate_predictions
@@ -141,9 +141,9 @@ class FitOptions:
                f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         _check(0 <= self.balance <= 1, f"--balance must be in [0, 1], got {self.balance}")
 
-    def resolved(self) -> FitOptions:
-        """A copy with ``base`` filled in from the settings of this moment."""
-        return replace(self, base=self.base or get_settings().default_encoder)
+    def resolved(self, settings: Settings | None = None) -> FitOptions:
+        """A copy with ``base`` filled in from ``settings`` (default: the environment's)."""
+        return replace(self, base=self.base or (settings or get_settings()).default_encoder)
 
     def targets(self, base: str) -> list[str] | None:
         if isinstance(self.target_modules, str):
@@ -182,6 +182,7 @@ def train_sentiment(
     topics: bool = False,
     out_root: str | Path | None = None,
     registry: ModelRegistry | None = None,
+    settings: Settings | None = None,
 ) -> TrainReport:
     """Fine-tune on the ``train`` rows of one source or several, select on ``validation``,
     report on ``test``, then register the model (and its topic classifier) and make it the
@@ -197,9 +198,10 @@ def train_sentiment(
     for source in sources:
         if not source.splits["train"]:
             raise DataError(f"{source.path}: no training rows")
-    root = Path(out_root) if out_root else get_settings().adapters_dir / APP
+    settings = settings or get_settings()  # the default base and where adapters go
+    root = Path(out_root) if out_root else settings.adapters_dir / APP
     whole = pooled(sources)
-    opts = (options or FitOptions()).resolved()
+    opts = (options or FitOptions()).resolved(settings)
     if len({r["label"] for r in whole.splits["train"]}) < 2:
         raise DataError(f"{whole.path}: training rows need at least 2 sentiment labels")
     norm = opts.normalize

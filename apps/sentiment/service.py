@@ -16,14 +16,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelEntry, ModelRegistry
-from aigc_apps.settings import Settings, get_settings
+from aigc_apps.service import AppService
+from aigc_apps.settings import Settings
 from aigc_apps.store import Database
 
 from .alert_schedule import AlertSchedule
@@ -104,15 +104,19 @@ class Evaluation:
         return {"model": self.model, "skipped": self.skipped, **self.report.to_dict()}
 
 
-class SentimentService:
+class SentimentService(AppService):
     """Train, evaluate, score, ingest, trends, alerts, topics and models of the sentiment app.
 
     ``db_url`` None is the workspace's sentiment store; ``encoder`` replaces the workspace
     encoder for embedding topic matches (``embeddings=False`` matches by keyword and topic
-    model only; ``similarity`` is the embedding match threshold).
+    model only; ``similarity`` is the embedding match threshold). The shell (settings,
+    database, registry, ``close``, ``ping``) is :class:`~aigc_apps.service.AppService`'s;
+    what is the app's own (the scoring models, the encoder, the topic matcher) is here.
 
     >>> service = SentimentService("sqlite:///:memory:")  # nothing opened yet
     """
+
+    app = APP
 
     def __init__(
         self,
@@ -124,32 +128,20 @@ class SentimentService:
         embeddings: bool = True,
         similarity: float = 0.4,
     ) -> None:
-        self.db_url = db_url
-        self._settings = settings
-        self.registry = registry or ModelRegistry(settings=settings)
+        super().__init__(db_url, registry=registry, settings=settings)
         self.embeddings = embeddings
         self.similarity = similarity
-        self._encoder = encoder
+        if encoder is not None:
+            self.encoder = encoder
         self._models: dict[str, Scorer] = {}
         self._active: Scorer | None = None
         self._fresh = self.registry.freshness(APP)
         self._matcher: tuple[list[WatchTopic], Any, TopicMatcher] | None = None
-        self._lock = threading.RLock()
 
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> SentimentService:
-        """The service on the workspace that ``settings`` (default: the environment) names."""
-        return cls(settings=settings, **kwargs)
+    def open_db(self, url: str) -> Database:
+        return open_db(url)
 
-    # -- shared resources, loaded once on first use ---------------------------------------
-    @property
-    def settings(self) -> Settings:
-        return self._settings or get_settings()
-
-    @cached_property
-    def db(self) -> Database:
-        return open_db(self.db_url or self.settings.db_url(APP))
-
+    # -- the app's own models, loaded once on first use ------------------------------------
     def model(self, name: str | None = None) -> Scorer:
         """Model ``name``, or the active sentiment model; each loaded once and kept until
         the registry's stamp of the app's models moves (a model trained, activated or
@@ -170,14 +162,12 @@ class SentimentService:
                                                    registry=self.registry)
             return self._active
 
-    @property
+    @lazy
     def encoder(self) -> TextEncoder:
-        with self._lock:
-            if self._encoder is None:
-                from aigc_apps.embeddings import Encoder
+        """The encoder given, else the workspace's default encoder (loaded once)."""
+        from aigc_apps.embeddings import Encoder
 
-                self._encoder = Encoder.cached(self.settings.default_encoder)
-            return self._encoder
+        return Encoder.cached(self.settings.default_encoder)
 
     def _scorer(self, model: str | Scorer | None) -> Scorer:
         """A name or None is looked up; a model already in hand saves the registry query."""
@@ -195,19 +185,6 @@ class SentimentService:
                                      topic_model=topic_model)
                 self._matcher = cached = (topics, topic_model, built)
             return cached[2]
-
-    def close(self) -> None:
-        if "db" in self.__dict__:
-            self.db.dispose()
-            del self.__dict__["db"]
-        self.registry.close()
-
-    def __enter__(self) -> SentimentService:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- models ---------------------------------------------------------------------------
     def models(self) -> list[ModelEntry]:
@@ -257,7 +234,8 @@ class SentimentService:
               options: FitOptions | None = None, *, topics: bool = False) -> TrainReport:
         """Fine-tune, register and activate a classifier (and a topic classifier) on one
         labelled source or several (mixed, selected on and reported per source)."""
-        return train_sentiment(data, name, options, topics=topics, registry=self.registry)
+        return train_sentiment(data, name, options, topics=topics, registry=self.registry,
+                               settings=self.settings)
 
     def evaluate(
         self,

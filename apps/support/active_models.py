@@ -70,7 +70,9 @@ def _registered(registry: ModelRegistry, name: str) -> ModelEntry | None:
         return None
 
 
-def import_legacy_models(db: Database, registry: ModelRegistry) -> list[ModelEntry]:
+def import_legacy_models(
+    db: Database, registry: ModelRegistry, settings: Settings | None = None
+) -> list[ModelEntry]:
     """Register the models a 0.1.0 database names in its settings, then delete those keys.
 
     Idempotent: a folder already registered is not registered twice, and once the keys are
@@ -92,7 +94,8 @@ def import_legacy_models(db: Database, registry: ModelRegistry) -> list[ModelEnt
         path = legacy.get(path_key)
         if not path:
             continue
-        default_base = get_settings().default_llm if role == GENERATOR_ROLE else str(path)
+        default_llm = (settings or get_settings()).default_llm
+        default_base = default_llm if role == GENERATOR_ROLE else str(path)
         folder = Path(path).resolve()
         existing = next((e for e in registry.list(APP, role) if e.path == folder), None)
         imported.append(

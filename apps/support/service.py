@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from aigc_apps.keylock import KeyLocks
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelRegistry
-from aigc_apps.settings import Settings, get_settings
+from aigc_apps.service import AppService
+from aigc_apps.settings import Settings
 from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
@@ -52,17 +53,21 @@ if TYPE_CHECKING:
 DEFAULT_COMPANY = "Northwind Outfitters"
 
 
-class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
+class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, AppService):
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
     ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
     the environment's). ``encoder`` (a name or a loaded
     :class:`~aigc_apps.embeddings.Encoder`) and ``llm`` override the models the registry has
     active for app ``support`` (see :class:`SupportModels`). ``doc_threshold`` is the least
-    chunk similarity for a generated answer; ``registry`` defaults to the workspace's.
+    chunk similarity for a generated answer; ``registry`` defaults to the workspace's. The
+    shell (settings, database, registry, ``close``, ``ping``) is
+    :class:`~aigc_apps.service.AppService`'s.
 
     >>> service = SupportService("sqlite:///:memory:")  # nothing opened yet
     """
+
+    app = APP
 
     def __init__(
         self,
@@ -78,38 +83,19 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         registry: ModelRegistry | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self.db_url = db_url
-        self._settings = settings
+        super().__init__(db_url, registry=registry, settings=settings)
         self.max_new_tokens = max_new_tokens
         self._company = company
         self._retrieval = retrieval
         self._doc_threshold = doc_threshold
         self._index_dir = Path(index_dir) if index_dir is not None else None
-        self._own_registry = registry is None
         self.webhooks_queued = 0  # events left to deliver when close() stopped waiting
-        self._lock = threading.RLock()
         self._swap = threading.Lock()  # a request's snapshot never mixes two generations
         self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
         self.models = SupportModels(
-            self._opened_registry, encoder=encoder, llm=llm, settings=settings, lock=self._lock
+            self._opened_registry, encoder=encoder, llm=llm, settings=self.settings,
+            lock=self._lock,
         )
-        if registry is not None:
-            self.registry = registry
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **options: Any) -> SupportService:
-        """The service on the workspace that ``settings`` (default: the environment) names."""
-        return cls(settings=settings, **options)
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings or get_settings()
-
-    def __enter__(self) -> SupportService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Deliver due webhook events (for a few seconds at most: ``webhooks_queued`` says
@@ -124,22 +110,14 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
         conversations = self.__dict__.pop("conversations", None)
         if conversations is not None and "live" in conversations.__dict__:
             conversations.live.close()
-        db = self.__dict__.pop("db", None)
-        if db is not None:
-            db.dispose()
         self.models.close()  # the generator's engine: closed once nobody else holds it
-        if self._own_registry and "registry" in self.__dict__:
-            self.__dict__.pop("registry").close()
+        super().close()  # the database and the registry, where this service opened them
 
     # -- lazily opened state ------------------------------------------------------------
-    @lazy
-    def registry(self) -> ModelRegistry:
-        return ModelRegistry(settings=self._settings)
-
-    @lazy
-    def db(self) -> Database:
-        db = open_db(self.db_url or self.settings.db_url(APP))
-        import_legacy_models(db, self.registry)
+    def open_db(self, url: str) -> Database:
+        """The support store; opening it moves a 0.1.0 workspace's models to the registry."""
+        db = open_db(url)
+        import_legacy_models(db, self.registry, self.settings)
         self._freshness.opened(db)
         return db
 
@@ -176,7 +154,7 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin):
 
     @lazy
     def index_dir(self) -> Path:
-        url = self.db_url or self.settings.db_url(APP)
+        url = self.store_url()
         return self._index_dir or self.settings.indexes_dir / "support" / index_key(url)
 
     def _opened_registry(self) -> ModelRegistry:
