@@ -8,12 +8,13 @@ behind it.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aigc_apps.errors import AigcError
-from aigc_apps.generation import GenerationConfig, Prompt
+from aigc_apps.generation import GenerationConfig, Generator, Prompt
 
 
 class EngineError(RuntimeError):
@@ -111,3 +112,13 @@ class BaseEngine(ABC):
             f"this engine ({type(self).__name__}) cannot serve LoRA adapters (use the "
             "micro-batcher: engine 'batch')"
         )
+
+
+async def load_generator(model: str | Generator | None, device: str | None) -> Generator:
+    """The model an engine was given, or the one it was named by loaded in a worker thread
+    (loading takes seconds; the event loop keeps serving meanwhile)."""
+    if isinstance(model, Generator):
+        return model
+    if model is None:
+        raise AigcError("an engine needs a model name or a loaded Generator")
+    return await asyncio.to_thread(Generator.from_pretrained, model, device=device)

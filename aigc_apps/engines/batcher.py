@@ -34,6 +34,7 @@ from aigc_apps.engines.base import (
     EngineError,
     GenerationChunk,
     GenerationRequest,
+    load_generator,
 )
 from aigc_apps.errors import AdapterError, AigcError
 
@@ -122,11 +123,7 @@ class BatchingEngine(BaseEngine):
         if self._thread is not None:
             return
         if self.generator is None:
-            from aigc_apps.generation import Generator
-
-            self.generator = await asyncio.to_thread(
-                Generator.from_pretrained, self.model_name, device=self.device
-            )
+            self.generator = await load_generator(self.model_name, self.device)
         from aigc_apps.engines.decoder import BatchDecoder
 
         self._decoder = BatchDecoder(self.generator)

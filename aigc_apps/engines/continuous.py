@@ -37,6 +37,7 @@ from aigc_apps.engines.base import (
     GenerationChunk,
     GenerationRequest,
     UnsupportedRequest,
+    load_generator,
 )
 from aigc_apps.engines.batcher import make_row
 from aigc_apps.errors import AigcError
@@ -74,11 +75,7 @@ class ContinuousEngine(BaseEngine):
         if self._manager is not None:
             return
         if self.generator is None:
-            from aigc_apps.generation import Generator
-
-            self.generator = await asyncio.to_thread(
-                Generator.from_pretrained, self.model_name, device=self.device
-            )
+            self.generator = await load_generator(self.model_name, self.device)
         self._manager = await asyncio.to_thread(self._start_manager)
 
     def _start_manager(self) -> Any:

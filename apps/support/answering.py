@@ -36,7 +36,6 @@ from .handoff import (
     asks_for_human,
 )
 from .injection import find_injection
-from .pii import strip_placeholders
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
@@ -74,7 +73,7 @@ class AnsweringMixin:
 
     def embed_query(self, text: str) -> np.ndarray:
         """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
-        return self.encoder.encode([strip_placeholders(text)])[0]
+        return self._knowledge().embed(text)
 
     def decide(
         self,
