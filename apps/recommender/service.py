@@ -84,13 +84,6 @@ class RecommenderService(AppService):
         self._models_fresh = self.registry.freshness(APP)
         self._catalog_fresh = Freshness(lambda: self.db, CATALOG_STAMP, table=STAMPS)
 
-    @classmethod
-    def for_database(  # type: ignore[override]  # the registry may be given by position
-        cls, db: Database, registry: ModelRegistry | None = None
-    ) -> RecommenderService:
-        """A service on an already open store (left open by :meth:`close`)."""
-        return super().for_database(db, registry=registry)
-
     @property
     def url(self) -> str | None:
         """The store's URL as given (None: the workspace's); ``db_url`` is the same."""

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from .retrieval import KnowledgeIndex
 
 
+def embed_question(encoder: Encoder, text: str) -> np.ndarray:
+    """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
+    return encoder.encode([strip_placeholders(text)])[0]
+
+
 class Answerer:
     """``kb``, ``calibration`` and ``doc_threshold`` of one knowledge generation, and the
     ``encoder`` that embeds questions for them (see the module's text)."""
@@ -41,8 +46,7 @@ class Answerer:
         self.encoder = encoder
 
     def embed(self, text: str) -> np.ndarray:
-        """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
-        return self.encoder.encode([strip_placeholders(text)])[0]
+        return embed_question(self.encoder, text)
 
     def decide(
         self,

@@ -18,6 +18,7 @@ import numpy as np
 from aigc_apps.errors import ConflictError
 
 from . import sessions
+from .answerer import embed_question
 from .answers import (
     HANDOFF_REPLY,
     BotReply,
@@ -69,11 +70,13 @@ class AnsweringMixin:
         @property
         def generator(self) -> TextGenerator: ...
 
-        def _knowledge(self) -> Answerer: ...
+        @property
+        def answerer(self) -> Answerer: ...
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
-        return self._knowledge().embed(text)
+        """One question's embedding, with mask placeholders ("[EMAIL]") left out (the
+        encoder only: no knowledge is read or reloaded for it)."""
+        return embed_question(self.encoder, text)
 
     def decide(
         self,
@@ -85,7 +88,7 @@ class AnsweringMixin:
 
         ``vec`` is the question's embedding when the caller has batch-encoded it already.
         """
-        return self._knowledge().decide(question, history, vec)
+        return self.answerer.decide(question, history, vec)
 
     def ask(
         self,
@@ -190,7 +193,7 @@ class AnsweringMixin:
         """The bot's reply (not yet stored), the entries retrieved, and what to record if
         the answer was held back: (path it would have taken, its text, entries used)."""
         history = self.history(session_id) if session_id else []
-        knowledge = self._knowledge()
+        knowledge = self.answerer
         d = knowledge.decide(clean, history)
         sources: list[dict[str, Any]] = []
         answer, streamed = HANDOFF_REPLY, False

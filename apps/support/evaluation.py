@@ -21,7 +21,7 @@ from aigc_apps.metrics import hit_rate, mrr
 
 from .answerer import Answerer, HasAnswerer, answerer_of
 from .answers import clean_question
-from .pii import strip_placeholders
+from .outcomes import embed_questions
 
 
 @dataclass
@@ -101,7 +101,7 @@ def evaluate(
     """
     answerer = answerer_of(bot)
     clean = [clean_question(t) for t in texts]
-    vecs = answerer.encoder.encode([strip_placeholders(t) for t in clean])
+    vecs = embed_questions(answerer, texts)
     rankings: list[list[str]] = []
     gold: list[str] = []
     handoff_in: list[bool] = []

@@ -69,13 +69,8 @@ class KnowledgeMixin:
     @property
     def answerer(self) -> Answerer:
         """What a question is answered from now: index, calibration, document bar and
-        encoder of one knowledge generation (see :mod:`.answerer`); evaluation and tuning
-        take it."""
-        return self._knowledge()
-
-    def _knowledge(self) -> Answerer:
-        """What a request answers from: index, calibration and threshold of one generation,
-        reloaded first if another process changed the knowledge."""
+        encoder of one knowledge generation (see :mod:`.answerer`), reloaded first if another
+        process changed the knowledge; evaluation and tuning take it."""
         self._freshness.check()
         self.kb, self.calibration, self.doc_threshold  # noqa: B018 - load outside the swap lock
         encoder = self.encoder
