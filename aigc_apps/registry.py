@@ -180,8 +180,7 @@ class RegistryStore:
 
     def ping(self) -> None:
         """Raise unless the store's database answers (what ``/readyz`` checks)."""
-        with self.db.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        self.db.ping()
 
     def close(self) -> None:
         """Release the connections; the next use opens the database again."""

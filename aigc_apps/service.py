@@ -59,7 +59,6 @@ class AppService:
         settings: Settings | None = None,
     ) -> None:
         self.db_url = db_url
-        self._settings = settings  # as given (None: the environment's, read just below)
         self.settings = settings or get_settings()
         self._lock = threading.RLock()
         self._owns_db = True
@@ -117,8 +116,7 @@ class AppService:
     # -- readiness and lifecycle ------------------------------------------------------
     def ping(self) -> None:
         """Raise unless the app's database answers (opening it if nothing has yet)."""
-        with self.db.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        self.db.ping()
 
     def close(self) -> None:
         """Release the connections this service opened; a database or registry it was

@@ -140,6 +140,11 @@ class Database:
             raise
         return db
 
+    def ping(self) -> None:
+        """Raise unless the database answers (what ``/readyz`` checks)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def dispose(self) -> None:
         self.engine.dispose()
 

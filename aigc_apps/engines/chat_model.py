@@ -158,12 +158,9 @@ class ChatModel:
                 "(see `aigc models list`)"
             ) from None
         base = model or entry.base
-        if model is not None:
-            from aigc_apps.engines.pool import base_key
-
-            if base_key(model) != base_key(entry.base):
-                raise AigcError(f"adapter '{adapter}' was trained on '{entry.base}', not "
-                                f"'{model}': leave the model out (the adapter brings its base)")
+        if model is not None and self.pool.key(model) != self.pool.key(entry.base):
+            raise AigcError(f"adapter '{adapter}' was trained on '{entry.base}', not "
+                            f"'{model}': leave the model out (the adapter brings its base)")
         return Target(base, (entry.name, str(entry.path.resolve())))
 
     def _defaults(self) -> Settings:
@@ -270,10 +267,6 @@ class ChatModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def bind(self, model: str | None = None, adapter: str | None = None) -> EngineGenerator:
-        """A :class:`Generator`-shaped object for one base and adapter (resolved now)."""
-        return EngineGenerator(self, self.target(model, adapter))
 
 
 class EngineGenerator:

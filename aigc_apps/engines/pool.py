@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from aigc_apps.errors import AigcError
 
 if TYPE_CHECKING:
     from aigc_apps.engines.base import BaseEngine
 
-T = TypeVar("T")
 ENGINES = ("auto", "batch", "continuous")
 
 
@@ -77,14 +76,6 @@ def base_key(base: str) -> str:
     from aigc_apps.models import resolve_model
 
     return str(Path(resolve_model(base)).resolve())
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run an engine coroutine to the end in this thread (which must have no running loop).
-
-    Engines do their blocking work in worker threads and answer requests on the requester's
-    loop, so a short-lived loop here is enough to start or close one."""
-    return asyncio.run(coro)
 
 
 @dataclass(eq=False)
@@ -161,7 +152,7 @@ class EnginePool:
         with slot.lock:
             if slot.engine is None:
                 engine = self._factory(slot.source, self.options)
-                run_sync(engine.start())
+                asyncio.run(engine.start())  # start/load work in threads; a short loop is enough
                 slot.engine, slot.adapters = engine, {}
             if holder is not None:  # held even if its adapter fails to load below
                 slot.holders.add(id(holder))
@@ -169,7 +160,7 @@ class EnginePool:
                 name, folder = adapter
                 folder = str(Path(folder).resolve())
                 if slot.adapters.get(name) != folder:
-                    run_sync(slot.engine.load_adapter(name, folder))
+                    asyncio.run(slot.engine.load_adapter(name, folder))
                     slot.adapters[name] = folder
             return slot.engine
 
@@ -206,10 +197,6 @@ class EnginePool:
                     del self._slots[key]
         for engine in closing:
             await engine.close()
-
-    def release_sync(self, holder: object) -> None:
-        """:meth:`release` from a thread with no running event loop."""
-        run_sync(self.release(holder))
 
     async def close(self) -> None:
         """Close every engine (held or not)."""

@@ -77,13 +77,6 @@ def model_not_found(name: str, hint: str = "") -> ApiError:
                     "model_not_found", param="model")
 
 
-def default_engine_factory(base: str, config: ServeConfig) -> BaseEngine:
-    """The engine ``config`` asks for (:func:`aigc_apps.engines.pool.default_engine_factory`)."""
-    from aigc_apps.engines.pool import default_engine_factory as build
-
-    return build(base, engine_options(config))
-
-
 def engine_options(config: ServeConfig) -> EngineOptions:
     """The pool's engine options from the server's config."""
     from aigc_apps.engines.pool import EngineOptions

@@ -11,11 +11,11 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from aigc_apps.engines.pool import ENGINES
 from aigc_apps.errors import AigcError
 from aigc_apps.serve.clients import TrustedProxies, is_loopback
 
 CONFIG_ENV = "AIGC_SERVE_CONFIG"
-ENGINES = ("auto", "batch", "continuous")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
