@@ -34,6 +34,18 @@ def _old_name(new: str) -> dict[str, Any]:
     }
 
 
+class _OldTurnId(BaseModel):
+    """A reply with a ``turn_number`` that still shows it under its old name, ``turn_id``."""
+
+    if TYPE_CHECKING:
+        turn_number: int
+
+    @computed_field(**_old_name("turn_number"))  # type: ignore[prop-decorator]
+    @property
+    def turn_id(self) -> int:
+        return self.turn_number
+
+
 class SourceOut(BaseModel):
     """A knowledge entry the answer used."""
 
@@ -54,7 +66,7 @@ class SourceOut(BaseModel):
         return self.entry_id
 
 
-class ReplyOut(BaseModel):
+class ReplyOut(_OldTurnId):
     """The bot's reply to one message (``POST .../messages``, ``/ask``, ``aigc support ask``)."""
 
     session_id: str
@@ -78,11 +90,6 @@ class ReplyOut(BaseModel):
     context_used: bool = Field(description="The previous question was read with this one.")
     latency_ms: float
 
-    @computed_field(**_old_name("turn_number"))  # type: ignore[prop-decorator]
-    @property
-    def turn_id(self) -> int:
-        return self.turn_number
-
 
 class SessionCreated(BaseModel):
     session_id: str
@@ -101,7 +108,7 @@ class MessageOut(BaseModel):
     sources: list[SourceOut] = Field(description="A bot answer's citations.")
 
 
-class TurnOut(BaseModel):
+class TurnOut(_OldTurnId):
     """One question and the bot's answer to it (``aigc support session`` lists these)."""
 
     turn_number: int = Field(description=TURN_NUMBER)
@@ -112,11 +119,6 @@ class TurnOut(BaseModel):
     confidence: float
     latency_ms: float
     created_at: datetime
-
-    @computed_field(**_old_name("turn_number"))  # type: ignore[prop-decorator]
-    @property
-    def turn_id(self) -> int:
-        return self.turn_number
 
 
 class SessionOut(BaseModel):
@@ -131,15 +133,10 @@ class SessionOut(BaseModel):
     messages: list[MessageOut]
 
 
-class FeedbackOut(BaseModel):
+class FeedbackOut(_OldTurnId):
     feedback_id: int
     session_id: str
     turn_number: int = Field(description="The turn rated.")
-
-    @computed_field(**_old_name("turn_number"))  # type: ignore[prop-decorator]
-    @property
-    def turn_id(self) -> int:
-        return self.turn_number
 
 
 def sources_out(refs: list[dict[str, Any]]) -> list[SourceOut]:
