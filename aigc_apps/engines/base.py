@@ -114,11 +114,9 @@ class BaseEngine(ABC):
         )
 
 
-async def load_generator(model: str | Generator | None, device: str | None) -> Generator:
+async def load_generator(model: str | Generator, device: str | None) -> Generator:
     """The model an engine was given, or the one it was named by loaded in a worker thread
     (loading takes seconds; the event loop keeps serving meanwhile)."""
     if isinstance(model, Generator):
         return model
-    if model is None:
-        raise AigcError("an engine needs a model name or a loaded Generator")
     return await asyncio.to_thread(Generator.from_pretrained, model, device=device)

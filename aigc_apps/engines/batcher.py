@@ -99,8 +99,8 @@ class BatchingEngine(BaseEngine):
     ) -> None:
         if max_batch < 1:
             raise AigcError(f"max_batch must be at least 1, got {max_batch}")
-        self.model_name = model if isinstance(model, str) else None
-        self.generator: Generator | None = None if isinstance(model, str) else model
+        self.model = model  # a name, loaded by start(), or a loaded Generator
+        self.generator: Generator | None = None
         self.max_batch, self.wait_s = max_batch, max(0.0, batch_wait_ms) / 1000
         self.device = device
         self.batch_sizes: Counter[int] = Counter()  # rows per decoding step -> steps
@@ -123,7 +123,7 @@ class BatchingEngine(BaseEngine):
         if self._thread is not None:
             return
         if self.generator is None:
-            self.generator = await load_generator(self.model_name, self.device)
+            self.generator = await load_generator(self.model, self.device)
         from aigc_apps.engines.decoder import BatchDecoder
 
         self._decoder = BatchDecoder(self.generator)

@@ -61,8 +61,8 @@ class ContinuousEngine(BaseEngine):
         device: str | None = None,
         memory_fraction: float = 0.5,
     ) -> None:
-        self.model_name = model if isinstance(model, str) else None
-        self.generator: Generator | None = None if isinstance(model, str) else model
+        self.model = model  # a name, loaded by start(), or a loaded Generator
+        self.generator: Generator | None = None
         self.max_batch, self.batch_wait_ms, self.device = max_batch, batch_wait_ms, device
         self.memory_fraction = memory_fraction  # of free GPU memory for the paged cache
         self.refused_requests = 0
@@ -75,7 +75,7 @@ class ContinuousEngine(BaseEngine):
         if self._manager is not None:
             return
         if self.generator is None:
-            self.generator = await load_generator(self.model_name, self.device)
+            self.generator = await load_generator(self.model, self.device)
         self._manager = await asyncio.to_thread(self._start_manager)
 
     def _start_manager(self) -> Any:
