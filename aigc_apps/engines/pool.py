@@ -126,6 +126,12 @@ class EnginePool:
         with self._lock:
             return {k: s.engine for k, s in self._slots.items() if s.engine is not None}
 
+    def held(self, holder: object) -> dict[str, BaseEngine]:
+        """The started engines ``holder`` holds, by base key (what a server reports on)."""
+        with self._lock:
+            return {k: s.engine for k, s in self._slots.items()
+                    if s.engine is not None and id(holder) in s.holders}
+
     def running(self, base: str) -> BaseEngine | None:
         """The started engine of ``base``, if any (starts nothing)."""
         with self._lock:

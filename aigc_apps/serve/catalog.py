@@ -120,8 +120,6 @@ class Catalog:
         else:
             self.pool = pool or engine_pool()
             self.pool.configure(engine_options(self.config))
-        self._engines: dict[str, BaseEngine] = {}  # the ones this catalog holds, by base key
-        self._keys: dict[str, str] = {}  # card source -> engine key (its resolved folder)
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.RLock()  # also the lazy attributes' (aigc_apps.lazy)
 
@@ -200,19 +198,14 @@ class Catalog:
         if card.kind != "chat":
             raise ApiError(400, f"model '{card.id}' is an encoder: use /v1/embeddings",
                            code="model_not_supported", param="model")
-        key = self._keys.get(card.source)
-        if key is None:  # resolved once: the engine of a base stays the one first started
-            key = self._keys[card.source] = await asyncio.to_thread(_engine_key, self.pool,
-                                                                    card.source)
-        adapter = None
-        if card.adapter is not None:
-            adapter = (card.id, str(Path(card.adapter).resolve()))
+        if self.pool.running(card.source) is None:  # a name that cannot load: 503, not 500
+            await asyncio.to_thread(_engine_key, self.pool, card.source)
+        adapter = (card.id, card.adapter) if card.adapter is not None else None
         try:
             engine = await self.pool.engine(card.source, adapter, holder=self)
         except UnsupportedRequest as exc:  # an adapter on an engine that serves none
             raise ApiError(400, f"model '{card.id}': {exc}", code="model_not_supported",
                            param="model") from None
-        self._engines[key] = engine
         return engine, card.adapter and card.id
 
     def encoder(self, card: ModelCard) -> Encoder:
@@ -235,21 +228,21 @@ class Catalog:
     @property
     def engines(self) -> dict[str, BaseEngine]:
         """Started engines by resolved base model (for ``/metrics`` and ``/readyz``)."""
-        return dict(self._engines)
+        return self.pool.held(self)
 
     @property
     def queue_depth(self) -> int:
-        return sum(e.queue_depth for e in self._engines.values())
+        return sum(e.queue_depth for e in self.engines.values())
 
     def health(self) -> dict[str, str]:
         """``ready`` for each started engine (by base model); none started is fine."""
-        return {Path(key).name: "ready" for key in self._engines}
+        return {Path(key).name: "ready" for key in self.engines}
 
     def refresh_metrics(self) -> None:
         """Set the queue-depth gauge of every started engine (before ``/metrics`` renders)."""
         from aigc_apps.serve.metrics import set_queue_depth
 
-        for key, engine in list(self._engines.items()):
+        for key, engine in self.engines.items():
             set_queue_depth(Path(key).name, engine.queue_depth)
 
     async def start(self) -> None:
@@ -257,8 +250,6 @@ class Catalog:
 
     async def close(self) -> None:
         """Let go of the engines (each closes once no other app of the process holds it)."""
-        self._engines = {}
-        self._keys.clear()
         await self.pool.release(self)
         self._encoders.clear()
         if self._own_registry and "registry" in self.__dict__:
@@ -291,7 +282,8 @@ def _entry_card(entry: ModelEntry) -> ModelCard | None:
             return None
     except AigcError:
         return None
-    return ModelCard(entry.name, "chat", entry.base, entry.app, created, adapter=str(entry.path))
+    return ModelCard(entry.name, "chat", entry.base, entry.app, created,
+                     adapter=str(entry.path.resolve()))
 
 
 def _mtime(location: str | None) -> int:
