@@ -136,7 +136,7 @@ class Generator:
         An ``adapter`` brings its own base model: ``model`` may be left out, and naming
         another base is an error rather than a silently mismatched pair.
         """
-        name = _base_for(model, adapter) if adapter is not None else None
+        name = adapter_base(model, adapter) if adapter is not None else None
         name = name or model or get_settings().default_llm
         if model_kind(name) != "causal-lm":
             raise ModelNotFoundError(
@@ -333,11 +333,6 @@ class Generator:
 
 
 def adapter_base(model: str | None, adapter: str | Path) -> str:
-    """The base model of SFT adapter folder ``adapter`` (``model``, if given, must be it)."""
-    return _base_for(model, adapter)
-
-
-def _base_for(model: str | None, adapter: str | Path) -> str:
     """The base model an SFT adapter was trained on; ``model``, if given, must be the same."""
     from aigc_apps.finetune.merge import open_adapter
 
