@@ -24,7 +24,8 @@ from aigc_apps.serve.errors import ApiError
 from aigc_apps.serve.sse import EventStream
 
 from .api import APP, EVENTS_ROUTE, MAX_ID, AfterId, SessionId, SupportDep, event_stream
-from .handoff import admin_actor, agent_actor, check_agent
+from .conversation import check_agent
+from .handoff import admin_actor, agent_actor
 from .schemas import MessageOut, SessionOut, State, message_out, session_out
 
 router = APIRouter(prefix="/v1/support", tags=[APP])

@@ -28,14 +28,8 @@ from .answers import (
     grounded_prompt,
     source_ref,
 )
-from .handoff import (
-    PERSON_REQUESTED_REPLY,
-    UNSURE_IN_A_ROW,
-    UNSURE_REPLY,
-    WITH_HUMAN,
-    Conversations,
-    asks_for_human,
-)
+from .conversation import WITH_HUMAN, asks_for_human
+from .handoff import PERSON_REQUESTED_REPLY, UNSURE_IN_A_ROW, UNSURE_REPLY, Conversations
 from .injection import find_injection
 
 if TYPE_CHECKING:

@@ -26,18 +26,13 @@ from aigc_apps.errors import ConflictError, DataError
 from aigc_apps.store import Database, as_utc, utcnow
 
 from .conversation import (
-    MAX_MESSAGE_CHARS,
-    STATES,
     WITH_HUMAN,
     add_message,
-    asks_for_human,
     check_agent,
     check_text,
     get_session,
     message_dict,
-    pending_since,
     position_among,
-    queue_position,
     state_dict,
     state_info,
     waiting_order,
@@ -47,14 +42,6 @@ from .store import ChatSession, Message, Transition
 if TYPE_CHECKING:
     from .live import LiveWatch
 
-__all__ = [  # the conversation's own names (.conversation) are importable from here too
-    "MAX_MESSAGE_CHARS", "NOTICES", "PERSON_REQUESTED_REPLY", "QUEUE_STATES", "STATES",
-    "SYSTEM_TEXT", "UNSURE_IN_A_ROW", "UNSURE_REPLY", "WITH_HUMAN", "Conversations",
-    "add_message", "admin_actor", "agent_actor", "asks_for_human", "check_agent",
-    "check_text", "get_session", "message_dict", "notice", "pending_since", "position_among",
-    "queue_position", "state_dict", "state_info", "transition", "transition_dict",
-    "waiting_order",
-]
 
 QUEUE_STATES = ("pending_human", "human", "all")
 UNSURE_IN_A_ROW = 2  # questions the bot cannot answer before a person is asked for

@@ -34,9 +34,7 @@ from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_lega
 from .answering import AnsweringMixin
 from .calibration import Calibration
 from .generation import Freshness
-from .handoff import (
-    Conversations,
-)
+from .handoff import Conversations
 from .knowledge import KnowledgeMixin
 from .records import ConversationRecordsMixin
 from .retrieval import KnowledgeIndex, RetrievalConfig, index_key

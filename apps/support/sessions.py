@@ -13,8 +13,9 @@ from aigc_apps.rowparser import clean_text
 from aigc_apps.store import Database, as_utc, utcnow
 
 from .answers import BotReply
-from .handoff import WITH_HUMAN, add_message, message_dict, state_info, transition
-from .handoff import get_session as _session
+from .conversation import WITH_HUMAN, add_message, message_dict, state_info
+from .conversation import get_session as _session
+from .handoff import transition
 from .pii import mask_pii
 from .store import ChatSession, Feedback, Message, Turn
 

@@ -12,7 +12,8 @@ from sqlalchemy import event
 
 from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support import SupportService
-from apps.support.handoff import UNSURE_REPLY, asks_for_human
+from apps.support.conversation import asks_for_human
+from apps.support.handoff import UNSURE_REPLY
 from apps.support.webhooks import backoff_s, deliver_due, set_webhook_url
 from tests.hooks import WebhookReceiver
 
