@@ -31,8 +31,7 @@ def core_demo(console: Console) -> None:
     """
     from aigc_apps.engines.chat_model import ChatModel
     from aigc_apps.faq import (
-        FaqIndex,
-        choose_encoder,
+        choose_index,
         grounded_prompt,
         read_faq,
         unsupported_figures,
@@ -67,13 +66,12 @@ def core_demo(console: Console) -> None:
         f"2. Choosing an encoder for the {len(entries)} FAQ answers: each entry's own question"
         " must find its own answer"
     )
-    encoder, scores = choose_encoder(candidates, entries)
+    index, scores = choose_index(candidates, entries)  # the answers embedded once
     console.print(
         "   "
         + ", ".join(f"{name} {score:.0%}" for name, score in scores.items())
         + f" -> [bold]{max(scores, key=scores.__getitem__)}[/]"
     )
-    index = FaqIndex(encoder, entries)
     score, entry = index.search(question)[0]
     console.print(
         f"   nearest answer to [italic]{question}[/] ({score:.3f}): {escape(entry.answer)}"

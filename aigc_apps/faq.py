@@ -47,8 +47,11 @@ def read_faq(path: str | Path) -> list[FaqEntry]:
     return [FaqEntry(str(r["prompt"]), str(r["response"])) for r in records]
 
 
-def self_retrieval(encoder: Encoder, entries: Sequence[FaqEntry]) -> float:
-    """Share of entries whose own question's nearest answer is their own answer.
+def self_retrieval(
+    encoder: Encoder, entries: Sequence[FaqEntry], answers: np.ndarray | None = None
+) -> float:
+    """Share of entries whose own question's nearest answer is their own answer
+    (``answers``: the answers' embeddings, when the caller has them already).
 
     The rule for choosing an encoder from the FAQ alone: the customers' questions are not
     known in advance, the FAQ's questions are the closest stand-in for them.
@@ -56,7 +59,8 @@ def self_retrieval(encoder: Encoder, entries: Sequence[FaqEntry]) -> float:
     if not entries:
         raise AigcError("an empty FAQ has nothing to retrieve")
     questions = encoder.encode([e.question for e in entries])
-    answers = encoder.encode([e.answer for e in entries])
+    if answers is None:
+        answers = encoder.encode([e.answer for e in entries])
     nearest = (questions @ answers.T).argmax(axis=1)
     return float((nearest == np.arange(len(entries))).mean())
 
@@ -64,14 +68,24 @@ def self_retrieval(encoder: Encoder, entries: Sequence[FaqEntry]) -> float:
 def choose_encoder(
     names: Sequence[str], entries: Sequence[FaqEntry]
 ) -> tuple[Encoder, dict[str, float]]:
-    """The encoder with the best ``self_retrieval`` (the first, cheapest, on a tie).
+    """The encoder with the best ``self_retrieval`` (the first, cheapest, on a tie), and the
+    score of each one that loaded (see :func:`choose_index`)."""
+    index, scores = choose_index(names, entries)
+    return index.encoder, scores
+
+
+def choose_index(
+    names: Sequence[str], entries: Sequence[FaqEntry]
+) -> tuple[FaqIndex, dict[str, float]]:
+    """The FAQ index of the encoder with the best ``self_retrieval`` (the first, cheapest, on
+    a tie): its answers are embedded once, for the score and the index alike.
 
     A name that cannot be loaded here (a bundled model whose packages are not installed)
     is skipped; the returned dict has the score of each one that loaded.
     """
     from aigc_apps.embeddings import Encoder
 
-    best: Encoder | None = None
+    best: FaqIndex | None = None
     best_score = -1.0
     scores: dict[str, float] = {}
     for name in dict.fromkeys(names):
@@ -79,9 +93,10 @@ def choose_encoder(
             encoder = Encoder.from_pretrained(name)
         except AigcError:
             continue
-        scores[name] = self_retrieval(encoder, entries)
+        index = FaqIndex(encoder, entries)
+        scores[name] = self_retrieval(encoder, entries, index.answers)
         if scores[name] > best_score:
-            best, best_score = encoder, scores[name]
+            best, best_score = index, scores[name]
     if best is None:
         raise AigcError(f"none of the encoders {list(names)} could be loaded")
     return best, scores
@@ -94,8 +109,9 @@ class FaqIndex:
         from aigc_apps.index import VectorIndex
 
         self.encoder, self.entries = encoder, list(entries)
+        self.answers = encoder.encode([e.answer for e in self.entries])
         self.index = VectorIndex(encoder.dim)
-        self.index.add(range(len(self.entries)), encoder.encode([e.answer for e in entries]))
+        self.index.add(range(len(self.entries)), self.answers)
 
     def search(self, question: str, k: int = 1) -> list[tuple[float, FaqEntry]]:
         """Up to ``k`` (score, entry) pairs, nearest first."""
