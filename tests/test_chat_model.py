@@ -112,3 +112,25 @@ def test_adapters_by_folder_and_by_registered_name(
         model.chat(MESSAGES, adapter="no-such-adapter")
     model.close()
     registry.close()
+
+
+def test_an_adapter_under_a_dotted_folder_or_with_a_dotted_name(
+    tiny_llm_dir: Path, pool: EnginePool, tmp_path: Path
+) -> None:
+    """README's `aigc generate --adapter .aigc/adapters/faq`: PEFT refuses "." in its adapter
+    names, so the engine must not hand it the folder (or a registry name like "v1.2")."""
+    from aigc_apps.registry import ModelRegistry
+    from tests.serve.test_engine import build_lora
+
+    lora = build_lora(tiny_llm_dir, tmp_path / ".aigc" / "adapters" / "faq", seed=4)
+    config = GenerationConfig(max_new_tokens=16)
+    expected = Generator.from_pretrained(str(tiny_llm_dir), adapter=lora, device="cpu").generate(
+        MESSAGES, config
+    )
+    registry = ModelRegistry()
+    registry.register("faq-v1.2", lora, app="core", role="sft", base=str(tiny_llm_dir))
+    model = ChatModel(config=config, pool=pool, registry=registry)
+    assert model.chat(MESSAGES, adapter=str(lora)).text == expected
+    assert model.chat(MESSAGES, adapter="faq-v1.2").text == expected
+    model.close()
+    registry.close()

@@ -111,6 +111,7 @@ class BatchingEngine(BaseEngine):
         self._depth = 0
         self._adapters: dict[str, str] = {}  # public name -> PEFT adapter name
         self._paths: dict[str, str] = {}
+        self._loads = 0  # adapters loaded so far: numbers PEFT's names for them
         self._thread: threading.Thread | None = None
         self._decoder: BatchDecoder | None = None
         self._gate = threading.Event()  # cleared by hold(): no new batch starts
@@ -206,8 +207,11 @@ class BatchingEngine(BaseEngine):
         if self._paths.get(name) == path:
             return
         folder = str(check_adapter_dir(path))
-        internal = f"{name}#{len(self._paths)}" if name in self._paths else name
+        # PEFT's own name for it: a public name may be a folder or hold "." (which PEFT
+        # refuses in module names), and a re-load must not replace rows' running adapter
         with self._lock:  # between two decoding steps
+            self._loads += 1
+            internal = f"adapter_{self._loads}"
             model = self.generator.model
             try:
                 if hasattr(model, "peft_config"):
