@@ -12,8 +12,7 @@ or resolve it (409 otherwise).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -26,7 +25,18 @@ from aigc_apps.serve.sse import EventStream
 from .api import APP, EVENTS_ROUTE, MAX_ID, AfterId, SessionId, SupportDep, event_stream
 from .conversation import check_agent
 from .handoff import admin_actor, agent_actor
-from .schemas import MessageOut, SessionOut, State, message_out, session_out
+from .schemas import (
+    HandoffStatsOut,
+    MessageOut,
+    QueueOut,
+    SessionOut,
+    StateOut,
+    SuggestionOut,
+    SuggestionsOut,
+    message_out,
+    queued_out,
+    session_out,
+)
 
 router = APIRouter(prefix="/v1/support", tags=[APP])
 _require_agent = require_scope(f"{APP}:agent")
@@ -84,40 +94,6 @@ def acting(caller: Principal, named: str | None) -> tuple[str, str]:
     )
 
 
-class StateOut(BaseModel):
-    session_id: str
-    state: State
-    agent: str | None
-    queue_position: int | None
-
-
-class QueuedOut(StateOut):
-    waiting_since: datetime = Field(description="When the conversation entered its state.")
-    waiting_seconds: float
-    intent: str | None = Field(description="The bot's best guess of what the customer wants.")
-    reason: str | None = Field(description="Why it was handed off.")
-    last_messages: list[MessageOut]
-
-
-class QueueOut(BaseModel):
-    conversations: list[QueuedOut]
-
-
-class SuggestionOut(BaseModel):
-    id: int
-    session_id: str
-    question: str
-    answer: str
-    agent: str | None
-    status: Literal["pending", "approved", "rejected"]
-    intent: str | None
-    created_at: datetime
-
-
-class SuggestionsOut(BaseModel):
-    suggestions: list[SuggestionOut]
-
-
 class ApproveIn(BaseModel):
     intent: str | None = Field(
         None, max_length=200, description="The template's name (default agent-answer-ID)."
@@ -126,35 +102,6 @@ class ApproveIn(BaseModel):
         None, min_length=1, max_length=4000,
         description="The question as the template should hold it (default: as asked).",
     )
-
-
-class IntentStats(BaseModel):
-    intent: str
-    conversations: int
-    handoffs: int
-    handoff_rate: float | None
-    taken: int
-    median_wait_s: float | None
-    p90_wait_s: float | None
-    resolved: int
-    resolution_rate: float | None
-
-
-class HandoffStatsOut(BaseModel):
-    conversations: int = Field(description="Sessions with at least one message.")
-    handoffs: int
-    handoff_rate: float | None
-    taken: int
-    median_wait_s: float | None = Field(description="Queue to take-over, seconds.")
-    p90_wait_s: float | None
-    resolved: int
-    resolution_rate: float | None = Field(description="Resolved among handed-off sessions.")
-    sessions: int
-    per_intent: list[IntentStats]
-
-
-def _queued(row: dict[str, Any]) -> QueuedOut:
-    return QueuedOut(**{**row, "last_messages": [message_out(m) for m in row["last_messages"]]})
 
 
 @router.get("/queue", response_model=QueueOut, dependencies=AGENT, summary="The agents' queue",
@@ -166,7 +113,7 @@ def queue(
     state: Annotated[Literal["pending_human", "human", "all"], Query()] = "pending_human",
 ) -> QueueOut:
     rows = service.conversations.queue(state)
-    return QueueOut(conversations=[_queued(r) for r in rows])
+    return QueueOut(conversations=[queued_out(r) for r in rows])
 
 
 @router.get("/me", response_model=MeOut, summary="Who this token acts as",

@@ -73,7 +73,9 @@ def queue(
     with open_service(db) as bot:
         rows = bot.conversations.queue(state)
     if json_output:
-        print_json(rows)
+        from .schemas import queued_out
+
+        print_json([queued_out(r).model_dump(mode="json") for r in rows])  # as GET /queue
         return
     if not rows:
         console.print("no conversation is waiting for a person")
@@ -138,7 +140,9 @@ def suggestions(
     with open_service(db) as bot:
         rows = bot.suggestions(None if status == "all" else status)
     if json_output:
-        print_json(rows)
+        from .schemas import SuggestionOut
+
+        print_json([SuggestionOut(**g).model_dump(mode="json") for g in rows])  # as the API
         return
     if not rows:
         console.print(f"no {'' if status == 'all' else status + ' '}suggestions")
@@ -183,7 +187,9 @@ def stats(db: DbOpt = None, json_output: JsonOpt = False) -> None:
     with open_service(db) as bot:
         figures = bot.handoff_stats()
     if json_output:
-        print_json(figures)
+        from .schemas import HandoffStatsOut
+
+        print_json(HandoffStatsOut(**figures).model_dump(mode="json"))  # as /handoff-stats
         return
     table = Table("intent", "conversations", "handoff rate", "median wait", "p90 wait",
                   "resolution rate")

@@ -1,5 +1,7 @@
 """What the support bot answers, one pydantic model per output, shared by the HTTP API and
-the CLI's ``--json``: a field has one name and one meaning wherever it is printed.
+the CLI's ``--json``: a field has one name and one meaning wherever it is printed. Where the
+API wraps a list in an object (``{"conversations": [...]}``), the CLI prints the list of the
+same items.
 
 The names say what a value is. A turn is numbered within its session (1 = first), so
 ``turn_number``, never an id; a message has an ``id`` of its own (increasing, what the event
@@ -139,6 +141,73 @@ class FeedbackOut(_OldTurnId):
     turn_number: int = Field(description="The turn rated.")
 
 
+class StateOut(BaseModel):
+    """Where a conversation stands (what take, release and resolve answer)."""
+
+    session_id: str
+    state: State
+    agent: str | None
+    queue_position: int | None
+
+
+class QueuedOut(StateOut):
+    """A conversation in the agents' queue (``GET /queue``, ``aigc support queue --json``)."""
+
+    waiting_since: datetime = Field(description="When the conversation entered its state.")
+    waiting_seconds: float
+    intent: str | None = Field(description="The bot's best guess of what the customer wants.")
+    reason: str | None = Field(description="Why it was handed off.")
+    last_messages: list[MessageOut]
+
+
+class QueueOut(BaseModel):
+    conversations: list[QueuedOut]
+
+
+class SuggestionOut(BaseModel):
+    """An agent's answer proposed for the knowledge base (``aigc support suggestions``)."""
+
+    id: int = Field(description="The suggestion's id (approve or reject it by this).")
+    session_id: str
+    question: str
+    answer: str
+    agent: str | None
+    status: Literal["pending", "approved", "rejected"]
+    intent: str | None
+    created_at: datetime
+
+
+class SuggestionsOut(BaseModel):
+    suggestions: list[SuggestionOut]
+
+
+class IntentStats(BaseModel):
+    intent: str
+    conversations: int
+    handoffs: int
+    handoff_rate: float | None
+    taken: int
+    median_wait_s: float | None
+    p90_wait_s: float | None
+    resolved: int
+    resolution_rate: float | None
+
+
+class HandoffStatsOut(BaseModel):
+    """Handoff figures (``GET /handoff-stats``, ``aigc support stats --json``)."""
+
+    conversations: int = Field(description="Sessions with at least one message.")
+    handoffs: int
+    handoff_rate: float | None
+    taken: int
+    median_wait_s: float | None = Field(description="Queue to take-over, seconds.")
+    p90_wait_s: float | None
+    resolved: int
+    resolution_rate: float | None = Field(description="Resolved among handed-off sessions.")
+    sessions: int
+    per_intent: list[IntentStats]
+
+
 def sources_out(refs: list[dict[str, Any]]) -> list[SourceOut]:
     return [SourceOut(**s) for s in refs]
 
@@ -175,6 +244,11 @@ def turn_out(t: dict[str, Any]) -> TurnOut:
 
 def message_out(m: dict[str, Any]) -> MessageOut:
     return MessageOut(**{**m, "sources": sources_out(m["sources"])})
+
+
+def queued_out(row: dict[str, Any]) -> QueuedOut:
+    """A row of :meth:`apps.support.handoff.Conversations.queue` in the shared shape."""
+    return QueuedOut(**{**row, "last_messages": [message_out(m) for m in row["last_messages"]]})
 
 
 def session_out(info: dict[str, Any]) -> SessionOut:

@@ -1,4 +1,5 @@
-"""Assertions shared by the HTTP tests: OpenAI's error shape, documented routes."""
+"""Assertions shared by the HTTP tests: OpenAI's error shape, documented routes, the shape
+of a reply (what the CLI's `--json` must match)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,13 @@ def assert_documented(openapi: dict[str, Any], tag: str, routes: set[tuple[str, 
         operation = openapi["paths"][path][method]
         assert operation["summary"] and operation["description"], (method, path)
         assert operation["tags"] == [tag], (method, path)
+
+
+def keys_of(value: Any) -> Any:
+    """The shape of a JSON value: each object's keys, down through objects and lists (a
+    list's items each), leaves as None; two edges that print one model have equal shapes."""
+    if isinstance(value, dict):
+        return {k: keys_of(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [keys_of(v) for v in value]
+    return None
