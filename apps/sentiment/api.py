@@ -28,7 +28,16 @@ from aigc_apps.serve.errors import ApiError, bad_request
 
 from .constants import APP, MAX_ID_CHARS, MAX_SOURCE_CHARS
 from .horizon import FUTURE_TOLERANCE_HOURS, too_far_ahead
-from .schemas import Probabilities, ScoreOut, scored_out
+from .schemas import (
+    AlertOut,
+    AlertsOut,
+    Probabilities,
+    ScoreOut,
+    TrendsOut,
+    alerts_out,
+    scored_out,
+    series_out,
+)
 
 if TYPE_CHECKING:
     from .service import SentimentService
@@ -129,54 +138,12 @@ class DocumentsIn(BaseModel):
     model: str | None = ModelName
 
 
-class AlertOut(BaseModel):
-    id: int
-    topic: str
-    signals: list[str] = Field(description="negative_share and/or volume")
-    bucket_start: datetime = Field(description="The bucket in which the surge became clear.")
-    bucket_seconds: int
-    window_start: datetime = Field(
-        description="Start of the first bucket the surge pooled (= bucket_start for one).")
-    window_buckets: int = Field(description="How many buckets the surge pooled.")
-    count: int = Field(description="Records in the pooled buckets.")
-    negative_share: float
-    baseline_share: float
-    baseline_count: float
-    z_share: float
-    z_volume: float
-    message: str
-    created_at: datetime
-    webhook_status: str | None
-
-
 class DocumentsOut(BaseModel):
     received: int
     stored: int
     duplicates: int = Field(description="Documents stored before (or repeated in the batch).")
     truncated: list[int] = Field(description="Indexes of documents cut to the model's limit.")
     alerts: list[AlertOut] = Field(description="Alerts the new documents fired.")
-
-
-class BucketOut(BaseModel):
-    bucket_start: datetime
-    count: int
-    negative: int
-    neutral: int
-    positive: int
-    share_negative: float
-    mean_score: float
-
-
-class TrendsOut(BaseModel):
-    bucket: str
-    bucket_seconds: int
-    series: dict[str, list[BucketOut]] = Field(
-        description="Per topic (`all`: every record), gap-free buckets, oldest first."
-    )
-
-
-class AlertsOut(BaseModel):
-    alerts: list[AlertOut] = Field(description="Newest bucket first.")
 
 
 class StoredDocumentOut(BaseModel):
@@ -307,9 +274,7 @@ def trends(
     return TrendsOut(
         bucket=bucket,
         bucket_seconds=seconds,
-        series={
-            name: [BucketOut(**b.to_dict()) for b in buckets] for name, buckets in series.items()
-        },
+        series=series_out(series),
     )
 
 
@@ -328,7 +293,7 @@ def alerts(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 50,
 ) -> AlertsOut:
     found = service.alerts(topic, since=_since(since, "since"), limit=limit)
-    return AlertsOut(alerts=[AlertOut(**a.to_dict()) for a in found])
+    return AlertsOut(alerts=alerts_out(found))
 
 
 @router.get(

@@ -282,7 +282,10 @@ def ingest(
         else:
             report = service.ingest_file(path, options, fmt=fmt, on_alert=shout)
     if as_json:
-        print_json(report.to_dict())
+        from .schemas import AlertOut
+
+        fired = [AlertOut(**a).model_dump(mode="json") for a in report.alerts]  # as the API's
+        print_json({**report.to_dict(), "alerts": fired})
         return
     console.print(report.summary())
     if report.truncated:
@@ -316,7 +319,10 @@ def trends_cmd(
             if not as_json:
                 console.print(f"chart written to {written}")
     if as_json:
-        print_json([b.to_dict() for buckets in series.values() for b in buckets if b.count])
+        from .schemas import series_out
+
+        print_json([b.model_dump(mode="json")  # the API's buckets, of every topic, non-empty
+                    for buckets in series_out(series).values() for b in buckets if b.count])
         return
     if not series:
         console.print("no records yet (ingest some with `aigc sentiment ingest`)")
@@ -342,7 +348,9 @@ def alerts_cmd(
             service.check_alerts(topic, webhook=webhook)
         found = service.alerts(topic, since=since, limit=limit)
         if as_json:
-            print_json([a.to_dict() for a in found])
+            from .schemas import alerts_out
+
+            print_json([a.model_dump(mode="json") for a in alerts_out(found)])  # as the API
             return
         console.print(alerts_table(found) if found else "no alerts")
 
