@@ -282,10 +282,9 @@ def ingest(
         else:
             report = service.ingest_file(path, options, fmt=fmt, on_alert=shout)
     if as_json:
-        from .schemas import AlertOut
+        from .schemas import fired_json
 
-        fired = [AlertOut(**a).model_dump(mode="json") for a in report.alerts]  # as the API's
-        print_json({**report.to_dict(), "alerts": fired})
+        print_json({**report.to_dict(), "alerts": fired_json(report.alerts)})
         return
     console.print(report.summary())
     if report.truncated:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -100,6 +100,13 @@ class TrendsOut(BaseModel):
 
 def alerts_out(found: Sequence[Alert]) -> list[AlertOut]:
     return [AlertOut(**a.to_dict()) for a in found]
+
+
+def fired_json(alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts an ingest fired (the engine's dicts) as ``POST /documents``, ``GET /alerts``
+    and ``alerts --json`` print them. (``work --json`` reports them as the worker publishes
+    them on the alert stream, the alert's own dict.)"""
+    return [AlertOut(**a).model_dump(mode="json") for a in alerts]
 
 
 def series_out(series: Mapping[str, Sequence[Bucket]]) -> dict[str, list[BucketOut]]:
