@@ -10,14 +10,14 @@ also give its own: ``CliRunner().invoke(app, args, obj=Settings(...))``.
 
 from __future__ import annotations
 
-from typing import Any
-
+# typer >= 0.29 runs commands on its own copy of click: its context stack, not click's
+from typer._click.core import Context
 from typer._click.globals import get_current_context
 
 from aigc_apps.settings import Settings, get_settings
 
 
-def settings_from(ctx: Any | None = None) -> Settings:
+def settings_from(ctx: Context | None = None) -> Settings:
     """The command line's settings: ``ctx``'s (default: the running command's) root
     context's, resolved there on first use; outside a command line, the environment."""
     ctx = ctx if ctx is not None else get_current_context(silent=True)
