@@ -53,7 +53,7 @@ def core_demo(console: Console) -> None:
         eval_fraction=0.1,
         name="demo-sft",
     )
-    result = LoraTrainer(config).fit(data, out)
+    result = LoraTrainer(config, settings=settings).fit(data, out)
     console.print(
         f"   adapter: {result.adapter_dir}  eval loss: {result.metrics.get('eval_loss', 'n/a')}"
         f"  {result.tokens_per_second:.0f} train tokens/s"
@@ -82,7 +82,8 @@ def core_demo(console: Console) -> None:
     )
     pieces: list[str] = []
     prompt = grounded_prompt(entry, question)
-    with ChatModel(settings.default_llm, str(result.adapter_dir)) as chat:  # the shared engine
+    # the shared engine
+    with ChatModel(settings.default_llm, str(result.adapter_dir), settings=settings) as chat:
         for piece in chat.stream_chat(prompt, config=GenerationConfig(max_new_tokens=48)):
             pieces.append(piece)
             console.print(piece, end="", markup=False)

@@ -21,7 +21,7 @@ from torch import nn
 from aigc_apps.errors import AdapterError
 from aigc_apps.fileio import atomic_dir
 from aigc_apps.models import check_adapter_dir, load_adapter, resolve_model, select_device
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -46,19 +46,20 @@ def embed_batch(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return nn.functional.normalize(pooled, p=2, dim=-1)
 
 
-def load_encoder_model(name: str) -> tuple[Any, Any]:
-    """(model, tokenizer) for an alias, folder or hub id; a LoRA folder is merged into its base."""
+def load_encoder_model(name: str, settings: Settings | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for an alias, folder or hub id; a LoRA folder is merged into its base.
+    ``settings`` say where converted aliases live (None: the environment's)."""
     from transformers import AutoModel, AutoTokenizer
 
     folder = Path(name).expanduser()
     if not (folder / ADAPTER_CONFIG).is_file():
-        path = resolve_model(name)
+        path = resolve_model(name, settings)
         return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     check_adapter_dir(folder)
     base_name = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if not base_name:
         raise AdapterError(f"{folder / ADAPTER_CONFIG}: names no base model")
-    base_path = resolve_model(base_name)
+    base_path = resolve_model(base_name, settings)
     has_tokenizer = (folder / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer else base_path)
     model = load_adapter(AutoModel.from_pretrained(base_path), folder)
@@ -78,7 +79,7 @@ class Encoder:
         batch_size: int = 64,
         name: str | None = None,
     ) -> None:
-        self.device = select_device(str(device) if device is not None else get_settings().device)
+        self.device = select_device(str(device) if device is not None else None)
         self.model: Any = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -92,27 +93,36 @@ class Encoder:
         device: str | torch.device | None = None,
         max_length: int = 256,
         batch_size: int = 64,
+        *,
+        settings: Settings | None = None,
     ) -> Encoder:
         """Load ``name``: an alias (``minilm-l6``), a local folder, a hub id or a tuned folder.
 
-        ``None`` means the workspace default encoder (``AIGC_ENCODER``).
+        ``None`` name or device: ``settings``' (default: the environment's) default encoder
+        (``AIGC_ENCODER``) and device (``AIGC_DEVICE``).
         """
-        name = str(name) if name is not None else get_settings().default_encoder
-        model, tokenizer = load_encoder_model(name)
+        settings = settings or get_settings()
+        name = str(name) if name is not None else settings.default_encoder
+        model, tokenizer = load_encoder_model(name, settings)
         return cls(
-            model, tokenizer, device=device, max_length=max_length, batch_size=batch_size,
-            name=name,
+            model, tokenizer, device=device if device is not None else settings.device,
+            max_length=max_length, batch_size=batch_size, name=name,
         )
 
     @classmethod
-    def cached(cls, name: str | Path | None = None, device: str | None = None) -> Encoder:
+    def cached(
+        cls, name: str | Path | None = None, device: str | None = None,
+        *, settings: Settings | None = None,
+    ) -> Encoder:
         """A process-wide shared Encoder, so apps do not reload the model on every call.
 
         Keyed by resolved path, device and the folder's modification time (a folder re-tuned in
-        place is reloaded). Do not change the settings of a shared instance.
+        place is reloaded). Do not change the settings of a shared instance. ``None`` name or
+        device: as :meth:`from_pretrained`.
         """
-        path = resolve_model(str(name) if name is not None else get_settings().default_encoder)
-        dev = str(select_device(device or get_settings().device))
+        settings = settings or get_settings()
+        path = resolve_model(str(name) if name is not None else settings.default_encoder, settings)
+        dev = str(select_device(device or settings.device))
         stamp = max((f.stat().st_mtime_ns for f in Path(path).glob("*")), default=0)
         return _cached_encoder(path, dev, stamp)
 

@@ -25,7 +25,7 @@ from aigc_apps.embeddings import ADAPTER_CONFIG, embed_batch, load_encoder_model
 from aigc_apps.errors import DataError
 from aigc_apps.fileio import atomic_dir
 from aigc_apps.models import select_device
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 
 CONFIG_FILE = "contrastive_config.json"
 REPORT_FILE = "aigc_tuning.json"
@@ -187,6 +187,7 @@ def tune_encoder(
     groups: Sequence[Hashable] | None = None,
     exclude: Sequence[Collection[Hashable]] | None = None,
     show_progress: bool = True,
+    settings: Settings | None = None,
 ) -> Path:
     """Fine-tune ``base`` so each query embeds next to its positive; returns ``out_dir``.
 
@@ -194,10 +195,12 @@ def tune_encoder(
     text form a group. ``exclude[i]`` names groups that must not serve as negatives of pair
     ``i`` (the other items a user interacted with, say). The folder holds full weights and
     tokenizer, or with ``config.lora`` a PEFT adapter naming its base; either loads with
-    ``Encoder.from_pretrained(out_dir)``.
+    ``Encoder.from_pretrained(out_dir)``. ``settings`` (default: the environment's) say
+    where aliases live and the device when ``config.device`` names none.
     """
     from transformers import get_linear_schedule_with_warmup
 
+    settings = settings or get_settings()
     cfg = config or ContrastiveTuningConfig()
     _check_pairs(pairs, groups)
     if exclude is not None and len(exclude) != len(pairs):
@@ -209,7 +212,7 @@ def tune_encoder(
     rng = np.random.default_rng(cfg.seed)
 
     base_ref = str(Path(base).resolve()) if Path(base).is_dir() else str(base)
-    model, tokenizer = load_encoder_model(base_ref)
+    model, tokenizer = load_encoder_model(base_ref, settings)
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -222,7 +225,7 @@ def tune_encoder(
                 target_modules="all-linear",
             ),
         )
-    device = select_device(cfg.device or get_settings().device)
+    device = select_device(cfg.device or settings.device)
     model.to(device).train()
 
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
 from aigc_apps.models import load_causal_lm, model_kind, resolve_model
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import torch
@@ -130,21 +130,25 @@ class Generator:
         device: str | None = None,
         load_in_4bit: bool = False,
         config: GenerationConfig | None = None,
+        *,
+        settings: Settings | None = None,
     ) -> Generator:
-        """Load ``model`` (alias, folder or id; default ``Settings.default_llm``).
+        """Load ``model`` (alias, folder or id; default ``settings.default_llm``, the
+        settings defaulting to the environment's).
 
         An ``adapter`` brings its own base model: ``model`` may be left out, and naming
         another base is an error rather than a silently mismatched pair.
         """
+        settings = settings or get_settings()
         name = adapter_base(model, adapter) if adapter is not None else None
-        name = name or model or get_settings().default_llm
+        name = name or model or settings.default_llm
         if model_kind(name) != "causal-lm":
             raise ModelNotFoundError(
                 f"model '{name}' is an encoder, not a text generator: use a causal LM "
                 "(see `aigc models bases`)"
             )
         lm, tokenizer = load_causal_lm(
-            name, adapter=adapter, device=device, load_in_4bit=load_in_4bit
+            name, adapter=adapter, device=device, load_in_4bit=load_in_4bit, settings=settings
         )
         return cls(lm, tokenizer, config)
 

@@ -27,7 +27,7 @@ from unittest.mock import patch
 from aigc_apps.errors import AdapterError, AigcError, ModelNotFoundError
 from aigc_apps.fileio import atomic_dir
 from aigc_apps.model_fetch import SplitZip, ensure_assembled, find_parts
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import torch
@@ -154,10 +154,16 @@ def _bundled_source(alias: ModelAlias) -> Path:
     return source
 
 
-def converted_dir(alias: str | ModelAlias) -> Path:
+def converted_dir(alias: str | ModelAlias, models_dir: Path) -> Path:
     """Where a GGUF alias's safetensors copy, or a split alias's folder, lives (once made)."""
     name = alias.name if isinstance(alias, ModelAlias) else alias
-    return get_settings().models_dir / name
+    return models_dir / name
+
+
+def _models_dir(settings: Settings | None) -> Path:
+    """``settings``' converted-model folder; None is the environment's (a caller with no
+    settings of its own: a script, a test)."""
+    return (settings or get_settings()).models_dir
 
 
 def _is_model_folder(path: Path) -> bool:
@@ -213,8 +219,8 @@ def _quiet_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _ensure_converted(alias: ModelAlias) -> Path:
-    dest = converted_dir(alias)
+def _ensure_converted(alias: ModelAlias, models_dir: Path) -> Path:
+    dest = converted_dir(alias, models_dir)
     if _is_model_folder(dest):
         return dest
     gguf_file = _bundled_source(alias)
@@ -226,14 +232,14 @@ def _ensure_converted(alias: ModelAlias) -> Path:
     return convert_gguf(gguf_file, dest)
 
 
-def _ensure_local(alias: ModelAlias) -> Path:
+def _ensure_local(alias: ModelAlias, models_dir: Path) -> Path:
     """The folder an alias loads from, converting or assembling it first if needed."""
     if alias.split_zip is not None:
-        return ensure_assembled(alias.split_zip, alias.name, converted_dir(alias))
-    return _ensure_converted(alias) if alias.gguf else _bundled_source(alias)
+        return ensure_assembled(alias.split_zip, alias.name, converted_dir(alias, models_dir))
+    return _ensure_converted(alias, models_dir) if alias.gguf else _bundled_source(alias)
 
 
-def fetch_model(name: str) -> tuple[Path, bool]:
+def fetch_model(name: str, settings: Settings | None = None) -> tuple[Path, bool]:
     """Make an alias ready to load (convert GGUF, assemble split parts) ahead of first use.
 
     Returns the folder and whether this call did the work, so ``aigc models fetch`` can
@@ -244,9 +250,10 @@ def fetch_model(name: str) -> tuple[Path, bool]:
         raise ModelNotFoundError(
             f"'{name}' is not a bundled model alias: use one of {', '.join(MODEL_ALIASES)}"
         )
+    models_dir = _models_dir(settings)
     made_here = alias.gguf or alias.split_zip is not None  # else the package holds the folder
-    pending = made_here and not _is_model_folder(converted_dir(alias))
-    return _ensure_local(alias), pending
+    pending = made_here and not _is_model_folder(converted_dir(alias, models_dir))
+    return _ensure_local(alias, models_dir), pending
 
 
 # ---------------------------------------------------------------------------------------
@@ -271,7 +278,7 @@ def _hub_cached(repo_id: str) -> str | None:
     return path if _is_model_folder(Path(path)) else None
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, settings: Settings | None = None) -> str:
     """Turn an alias, local folder or Hugging Face id into something ``from_pretrained`` loads.
 
     Aliases map to the bundled package (converting GGUF or assembling split parts once);
@@ -280,7 +287,7 @@ def resolve_model(name: str) -> str:
     """
     alias = MODEL_ALIASES.get(name)
     if alias is not None:
-        return str(_ensure_local(alias))
+        return str(_ensure_local(alias, _models_dir(settings)))
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -348,12 +355,13 @@ def model_kind(name: str | Path) -> ModelKind:
     return "causal-lm" if decoder_only or getattr(config, "is_decoder", False) else "encoder"
 
 
-def available_models() -> list[ModelInfo]:
+def available_models(settings: Settings | None = None) -> list[ModelInfo]:
     """Each alias with whether it can be loaded here, where from, or how to install it."""
+    models_dir = _models_dir(settings)
     infos = []
     for alias in MODEL_ALIASES.values():
         if alias.split_zip is not None:
-            infos.append(_split_zip_info(alias))
+            infos.append(_split_zip_info(alias, models_dir))
             continue
         try:
             source = _bundled_source(alias)
@@ -361,7 +369,7 @@ def available_models() -> list[ModelInfo]:
             infos.append(ModelInfo(alias.name, alias.kind, False, None, alias.install))
             continue
         if alias.gguf:
-            dest = converted_dir(alias)
+            dest = converted_dir(alias, models_dir)
             if _is_model_folder(dest):
                 location, hint = str(dest), alias.description
             else:
@@ -372,10 +380,10 @@ def available_models() -> list[ModelInfo]:
     return infos
 
 
-def _split_zip_info(alias: ModelAlias) -> ModelInfo:
+def _split_zip_info(alias: ModelAlias, models_dir: Path) -> ModelInfo:
     """Available once assembled, or while all its parts are installed (assembled on use)."""
     assert alias.split_zip is not None
-    dest = converted_dir(alias)
+    dest = converted_dir(alias, models_dir)
     if _is_model_folder(dest):
         return ModelInfo(alias.name, alias.kind, True, str(dest), alias.description)
     try:
@@ -502,12 +510,14 @@ def load_causal_lm(
     device: str | torch.device | None = None,
     load_in_4bit: bool = False,
     dtype: torch.dtype | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Any, PreTrainedTokenizerBase]:
-    """``(model.eval(), tokenizer)`` on the selected device, with an optional LoRA adapter."""
+    """``(model.eval(), tokenizer)`` on the selected device (default: ``settings``'), with
+    an optional LoRA adapter."""
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model(name)
-    target = select_device(device)
+    path = resolve_model(name, settings)
+    target = select_device(device if device is not None or settings is None else settings.device)
     dtype = dtype or select_dtype(target)
     kwargs = dtype_kwargs(dtype)
     if load_in_4bit:

@@ -168,15 +168,14 @@ class RegistryStore:
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.url = url
-        self.settings = settings
+        self.settings = settings or get_settings()
         self._lock = threading.RLock()  # for the lazy attributes (aigc_apps.lazy)
 
     @lazy
     def db(self) -> Database:
         """The store's database, opened (and migrated) once, safely from any thread; once
         open, reading it takes no lock."""
-        settings = self.settings or get_settings()
-        return Database.open(SCHEMA, self.url or settings.db_url(STORE))
+        return Database.open(SCHEMA, self.url or self.settings.db_url(STORE))
 
     def ping(self) -> None:
         """Raise unless the store's database answers (what ``/readyz`` checks)."""

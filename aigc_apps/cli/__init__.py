@@ -21,6 +21,7 @@ import typer
 
 from aigc_apps.cli.adapters import adapters_app
 from aigc_apps.cli.commands import register_core_commands
+from aigc_apps.cli.context import settings_from
 from aigc_apps.cli.db import db_app
 from aigc_apps.cli.models import models_app
 from aigc_apps.cli.serve import serve, tokens_app
@@ -36,6 +37,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _resolve_settings(ctx: typer.Context) -> None:
+    settings_from(ctx)  # once per command line; every command reads this one
+
+
 register_core_commands(app)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")

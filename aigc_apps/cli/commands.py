@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import (
     JsonOpt,
     LoraAlphaOpt,
@@ -73,9 +74,8 @@ def finetune(
     from aigc_apps.errors import AigcError
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
     from aigc_apps.finetune.distributed import is_main_launch_process, launch_rank
-    from aigc_apps.settings import get_settings
 
-    settings = get_settings()
+    settings = settings_from()
     config = LoraTrainingConfig(
         base=base or (settings.default_encoder if task == "classify" else settings.default_llm),
         task=task,
@@ -101,7 +101,7 @@ def finetune(
         name=name,
     )
     try:
-        result = LoraTrainer(config).fit(data, out, resume=resume)
+        result = LoraTrainer(config, settings=settings).fit(data, out, resume=resume)
     except AigcError as exc:
         if is_main_launch_process():
             raise
@@ -165,7 +165,7 @@ def generate(
     )
     # the process's shared engine of the base (the adapter, a folder or a registered name,
     # loaded on it by name): the same path as the support bot and the server's routes
-    with ChatModel(model, adapter, config=config) as chat:
+    with ChatModel(model, adapter, config=config, settings=settings_from()) as chat:
         for piece in chat.stream_chat(prompt):
             console.print(piece, end="", markup=False)
     console.print()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import DbOpt, JsonOpt, console, print_json
 from aigc_apps.errors import AigcError
 
@@ -30,14 +31,13 @@ AppOpt = Annotated[
 def _stores(app: str | None, url: str | None) -> list[tuple[Any, str]]:
     """(schema, url) for the chosen store(s); ``--db`` needs ``--app``."""
     from aigc_apps.migrations.catalog import known_schemas
-    from aigc_apps.settings import get_settings
 
     schemas = known_schemas()
     if app is not None and app not in schemas:
         raise AigcError(f"unknown store {app!r}; known: {', '.join(sorted(schemas))}")
     if url is not None and app is None:
         raise AigcError("--db names one database: say which store with --app")
-    settings = get_settings()
+    settings = settings_from()
     chosen = [schemas[app]] if app else [schemas[name] for name in sorted(schemas)]
     return [(schema, url or settings.db_url(schema.app)) for schema in chosen]
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import JsonOpt, console, err_console, print_json
 
 models_app = typer.Typer(
@@ -28,7 +29,7 @@ AppOpt = Annotated[
 def _registry() -> Any:
     from aigc_apps.registry import ModelRegistry
 
-    return ModelRegistry()
+    return ModelRegistry(settings=settings_from())
 
 
 @models_app.callback(invoke_without_command=True)
@@ -49,7 +50,7 @@ def bases(json_output: JsonOpt = False) -> None:
 
     from aigc_apps.models import available_models
 
-    infos = available_models()
+    infos = available_models(settings_from())
     if json_output:
         print_json([info.__dict__ for info in infos])
         return
@@ -73,7 +74,7 @@ def fetch(
 
     from aigc_apps.models import MODEL_ALIASES, fetch_model
 
-    path, created = fetch_model(name)
+    path, created = fetch_model(name, settings_from())
     if json_output:
         kind = MODEL_ALIASES[name].kind
         print_json({"name": name, "kind": kind, "path": str(path), "created": created})

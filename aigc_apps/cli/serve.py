@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import JsonOpt, console, err_console, print_json
 from aigc_apps.errors import AigcError
+
+if TYPE_CHECKING:
+    from aigc_apps.settings import Settings
 
 tokens_app = typer.Typer(
     help="API tokens of `aigc serve`: create (shown once), list, revoke. Only a hash is stored.",
@@ -25,7 +29,7 @@ tokens_app = typer.Typer(
 def _store() -> Any:
     from aigc_apps.serve.tokens import TokenStore
 
-    return TokenStore()
+    return TokenStore(settings=settings_from())
 
 
 @tokens_app.command("create")
@@ -90,18 +94,16 @@ def revoke_token(
     console.print(f"token {info.name} revoked")
 
 
-def prepare_stores() -> int:
+def prepare_stores(settings: Settings) -> int:
     """Bring every store to its schema's head once, before workers start (two workers
     creating one SQLite file at once would race); returns how many active tokens exist."""
     from aigc_apps.migrations.catalog import known_schemas
     from aigc_apps.serve.tokens import TokenStore
-    from aigc_apps.settings import get_settings
     from aigc_apps.store import Database
 
-    settings = get_settings()
     for schema in known_schemas().values():
         Database.open(schema, settings.db_url(schema.app)).dispose()
-    store = TokenStore()
+    store = TokenStore(settings=settings)
     try:
         return int(store.active_count())
     finally:
@@ -153,7 +155,7 @@ def serve(
         rate_limit_redis=rate_limit_redis, request_timeout_s=timeout, engine=engine, llm=llm,
         forwarded_allow_ips=forwarded_allow_ips,
     ).check()
-    tokens = prepare_stores()
+    tokens = prepare_stores(settings_from())
     if not config.loopback and not tokens and not insecure_no_auth:
         raise AigcError(
             f"refusing to listen on {host} with no API token defined: create one with "

@@ -121,10 +121,12 @@ class ChatModel:
         settings: Settings | None = None,
         registry: ModelRegistry | None = None,
     ) -> None:
+        from aigc_apps.settings import get_settings
+
         self.model, self.adapter = model, adapter
         self.config = config or GenerationConfig()
         self._pool = pool
-        self._settings = settings
+        self._settings = settings or get_settings()
         self._registry = registry
         self._own_registry = registry is None
         self._lock = threading.Lock()
@@ -164,10 +166,6 @@ class ChatModel:
         return Target(base, (entry.name, str(entry.path.resolve())))
 
     def _defaults(self) -> Settings:
-        if self._settings is None:
-            from aigc_apps.settings import get_settings
-
-            return get_settings()
         return self._settings
 
     def _opened_registry(self) -> ModelRegistry:

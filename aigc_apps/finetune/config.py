@@ -10,9 +10,12 @@ import json
 import warnings
 from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AigcError
+
+if TYPE_CHECKING:
+    from aigc_apps.settings import Settings
 
 CONFIG_NAME = "aigc_lora_config.json"
 TASKS = ("sft", "classify")
@@ -87,8 +90,12 @@ class LoraTrainingConfig:
     r: InitVar[int | None] = None  # deprecated spelling of lora_r
     alpha: InitVar[int | None] = None  # deprecated spelling of lora_alpha
     dropout: InitVar[float | None] = None  # deprecated spelling of lora_dropout
+    # where an empty base comes from (None: the environment's); not saved with the config
+    settings: InitVar[Settings | None] = None
 
-    def __post_init__(self, r: int | None, alpha: int | None, dropout: float | None) -> None:
+    def __post_init__(
+        self, r: int | None, alpha: int | None, dropout: float | None, settings: Settings | None
+    ) -> None:
         if self.task not in TASKS:
             raise AigcError(f"unknown task {self.task!r} (use 'sft' or 'classify')")
         for old, value in (("r", r), ("alpha", alpha), ("dropout", dropout)):
@@ -103,7 +110,7 @@ class LoraTrainingConfig:
         if not self.base:
             from aigc_apps.settings import get_settings
 
-            settings = get_settings()
+            settings = settings or get_settings()
             classify = self.task == "classify"
             self.base = settings.default_encoder if classify else settings.default_llm
         defaults = LORA_DEFAULTS[self.task]

@@ -135,7 +135,7 @@ class LoraTrainer:
         train = ds.load_records(data, cfg)
         held_out = eval_data if eval_data is not None else cfg.eval_file
         evals = ds.load_records(held_out, cfg) if held_out is not None else None
-        base_path = resolve_model(cfg.base)
+        base_path = resolve_model(cfg.base, self.settings)
         self.tokenizer = load_tokenizer(base_path)
         records, eval_records = train.records, evals.records if evals else []
         id2label: dict[int, str] | None = None
@@ -277,7 +277,7 @@ class LoraTrainer:
         quiet_replica()
         set_seed(cfg.seed)
         train_ex, eval_ex, skipped, data_hash, id2label = self._prepare(data, eval_data)
-        base_path = resolve_model(cfg.base)
+        base_path = resolve_model(cfg.base, self.settings)
         self.model = self._build_model(base_path, id2label)
         weights = None
         if cfg.task == "classify" and cfg.class_weight == "balanced":

@@ -30,6 +30,7 @@ from aigc_apps.serve.errors import ERROR_RESPONSES, CatchAllMiddleware, install_
 from aigc_apps.serve.limits import BodyLimitMiddleware, TimeoutMiddleware, make_limiter
 from aigc_apps.serve.metrics import MetricsMiddleware
 from aigc_apps.serve.tokens import TokenStore
+from aigc_apps.settings import Settings, get_settings
 
 ROUTERS_GROUP = "aigc.routers"
 log = logging.getLogger("aigc.serve")
@@ -72,7 +73,7 @@ async def _shutdown(app: FastAPI) -> None:
     await app.state.authenticate.limiter.aclose()
 
 
-def _include_generation(app: FastAPI, config: ServeConfig) -> None:
+def _include_generation(app: FastAPI, config: ServeConfig, settings: Settings) -> None:
     """The OpenAI-compatible routes and their engine catalog (engines load lazily)."""
     try:
         from aigc_apps.serve import openai_api
@@ -81,21 +82,30 @@ def _include_generation(app: FastAPI, config: ServeConfig) -> None:
         return
     make_catalog = getattr(openai_api, "create_catalog", None)
     if make_catalog is not None:
-        app.state.catalog = catalog = make_catalog(config)
+        app.state.catalog = catalog = make_catalog(config, settings)
         refresh = getattr(catalog, "refresh_metrics", None)
         if refresh is not None:
             app.state.metrics_refresh.append(refresh)  # queue depth, read at each scrape
     app.include_router(openai_api.router, responses=ERROR_RESPONSES)
 
 
-def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None = None) -> FastAPI:
+def create_app(
+    config: ServeConfig | None = None,
+    *,
+    tokens: TokenStore | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
     """The whole service for ``config`` (defaults: loopback, limits of :class:`ServeConfig`).
 
-    ``tokens`` is where API tokens are checked (default: the workspace's core database).
-    Nothing heavy happens here: databases open and models load on first use.
+    ``settings`` (default: the environment's, read here once) is the workspace every part
+    uses: the model catalog, each app's service (``app.state.settings``, see
+    :func:`~aigc_apps.serve.deps.app_settings`) and ``tokens``, where API tokens are checked
+    (default: the workspace's core database). Nothing heavy happens here: databases open and
+    models load on first use.
     """
     config = (config or ServeConfig()).check()
-    tokens = tokens or TokenStore()
+    settings = settings or get_settings()
+    tokens = tokens or TokenStore(settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +121,7 @@ def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None =
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.settings = settings
     app.state.services = {}
     app.state.tokens = tokens
     app.state.catalog = None
@@ -124,7 +135,7 @@ def create_app(config: ServeConfig | None = None, *, tokens: TokenStore | None =
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    _include_generation(app, config)
+    _include_generation(app, config, settings)
     for name, router in app_routers().items():
         if isinstance(router, APIRouter):
             app.include_router(router, responses=ERROR_RESPONSES)

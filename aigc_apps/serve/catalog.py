@@ -139,7 +139,7 @@ class Catalog:
     def _static_cards(self) -> dict[str, ModelCard]:
         """Aliases and configured defaults, by every name a client may send."""
         cards: dict[str, ModelCard] = {}
-        for info in available_models():
+        for info in available_models(self.settings):
             if info.available:
                 kind: Kind = "chat" if info.kind == "causal-lm" else "embedding"
                 created = _mtime(info.location)
@@ -218,7 +218,9 @@ class Catalog:
         if encoder is None:
             from aigc_apps.embeddings import Encoder
 
-            encoder = Encoder.from_pretrained(card.source, device=self.settings.device)
+            encoder = Encoder.from_pretrained(
+                card.source, device=self.settings.device, settings=self.settings
+            )
             with self._lock:
                 encoder = self._encoders.setdefault(card.source, encoder)
         return encoder

@@ -61,6 +61,7 @@ from aigc_apps.serve.openai_schemas import (
     ModelList,
     Usage,
 )
+from aigc_apps.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_scope("generate"))])
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -70,9 +71,10 @@ log = logging.getLogger("aigc.serve")
 # -- the catalog ---------------------------------------------------------------------------
 
 
-def create_catalog(config: ServeConfig | None = None) -> Catalog:
-    """A worker's catalog; loads nothing until a request names a model."""
-    return Catalog(config)
+def create_catalog(config: ServeConfig | None = None, settings: Settings | None = None) -> Catalog:
+    """A worker's catalog on ``settings``' workspace; loads nothing until a request names a
+    model."""
+    return Catalog(config, settings=settings)
 
 
 def get_catalog(request: Request) -> Catalog:
@@ -80,7 +82,9 @@ def get_catalog(request: Request) -> Catalog:
     state = request.app.state
     catalog = getattr(state, "catalog", None)
     if catalog is None:
-        catalog = state.catalog = create_catalog(getattr(state, "config", None))
+        catalog = state.catalog = create_catalog(
+            getattr(state, "config", None), getattr(state, "settings", None)
+        )
     refresh = getattr(state, "metrics_refresh", None)
     if isinstance(refresh, list) and catalog.refresh_metrics not in refresh:
         refresh.append(catalog.refresh_metrics)

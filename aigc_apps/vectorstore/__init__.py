@@ -16,6 +16,7 @@ from .faiss_store import FaissStore
 from .pg_store import PgVectorStore
 
 if TYPE_CHECKING:
+    from aigc_apps.settings import Settings
     from aigc_apps.store import Database
 
 __all__ = [
@@ -41,8 +42,10 @@ def open_vector_store(
     tag: str | None = None,
     approx_threshold: int = APPROX_THRESHOLD,
     replace: bool = False,
+    settings: Settings | None = None,
 ) -> VectorStore:
-    """The store for ``collection`` of ``db``'s app on the configured backend.
+    """The store for ``collection`` of ``db``'s app on ``settings``' backend (default: the
+    environment's settings).
 
     FAISS keeps it in ``path`` (default ``<AIGC_HOME>/indexes/vectors/<db>/<collection>.faiss``);
     pgvector in the table ``aigc_vec_<collection>`` of ``db``. ``replace``: the caller
@@ -50,7 +53,7 @@ def open_vector_store(
     """
     from aigc_apps.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     backend = settings.check_vector_backend(db.url, backend)
     if backend == "pgvector":
         return PgVectorStore(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import (
     DbOpt,
     JsonOpt,
@@ -59,7 +60,7 @@ KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=500, help="How many i
 def _service(db: str | None) -> RecommenderService:
     from .service import RecommenderService
 
-    return RecommenderService(db)
+    return RecommenderService(db, settings=settings_from())
 
 
 def _config(
@@ -85,8 +86,11 @@ def _config(
             "--lora-r, --lora-alpha and --lora-dropout shape the LoRA interest model; "
             "they do not go with --interest-full or --no-interest-model"
         )
+    default_encoder = settings_from().default_encoder
     chosen: dict[str, Any] = {
-        "interest": InterestConfig(max_pairs=pairs, lora=lora, **knobs) if interest else None
+        "interest": InterestConfig(base=default_encoder, max_pairs=pairs, lora=lora, **knobs)
+        if interest else None,
+        "encoder": default_encoder,
     }
     if encoder is not None:
         chosen["encoder"] = None if encoder.lower() == "none" else encoder

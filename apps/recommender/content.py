@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from aigc_apps.errors import DataError
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, PgVectorStore, VectorStore
 
@@ -65,13 +65,14 @@ class HashingEncoder:
         return out / np.maximum(norms, 1e-12)
 
 
-def load_encoder(name: str) -> TextEncoder:
-    """``hashing`` or any name the core Encoder accepts (alias, folder)."""
+def load_encoder(name: str, settings: Settings | None = None) -> TextEncoder:
+    """``hashing`` or any name the core Encoder accepts (alias, folder; ``settings`` say
+    where aliases live)."""
     if name == "hashing":
         return HashingEncoder()
     from aigc_apps.embeddings import Encoder
 
-    return Encoder.from_pretrained(name)
+    return Encoder.from_pretrained(name, settings=settings)
 
 
 def recency_weights(n: int, half_life: float) -> np.ndarray:
@@ -79,14 +80,15 @@ def recency_weights(n: int, half_life: float) -> np.ndarray:
     return (0.5 ** (np.arange(n)[::-1] / half_life)).astype(np.float32)
 
 
-def content_store(vectors: np.ndarray, path: Path | None = None) -> VectorStore:
-    """A store holding ``vectors`` under their row numbers, on the configured backend.
+def content_store(
+    vectors: np.ndarray, settings: Settings, path: Path | None = None
+) -> VectorStore:
+    """A store holding ``vectors`` under their row numbers, on ``settings``' backend.
 
     FAISS: read from ``path`` when that file exists, else built in memory. pgvector: the
     table ``aigc_vec_recommend_content_<hash of the vectors>`` in the recommender's
     database, filled (in one transaction) unless another worker already has.
     """
-    settings = get_settings()
     dim = int(vectors.shape[1])
     rows = np.arange(len(vectors), dtype=np.int64)
     if settings.vector_backend == "pgvector":
@@ -116,8 +118,12 @@ def content_store(vectors: np.ndarray, path: Path | None = None) -> VectorStore:
 class ContentModel:
     """Item text vectors (``V``, one row per catalogue item) plus a vector store over them."""
 
-    def __init__(self, encoder: TextEncoder, recent: int = 30, half_life: float = 5.0) -> None:
+    def __init__(
+        self, encoder: TextEncoder, recent: int = 30, half_life: float = 5.0,
+        *, settings: Settings | None = None,
+    ) -> None:
         self.encoder = encoder
+        self.settings = settings or get_settings()  # the vector store's backend
         self.recent = recent
         self.half_life = half_life
         self._store: VectorStore | None = None
@@ -136,7 +142,7 @@ class ContentModel:
     def index(self) -> VectorStore:
         """The item vectors' store (ids are catalogue rows), built on first use."""
         if self._store is None:
-            self._store = content_store(self.V, self._path)
+            self._store = content_store(self.V, self.settings, self._path)
         return self._store
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -165,8 +171,10 @@ class ContentModel:
         store.index.save(folder / "content.faiss")
 
     @classmethod
-    def load(cls, folder: Path, encoder: TextEncoder) -> ContentModel:
-        model = cls(encoder)
+    def load(
+        cls, folder: Path, encoder: TextEncoder, settings: Settings | None = None
+    ) -> ContentModel:
+        model = cls(encoder, settings=settings)
         model.V = np.load(folder / "content_vectors.npy")
         model._path = folder / "content.faiss"
         return model

@@ -61,7 +61,8 @@ def with_catalog(model: Recommender, stored: Catalog) -> Recommender:
     grown.content = None
     if model.content is not None:
         vectors = _grown(model.content.V, len(catalog), touched, model.content.encode(texts))
-        content = ContentModel(model.content.encoder, model.content.recent, model.content.half_life)
+        content = ContentModel(model.content.encoder, model.content.recent,
+                               model.content.half_life, settings=model.content.settings)
         grown.content = content.fit(catalog, vectors)
     grown.interest = None
     if model.interest is not None:

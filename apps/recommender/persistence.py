@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from aigc_apps.errors import ModelNotFoundError
+from aigc_apps.settings import Settings
 
 from .content import ContentModel, TextEncoder, load_encoder
 from .dataset import Catalog, Interactions
@@ -102,6 +103,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
 def load(
     folder: Path, meta: dict[str, Any], encoder: TextEncoder | None, *,
     encoder_name: str | None, interest: InterestConfig | None,
+    settings: Settings | None = None,
 ) -> Fitted:
     """The parts saved in ``folder`` (``meta`` from :func:`read_meta`); ``encoder`` replaces
     the content encoder ``encoder_name`` of the saved config, ``interest`` is its interest
@@ -115,8 +117,8 @@ def load(
         ranker = pickle.load(fh)
     content = None
     if (folder / "content_vectors.npy").is_file():
-        enc = encoder or load_encoder(encoder_name or "hashing")
-        content = ContentModel.load(folder, enc)
+        enc = encoder or load_encoder(encoder_name or "hashing", settings)
+        content = ContentModel.load(folder, enc, settings)
     interest_model = None
     if interest is not None and (folder / "interest_vectors.npy").is_file():
         interest_model = InterestModel.load(

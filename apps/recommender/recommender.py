@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from aigc_apps.errors import DataError, NotFoundError
+from aigc_apps.settings import Settings
 
 from .cold import cold_matches, default_threshold
 from .content import ContentModel, TextEncoder, load_encoder
@@ -100,8 +101,11 @@ class Recommender:
     ``catalog``, ``log``, ``content``, ``interest``, ``features`` (the serving
     :class:`CandidateFeatures`), ``ranker`` and ``info`` (the training report)."""
 
-    def __init__(self, config: RecommenderConfig | None = None) -> None:
+    def __init__(
+        self, config: RecommenderConfig | None = None, *, settings: Settings | None = None
+    ) -> None:
         self.config = config or RecommenderConfig()
+        self.settings = settings  # the workspace's, for the parts (None: the environment's)
         self.info: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- training
@@ -161,8 +165,12 @@ class Recommender:
         """Item text embeddings (None without an encoder)."""
         if encoder is None and not self.config.encoder and vectors is None:
             return None
-        enc = encoder or (load_encoder(self.config.encoder) if self.config.encoder else None)
-        return ContentModel(enc).fit(catalog, vectors)  # type: ignore[arg-type]
+        enc = encoder or (
+            load_encoder(self.config.encoder, self.settings) if self.config.encoder else None
+        )
+        return ContentModel(enc, settings=self.settings).fit(  # type: ignore[arg-type]
+            catalog, vectors
+        )
 
     def _fit_interest(self, catalog: Catalog, inner: Interactions) -> InterestModel | None:
         """The two-tower interest model, tuned on the events the ranker does not predict."""
@@ -374,15 +382,17 @@ class Recommender:
 
     @classmethod
     def from_pretrained(
-        cls, folder: str | Path, *, encoder: TextEncoder | None = None
+        cls, folder: str | Path, *, encoder: TextEncoder | None = None,
+        settings: Settings | None = None,
     ) -> Recommender:
         """A model written by :meth:`save_pretrained`; ``encoder`` replaces the saved
         content encoder's name (the vectors are saved, only new texts need it)."""
         folder = Path(folder)
         meta = read_meta(folder)
-        model = cls(RecommenderConfig.from_dict(meta["config"]))
+        model = cls(RecommenderConfig.from_dict(meta["config"]), settings=settings)
         cfg = model.config
-        fitted = load(folder, meta, encoder, encoder_name=cfg.encoder, interest=cfg.interest)
+        fitted = load(folder, meta, encoder, encoder_name=cfg.encoder, interest=cfg.interest,
+                      settings=settings)
         model.info, model.catalog, model.log = fitted.info, fitted.catalog, fitted.log
         model.ranker, model.content, model.interest = fitted.ranker, fitted.content, fitted.interest
         model.features = model._new_features().load_state(

@@ -26,7 +26,7 @@ from aigc_apps.errors import AigcError, ModelNotFoundError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelEntry, ModelRegistry, NameTakenError
 from aigc_apps.service import AppService
-from aigc_apps.settings import Settings, get_settings
+from aigc_apps.settings import Settings
 from aigc_apps.stamps import Freshness
 from aigc_apps.store import Database, utcnow
 
@@ -194,7 +194,7 @@ class RecommenderService(AppService):
                         )
                     key = _entry_key(entry)
                     if self._loaded is None or self._loaded[0] != key:
-                        self._loaded = (key, _load(entry))
+                        self._loaded = (key, _load(entry, self.settings))
                 if catalog_moved or self._live is None or self._live[0] != self._loaded[0]:
                     self._live = (self._loaded[0], self._grown())
                 return self._live[1]
@@ -224,7 +224,7 @@ class RecommenderService(AppService):
         config = config or RecommenderConfig()
         catalog, log = load_from_store(self.db, config.event_weights)
         started = time.perf_counter()
-        model = Recommender(config).fit(catalog, log)
+        model = Recommender(config, settings=self.settings).fit(catalog, log)
         folder = self.models_dir / utcnow().strftime("model-%Y%m%dT%H%M%S%f")
         with atomic_dir(folder) as tmp:
             model.save_pretrained(tmp)
@@ -292,7 +292,9 @@ class RecommenderService(AppService):
         vectors: dict[str, Any] = {}
 
         def fit(cat: Any, train_log: Any) -> Recommender:
-            model = Recommender(config).fit(cat, train_log, content_vectors=vectors.get("v"))
+            model = Recommender(config, settings=self.settings).fit(
+                cat, train_log, content_vectors=vectors.get("v")
+            )
             if model.content is not None:
                 vectors.setdefault("v", model.content.V)
             return model
@@ -322,8 +324,8 @@ class RecommenderService(AppService):
         return max(numbers, default=0) + 1
 
 
-def models_dir(settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).adapters_dir / "recommender"
+def models_dir(settings: Settings) -> Path:
+    return settings.adapters_dir / "recommender"
 
 
 def user_events(db: Database, user: str) -> list[tuple[str, float]]:
@@ -344,7 +346,7 @@ def _entry_key(entry: ModelEntry) -> EntryKey:
     return entry.name, str(entry.path), created
 
 
-def _load(entry: ModelEntry) -> Recommender:
+def _load(entry: ModelEntry, settings: Settings) -> Recommender:
     from .recommender import Recommender
 
     if not entry.path.is_dir():
@@ -352,7 +354,7 @@ def _load(entry: ModelEntry) -> Recommender:
             f"recommender model {entry.name!r}: folder {entry.path} is missing; retrain with "
             "`aigc recommend train` or activate another with `aigc models activate`"
         )
-    return Recommender.from_pretrained(entry.path)
+    return Recommender.from_pretrained(entry.path, settings=settings)
 
 
 def _check_k(k: int) -> None:

@@ -141,9 +141,9 @@ class FitOptions:
                f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         _check(0 <= self.balance <= 1, f"--balance must be in [0, 1], got {self.balance}")
 
-    def resolved(self, settings: Settings | None = None) -> FitOptions:
-        """A copy with ``base`` filled in from ``settings`` (default: the environment's)."""
-        return replace(self, base=self.base or (settings or get_settings()).default_encoder)
+    def resolved(self, settings: Settings) -> FitOptions:
+        """A copy with ``base`` filled in from ``settings``."""
+        return replace(self, base=self.base or settings.default_encoder)
 
     def targets(self, base: str) -> list[str] | None:
         if isinstance(self.target_modules, str):
@@ -152,11 +152,12 @@ class FitOptions:
 
 
 def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: Path, name: str,
-         label_col: str, opts: FitOptions, callbacks: Sequence[Any] = ()) -> float:
+         label_col: str, opts: FitOptions, settings: Settings,
+         callbacks: Sequence[Any] = ()) -> float:
     """Train one classifier into ``out_dir``; returns the seconds it took."""
     from aigc_apps.finetune import LoraTrainer, LoraTrainingConfig
 
-    base = opts.base or get_settings().default_encoder
+    base = opts.base or settings.default_encoder
     config = LoraTrainingConfig(
         base=base, task="classify", name=name, lora_r=opts.lora_r, lora_alpha=opts.lora_alpha,
         lora_dropout=opts.lora_dropout, target_modules=opts.targets(base),
@@ -167,7 +168,8 @@ def _fit(rows: list[dict[str, str]], eval_rows: list[dict[str, str]], out_dir: P
         class_weight="balanced", logging_steps=20,
     )
     start = time.perf_counter()
-    trainer = LoraTrainer(config, progress=opts.progress, register=False, callbacks=callbacks)
+    trainer = LoraTrainer(config, progress=opts.progress, register=False, callbacks=callbacks,
+                          settings=settings)
     result = trainer.fit(rows, out_dir, eval_data=eval_rows or None)
     if result.global_step <= 0:
         raise AigcError(f"training {name!r} ran no optimisation step: nothing registered")
@@ -218,7 +220,7 @@ def train_sentiment(
         train = whole.splits["train"]
     out_dir = root / name
     seconds = _fit(norm.apply_rows(train), norm.apply_rows(whole.splits["validation"]),
-                   out_dir, name, "label", opts, callbacks)
+                   out_dir, name, "label", opts, settings, callbacks)
     norm.save_pretrained(out_dir)  # before any scoring: the model reads texts this way
     model = SentimentModel.from_pretrained(out_dir, name=name)
     val, val_by = evaluate_sources(model, sources, "validation")
@@ -227,7 +229,7 @@ def train_sentiment(
                   for s, m, v, t in zip(sources, mix, val_by, test_by, strict=False)]
     topic: TopicRun | None = None
     if topics:
-        topic = _train_topics(whole, f"{name}-topic", root / f"{name}-topic", opts)
+        topic = _train_topics(whole, f"{name}-topic", root / f"{name}-topic", opts, settings)
     report = TrainReport(
         name=name, adapter_dir=out_dir, base=str(opts.base), labels=model.model_labels,
         validation=val, test=test,
@@ -236,18 +238,18 @@ def train_sentiment(
         topic_model=topic.name if topic else None, topic_test=topic.test if topic else None,
         sources=per_source, normalization=norm.to_dict(),
     )
-    register_trained(report, topic, registry)
+    register_trained(report, topic, registry, settings)
     return report
 
 
-def _train_topics(data: LabelledData, name: str, out_dir: Path, opts: FitOptions
-                  ) -> TopicRun | None:
+def _train_topics(data: LabelledData, name: str, out_dir: Path, opts: FitOptions,
+                  settings: Settings) -> TopicRun | None:
     """A topic classifier on the rows that have a topic; None with fewer than 2 topics."""
     t_train, t_val, t_test = ([r for r in data.splits[s] if r.get("topic")]
                               for s in ("train", "validation", "test"))
     if len({r["topic"] for r in t_train}) < 2:
         return None
-    seconds = _fit(t_train, t_val, out_dir, name, "topic", opts)
+    seconds = _fit(t_train, t_val, out_dir, name, "topic", opts, settings)
     from aigc_apps.finetune import TextClassifier
 
     classifier = TextClassifier.from_pretrained(out_dir)

@@ -67,9 +67,11 @@ WebhookOpt = Annotated[str | None, typer.Option(
 
 
 def _service(db: str | None = None, **options: Any) -> SentimentService:
+    from aigc_apps.cli.context import settings_from
+
     from .service import SentimentService
 
-    return SentimentService(db, **options)
+    return SentimentService(db, settings=settings_from(), **options)
 
 
 def _renamed(old: str, new: str, old_value: Any, value: Any) -> Any:

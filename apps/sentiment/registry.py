@@ -19,6 +19,7 @@ from .constants import APP, SENTIMENT_ROLE, TOPIC_ROLE
 
 if TYPE_CHECKING:
     from aigc_apps.registry import ModelEntry, ModelRegistry
+    from aigc_apps.settings import Settings
 
     from .reports import TopicRun, TrainReport
 
@@ -34,14 +35,15 @@ def _data_hash(adapter_dir: Path) -> str:
 
 
 def register_trained(report: TrainReport, topic: TopicRun | None,
-                     registry: ModelRegistry | None = None) -> None:
+                     registry: ModelRegistry | None = None,
+                     settings: Settings | None = None) -> None:
     """Register (and activate) a trained model and its topic classifier; the topic one
     first, so the sentiment entry never links to a missing entry."""
     from aigc_apps.registry import ModelRegistry
 
     atomic_write(report.adapter_dir / INFO_FILE,
                  json.dumps(report.to_dict() | {"app": APP}, indent=2) + "\n")
-    reg = registry or ModelRegistry()
+    reg = registry or ModelRegistry(settings=settings)
     try:
         if topic is not None:
             topic_metrics: dict[str, float] = {}

@@ -167,7 +167,7 @@ class SentimentService(AppService):
         """The encoder given, else the workspace's default encoder (loaded once)."""
         from aigc_apps.embeddings import Encoder
 
-        return Encoder.cached(self.settings.default_encoder)
+        return Encoder.cached(self.settings.default_encoder, settings=self.settings)
 
     def _scorer(self, model: str | Scorer | None) -> Scorer:
         """A name or None is looked up; a model already in hand saves the registry query."""

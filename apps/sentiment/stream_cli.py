@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from aigc_apps.cli.context import settings_from
 from aigc_apps.console import DbOpt, JsonOpt, console, err_console, print_json
 from aigc_apps.errors import DataError
 
@@ -149,7 +150,7 @@ def work(
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with SentimentService(db, embeddings=embeddings) as service:
+        with SentimentService(db, embeddings=embeddings, settings=settings_from()) as service:
             worker = StreamWorker(
                 service, broker, stream, group=group, consumer=consumer, batch_size=batch,
                 model=model, text_col=text_col, source=source,
@@ -217,7 +218,7 @@ def status(
     """Documents stored, throughput of the last minute, and the stream's backlog."""
     from .service import SentimentService
 
-    with SentimentService(db) as service:
+    with SentimentService(db, settings=settings_from()) as service:
         activity = service.store_activity(timedelta(minutes=1))
     out: dict[str, Any] = {"stored": activity.stored, "stored_last_minute": activity.recent,
                            "per_second_last_minute": round(activity.per_second, 2)}

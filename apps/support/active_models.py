@@ -71,7 +71,7 @@ def _registered(registry: ModelRegistry, name: str) -> ModelEntry | None:
 
 
 def import_legacy_models(
-    db: Database, registry: ModelRegistry, settings: Settings | None = None
+    db: Database, registry: ModelRegistry, settings: Settings
 ) -> list[ModelEntry]:
     """Register the models a 0.1.0 database names in its settings, then delete those keys.
 
@@ -94,7 +94,7 @@ def import_legacy_models(
         path = legacy.get(path_key)
         if not path:
             continue
-        default_llm = (settings or get_settings()).default_llm
+        default_llm = settings.default_llm
         default_base = default_llm if role == GENERATOR_ROLE else str(path)
         folder = Path(path).resolve()
         existing = next((e for e in registry.list(APP, role) if e.path == folder), None)
@@ -142,7 +142,7 @@ class SupportModels:
         lock: threading.RLock | None = None,
     ) -> None:
         self._registry = registry
-        self._settings = settings
+        self._settings = settings or get_settings()
         self._encoder_choice = encoder
         self._llm_choice = llm
         self._lock = lock or threading.RLock()
@@ -168,7 +168,7 @@ class SupportModels:
             return self._encoder_choice  # already loaded (shared, or a test double)
         from aigc_apps.embeddings import Encoder
 
-        return Encoder.from_pretrained(self.encoder_name)
+        return Encoder.from_pretrained(self.encoder_name, settings=self._settings)
 
     @lazy
     def generator_entry(self) -> ModelEntry | None:
@@ -214,7 +214,7 @@ class SupportModels:
             chat_model.close()
 
     def _defaults(self) -> Settings:
-        return self._settings or get_settings()
+        return self._settings
 
     def reload(self, *roles: str) -> None:
         """Forget the models of ``roles`` (default: both) and their overrides."""

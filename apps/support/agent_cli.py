@@ -35,9 +35,11 @@ def open_service(db: str | None, **options: Any) -> Iterator[SupportService]:
     events the command made (a handoff by ``ask``, a take), giving them a few seconds
     (:data:`~.webhooks.CLOSE_BUDGET_S`); what is left is said on stderr, so that a command
     neither hangs on a slow receiver nor drops its events silently."""
+    from aigc_apps.cli.context import settings_from
+
     from .service import SupportService
 
-    bot = SupportService(db, **options)
+    bot = SupportService(db, settings=settings_from(), **options)
     try:
         yield bot
     finally:

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aigc_apps.errors import AigcError, DataError
-from aigc_apps.settings import get_settings
+from aigc_apps.settings import Settings, get_settings
 from aigc_apps.store import Database
 from aigc_apps.vectorstore import FaissStore, VectorStore, open_vector_store
 
@@ -109,11 +109,13 @@ class KnowledgeIndex:
         config: RetrievalConfig | None = None,
         *,
         rebuild: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self.db = db
         self.encoder = encoder
         self.index_dir = Path(index_dir)
         self.config = config or RetrievalConfig()
+        self.settings = settings  # the vector backend's (None: the environment's)
         self.meta: dict[int, EntryMeta] = {}
         self.copies: set[int] = set()  # rows whose content an older row holds
         self.answers: dict[str, str | None] = {}
@@ -159,6 +161,7 @@ class KnowledgeIndex:
                     path=path,
                     tag=self._encoder_tag(),
                     replace=replace,
+                    settings=self.settings,
                 )
                 for name, path in zip(COLLECTIONS, self._paths(), strict=True)
             )

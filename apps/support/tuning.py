@@ -210,7 +210,9 @@ def tune_retriever(
         seed=seed,
     )
     started = time.perf_counter()
-    tune_encoder(base, pairs, out, cfg, groups=groups, show_progress=False)
+    tune_encoder(
+        base, pairs, out, cfg, groups=groups, show_progress=False, settings=bot.settings
+    )
     seconds = time.perf_counter() - started
     with bot.changing_knowledge():  # every step below bumps the knowledge generation
         with bot.db.session() as s:

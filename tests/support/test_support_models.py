@@ -75,11 +75,11 @@ def test_an_import_does_not_unseat_an_active_model(
     register_model(registry, "encoder", newer, base="minilm-l6")
     write_legacy_keys(db_url, legacy)
     db = open_db(db_url)
-    imported = import_legacy_models(db, registry)
+    imported = import_legacy_models(db, registry, registry.settings)
     assert {e.role: e.active for e in imported} == {"encoder": False, "generator": True}
     active = registry.active("support", "encoder")
     assert active is not None and active.path == newer.resolve()
-    assert import_legacy_models(db, registry) == []  # the keys are gone
+    assert import_legacy_models(db, registry, registry.settings) == []  # the keys are gone
     db.dispose()
     registry.close()
 
