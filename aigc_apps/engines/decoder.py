@@ -8,7 +8,9 @@ PEFT model, its own LoRA adapter (PEFT's mixed-batch ``adapter_names``; rows wit
 run the bare base). Rows that finish leave the cache at once; new rows are prefilled
 together and join the running batch at the next step, their cache left-padded to the
 running one's length (so joining needs plain ``DynamicLayer`` caches, which Llama, Qwen,
-Mistral without sliding windows... use; see :attr:`BatchDecoder.can_join`).
+Mistral without sliding windows... use; see :attr:`BatchDecoder.can_join`). On those, a
+prompt head that many requests share (a system message) is prefilled once and each row from
+the tokens after it (:mod:`~aigc_apps.engines.prefix`).
 
 Greedy rows give the text ``Generator.generate`` gives for the same prompt alone: the same
 prompt ids, positions, masks and argmax; only floating-point rounding differs with the
