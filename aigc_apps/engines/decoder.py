@@ -8,7 +8,9 @@ PEFT model, its own LoRA adapter (PEFT's mixed-batch ``adapter_names``; rows wit
 run the bare base). Rows that finish leave the cache at once; new rows are prefilled
 together and join the running batch at the next step, their cache left-padded to the
 running one's length (so joining needs plain ``DynamicLayer`` caches, which Llama, Qwen,
-Mistral without sliding windows... use; see :attr:`BatchDecoder.can_join`).
+Mistral without sliding windows... use; see :attr:`BatchDecoder.can_join`). On those, a
+prompt head that many requests share (a system message) is prefilled once and each row from
+the tokens after it (:mod:`~aigc_apps.engines.prefix`).
 
 Greedy rows give the text ``Generator.generate`` gives for the same prompt alone: the same
 prompt ids, positions, masks and argmax; only floating-point rounding differs with the
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from aigc_apps.engines.prefix import Prefix, PrefixStore
 from aigc_apps.generation import GenerationConfig, _held_back, cut_at_stop
 
 if TYPE_CHECKING:
@@ -78,7 +81,7 @@ class BatchDecoder:
     string, ``max_new_tokens``) leave by themselves.
     """
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, *, prefix_cache: bool = True) -> None:
         self.generator = generator
         self.tokenizer = generator.tokenizer
         self.rows: list[Row] = []
@@ -91,6 +94,15 @@ class BatchDecoder:
         params = inspect.signature(_base_model(generator.model).forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._keep_last = "logits_to_keep" in params
+        from transformers import DynamicCache
+
+        # prompt heads are reused where the cache is plain layers (no sliding windows)
+        self._plain = _plain_layers(DynamicCache(config=generator.model.config))
+        self.prefixes: PrefixStore | None = (
+            PrefixStore() if prefix_cache and self._plain else None
+        )
+        self.prefix_computed = 0  # head tokens prefilled for the store
+        self.prefix_reused = 0  # row tokens not prefilled because their head was stored
 
     # -- public -------------------------------------------------------------------------
 
@@ -100,27 +112,72 @@ class BatchDecoder:
         return not self.rows or _plain_layers(self._cache)
 
     def add(self, rows: Sequence[Row]) -> list[Update]:
-        """Prefill ``rows`` in one pass, join them to the batch, and give each a first token."""
+        """Prefill ``rows``, join them to the batch, and give each a first token.
+
+        Rows that start with a known prompt head (:mod:`~aigc_apps.engines.prefix`) are
+        prefilled from the tokens after it; rows of much different lengths in separate
+        passes (prefill is compute-bound here: padding is work, batching saves none)."""
         if not rows:
             return []
         if self.rows and not self.can_join:
             raise RuntimeError("this model's cache cannot take rows into a running batch")
+        heads = self._heads(rows)
+        if not self._plain:  # one pass: these caches cannot be merged
+            return self._add(rows, None)
+        updates: list[Update] = []
+        for group in _groups(rows, heads):
+            updates.extend(self._add(group, heads[id(group[0])]))
+        return updates
+
+    def _heads(self, rows: Sequence[Row]) -> dict[int, Prefix | None]:
+        """The stored head each row starts with (learning new ones first: what a row
+        shares with the prompt before it)."""
+        if self.prefixes is None:
+            return {id(r): None for r in rows}
+        for row in rows:
+            wanted = self.prefixes.wanted(row.adapter, row.prompt_ids)
+            if wanted is not None:
+                self.prefixes.put(row.adapter, self._prefill_head(wanted, row))
+        return {id(r): self.prefixes.find(r.adapter, r.prompt_ids) for r in rows}
+
+    def _prefill_head(self, ids: tuple[int, ...], row: Row) -> Prefix:
+        from transformers import DynamicCache
+
         device = self.generator.device
-        width = max(len(r.prompt_ids) for r in rows)
+        tokens = torch.tensor([ids], device=device)
+        pos = torch.arange(len(ids), device=device).unsqueeze(0)
+        cache = DynamicCache(config=self.generator.model.config)
+        self._forward(tokens, torch.ones_like(tokens), pos, cache, [row])
+        self.prefix_computed += len(ids)
+        layers: list[Any] = list(cache.layers)  # plain DynamicLayers (see __init__)
+        return Prefix(ids, [(layer.keys, layer.values) for layer in layers])
+
+    def _add(self, rows: Sequence[Row], head: Prefix | None) -> list[Update]:
+        """Prefill ``rows`` (all after the same ``head``, or none) in one pass."""
+        device = self.generator.device
+        skip = len(head) if head is not None else 0
+        width = max(len(r.prompt_ids) for r in rows) - skip
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
-            ids[i, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
-            mask[i, width - len(row.prompt_ids):] = 1
+            own = row.prompt_ids[skip:]
+            ids[i, width - len(own):] = torch.tensor(own)
+            mask[i, width - len(own):] = 1
             if row.config.temperature > 0 and row.rng is None:
                 row.rng = torch.Generator(device=device)
                 seed = row.config.seed if row.config.seed is not None else random.getrandbits(63)
                 row.rng.manual_seed(int(seed) & (2**63 - 1))  # any int a client sends
         ids, mask = ids.to(device), mask.to(device)
-        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0) + skip
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.generator.model.config)
+        if head is not None:  # the head's keys and values, one copy per row
+            n = len(rows)
+            for i, (k, v) in enumerate(head.layers):
+                cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), i)
+            mask = torch.cat([mask.new_ones((n, skip)), mask], dim=1)
+            self.prefix_reused += skip * n
         logits = self._forward(ids, mask, pos, cache, rows)
         tokens = self._choose(logits, rows)
         if self.rows:
@@ -273,6 +330,28 @@ def _plain_layers(cache: Any) -> bool:
 
     layers: list[Any] = list(getattr(cache, "layers", None) or [])
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _groups(rows: Sequence[Row], heads: dict[int, Prefix | None]) -> list[list[Row]]:
+    """``rows`` in prefill passes: one per head, split where padding the shorter rows to
+    the longest would add more than a tenth of the pass's tokens."""
+    by_head: dict[int, list[Row]] = {}
+    for row in rows:
+        by_head.setdefault(id(heads[id(row)]), []).append(row)
+    out: list[list[Row]] = []
+    for same in by_head.values():
+        head = heads[id(same[0])]
+        skip = len(head) if head is not None else 0
+        group: list[Row] = []
+        for row in sorted(same, key=lambda r: len(r.prompt_ids)):
+            longest = len(row.prompt_ids) - skip
+            tokens = sum(len(r.prompt_ids) - skip for r in group) + longest
+            if group and longest * (len(group) + 1) > 1.1 * tokens:
+                out.append(group)
+                group = []
+            group.append(row)
+        out.append(group)
+    return out
 
 
 def _left_pad(t: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:

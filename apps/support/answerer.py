@@ -21,6 +21,7 @@ import numpy as np
 
 from .answers import Decision, is_follow_up, route
 from .pii import strip_placeholders
+from .question_batch import question_batcher
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
 
 
 def embed_question(encoder: Encoder, text: str) -> np.ndarray:
-    """One question's embedding, with mask placeholders ("[EMAIL]") left out."""
-    return encoder.encode([strip_placeholders(text)])[0]
+    """One question's embedding, with mask placeholders ("[EMAIL]") left out; questions
+    asked at the same time share an encoder pass (:mod:`.question_batch`)."""
+    return question_batcher(encoder).embed(strip_placeholders(text))
 
 
 class Answerer:
