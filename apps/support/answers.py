@@ -203,7 +203,7 @@ def generated_reply(
     evidence = grounding.Evidence(passages or (), question, known) if check else None
     # No repetition penalty: it would penalise copying the excerpt's own facts ("$25").
     if on_token is None:
-        raw = generator.generate(messages, max_new_tokens=max_new_tokens)
+        raw = _until_repeated(generator, messages, max_new_tokens)
         text = whole_sentences(raw.strip())
         if evidence is None or (unsafe is not None and unsafe(text)):
             how = "unchecked" if evidence is None else "unsafe"
@@ -212,8 +212,7 @@ def generated_reply(
         gate.feed(raw)
     else:
         gate = SentenceGate(on_token, unsafe, evidence.check if evidence else None)
-        for piece in generator.stream(messages, max_new_tokens=max_new_tokens):
-            gate.feed(piece)
+        _feed(gate, generator.stream(messages, max_new_tokens=max_new_tokens))
     raw = gate.close()
     if evidence is None or gate.stopped:
         how = "unsafe" if gate.stopped else "unchecked"
@@ -227,9 +226,37 @@ def generated_reply(
     return GeneratedReply(mask_pii(text), how, raw, gate.withheld)
 
 
+def _feed(gate: SentenceGate, pieces: Iterator[str]) -> None:
+    """Feed the stream to ``gate`` until it ends or a sentence repeats; closing the stream
+    early gives its batch row back to the engine at once."""
+    try:
+        for piece in pieces:
+            gate.feed(piece)
+            if gate.repeated:
+                break
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def _until_repeated(
+    generator: TextGenerator, messages: list[dict[str, str]], max_new_tokens: int
+) -> str:
+    """The generator's text up to the first sentence that repeats an earlier one (streamed,
+    so that the engine stops there instead of filling ``max_new_tokens`` with the loop)."""
+    gate = SentenceGate(lambda _: None)
+    _feed(gate, generator.stream(messages, max_new_tokens=max_new_tokens))
+    return gate.text
+
+
 class SentenceGate:
     """Passes streamed text on a sentence at a time, masked, until a sentence is unsafe;
-    with ``check``, only the sentences that pass it (the others are withheld, in order)."""
+    with ``check``, only the sentences that pass it (the others are withheld, in order).
+
+    A sentence that repeats an earlier one ends the text (``repeated``): a small model
+    that starts looping says nothing new, and every looped sentence costs the customer
+    waiting time and the batch a row."""
 
     _END = grounding.SENTENCE_END
 
@@ -245,12 +272,23 @@ class SentenceGate:
         self.stopped = False
         self.kept: list[str] = []  # with ``check``: the sentences passed on, unmasked
         self.withheld: list[SentenceCheck] = []
+        self.repeated = False
+        self._seen: set[str] = set()
 
     def feed(self, piece: str) -> None:
+        if self.repeated:
+            return
         self.text += piece
-        ends = list(self._END.finditer(self.text, self._sent))
-        if ends:
-            self._release(ends[-1].end())
+        start = self._sent
+        for end in self._END.finditer(self.text, self._sent):
+            said = " ".join(self.text[start : end.end()].split()).lower()
+            if said in self._seen:
+                self.text, self.repeated = self.text[:start], True  # the loop is not text
+                break
+            self._seen.add(said)
+            start = end.end()
+        if start > self._sent:
+            self._release(start)
 
     def close(self) -> str:
         """Pass on the rest if it is kept as a whole sentence; returns the whole text."""

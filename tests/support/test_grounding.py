@@ -404,3 +404,57 @@ def test_sentences_split_at_ends_not_inside_amounts() -> None:
         "Express is $14.95!",
         "Done",
     ]
+
+
+class CountingGenerator(FakeGenerator):
+    """Streams ``text`` and counts the pieces a caller took, as the engine's batch row would."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.taken = 0
+        self.closed = False
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 0) -> Iterator[str]:
+        try:
+            for piece in super().stream(messages, max_new_tokens):
+                self.taken += 1
+                yield piece
+        finally:
+            self.closed = True
+
+
+LOOPING = (
+    "A zip replacement costs $25. Repairs take about 3 weeks plus shipping. "
+    + "A zip replacement costs $25. " * 6
+)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_repeated_sentence_ends_the_answer_and_the_stream(streamed: bool) -> None:
+    generator = CountingGenerator(LOOPING)
+    sent: list[str] = []
+    reply = generated_reply(
+        cast(Generator, generator),
+        [],
+        80,
+        sent.append if streamed else None,
+        passages=[PAID_REPAIRS],
+        question=ZIP_QUESTION,
+    )
+    assert reply.text == "A zip replacement costs $25. Repairs take about 3 weeks plus shipping."
+    assert reply.how == "checked"
+    if streamed:
+        assert "".join(sent) == reply.text
+    # the engine was told to stop at the repeat, not run the loop to max_new_tokens
+    assert generator.closed
+    assert generator.taken * 3 < len(LOOPING) / 2
+
+
+def test_the_gate_keeps_text_that_never_repeats() -> None:
+    sent: list[str] = []
+    gate = SentenceGate(sent.append)
+    for piece in ("Returns are free. ", "Returns are free within 60 days. ", "Thanks!"):
+        gate.feed(piece)
+    assert not gate.repeated
+    assert gate.close() == "Returns are free. Returns are free within 60 days. Thanks!"
+    assert "".join(sent) == gate.text
