@@ -1,8 +1,10 @@
 """How the support bot answers one message: the route (template, generated, or nobody),
 the reply, and when a person takes over instead (see :mod:`.handoff`).
 
-A mixin of :class:`~apps.support.service.SupportService`, kept apart so the service module
-stays about construction and knowledge.
+:class:`AnswerDesk` is a part of :class:`~apps.support.service.SupportService`: it answers
+from the :class:`~.knowledge.Knowledge` part and the service's models, and reaches the
+database, the conversations and the turn locks through callables (the service opens them on
+first use, and again after it was closed), never through the service.
 """
 
 from __future__ import annotations
@@ -29,48 +31,44 @@ from .answers import (
     source_ref,
 )
 from .conversation import WITH_HUMAN, asks_for_human
-from .handoff import PERSON_REQUESTED_REPLY, UNSURE_IN_A_ROW, UNSURE_REPLY, Conversations
+from .handoff import PERSON_REQUESTED_REPLY, UNSURE_IN_A_ROW, UNSURE_REPLY
 from .injection import find_injection
 
 if TYPE_CHECKING:
-    from aigc_apps.embeddings import Encoder
     from aigc_apps.keylock import KeyLocks
     from aigc_apps.store import Database
 
-    from .answerer import Answerer
-    from .answers import TextGenerator
-    from .calibration import Calibration
-    from .retrieval import EntryMeta, KnowledgeIndex
+    from .active_models import SupportModels
+    from .handoff import Conversations
+    from .knowledge import Knowledge
+    from .retrieval import EntryMeta
 
 log = logging.getLogger("apps.support.service")
 
 
-class AnsweringMixin:
-    """``ask`` and what it is made of; the service provides the models and the stores."""
+class AnswerDesk:
+    """``ask`` and what it is made of: ``knowledge`` to answer from, ``models`` for the
+    encoder and the generator, and the opened ``db``, ``conversations`` and ``turn_locks``
+    (called when a turn needs them). ``max_new_tokens`` caps a generated answer."""
 
-    if TYPE_CHECKING:
-        db: Database
-        kb: KnowledgeIndex
-        calibration: Calibration
-        doc_threshold: float
-        company: str
-        max_new_tokens: int
-        conversations: Conversations
-        turn_locks: KeyLocks
-
-        @property
-        def encoder(self) -> Encoder: ...
-
-        @property
-        def generator(self) -> TextGenerator: ...
-
-        @property
-        def answerer(self) -> Answerer: ...
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        models: SupportModels,
+        *,
+        db: Callable[[], Database],
+        conversations: Callable[[], Conversations],
+        turn_locks: Callable[[], KeyLocks],
+        max_new_tokens: int = 80,
+    ) -> None:
+        self.knowledge, self.models = knowledge, models
+        self._db, self._conversations, self._turn_locks = db, conversations, turn_locks
+        self.max_new_tokens = max_new_tokens
 
     def embed_query(self, text: str) -> np.ndarray:
         """One question's embedding, with mask placeholders ("[EMAIL]") left out (the
         encoder only: no knowledge is read or reloaded for it)."""
-        return embed_question(self.encoder, text)
+        return embed_question(self.models.encoder, text)
 
     def decide(
         self,
@@ -82,7 +80,7 @@ class AnsweringMixin:
 
         ``vec`` is the question's embedding when the caller has batch-encoded it already.
         """
-        return self.answerer.decide(question, history, vec)
+        return self.knowledge.answerer.decide(question, history, vec)
 
     def ask(
         self,
@@ -99,7 +97,7 @@ class AnsweringMixin:
         A resolved conversation takes no more messages (ConflictError: open a new one).
 
         The turns of one conversation are taken one at a time, by every thread and worker
-        process (:attr:`turn_locks`): a message that arrives while an earlier one is being
+        process (the turn locks): a message that arrives while an earlier one is being
         answered waits for that answer, which is then in its history, and takes the next
         turn number. A new conversation (no ``session_id``) has nobody to wait for.
         """
@@ -107,7 +105,7 @@ class AnsweringMixin:
         clean = clean_question(question)
         if not session_id:
             return self._turn(clean, None, started, on_token)
-        with self.turn_locks.hold(session_id):
+        with self._turn_locks().hold(session_id):
             return self._turn(clean, session_id, started, on_token)
 
     def _turn(
@@ -120,7 +118,7 @@ class AnsweringMixin:
         """:meth:`ask` once no other turn of the conversation is under way."""
         state, unsure = ("bot", 0)
         if session_id:
-            state, unsure = sessions.conversation_state(self.db, session_id)
+            state, unsure = sessions.conversation_state(self._db(), session_id)
         if state == "resolved":
             raise ConflictError(
                 f"session {session_id!r} is resolved; open a new session",
@@ -138,13 +136,13 @@ class AnsweringMixin:
             reply.answer = UNSURE_REPLY
         if on_token and reply.path == "handoff" and blocked is None:
             on_token(reply.answer)
-        sessions.record_turn(self.db, reply, session_id, retrieved, escalate)
+        sessions.record_turn(self._db(), reply, session_id, retrieved, escalate)
         if blocked is not None:
             from .quarantine import record_blocked
 
-            record_blocked(self.db, reply, *blocked)
+            record_blocked(self._db(), reply, *blocked)
         if escalate is not None:
-            self.conversations.notify()
+            self._conversations().notify()
         reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
 
@@ -167,13 +165,13 @@ class AnsweringMixin:
             handoff_reason="customer asked for a person" if asked else None,
         )
         escalate = ("customer", "customer asked for a person") if asked else None
-        sessions.record_turn(self.db, reply, session_id, [], escalate)
+        sessions.record_turn(self._db(), reply, session_id, [], escalate)
         if not asked:
-            reply.answer = self.conversations.notice(reply.session_id)
+            reply.answer = self._conversations().notice(reply.session_id)
         if on_token:
             on_token(reply.answer)
         if asked:
-            self.conversations.notify()
+            self._conversations().notify()
         reply.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
 
@@ -187,7 +185,7 @@ class AnsweringMixin:
         """The bot's reply (not yet stored), the entries retrieved, and what to record if
         the answer was held back: (path it would have taken, its text, entries used)."""
         history = self.history(session_id) if session_id else []
-        knowledge = self.answerer
+        knowledge = self.knowledge.answerer
         d = knowledge.decide(clean, history)
         sources: list[dict[str, Any]] = []
         answer, streamed = HANDOFF_REPLY, False
@@ -199,9 +197,9 @@ class AnsweringMixin:
             messages = self.prompt(clean, d.chunks[:2], history)
             cited = d.chunks[:2]
             generated = generated_reply(
-                self.generator, messages, self.max_new_tokens, on_token, unsafe=find_injection,
-                passages=[m.text for m, _ in cited], question=clean,
-                known=[self.company, *(m.title or "" for m, _ in cited)], nothing_left="",
+                self.models.generator, messages, self.max_new_tokens, on_token,
+                unsafe=find_injection, passages=[m.text for m, _ in cited], question=clean,
+                known=[self.knowledge.company, *(m.title or "" for m, _ in cited)], nothing_left="",
             )
             answer = generated.text or HANDOFF_REPLY
             sources = [source_ref(m, s, n) for n, (m, s) in enumerate(d.chunks, start=1)]
@@ -244,7 +242,7 @@ class AnsweringMixin:
         history: Sequence[tuple[str, str]] = (),
     ) -> list[dict[str, str]]:
         """Chat messages for a grounded answer: excerpts quoted as data, then the question."""
-        return grounded_prompt(self.company, question, chunks, history)
+        return grounded_prompt(self.knowledge.company, question, chunks, history)
 
     def history(self, session_id: str) -> list[tuple[str, str]]:
-        return sessions.history(self.db, session_id)
+        return sessions.history(self._db(), session_id)

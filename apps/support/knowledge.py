@@ -1,69 +1,127 @@
-"""The knowledge side of the support service: changing what the bot answers from (ingest,
-answers, calibration, reindex, quarantine decisions) and following the changes other
-processes make.
+"""The knowledge part of the support service: what the bot answers from (the index,
+its calibration, the retrieval weights and the stored settings), the changes made to it
+(ingest, answers, calibration, reindex, quarantine decisions) and following the changes
+other processes make.
 
 Every worker answers from the same knowledge: before answering, a service compares the
 database's knowledge generation with the one it loaded (one small SELECT, see
 :mod:`.generation`) and, when another process changed the knowledge, loads the new index,
 heads and stored settings beside the old ones and swaps them in; the encoder stays loaded.
-Every writer here runs inside :meth:`KnowledgeMixin.changing_knowledge`.
+Every writer here runs inside :meth:`Knowledge.changing_knowledge`.
 
-A mixin of :class:`~apps.support.service.SupportService`, kept apart so the service module
-stays about construction and the state it opens.
+:class:`Knowledge` is a part of :class:`~apps.support.service.SupportService`: it receives
+the database and the encoder as callables (both open on first use, and the database opens
+again after the service is closed), never the service.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigc_apps.errors import AigcError
+from aigc_apps.lazy import lazy
 
 from .answerer import Answerer
 from .calibration import CALIBRATE_ON_MARGIN, Calibration, calibrate
-from .generation import set_setting
+from .generation import Freshness, set_setting
 from .ingest import SourceItems, load_sources
 from .quarantine import ScreenedIngestReport
-from .retrieval import KnowledgeIndex
+from .retrieval import KnowledgeIndex, RetrievalConfig
 from .store import get_setting, load_settings
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
     from aigc_apps.store import Database
 
-    from .generation import Freshness
     from .outcomes import Shares
-    from .retrieval import RetrievalConfig
+
+DEFAULT_COMPANY = "Northwind Outfitters"
 
 log = logging.getLogger("apps.support.service")
 
 
-class KnowledgeMixin:
-    """Writers of the knowledge and the per-request reload; the service provides the
-    database, the lazily loaded index, calibration and settings, and the locks."""
+class Knowledge:
+    """The knowledge index, calibration, retrieval weights and stored settings of one
+    support database (each loaded on first use), the writers that change them, and the
+    per-request reload that follows other processes' changes.
 
-    if TYPE_CHECKING:
-        db: Database
-        kb: KnowledgeIndex
-        calibration: Calibration
-        doc_threshold: float
-        stored_settings: dict[str, Any]
-        index_dir: Path
-        _lock: threading.RLock
-        _swap: threading.Lock
-        _freshness: Freshness
-        _retrieval: RetrievalConfig | None
+    ``db`` and ``encoder`` return the opened database and the question encoder (called
+    when first needed); ``index_dir`` holds the vector stores. ``retrieval``, ``company``
+    and ``doc_threshold`` override what the database stores. ``lock`` guards the lazy
+    loads (the service's, so loading the index may load the encoder under it).
+    """
 
-        @property
-        def encoder(self) -> Encoder: ...
+    def __init__(
+        self,
+        db: Callable[[], Database],
+        encoder: Callable[[], Encoder],
+        index_dir: Path,
+        *,
+        retrieval: RetrievalConfig | None = None,
+        company: str | None = None,
+        doc_threshold: float | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
+        self._db, self._encoder, self.index_dir = db, encoder, index_dir
+        self._retrieval = retrieval
+        self._company = company
+        self._doc_threshold = doc_threshold
+        self._lock = lock or threading.RLock()
+        self._swap = threading.Lock()  # a request's snapshot never mixes two generations
+        self.freshness = Freshness(db, self._reload_knowledge)
 
-        def _retrieval_config(
-            self, settings: dict[str, Any] | None = None
-        ) -> RetrievalConfig: ...
+    @property
+    def db(self) -> Database:
+        return self._db()
+
+    # -- what is loaded, on first use -----------------------------------------------------
+    @lazy
+    def stored_settings(self) -> dict[str, Any]:
+        """The database's stored settings (calibration, retrieval weights, thresholds)."""
+        return load_settings(self.db)
+
+    @lazy
+    def kb(self) -> KnowledgeIndex:
+        kb = KnowledgeIndex(self.db, self._encoder(), self.index_dir, self._retrieval_config())
+        if kb.encoder_changed and kb.meta:
+            # Re-embedded by another encoder (AIGC_SUPPORT_ENCODER changed, or an upgrade):
+            # the stored confidence was fitted on the old encoder's similarities.
+            self.calibration = self._calibrated(kb)
+        return kb
+
+    @lazy
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.stored_settings.get("calibration"))
+
+    @lazy
+    def company(self) -> str:
+        return self._company or self.stored_settings.get("company") or DEFAULT_COMPANY
+
+    @lazy
+    def doc_threshold(self) -> float:
+        if self._doc_threshold is not None:
+            return self._doc_threshold
+        return float(self.stored_settings.get("doc_threshold", 0.35))
+
+    def _retrieval_config(self, settings: dict[str, Any] | None = None) -> RetrievalConfig:
+        if self._retrieval is not None:
+            return self._retrieval
+        known = set(RetrievalConfig.__dataclass_fields__)
+        stored = (self.stored_settings if settings is None else settings).get("retrieval") or {}
+        return RetrievalConfig(**{k: v for k, v in stored.items() if k in known})
+
+    def forget_index(self) -> None:
+        """Drop the loaded index (the encoder changed): the next use embeds with the new
+        encoder; the retrieval weights in use stay."""
+        with self._lock:
+            kb = self.__dict__.pop("kb", None)
+            if kb is not None:
+                self._retrieval = kb.config
 
     # -- the same knowledge as every other worker -----------------------------------------
     @property
@@ -71,9 +129,9 @@ class KnowledgeMixin:
         """What a question is answered from now: index, calibration, document bar and
         encoder of one knowledge generation (see :mod:`.answerer`), reloaded first if another
         process changed the knowledge; evaluation and tuning take it."""
-        self._freshness.check()
+        self.freshness.check()
         self.kb, self.calibration, self.doc_threshold  # noqa: B018 - load outside the swap lock
-        encoder = self.encoder
+        encoder = self._encoder()
         with self._swap:
             return Answerer(self.kb, self.calibration, self.doc_threshold, encoder)
 
@@ -100,7 +158,7 @@ class KnowledgeMixin:
         """Around a change of what the bot answers from (every writer here uses it): catch
         up with the database first, hold off this process's reloads, and note the change's
         own generations so this process does not reload what it already holds."""
-        with self._freshness.writing():
+        with self.freshness.writing():
             yield
 
     # -- knowledge ----------------------------------------------------------------------
@@ -236,7 +294,7 @@ class KnowledgeMixin:
             if "kb" in self.__dict__:
                 return self.kb.rebuild()
             self.kb = KnowledgeIndex(
-                self.db, self.encoder, self.index_dir, self._retrieval_config(), rebuild=True
+                self.db, self._encoder(), self.index_dir, self._retrieval_config(), rebuild=True
             )
             return len(self.kb.meta)
 

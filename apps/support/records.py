@@ -1,7 +1,9 @@
 """The database-only side of the support service: sessions, feedback, agents' suggestions
 and handoff figures (no model loads, except that approving a suggestion indexes it).
 
-A mixin of :class:`~apps.support.service.SupportService`.
+:class:`ConversationRecords` is a part of :class:`~apps.support.service.SupportService`; it
+receives the database as a callable (opened on first use) and the one writer of knowledge
+it needs, ingesting an approved suggestion, as another.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from aigc_apps.errors import ConflictError
 from . import sessions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from aigc_apps.store import Database
 
@@ -21,15 +23,22 @@ if TYPE_CHECKING:
     from .quarantine import ScreenedIngestReport
 
 
-class ConversationRecordsMixin:
-    """Sessions, ratings, suggestions and handoff statistics of one support database."""
+class ConversationRecords:
+    """Sessions, ratings, suggestions and handoff statistics of one support database:
+    ``db`` returns it opened; ``ingest_items`` indexes an approved suggestion (the
+    knowledge part's :meth:`~.knowledge.Knowledge.ingest_items`)."""
 
-    if TYPE_CHECKING:
-        db: Database
+    def __init__(
+        self,
+        db: Callable[[], Database],
+        ingest_items: Callable[[Sequence[SourceItems]], ScreenedIngestReport],
+    ) -> None:
+        self._db = db
+        self._ingest_items = ingest_items
 
-        def ingest_items(
-            self, items: Sequence[SourceItems], recalibrate: bool = True
-        ) -> ScreenedIngestReport: ...
+    @property
+    def db(self) -> Database:
+        return self._db()
 
     def turns(self, session_id: str) -> list[dict[str, Any]]:
         return sessions.turns(self.db, session_id)
@@ -65,7 +74,7 @@ class ConversationRecordsMixin:
         from .suggestions import as_template, decide
 
         item = as_template(self.db, suggestion_id, intent, question)
-        report = self.ingest_items([item])
+        report = self._ingest_items([item])
         if report.quarantined:
             raise ConflictError(
                 f"suggestion {suggestion_id} reads like an instruction to the assistant; it "

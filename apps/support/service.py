@@ -6,10 +6,15 @@ first needs them, once, and later calls share them (so can other services, given
 ``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
 and one database write. Questions are masked for personal data before anything else.
 
-Changing the knowledge, and following other workers' changes to it: :mod:`.knowledge`.
-What a question is answered from is the service's :attr:`answerer` (:mod:`.answerer`):
-evaluation and tuning receive it (tuning with the stores behind it, :class:`.tuning.Tunable`)
-and never import this module.
+The service is composed of parts, each built on first use and handed only what it needs
+(the database and the conversations as callables, since the service opens them lazily and
+again after ``close``): :class:`~.knowledge.Knowledge` (the index, calibration, stored
+settings and every change of them, following other workers' changes),
+:class:`~.answering.AnswerDesk` (``ask``: a turn, its answer and its handoff) and
+:class:`~.records.ConversationRecords` (sessions, feedback, suggestions). What a question is
+answered from is the knowledge part's :attr:`answerer` (:mod:`.answerer`): evaluation and
+tuning receive it (tuning with the stores behind it, :class:`.tuning.Tunable`, which the
+service satisfies) and never import this module.
 
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
@@ -17,7 +22,6 @@ sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -31,27 +35,27 @@ from aigc_apps.settings import Settings
 from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
-from .answering import AnsweringMixin
-from .calibration import Calibration
-from .generation import Freshness
+from .answering import AnswerDesk
 from .handoff import Conversations
-from .knowledge import KnowledgeMixin
-from .records import ConversationRecordsMixin
-from .retrieval import KnowledgeIndex, RetrievalConfig, index_key
-from .store import APP, load_settings, open_db
+from .knowledge import Knowledge
+from .parts import PartAttribute, delegate
+from .records import ConversationRecords
+from .retrieval import index_key
+from .store import APP, open_db
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
 
+    from .answerer import Answerer
     from .answers import TextGenerator
+    from .calibration import Calibration
     from .evaluation import EvalReport
+    from .retrieval import KnowledgeIndex, RetrievalConfig
     from .tuning import TuningReport
     from .webhooks import DeliveryReport, WebhookDeliverer
 
-DEFAULT_COMPANY = "Northwind Outfitters"
 
-
-class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, AppService):
+class SupportService(AppService):
     """A company's support bot over one database; ``ask`` answers and records a turn.
 
     ``db_url`` defaults to the support database of the workspace ``settings`` names (default:
@@ -61,6 +65,22 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
     chunk similarity for a generated answer; ``registry`` defaults to the workspace's. The
     shell (settings, database, registry, ``close``, ``ping``) is
     :class:`~aigc_apps.service.AppService`'s.
+
+    Who owns what (the methods here delegate to them):
+
+    * :attr:`models` (:class:`SupportModels`): the encoder and the generator;
+    * :attr:`knowledge` (:class:`~.knowledge.Knowledge`): ``kb``, ``calibration``,
+      ``doc_threshold``, ``company``, the retrieval weights and the knowledge generation,
+      ``answerer``, ``ingest``/``ingest_items``, ``recalibrate``, ``calibrate_on``,
+      ``set_retrieval``, ``set_answers``, ``reindex``, ``changing_knowledge``, the
+      quarantine (``quarantine``, ``approve``, ``reject``, ``scan_knowledge``,
+      ``blocked_answers``);
+    * :attr:`desk` (:class:`~.answering.AnswerDesk`): ``ask``, ``decide``, ``prompt``,
+      ``history``, ``embed_query``;
+    * :attr:`records` (:class:`~.records.ConversationRecords`): ``turns``, sessions,
+      ``handoffs``, ``feedback``, suggestions, ``handoff_stats``;
+    * the service itself: the database, :attr:`conversations`, the turn locks, webhooks,
+      ``stats``, ``evaluate``, ``tune`` and ``reload_models``.
 
     >>> service = SupportService("sqlite:///:memory:")  # nothing opened yet
     """
@@ -82,14 +102,12 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
         settings: Settings | None = None,
     ) -> None:
         super().__init__(db_url, registry=registry, settings=settings)
-        self.max_new_tokens = max_new_tokens
+        self._max_new_tokens = max_new_tokens
         self._company = company
         self._retrieval = retrieval
         self._doc_threshold = doc_threshold
         self._index_dir = Path(index_dir) if index_dir is not None else None
         self.webhooks_queued = 0  # events left to deliver when close() stopped waiting
-        self._swap = threading.Lock()  # a request's snapshot never mixes two generations
-        self._freshness = Freshness(lambda: self.db, self._reload_knowledge)
         self.models = SupportModels(
             self._opened_registry, encoder=encoder, llm=llm, settings=self.settings,
             lock=self._lock,
@@ -111,12 +129,36 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
         self.models.close()  # the generator's engine: closed once nobody else holds it
         super().close()  # the database and the registry, where this service opened them
 
+    # -- the parts, built on first use (building one opens nothing) -----------------------
+    @lazy
+    def knowledge(self) -> Knowledge:
+        models = self.models
+        index_dir = self._index_dir or (
+            self.settings.indexes_dir / "support" / index_key(self.store_url())
+        )
+        return Knowledge(
+            self._opened_db, lambda: models.encoder, index_dir, retrieval=self._retrieval,
+            company=self._company, doc_threshold=self._doc_threshold, lock=self._lock,
+        )
+
+    @lazy
+    def desk(self) -> AnswerDesk:
+        return AnswerDesk(
+            self.knowledge, self.models, db=self._opened_db,
+            conversations=self._opened_conversations, turn_locks=self._opened_turn_locks,
+            max_new_tokens=self._max_new_tokens,
+        )
+
+    @lazy
+    def records(self) -> ConversationRecords:
+        return ConversationRecords(self._opened_db, self.knowledge.ingest_items)
+
     # -- lazily opened state ------------------------------------------------------------
     def open_db(self, url: str) -> Database:
         """The support store; opening it moves a 0.1.0 workspace's models to the registry."""
         db = open_db(url)
         import_legacy_models(db, self.registry, self.settings)
-        self._freshness.opened(db)
+        self.knowledge.freshness.opened(db)
         return db
 
     @lazy
@@ -145,20 +187,21 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
         if webhook_url(self.db):
             self.webhooks.kick()
 
-    @lazy
-    def stored_settings(self) -> dict[str, Any]:
-        """The database's stored settings (calibration, retrieval weights, thresholds)."""
-        return load_settings(self.db)
+    # What the parts call for state this service opens on first use (and after close).
+    def _opened_db(self) -> Database:
+        return self.db
 
-    @lazy
-    def index_dir(self) -> Path:
-        url = self.store_url()
-        return self._index_dir or self.settings.indexes_dir / "support" / index_key(url)
+    def _opened_conversations(self) -> Conversations:
+        return self.conversations
+
+    def _opened_turn_locks(self) -> KeyLocks:
+        return self.turn_locks
 
     def _opened_registry(self) -> ModelRegistry:
         self.db  # noqa: B018 - opening the database imports a 0.1.0 workspace's models first
         return self.registry
 
+    # -- the models ---------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder:
         return self.models.encoder
@@ -186,43 +229,64 @@ class SupportService(AnsweringMixin, KnowledgeMixin, ConversationRecordsMixin, A
         the constructor: the next call uses what the registry has active (after tuning, or
         ``aigc models activate`` under a long-running service)."""
         with self._lock:
-            if ENCODER_ROLE in (roles or MODEL_ROLES) and "kb" in self.__dict__:
-                self._retrieval = self.__dict__.pop("kb").config  # its weights stay
+            if ENCODER_ROLE in (roles or MODEL_ROLES) and self.opened("knowledge"):
+                self.knowledge.forget_index()  # its weights stay
             self.models.reload(*roles)
 
-    @lazy
-    def kb(self) -> KnowledgeIndex:
-        kb = KnowledgeIndex(self.db, self.encoder, self.index_dir, self._retrieval_config())
-        if kb.encoder_changed and kb.meta:
-            # Re-embedded by another encoder (AIGC_SUPPORT_ENCODER changed, or an upgrade):
-            # the stored confidence was fitted on the old encoder's similarities.
-            self.calibration = self._calibrated(kb)
-        return kb
+    # -- the knowledge part's (see Knowledge) --------------------------------------------
+    answerer: PartAttribute[Answerer] = PartAttribute("knowledge")
+    kb: PartAttribute[KnowledgeIndex] = PartAttribute("knowledge")
+    calibration: PartAttribute[Calibration] = PartAttribute("knowledge")
+    doc_threshold: PartAttribute[float] = PartAttribute("knowledge")
+    company: PartAttribute[str] = PartAttribute("knowledge")
+    stored_settings: PartAttribute[dict[str, Any]] = PartAttribute("knowledge")
+    index_dir: PartAttribute[Path] = PartAttribute("knowledge")
 
-    def _retrieval_config(self, settings: dict[str, Any] | None = None) -> RetrievalConfig:
-        if self._retrieval is not None:
-            return self._retrieval
-        known = set(RetrievalConfig.__dataclass_fields__)
-        stored = (self.stored_settings if settings is None else settings).get("retrieval") or {}
-        return RetrievalConfig(**{k: v for k, v in stored.items() if k in known})
+    changing_knowledge = delegate("knowledge", Knowledge.changing_knowledge)
+    reindex = delegate("knowledge", Knowledge.reindex)
+    recalibrate = delegate("knowledge", Knowledge.recalibrate)
+    ingest = delegate("knowledge", Knowledge.ingest)
+    ingest_items = delegate("knowledge", Knowledge.ingest_items)
+    calibrate_on = delegate("knowledge", Knowledge.calibrate_on)
+    set_retrieval = delegate("knowledge", Knowledge.set_retrieval)
+    set_answers = delegate("knowledge", Knowledge.set_answers)
+    quarantine = delegate("knowledge", Knowledge.quarantine)
+    approve = delegate("knowledge", Knowledge.approve)
+    reject = delegate("knowledge", Knowledge.reject)
+    scan_knowledge = delegate("knowledge", Knowledge.scan_knowledge)
+    blocked_answers = delegate("knowledge", Knowledge.blocked_answers)
 
-    @lazy
-    def calibration(self) -> Calibration:
-        return Calibration.from_dict(self.stored_settings.get("calibration"))
+    # -- the answer desk's (see AnswerDesk) -----------------------------------------------
+    @property
+    def max_new_tokens(self) -> int:
+        return self.desk.max_new_tokens if self.opened("desk") else self._max_new_tokens
 
-    @lazy
-    def company(self) -> str:
-        return self._company or self.stored_settings.get("company") or DEFAULT_COMPANY
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        self._max_new_tokens = value
+        if self.opened("desk"):
+            self.desk.max_new_tokens = value
 
-    @lazy
-    def doc_threshold(self) -> float:
-        if self._doc_threshold is not None:
-            return self._doc_threshold
-        return float(self.stored_settings.get("doc_threshold", 0.35))
+    ask = delegate("desk", AnswerDesk.ask)
+    decide = delegate("desk", AnswerDesk.decide)
+    prompt = delegate("desk", AnswerDesk.prompt)
+    history = delegate("desk", AnswerDesk.history)
+    embed_query = delegate("desk", AnswerDesk.embed_query)
+
+    # -- the conversation records' (see ConversationRecords) -----------------------------
+    turns = delegate("records", ConversationRecords.turns)
+    create_session = delegate("records", ConversationRecords.create_session)
+    session = delegate("records", ConversationRecords.session)
+    handoffs = delegate("records", ConversationRecords.handoffs)
+    feedback = delegate("records", ConversationRecords.feedback)
+    suggestions = delegate("records", ConversationRecords.suggestions)
+    approve_suggestion = delegate("records", ConversationRecords.approve_suggestion)
+    reject_suggestion = delegate("records", ConversationRecords.reject_suggestion)
+    handoff_stats = delegate("records", ConversationRecords.handoff_stats)
 
     # -- reports and tuning -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        self._freshness.check()
+        self.knowledge.freshness.check()
         return {
             **self.kb.stats(),
             "threshold": round(self.calibration.threshold, 4),

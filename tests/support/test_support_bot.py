@@ -183,7 +183,7 @@ def test_a_generated_answer_never_sends_a_fact_its_passages_lack(
     bot: SupportService, monkeypatch: pytest.MonkeyPatch, streamed: bool
 ) -> None:
     invented = "A zip replacement costs $25. The process takes 6 weeks and a $99 quote applies."
-    monkeypatch.setattr(type(bot), "generator", property(lambda self: _Scripted(invented)))
+    monkeypatch.setattr(type(bot.models), "generator", property(lambda self: _Scripted(invented)))
     sent: list[str] = []
     reply = bot.ask(ZIP,
                     on_token=sent.append if streamed else None)
@@ -199,7 +199,7 @@ def test_an_answer_with_nothing_supported_is_not_sent(
     bot: SupportService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     invented = "It costs $99 and takes 6 weeks."
-    monkeypatch.setattr(type(bot), "generator", property(lambda self: _Scripted(invented)))
+    monkeypatch.setattr(type(bot.models), "generator", property(lambda self: _Scripted(invented)))
     reply = bot.ask(ZIP)
     assert "$99" not in reply.answer and "6 weeks" not in reply.answer
     assert reply.path in ("generated", "handoff")  # a quoted passage, or no answer at all

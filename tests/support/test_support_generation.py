@@ -142,7 +142,7 @@ def test_a_writer_does_not_reload_its_own_change(
     add_template(a, tmp_path)
     a.set_answers({"order_status": "Track it at /orders."})
     assert answers(a, NEW_QUESTION, NEW_ANSWER) and reloads == []
-    assert a._freshness.loaded == current(a.db)
+    assert a.knowledge.freshness.loaded == current(a.db)
     assert answers(b, NEW_QUESTION, NEW_ANSWER) and answers(b, NEW_QUESTION, NEW_ANSWER)
     assert len(reloads) == 1  # the other worker reloads, once
 
@@ -281,7 +281,7 @@ def test_every_writer_bumps_the_generation(
     before = current(bot.db)
     WRITERS[writer](bot, kb_dir)
     assert current(bot.db) > before
-    assert bot._freshness.loaded == current(bot.db)
+    assert bot.knowledge.freshness.loaded == current(bot.db)
 
 
 def test_an_unchanged_ingest_does_not_bump(bot: SupportService, kb_dir: Path) -> None:
