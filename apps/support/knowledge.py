@@ -36,6 +36,7 @@ from .store import get_setting, load_settings
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
+    from aigc_apps.settings import Settings
     from aigc_apps.store import Database
 
     from .outcomes import Shares
@@ -66,8 +67,10 @@ class Knowledge:
         company: str | None = None,
         doc_threshold: float | None = None,
         lock: threading.RLock | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._db, self._encoder, self.index_dir = db, encoder, index_dir
+        self.settings = settings  # the vector backend's (None: the environment's)
         self._retrieval = retrieval
         self._company = company
         self._doc_threshold = doc_threshold
@@ -87,7 +90,10 @@ class Knowledge:
 
     @lazy
     def kb(self) -> KnowledgeIndex:
-        kb = KnowledgeIndex(self.db, self._encoder(), self.index_dir, self._retrieval_config())
+        kb = KnowledgeIndex(
+            self.db, self._encoder(), self.index_dir, self._retrieval_config(),
+            settings=self.settings,
+        )
         if kb.encoder_changed and kb.meta:
             # Re-embedded by another encoder (AIGC_SUPPORT_ENCODER changed, or an upgrade):
             # the stored confidence was fitted on the old encoder's similarities.
@@ -294,7 +300,8 @@ class Knowledge:
             if "kb" in self.__dict__:
                 return self.kb.rebuild()
             self.kb = KnowledgeIndex(
-                self.db, self._encoder(), self.index_dir, self._retrieval_config(), rebuild=True
+                self.db, self._encoder(), self.index_dir, self._retrieval_config(), rebuild=True,
+                settings=self.settings,
             )
             return len(self.kb.meta)
 

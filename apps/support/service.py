@@ -139,6 +139,7 @@ class SupportService(AppService):
         return Knowledge(
             self._opened_db, lambda: models.encoder, index_dir, retrieval=self._retrieval,
             company=self._company, doc_threshold=self._doc_threshold, lock=self._lock,
+            settings=self.settings,
         )
 
     @lazy
