@@ -19,7 +19,7 @@ loaded at before it answers (:meth:`Freshness.check`), reloading when they diffe
   tables in its own migrations. A store declares it with :func:`stamp_table` on its
   metadata; :func:`bump`, :func:`current` and :class:`Freshness` need only its name.
 
-This is the generic form of :mod:`apps.support.generation`, which counts with :func:`bump`
+This is the generic form of :mod:`apps.support.knowledge.generation`, which counts with :func:`bump`
 and :func:`current` in its settings table and also tells its own writes apart from others'
 (a worker here reloads after its own change too, which is what it would do anyway when the
 change is "another model is active").

@@ -201,10 +201,10 @@ def support(args: argparse.Namespace) -> dict[str, Any]:
 
     from aigc_apps.data import read_records
     from apps.support import RetrievalConfig, SupportBot
-    from apps.support.answers import clean_question
-    from apps.support.evaluation import ranking_metrics
-    from apps.support.pii import strip_placeholders
-    from apps.support.tuning import RETRIEVAL_GRID, ranking_log_loss, tune_retriever
+    from apps.support.answers.pii import strip_placeholders
+    from apps.support.answers.reply import clean_question
+    from apps.support.quality.evaluation import ranking_metrics
+    from apps.support.quality.tuning import RETRIEVAL_GRID, ranking_log_loss, tune_retriever
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # SupportBot, as the benchmark
     folder = _data(args.data, "banking77", "train.csv")

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from aigc_apps.data import read_records  # noqa: E402
 from apps.support import RetrievalConfig, SupportBot, evaluate  # noqa: E402
-from apps.support.tuning import tune_retriever  # noqa: E402
+from apps.support.quality.tuning import tune_retriever  # noqa: E402
 
 BASELINE_ENCODER = "minilm-l6"
 

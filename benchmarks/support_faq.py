@@ -8,7 +8,7 @@ The bot runs as shipped: templates, documents and past dialogues ingested from
 
 Per pipeline it prints top-1 before the threshold and, at the threshold chosen on the
 validation half (the most right answers with wrong ones <= ``--max-wrong`` of in-scope
-questions, see ``apps/support/outcomes.py``), the shares answered right, wrong (another
+questions, see ``apps/support/quality/outcomes.py``), the shares answered right, wrong (another
 template, a dialogue's answer, or a generated answer: counted against the budget) and
 handed off, and the out-of-scope questions handed off.
 
@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from aigc_apps.settings import get_settings  # noqa: E402
 from apps.support import RetrievalConfig, SupportService  # noqa: E402
-from apps.support.answers import clean_question  # noqa: E402
-from apps.support.outcomes import (  # noqa: E402
+from apps.support.answers.reply import clean_question  # noqa: E402
+from apps.support.quality.outcomes import (  # noqa: E402
     choose_threshold,
     embed_questions,
     refit_confidence,

@@ -57,8 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aigc_apps.settings import get_settings  # noqa: E402
-from apps.support.answers import HANDOFF_REPLY, clean_question, generated_reply  # noqa: E402
-from apps.support.grounding import check_answer, extract_facts  # noqa: E402
+from apps.support.answers.grounding import check_answer, extract_facts  # noqa: E402
+from apps.support.answers.reply import HANDOFF_REPLY, clean_question, generated_reply  # noqa: E402
 
 if TYPE_CHECKING:
     from aigc_apps.generation import Generator
@@ -105,7 +105,7 @@ class Replay:
 
 def run(limit: int | None, max_new_tokens: int, show: bool) -> dict[str, Any]:
     from apps.support import SupportService
-    from apps.support.injection import find_injection
+    from apps.support.knowledge.injection import find_injection
 
     questions = load_questions(limit=limit)
     settings = get_settings()

@@ -374,8 +374,8 @@ def carries(answer: str, canaries: tuple[str, ...], company: set[str]) -> bool:
 @contextlib.contextmanager
 def guard_disabled() -> Iterator[None]:
     """The unprotected pipeline: no passage is flagged at ingest, no answer is held back."""
-    import apps.support.answering as service
-    import apps.support.quarantine as quarantine
+    import apps.support.answers.answering as service
+    import apps.support.knowledge.quarantine as quarantine
 
     saved = quarantine.find_injection, service.find_injection
     quarantine.find_injection = service.find_injection = lambda text: None

@@ -124,10 +124,10 @@ def test_the_suite_hides_third_party_deprecations_only() -> None:
     for category in (DeprecationWarning, FutureWarning):
         with warnings.catch_warnings(record=True) as seen:  # the filters in force, kept
             for module in ("torch.nn.modules", "transformers.utils", "aigc_apps_fork",
-                           "aigc_apps.cli", "apps.support.bot", "tests.test_deprecations",
+                           "aigc_apps.cli", "apps.support.answers.bot", "tests.test_deprecations",
                            "test_deprecations"):
                 warnings.warn_explicit(module, category, f"{module}.py", 1, module=module,
                                        registry={})
         assert [str(w.message) for w in seen] == [
-            "aigc_apps.cli", "apps.support.bot", "tests.test_deprecations",
+            "aigc_apps.cli", "apps.support.answers.bot", "tests.test_deprecations",
             "test_deprecations"], category

@@ -18,9 +18,9 @@ from aigc_apps.errors import DataError
 from aigc_apps.webhooks import post_json
 from apps.sentiment.alerts import AlertEngine, post_webhook
 from apps.support import SupportService
-from apps.support.handoff import Conversations
+from apps.support.people.handoff import Conversations
+from apps.support.people.webhooks import deliver_due, set_webhook_url, webhook_url
 from apps.support.store import Transition
-from apps.support.webhooks import deliver_due, set_webhook_url, webhook_url
 from tests.hooks import WebhookReceiver
 
 PUBLIC = "93.184.216.34"

@@ -13,31 +13,31 @@ from typing import TYPE_CHECKING
 from aigc_apps.lazy import lazy_exports
 
 _EXPORTS = {
-    "HANDOFF_REPLY": ".answers",
-    "BotReply": ".answers",
-    "Decision": ".answers",
-    "SupportBot": ".bot",
+    "HANDOFF_REPLY": ".answers.reply",
+    "BotReply": ".answers.reply",
+    "Decision": ".answers.reply",
+    "SupportBot": ".answers.bot",
     "SupportService": ".service",
     "SupportModels": ".active_models",
-    "Calibration": ".calibration",
-    "calibrate": ".calibration",
-    "Chunk": ".chunking",
-    "chunk_text": ".chunking",
-    "EvalReport": ".evaluation",
-    "evaluate": ".evaluation",
-    "SourceItems": ".ingest",
-    "load_dialogues": ".ingest",
-    "load_document": ".ingest",
-    "load_templates": ".ingest",
-    "templates_from_records": ".ingest",
-    "Finding": ".injection",
-    "find_injection": ".injection",
-    "mask_pii": ".pii",
-    "ScreenedIngestReport": ".quarantine",
-    "CorruptIndexError": ".retrieval",
-    "IngestReport": ".retrieval",
-    "KnowledgeIndex": ".retrieval",
-    "RetrievalConfig": ".retrieval",
+    "Calibration": ".answers.calibration",
+    "calibrate": ".answers.calibration",
+    "Chunk": ".knowledge.chunking",
+    "chunk_text": ".knowledge.chunking",
+    "EvalReport": ".quality.evaluation",
+    "evaluate": ".quality.evaluation",
+    "SourceItems": ".knowledge.ingest",
+    "load_dialogues": ".knowledge.ingest",
+    "load_document": ".knowledge.ingest",
+    "load_templates": ".knowledge.ingest",
+    "templates_from_records": ".knowledge.ingest",
+    "Finding": ".knowledge.injection",
+    "find_injection": ".knowledge.injection",
+    "mask_pii": ".answers.pii",
+    "ScreenedIngestReport": ".knowledge.quarantine",
+    "CorruptIndexError": ".knowledge.retrieval",
+    "IngestReport": ".knowledge.retrieval",
+    "KnowledgeIndex": ".knowledge.retrieval",
+    "RetrievalConfig": ".knowledge.retrieval",
 }
 
 __all__ = [
@@ -72,20 +72,25 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from .active_models import SupportModels
-    from .answers import HANDOFF_REPLY, BotReply, Decision
-    from .bot import SupportBot
-    from .calibration import Calibration, calibrate
-    from .chunking import Chunk, chunk_text
-    from .evaluation import EvalReport, evaluate
-    from .ingest import (
+    from .answers.bot import SupportBot
+    from .answers.calibration import Calibration, calibrate
+    from .answers.pii import mask_pii
+    from .answers.reply import HANDOFF_REPLY, BotReply, Decision
+    from .knowledge.chunking import Chunk, chunk_text
+    from .knowledge.ingest import (
         SourceItems,
         load_dialogues,
         load_document,
         load_templates,
         templates_from_records,
     )
-    from .injection import Finding, find_injection
-    from .pii import mask_pii
-    from .quarantine import ScreenedIngestReport
-    from .retrieval import CorruptIndexError, IngestReport, KnowledgeIndex, RetrievalConfig
+    from .knowledge.injection import Finding, find_injection
+    from .knowledge.quarantine import ScreenedIngestReport
+    from .knowledge.retrieval import (
+        CorruptIndexError,
+        IngestReport,
+        KnowledgeIndex,
+        RetrievalConfig,
+    )
+    from .quality.evaluation import EvalReport, evaluate
     from .service import SupportService

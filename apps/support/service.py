@@ -6,15 +6,16 @@ first needs them, once, and later calls share them (so can other services, given
 ``encoder=service.encoder``). A template answer then costs one embedding, one FAISS search
 and one database write. Questions are masked for personal data before anything else.
 
-The service is composed of parts, each built on first use and handed only what it needs
-(the database and the conversations as callables, since the service opens them lazily and
-again after ``close``): :class:`~.knowledge.Knowledge` (the index, calibration, stored
+The service is composed of parts, each built on first use and handed only what it needs (the
+database and the conversations as callables, since the service opens them lazily and again after
+``close``): :class:`~apps.support.knowledge.changes.Knowledge` (the index, calibration, stored
 settings and every change of them, following other workers' changes),
-:class:`~.answering.AnswerDesk` (``ask``: a turn, its answer and its handoff) and
-:class:`~.records.ConversationRecords` (sessions, feedback, suggestions). What a question is
-answered from is the knowledge part's :attr:`answerer` (:mod:`.answerer`): evaluation and
-tuning receive it (tuning with the stores behind it, :class:`.tuning.Tunable`, which the
-service satisfies) and never import this module.
+:class:`~apps.support.answers.answering.AnswerDesk` (``ask``: a turn, its answer and its handoff)
+and :class:`~apps.support.people.records.ConversationRecords` (sessions, feedback, suggestions).
+What a question is answered from is the knowledge part's :attr:`answerer`
+(:mod:`~apps.support.answers.answerer`): evaluation and tuning receive it (tuning with the stores
+behind it, :class:`~apps.support.quality.tuning.Tunable`, which the service satisfies) and never
+import this module.
 
 Torch's thread count is the process's decision, not a request's: a latency-sensitive server
 sets ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) once at start-up.
@@ -35,24 +36,24 @@ from aigc_apps.settings import Settings
 from aigc_apps.store import Database
 
 from .active_models import ENCODER_ROLE, MODEL_ROLES, SupportModels, import_legacy_models
-from .answering import AnswerDesk
-from .handoff import Conversations
-from .knowledge import Knowledge
+from .answers.answering import AnswerDesk
+from .knowledge.changes import Knowledge
+from .knowledge.retrieval import index_key
 from .parts import PartAttribute, delegate
-from .records import ConversationRecords
-from .retrieval import index_key
+from .people.handoff import Conversations
+from .people.records import ConversationRecords
 from .store import APP, open_db
 
 if TYPE_CHECKING:
     from aigc_apps.embeddings import Encoder
 
-    from .answerer import Answerer
-    from .answers import TextGenerator
-    from .calibration import Calibration
-    from .evaluation import EvalReport
-    from .retrieval import KnowledgeIndex, RetrievalConfig
-    from .tuning import TuningReport
-    from .webhooks import DeliveryReport, WebhookDeliverer
+    from .answers.answerer import Answerer
+    from .answers.calibration import Calibration
+    from .answers.reply import TextGenerator
+    from .knowledge.retrieval import KnowledgeIndex, RetrievalConfig
+    from .people.webhooks import DeliveryReport, WebhookDeliverer
+    from .quality.evaluation import EvalReport
+    from .quality.tuning import TuningReport
 
 
 class SupportService(AppService):
@@ -68,16 +69,18 @@ class SupportService(AppService):
 
     Who owns what (the methods here delegate to them):
 
-    * :attr:`models` (:class:`SupportModels`): the encoder and the generator;
-    * :attr:`knowledge` (:class:`~.knowledge.Knowledge`): ``kb``, ``calibration``,
+    * :attr:`models` (:class:`SupportModels`): the encoder and the generator; * :attr:`knowledge`
+    (:class:`~apps.support.knowledge.changes.Knowledge`): ``kb``, ``calibration``,
       ``doc_threshold``, ``company``, the retrieval weights and the knowledge generation,
       ``answerer``, ``ingest``/``ingest_items``, ``recalibrate``, ``calibrate_on``,
       ``set_retrieval``, ``set_answers``, ``reindex``, ``changing_knowledge``, the
       quarantine (``quarantine``, ``approve``, ``reject``, ``scan_knowledge``,
       ``blocked_answers``);
-    * :attr:`desk` (:class:`~.answering.AnswerDesk`): ``ask``, ``decide``, ``prompt``,
+    * :attr:`desk` (:class:`~apps.support.answers.answering.AnswerDesk`): ``ask``, ``decide``,
+    ``prompt``,
       ``history``, ``embed_query``;
-    * :attr:`records` (:class:`~.records.ConversationRecords`): ``turns``, sessions,
+    * :attr:`records` (:class:`~apps.support.people.records.ConversationRecords`): ``turns``,
+    sessions,
       ``handoffs``, ``feedback``, suggestions, ``handoff_stats``;
     * the service itself: the database, :attr:`conversations`, the turn locks, webhooks,
       ``stats``, ``evaluate``, ``tune`` and ``reload_models``.
@@ -178,12 +181,12 @@ class SupportService(AppService):
 
     @lazy
     def webhooks(self) -> WebhookDeliverer:
-        from .webhooks import WebhookDeliverer
+        from .people.webhooks import WebhookDeliverer
 
         return WebhookDeliverer(self.db)
 
     def _transitioned(self) -> None:
-        from .webhooks import webhook_url
+        from .people.webhooks import webhook_url
 
         if webhook_url(self.db):
             self.webhooks.kick()
@@ -302,7 +305,7 @@ class SupportService(AppService):
         self, texts: Sequence[str], labels: Sequence[str], oos_label: str | None = None
     ) -> EvalReport:
         """Top-1, recall@5, MRR, handoff rates and decision latency on labelled queries."""
-        from .evaluation import evaluate
+        from .quality.evaluation import evaluate
 
         return evaluate(self.answerer, texts, labels, oos_label)
 
@@ -315,7 +318,7 @@ class SupportService(AppService):
         oos_label: str | None = None,
     ) -> EvalReport:
         """:meth:`evaluate` on a CSV/TSV/JSONL/JSON file; unusable rows are in ``skipped``."""
-        from .evaluation import read_labelled_queries
+        from .quality.evaluation import read_labelled_queries
 
         texts, labels, skipped = read_labelled_queries(Path(path), text_col, intent_col)
         report = self.evaluate(texts, labels, oos_label)
@@ -340,7 +343,7 @@ class SupportService(AppService):
         the generator (``max_steps``) on this knowledge base and its feedback; each result is
         registered and becomes active. The LoRA shape applies to every LoRA trained here
         (``target_modules`` to the generator's; the encoder's adapts all linear layers)."""
-        from .tuning import TuningReport, tune_generator, tune_retriever
+        from .quality.tuning import TuningReport, tune_generator, tune_retriever
 
         report = TuningReport()
         if retriever:
@@ -370,7 +373,7 @@ class SupportService(AppService):
     def webhook_url(self) -> str | None:
         """Where every conversation transition is posted (None: nowhere). Read from the
         store each time, so a URL set by another process or worker shows at once."""
-        from .webhooks import webhook_url
+        from .people.webhooks import webhook_url
 
         return webhook_url(self.db)
 
@@ -379,7 +382,7 @@ class SupportService(AppService):
         meanwhile wait for it; a URL whose host is an inner address is refused unless
         ``AIGC_WEBHOOK_ALLOW`` lets it through. Starts no delivery thread: a server's own
         deliverer reads the URL before each attempt."""
-        from .webhooks import set_webhook_url
+        from .people.webhooks import set_webhook_url
 
         set_webhook_url(self.db, url)
 
@@ -387,7 +390,7 @@ class SupportService(AppService):
         """Post the transitions that are due, once, here and now: what a running server's
         deliverer does on its own, for a terminal with no server (failures are retried
         later, with back-off, by whoever delivers next)."""
-        from .webhooks import deliver_due
+        from .people.webhooks import deliver_due
 
         return deliver_due(self.db)
 

@@ -1,11 +1,11 @@
 """Tables of the support bot: knowledge (sources, intents, entries), sessions and feedback.
 
-Every indexed text is one :class:`Entry`; its primary key is also its id in the FAISS index,
-so the index can always be rebuilt from the database (``aigc support reindex``). A
-:class:`Source` is one ingested file (or record batch); its ``content_hash`` makes re-ingest
-idempotent and a changed hash replaces the entries it owns. An entry is identified by its
-content, never by its file's path: the same content in two sources is a row in each (what
-each file holds) and one entry of knowledge, the oldest row (see :mod:`.retrieval`).
+Every indexed text is one :class:`Entry`; its primary key is also its id in the FAISS index, so the
+index can always be rebuilt from the database (``aigc support reindex``). A :class:`Source` is one
+ingested file (or record batch); its ``content_hash`` makes re-ingest idempotent and a changed hash
+replaces the entries it owns. An entry is identified by its content, never by its file's path: the
+same content in two sources is a row in each (what each file holds) and one entry of knowledge, the
+oldest row (see :mod:`~apps.support.knowledge.retrieval`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class ChatSession(SupportBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     handoff: Mapped[bool] = mapped_column(Boolean, default=False)
-    # bot -> pending_human -> human -> resolved, human -> bot (see apps.support.handoff)
+    # bot -> pending_human -> human -> resolved, human -> bot (see apps.support.people.handoff)
     state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
     agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

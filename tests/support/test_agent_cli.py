@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from aigc_apps.errors import ConflictError, DataError, NotFoundError
-from apps.support.cli import app
-from apps.support.handoff import Conversations
+from apps.support.edges.cli import app
+from apps.support.people.handoff import Conversations
+from apps.support.people.webhooks import set_webhook_url
 from apps.support.store import ChatSession, Transition, open_db
-from apps.support.webhooks import set_webhook_url
 from tests.hooks import SlowReceiver, WebhookReceiver
 from tests.support.test_support_cli import run, runner
 

@@ -11,8 +11,7 @@ from typing import cast
 import pytest
 
 from aigc_apps.generation import Generator
-from apps.support.answers import HANDOFF_REPLY, SentenceGate, generated_answer, generated_reply
-from apps.support.grounding import (
+from apps.support.answers.grounding import (
     Evidence,
     check_answer,
     clauses,
@@ -20,6 +19,12 @@ from apps.support.grounding import (
     extractive_answer,
     grounded,
     split_sentences,
+)
+from apps.support.answers.reply import (
+    HANDOFF_REPLY,
+    SentenceGate,
+    generated_answer,
+    generated_reply,
 )
 
 PAID_REPAIRS = (

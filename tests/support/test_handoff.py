@@ -12,9 +12,9 @@ from sqlalchemy import event
 
 from aigc_apps.errors import ConflictError, DataError, NotFoundError
 from apps.support import SupportService
-from apps.support.conversation import asks_for_human
-from apps.support.handoff import UNSURE_REPLY
-from apps.support.webhooks import backoff_s, deliver_due, set_webhook_url
+from apps.support.people.conversation import asks_for_human
+from apps.support.people.handoff import UNSURE_REPLY
+from apps.support.people.webhooks import backoff_s, deliver_due, set_webhook_url
 from tests.hooks import WebhookReceiver
 
 FAQ = "Where can I track my package?"

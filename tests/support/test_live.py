@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import event
 
 from apps.support import SupportService
-from apps.support.live import LiveWatch, snapshot
+from apps.support.people.live import LiveWatch, snapshot
 
 
 def test_snapshot_says_what_each_page_shows(bot: SupportService) -> None:

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from apps.support.answerer import embed_question
-from apps.support.question_batch import QuestionBatcher, question_batcher
+from apps.support.answers.answerer import embed_question
+from apps.support.answers.question_batch import QuestionBatcher, question_batcher
 
 
 class SlowEncoder:

@@ -7,10 +7,10 @@ import pytest
 
 from aigc_apps.errors import DataError, NotFoundError
 from apps.support import HANDOFF_REPLY, Calibration, SupportService, calibrate, mask_pii
-from apps.support.answers import is_follow_up
-from apps.support.handoff import UNSURE_REPLY
-from apps.support.pii import strip_placeholders
-from apps.support.tuning import sft_records
+from apps.support.answers.pii import strip_placeholders
+from apps.support.answers.reply import is_follow_up
+from apps.support.people.handoff import UNSURE_REPLY
+from apps.support.quality.tuning import sft_records
 
 
 def test_template_answer_with_source(bot: SupportService) -> None:

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aigc_apps.errors import DataError, NotFoundError
-from apps.support.cli import app
+from apps.support.edges.cli import app
 
 runner = CliRunner()
 
@@ -115,8 +115,8 @@ def test_every_command_has_help() -> None:
 def test_finetune_passes_the_lora_shape_to_the_service(
     env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from apps.support.quality.tuning import TuningReport
     from apps.support.service import SupportService
-    from apps.support.tuning import TuningReport
 
     calls: list[dict] = []
 

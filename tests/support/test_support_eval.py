@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from apps.support import SupportService, evaluate
-from apps.support.evaluation import ranking_metrics
+from apps.support.quality.evaluation import ranking_metrics
 
 
 def test_ranking_metrics_match_hand_computed_values() -> None:

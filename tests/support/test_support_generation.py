@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from apps.support import Calibration, SupportService
-from apps.support.generation import bump, bump_now, current, set_setting
-from apps.support.retrieval import KnowledgeIndex
+from apps.support.knowledge.generation import bump, bump_now, current, set_setting
+from apps.support.knowledge.retrieval import KnowledgeIndex
 from apps.support.store import open_db
 from tests.support.conftest import BowEncoder
 
@@ -229,7 +229,7 @@ def _reject(bot: SupportService, kb_dir: Path) -> None:
 
 
 def _scan(bot: SupportService, kb_dir: Path) -> None:
-    from apps.support.ingest import load_document
+    from apps.support.knowledge.ingest import load_document
 
     (kb_dir / "points.md").write_text(INJECTED_DOC)
     bot.kb.ingest([load_document(kb_dir / "points.md")])  # straight in, as 0.1.0 did
@@ -243,7 +243,7 @@ def _fit_head(bot: SupportService, kb_dir: Path) -> None:
 
 
 def _select_retrieval(bot: SupportService, kb_dir: Path) -> None:
-    from apps.support.tuning import select_retrieval
+    from apps.support.quality.tuning import select_retrieval
 
     ids = [i for i, m in bot.kb.meta.items() if m.kind == "example"][::3]
     with bot.changing_knowledge():

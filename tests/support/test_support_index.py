@@ -85,7 +85,7 @@ def test_cli_reports_a_damaged_index_in_one_line_and_reindex_fixes_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from aigc_apps.cli import main
-    from apps.support.cli import app
+    from apps.support.edges.cli import app
 
     monkeypatch.setenv("AIGC_ENCODER", str(tiny_encoder_dir))
     result = CliRunner().invoke(app, ["ingest", str(kb_dir), "--db", db_url])

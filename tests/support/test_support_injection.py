@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.support.ingest import load_sources
-from apps.support.injection import find_injection, words
+from apps.support.knowledge.ingest import load_sources
+from apps.support.knowledge.injection import find_injection, words
 
 KB = Path(__file__).resolve().parents[2] / "data" / "support" / "kb"
 

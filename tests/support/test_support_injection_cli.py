@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aigc_apps.errors import DataError, NotFoundError
-from apps.support.cli import app
+from apps.support.edges.cli import app
 
 runner = CliRunner()
 INJECTED = (

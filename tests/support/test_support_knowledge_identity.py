@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from apps.support import Calibration, SupportService
-from apps.support.cli import app
-from apps.support.generation import set_setting
+from apps.support.edges.cli import app
+from apps.support.knowledge.generation import set_setting
 from apps.support.store import Entry
 
 KB = Path(__file__).resolve().parents[2] / "data" / "support" / "kb"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 from apps.support import SupportService
-from apps.support.lexical import LexicalHead, fit_lexical_head
-from apps.support.retrieval import Ranking, RetrievalConfig
-from apps.support.tuning import MISS_LOSS, ranking_log_loss, select_retrieval
+from apps.support.knowledge.lexical import LexicalHead, fit_lexical_head
+from apps.support.knowledge.retrieval import Ranking, RetrievalConfig
+from apps.support.quality.tuning import MISS_LOSS, ranking_log_loss, select_retrieval
 
 TYPO = "pasword reseting, i cant log in"  # no whole word in common with reset_password's answer
 

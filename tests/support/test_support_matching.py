@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from aigc_apps.settings import Settings
 from apps.support import RetrievalConfig, SupportService
-from apps.support.cli import app
-from apps.support.outcomes import OOS, Scored, choose_threshold, score_questions, shares
+from apps.support.edges.cli import app
+from apps.support.quality.outcomes import OOS, Scored, choose_threshold, score_questions, shares
 from tests.support.conftest import BowEncoder
 
 FAQ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.support.pii import iban_ok, mask_pii, strip_placeholders
+from apps.support.answers.pii import iban_ok, mask_pii, strip_placeholders
 
 
 @pytest.mark.parametrize(

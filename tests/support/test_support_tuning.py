@@ -5,8 +5,13 @@ from pathlib import Path
 
 from aigc_apps.registry import ModelRegistry
 from apps.support import SupportService
+from apps.support.quality.tuning import (
+    calibration_split,
+    retriever_pairs,
+    tune_generator,
+    tune_retriever,
+)
 from apps.support.store import get_setting, load_settings
-from apps.support.tuning import calibration_split, retriever_pairs, tune_generator, tune_retriever
 
 
 def test_pairs_exclude_the_calibration_split(bot: SupportService) -> None:

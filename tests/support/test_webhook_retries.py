@@ -15,7 +15,7 @@ import pytest
 import aigc_apps.webhooks as outbox
 from aigc_apps.store import utcnow
 from apps.support import SupportService
-from apps.support.webhooks import deliver_due
+from apps.support.people.webhooks import deliver_due
 
 URL = "https://hooks.example.com/support"  # never reached: the post is injected
 # hand-computed: 5 s doubling, capped at an hour; 11 waits between 12 tries
