@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aigc_apps.lazy import lazy_exports
+from aigc_apps.moved import moved_modules
 
 _EXPORTS = {
     "HANDOFF_REPLY": ".answers.reply",
@@ -69,6 +70,47 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+# 0.2's flat modules (apps.support.handoff, ...) moved into sub-packages: one release of
+# warnings before the old paths go (apps.support.answers and .knowledge, now packages, find
+# their old modules' names themselves).
+moved_modules(__name__, {
+    "agent_api": "edges.agent_api",
+    "agent_cli": "edges.agent_cli",
+    "answer_vectors": "knowledge.answer_vectors",
+    "answerer": "answers.answerer",
+    "answering": "answers.answering",
+    "api": "edges.api",
+    "bot": "answers.bot",
+    "calibration": "answers.calibration",
+    "chunking": "knowledge.chunking",
+    "cli": "edges.cli",
+    "conversation": "people.conversation",
+    "evaluation": "quality.evaluation",
+    "facts": "answers.facts",
+    "generation": "knowledge.generation",
+    "grounding": "answers.grounding",
+    "handoff": "people.handoff",
+    "handoff_stats": "people.handoff_stats",
+    "index_types": "knowledge.index_types",
+    "ingest": "knowledge.ingest",
+    "injection": "knowledge.injection",
+    "intent_head": "knowledge.intent_head",
+    "lexical": "knowledge.lexical",
+    "live": "people.live",
+    "outcomes": "quality.outcomes",
+    "pages": "edges.pages",
+    "pii": "answers.pii",
+    "quarantine": "knowledge.quarantine",
+    "quarantine_cli": "edges.quarantine_cli",
+    "records": "people.records",
+    "retrieval": "knowledge.retrieval",
+    "routers": "edges.routers",
+    "schemas": "edges.schemas",
+    "sessions": "people.sessions",
+    "suggestions": "people.suggestions",
+    "tuning": "quality.tuning",
+    "webhooks": "people.webhooks",
+})
 
 if TYPE_CHECKING:
     from .active_models import SupportModels

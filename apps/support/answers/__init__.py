@@ -20,3 +20,8 @@ checks (grounding, facts, personal data) and the reply.
   :class:`SupportService`.
 - :mod:`.question_batch`: Questions that arrive together are embedded in one encoder pass.
 """
+
+from aigc_apps.moved import old_module_names
+
+# 0.2's module apps.support.answers is this package now; its names live in reply.py.
+__getattr__ = old_module_names(__name__, "apps.support.answers", ".reply")

@@ -26,3 +26,8 @@ from, and how every worker follows its changes.
   to it (ingest, answers, calibration, reindex, quarantine decisions) and following the
   changes other processes make.
 """
+
+from aigc_apps.moved import old_module_names
+
+# 0.2's module apps.support.knowledge is this package now; its names live in changes.py.
+__getattr__ = old_module_names(__name__, "apps.support.knowledge", ".changes")
