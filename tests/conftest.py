@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+
+# One OpenBLAS thread: the suite's matrices are small (an intent head's logistic regression
+# on a few hundred rows), and OpenBLAS's spinning threads cost ~5x the CPU they save on CI's
+# two cores. Set before anything loads numpy; ``aigc`` subprocesses inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
