@@ -76,10 +76,8 @@ class AnswerDesk:
         history: Sequence[tuple[str, str]] = (),
         vec: np.ndarray | None = None,
     ) -> Decision:
-        """Choose the answer path for an (already masked) question; no text is generated.
-
-        ``vec`` is the question's embedding when the caller has batch-encoded it already.
-        """
+        """The current answerer's :meth:`~apps.support.answers.answerer.Answerer.decide`
+        (the knowledge part swaps answerers when the knowledge changes)."""
         return self.knowledge.answerer.decide(question, history, vec)
 
     def ask(
