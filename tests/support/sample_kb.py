@@ -2,7 +2,7 @@
 
 About two hundred tests start from a support store that holds ``data/support/kb``. Ingesting
 it (the Alembic history on a new store, parsing, screening, embedding, the intent heads and
-the leave-one-out calibration) cost each of them seconds on CI's two cores, so the session
+the leave-one-out calibration) cost each of them about half a second, so the session
 ingests it once per backend (:class:`SampleKnowledge`) and every test gets a copy of what
 that ingest wrote, which is what its own ingest would have written:
 
@@ -57,6 +57,7 @@ class SampleKnowledge:
     def __init__(self, root: Path, llm_dir: Path, pg_url: str) -> None:
         self._root, self._llm_dir, self._pg_url = root, llm_dir, pg_url
         self._templates: dict[str, _Template] = {}
+        self._schemas: list[str] = []  # PostgreSQL templates' schemas, dropped by close()
 
     def ingest_into(self, service: SupportService, kb_dir: Path = KB) -> None:
         """Leave ``service``'s store (new and not opened yet) as ``service.ingest([kb_dir])``
@@ -82,12 +83,15 @@ class SampleKnowledge:
         service.calibration  # noqa: B018
 
     def close(self) -> None:
-        for template in self._templates.values():
-            if template.schema is not None:
-                admin = sa.create_engine(self._pg_url)
-                with admin.begin() as conn:
-                    conn.execute(sa.text(f'DROP SCHEMA "{template.schema}" CASCADE'))
-                admin.dispose()
+        if not self._schemas:
+            return
+        admin = sa.create_engine(self._pg_url)
+        try:
+            with admin.begin() as conn:
+                for schema in self._schemas:
+                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            admin.dispose()
 
     def _template(self, backend: str) -> _Template:
         if backend not in self._templates:
@@ -106,6 +110,7 @@ class SampleKnowledge:
             with admin.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
             admin.dispose()
+            self._schemas.append(schema)
             sep = "&" if "?" in self._pg_url else "?"
             url = f"{self._pg_url}{sep}options=-csearch_path%3D{schema}"
         template = _Template(url, kb_dir, root / "index")
@@ -131,10 +136,10 @@ def _copy_sqlite(template: _Template, url: str) -> None:
     target = Path(sa.engine.make_url(url).database or "")
     if target.exists():
         raise RuntimeError(f"{target} exists: the sample is copied into a new store only")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)  # the template's service is closed: no -wal file is left
-    if source.with_name(source.name + "-wal").exists():
+    if source.with_name(source.name + "-wal").exists():  # its service closed: none is left
         raise RuntimeError(f"{source}: a write-ahead log was left beside the template")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def _describe_postgres(template: _Template, schema: str) -> None:
