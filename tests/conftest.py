@@ -19,10 +19,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.services import pg_check, unavailable
+
+if TYPE_CHECKING:
+    from tests.support.sample_kb import SampleKnowledge
 
 PG_URL = os.environ.get(
     "AIGC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -106,6 +110,17 @@ def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(scope="session")
+def sample_knowledge(
+    tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path
+) -> Iterator[SampleKnowledge]:
+    """The support sample knowledge base, ingested once per backend; the ``bot`` and
+    ``knowledge`` fixtures copy it into each test's store (see :mod:`tests.support.sample_kb`)."""
+    from tests.support.sample_kb import session_samples
+
+    yield from session_samples(tmp_path_factory, tiny_llm_dir, PG_URL)
 
 
 @pytest.fixture(scope="session")

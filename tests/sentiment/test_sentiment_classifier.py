@@ -202,7 +202,9 @@ def test_no_model_yet_is_a_clear_error() -> None:
 @pytest.mark.slow
 def test_minilm_learns_the_sample_set_above_chance() -> None:
     data = load_labelled(DATA, topic_col="topic")
-    report = train_sentiment(data, "sample", FitOptions(epochs=6, progress=False))
+    # 4 epochs: about 0.82 accuracy on the test split (6 reach 0.79 in twice the time; 2 and 3
+    # epochs stay below the bar, so a trainer that learns less fails here)
+    report = train_sentiment(data, "sample", FitOptions(epochs=4, progress=False))
     assert report.test is not None
     # three balanced-ish classes: chance is about 0.4 accuracy / 0.33 macro-F1
     assert report.test.accuracy > 0.7 and report.test.macro_f1 > 0.6

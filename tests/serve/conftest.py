@@ -24,6 +24,7 @@ from tests.support.conftest import KB, BowEncoder
 
 if TYPE_CHECKING:
     from aigc_apps.serve.tokens import TokenStore
+    from tests.support.sample_kb import SampleKnowledge
 
 
 def free_port() -> int:
@@ -148,11 +149,13 @@ def serve_subprocess() -> Callable[..., AbstractContextManager[str]]:
 
 @pytest.fixture
 def knowledge(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tiny_llm_dir: Path
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tiny_llm_dir: Path,
+    sample_knowledge: SampleKnowledge,
 ) -> Iterator[str]:
     """The sample FAQ ingested into the workspace's support store (on each backend when the
-    test asks for ``db_url``); the encoder is the test bag of words and the LLM the tiny
-    one, so nothing big loads."""
+    test asks for ``db_url``: a copy of the session's ingest, see
+    :mod:`tests.support.sample_kb`); the encoder is the test bag of words and the LLM the
+    tiny one, so nothing big loads."""
     db_url = (
         request.getfixturevalue("db_url")
         if "db_url" in request.fixturenames
@@ -162,7 +165,7 @@ def knowledge(
     monkeypatch.setenv("AIGC_LLM", str(tiny_llm_dir))
     monkeypatch.setattr(Encoder, "from_pretrained", classmethod(lambda cls, *a, **k: BowEncoder()))
     with SupportService.from_settings() as service:
-        service.ingest([KB])
+        sample_knowledge.ingest_into(service, KB)
     yield db_url
 
 

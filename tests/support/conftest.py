@@ -3,64 +3,17 @@ similar, so answer paths can be tested for meaning) and a bot on the sample know
 
 from __future__ import annotations
 
-import re
 import shutil
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from apps.support import Calibration, SupportService
+from tests.support.bow import KB, BowEncoder
+from tests.support.sample_kb import SampleKnowledge
 
-KB = Path(__file__).resolve().parents[2] / "data" / "support" / "kb"
-STOP = {
-    "the",
-    "a",
-    "an",
-    "is",
-    "are",
-    "i",
-    "my",
-    "me",
-    "do",
-    "you",
-    "your",
-    "can",
-    "to",
-    "of",
-    "it",
-    "on",
-    "in",
-    "for",
-    "how",
-    "what",
-    "and",
-    "or",
-    "with",
-    "we",
-    "our",
-    "this",
-    "be",
-}
-
-
-class BowEncoder:
-    """Hashed bag of words, L2-normalised: a deterministic stand-in for a sentence encoder."""
-
-    name = "bow-test"
-    dim = 256
-
-    def encode(self, texts: str | list[str], batch_size: int = 64) -> np.ndarray:
-        items = [texts] if isinstance(texts, str) else list(texts)
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        for row, text in enumerate(items):
-            out[row, 0] = 0.05  # never a zero vector
-            for word in re.findall(r"[a-z0-9]+", text.lower()):
-                if word not in STOP:
-                    out[row, 1 + zlib.crc32(word.encode()) % (self.dim - 1)] += 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+__all__ = ["KB", "BowEncoder"]  # where other test packages import them from
 
 
 @pytest.fixture
@@ -75,13 +28,16 @@ def kb_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def bot(db_url: str, kb_dir: Path, tiny_llm_dir: Path) -> Iterator[SupportService]:
-    """Bot on the sample knowledge base; its threshold means 'nearly the same words'.
+def bot(
+    db_url: str, kb_dir: Path, tiny_llm_dir: Path, sample_knowledge: SampleKnowledge
+) -> Iterator[SupportService]:
+    """Bot on the sample knowledge base (``kb_dir`` ingested: a copy of the session's ingest,
+    see :mod:`tests.support.sample_kb`); its threshold means 'nearly the same words'.
 
     The generator is the tiny test LM, so no test loads the bundled SmolLM2 by accident.
     """
     b = SupportService(db_url, encoder=BowEncoder(), llm=str(tiny_llm_dir), max_new_tokens=8)  # type: ignore[arg-type]
-    b.ingest([kb_dir])
+    sample_knowledge.ingest_into(b, kb_dir)
     b.calibration = Calibration(w_score=40.0, w_margin=0.0, bias=-30.0, threshold=0.5)
     b.doc_threshold = 0.3
     yield b

@@ -18,6 +18,7 @@ from apps.support.knowledge.generation import bump, bump_now, current, set_setti
 from apps.support.knowledge.retrieval import KnowledgeIndex
 from apps.support.store import open_db
 from tests.support.conftest import BowEncoder
+from tests.support.sample_kb import SampleKnowledge
 
 CAL = Calibration(w_score=40.0, w_margin=0.0, bias=-30.0, threshold=0.5)  # as the bot fixture
 NEW_QUESTION = "Can I bring my dog into the store?"
@@ -45,12 +46,13 @@ def worker(db_url: str, tiny_llm_dir: Path) -> Iterator[Callable[..., SupportSer
 @pytest.fixture(params=["shared-index", "own-index"])
 def workers(
     request: pytest.FixtureRequest, worker: Callable[..., SupportService], kb_dir: Path,
-    tmp_path: Path,
+    tmp_path: Path, sample_knowledge: SampleKnowledge,
 ) -> tuple[SupportService, SupportService]:
-    """Worker ``a`` ingested the sample knowledge base; worker ``b`` has answered once.
-    Their FAISS files are in one folder (one machine) or in two."""
+    """Worker ``a`` ingested the sample knowledge base (a copy of the session's ingest, see
+    :mod:`tests.support.sample_kb`); worker ``b`` has answered once. Their FAISS files are
+    in one folder (one machine) or in two."""
     a = worker()
-    a.ingest([kb_dir])
+    sample_knowledge.ingest_into(a, kb_dir)
     store_calibration(a)
     b = worker(tmp_path / "b-index" if request.param == "own-index" else None)
     assert b.ask("Where is my order?").path == "template"
