@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from textwrap import shorten
 
 from rich.console import Console
 from rich.markup import escape
@@ -95,7 +96,7 @@ def core_demo(console: Console) -> None:
     query = "can I send back an item I bought?"
     table = Table("score", "nearest FAQ answer", title=f"search: {query!r}")
     for score, entry in index.search(query, 3):
-        table.add_row(f"{score:.3f}", entry.answer[:90])
+        table.add_row(f"{score:.3f}", shorten(entry.answer, 120, placeholder=" ..."))
     console.print(table)
 
 
@@ -112,8 +113,10 @@ def run_demo(
     only: Sequence[str] | None = None,
     skip: Sequence[str] | None = None,
 ) -> list[str]:
-    """Run the demo parts in order; returns the names of the parts that failed."""
+    """Run the demo parts in order, then a table of each part's time; returns the names of
+    the parts that failed."""
     failures = []
+    times: list[tuple[str, float, bool]] = []
     for name, loader in demo_parts():
         if (only and name not in only) or (skip and name in skip):
             continue
@@ -124,10 +127,22 @@ def run_demo(
         except AigcError as exc:
             console.print(f"[bold red]{name} failed:[/] {exc}")
             failures.append(name)
-            continue
         except Exception:
             console.print(f"[bold red]{name} failed:[/]\n{traceback.format_exc()}")
             failures.append(name)
-            continue
-        console.print(f"[dim]{name} done in {time.perf_counter() - started:.1f}s[/]")
+        times.append((name, time.perf_counter() - started, name not in failures))
+    if times:
+        console.print(time_table(times))
     return failures
+
+
+def time_table(times: Sequence[tuple[str, float, bool]]) -> Table:
+    """Each part's wall time and outcome, and the total: where a slow first run went."""
+    table = Table(title="demo parts")
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    table.add_column("")
+    for name, seconds, ok in times:
+        table.add_row(name, f"{seconds:.1f}", "ok" if ok else "[bold red]failed[/]")
+    table.add_row("total", f"{sum(s for _, s, _ in times):.1f}", "", style="bold")
+    return table
