@@ -2,7 +2,10 @@
 
 Each past item's pull on the candidate is its (positive) EASE weight plus its sequence
 (transition) weight, each scaled to the strongest in the user's recent history, so the named
-items are the ones that actually moved the collaborative score. A reason is given only when
+items are the ones that actually moved the collaborative score. That tie was learnt from
+other people's histories, so the reason says so ("people who engaged with X also engaged
+with this"): a cookbook reader offered a jazz book sees why, instead of a claim that the
+cookbook and the jazz book are alike. A reason is given only when
 it holds: an item with no collaborative tie to the history is named "similar to" a past item
 only when their texts are similar above the cold bar, and an item with no interactions is
 explained by what its text matched (:mod:`.cold`). Nothing true to say: no reason.
@@ -85,10 +88,9 @@ def _reasons(
         pull = _scaled(np.maximum(ease, 0)) + _scaled(np.maximum(trans, 0))
         best = list(dict.fromkeys(int(h[i]) for i in np.argsort(-pull, kind="stable")[:2]
                                   if pull[i] > 0))  # fmt: skip
-        if best:
-            out.append(
-                "because you engaged with " + " and ".join(repr(catalog.titles[i]) for i in best)
-            )
+        if best:  # a tie learnt from other people's histories, and said as one
+            named = " and ".join(repr(catalog.titles[i]) for i in best)
+            out.append(f"people who engaged with {named} also engaged with this")
         elif b.content is not None:
             sims = b.content.V[h] @ b.content.V[j]
             near = int(np.argmax(sims))

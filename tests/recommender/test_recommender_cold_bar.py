@@ -161,7 +161,7 @@ def test_because_you_engaged_with_only_names_items_tied_to_the_recommendation(
     for r in result.items:
         j = model.catalog.index[r.item_id]
         for why in r.reasons:
-            if why.startswith("because you engaged with"):
+            if why.startswith("people who engaged with"):
                 named = [t for t in titles if repr(t) in why]
                 assert named
                 for t in named:

@@ -63,7 +63,7 @@ def test_unknown_user_falls_back_to_popular_and_says_so(fitted: Recommender) -> 
 def test_explanations_name_past_items_and_tags(fitted: Recommender) -> None:
     result = fitted.recommend("user1", k=2, explain=True)
     reasons = " ".join(result.items[0].reasons)
-    assert "because you engaged with" in reasons and "cooking" in reasons
+    assert "people who engaged with" in reasons and "cooking" in reasons
 
 
 def test_similar_items_and_unknown_item(fitted: Recommender) -> None:
