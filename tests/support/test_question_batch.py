@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from aigc_apps.encode_queue import EncodeQueue, encode_queue
 from apps.support.answers.answerer import embed_question
-from apps.support.answers.question_batch import QuestionBatcher, question_batcher
 
 
 class SlowEncoder:
@@ -31,7 +31,7 @@ class SlowEncoder:
 
 def test_questions_waiting_for_a_pass_share_the_next_one() -> None:
     encoder = SlowEncoder()
-    batcher = QuestionBatcher(lambda: encoder)  # type: ignore[arg-type, return-value]
+    batcher = EncodeQueue(lambda: encoder)  # type: ignore[arg-type, return-value]
     texts = ["alpha", "be", "gamma ray", "delta", "epsilon!"]
     with ThreadPoolExecutor(len(texts)) as pool:
         first = pool.submit(batcher.embed, texts[0])
@@ -52,7 +52,7 @@ def test_every_question_of_a_failed_pass_gets_the_error() -> None:
     encoder = SlowEncoder()
     encoder.release.set()
     encoder.fail = True
-    batcher = QuestionBatcher(lambda: encoder)  # type: ignore[arg-type, return-value]
+    batcher = EncodeQueue(lambda: encoder)  # type: ignore[arg-type, return-value]
     with pytest.raises(ValueError, match="encoder broke"):
         batcher.embed("hello")
     encoder.fail = False
@@ -65,4 +65,4 @@ def test_embed_question_goes_through_the_encoders_batcher() -> None:
     vec = embed_question(encoder, "where is [EMAIL] my parcel")  # type: ignore[arg-type]
     assert encoder.calls and "[EMAIL]" not in encoder.calls[0][0]
     assert vec.tolist() == [len(encoder.calls[0][0]), ord("w")]
-    assert question_batcher(encoder).passes == 1  # type: ignore[arg-type]
+    assert encode_queue(encoder).passes == 1  # type: ignore[arg-type]

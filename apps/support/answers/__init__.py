@@ -18,7 +18,6 @@ checks (grounding, facts, personal data) and the reply.
   storing text.
 - :mod:`.bot`: Deprecated home of the support bot: :class:`SupportBot` is now
   :class:`SupportService`.
-- :mod:`.question_batch`: Questions that arrive together are embedded in one encoder pass.
 """
 
 from aigc_apps.moved import old_module_names

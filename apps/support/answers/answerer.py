@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from aigc_apps.encode_queue import encode_queue
+
 from .pii import strip_placeholders
-from .question_batch import question_batcher
 from .reply import Decision, is_follow_up, route
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 def embed_question(encoder: Encoder, text: str) -> np.ndarray:
     """One question's embedding, with mask placeholders ("[EMAIL]") left out; questions
-    asked at the same time share an encoder pass (:mod:`.question_batch`)."""
-    return question_batcher(encoder).embed(strip_placeholders(text))
+    asked at the same time share an encoder pass (:mod:`aigc_apps.encode_queue`)."""
+    return encode_queue(encoder).embed(strip_placeholders(text))
 
 
 class Answerer:

@@ -1,7 +1,10 @@
-"""Questions that arrive together are embedded in one encoder pass.
+"""Texts that threads ask to embed at the same time go through the encoder in one pass.
 
-Under ``aigc serve`` every customer's message is answered in its own worker thread, and
-each starts by embedding its question. Eight customers at once meant eight forward passes
+Any server thread that embeds one text (the support bot's question, a stated interest)
+competes for the cores with every other; coalescing is a property of the encoder, not of
+one app, so it lives here beside :mod:`aigc_apps.embeddings`. Under ``aigc serve`` every
+support customer's message is answered in its own worker thread, and each starts by
+embedding its question. Eight customers at once meant eight forward passes
 of the base-size encoder side by side, each with the process's intra-op threads, on the
 cores the generation engine needs: on 2 CPU cores 16 questions took 8.1 s one at a time
 and 3.5 s in one call. So the first thread to ask embeds its question at once; those that
@@ -33,9 +36,9 @@ class _Ask:
 
 
 @dataclass(eq=False)
-class QuestionBatcher:
+class EncodeQueue:
     """Coalesces concurrent one-text :meth:`embed` calls on ``encoder`` into one ``encode``
-    (held weakly where it can be: the process's batchers must not keep encoders alive)."""
+    (held weakly where it can be: the process's queues must not keep encoders alive)."""
 
     encoder_ref: Callable[[], Encoder | None]
     passes: int = 0  # encoder calls made (for tests and profiles)
@@ -77,17 +80,17 @@ class QuestionBatcher:
         return ask.vec
 
 
-_BATCHERS: weakref.WeakKeyDictionary[Encoder, QuestionBatcher] = weakref.WeakKeyDictionary()
+_BATCHERS: weakref.WeakKeyDictionary[Encoder, EncodeQueue] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def question_batcher(encoder: Encoder) -> QuestionBatcher:
-    """The process's batcher for ``encoder`` (one per loaded encoder, gone with it)."""
+def encode_queue(encoder: Encoder) -> EncodeQueue:
+    """The process's queue for ``encoder`` (one per loaded encoder, gone with it)."""
     with _LOCK:
         try:
             batcher = _BATCHERS.get(encoder)
             if batcher is None:
-                batcher = _BATCHERS[encoder] = QuestionBatcher(weakref.ref(encoder))
+                batcher = _BATCHERS[encoder] = EncodeQueue(weakref.ref(encoder))
         except TypeError:  # not weakly referable (a test double with __slots__): no sharing
-            return QuestionBatcher(lambda: encoder)
+            return EncodeQueue(lambda: encoder)
         return batcher
