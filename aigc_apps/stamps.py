@@ -125,6 +125,13 @@ class Freshness:
             self.loaded = value
             return True
 
+    def peek(self) -> int:
+        """The stamp's value now, nothing marked: for a caller that records what it loaded
+        only once loaded (so that other threads wait for that load instead of answering
+        from the old state), rather than :meth:`check`'s mark-then-reload."""
+        db = self._db if isinstance(self._db, Database) else self._db()
+        return current(db, self.key, table=self.table)
+
     def forget(self) -> None:
         """The reload that :meth:`check` asked for failed: the next check asks again."""
         with self._lock:

@@ -10,11 +10,16 @@ reads the revision again, so the others find the schema made and have nothing to
 - PostgreSQL: a session advisory lock keyed by the version table (the key earlier releases
   took per transaction, so they and this one still wait for each other).
 - In-memory and read-only stores change nothing another process could see: no lock.
+
+Within a process, one thread at a time whatever the store: Alembic keeps the migration
+context in module globals, so two threads opening two stores at once (a server's first
+requests; a background refresh beside a request) would run each other's migrations.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,9 +34,18 @@ except ImportError:  # Windows: no flock; one process per workspace there
     fcntl = None  # type: ignore[assignment]
 
 
+_ALEMBIC = threading.Lock()  # its context is process-global
+
+
 @contextmanager
 def schema_lock(db: Any, schema: Any) -> Iterator[None]:
     """Hold the lock of ``schema``'s store in ``db`` for the block (not re-entrant)."""
+    with _ALEMBIC, _store_lock(db, schema):
+        yield
+
+
+@contextmanager
+def _store_lock(db: Any, schema: Any) -> Iterator[None]:
     if db.engine.dialect.name == "postgresql":
         with advisory_lock(db.engine, zlib.crc32(schema.version_table.encode())):
             yield

@@ -9,8 +9,12 @@ active model, so two workers answer alike:
   they already have are left out unless ``exclude_seen=false``;
 - a user with no events (unknown to the store) gets the popular items, with a ``note``
   saying so: a shop's new visitor is normal, not an error (Gorse does the same);
-- items posted after training are served by their text at once (cold items) and learn their
-  collaborative signal at the next ``aigc recommend train``;
+- a user's list is served from the store's cache (:mod:`.cache`), which every worker shares;
+  an entry is never served after the user's next event or once it holds a withdrawn item;
+- items posted after training are served by their text (cold items): in similar items and
+  steered lists at once, in cached lists at their background refresh (seconds); they learn
+  their collaborative signal at the next ``aigc recommend train``;
+- a withdrawn item (``DELETE /v1/recommend/items/{id}``) is never recommended again;
 - a batch of events that names an item missing from the catalogue is refused whole (404,
   nothing stored); with timestamps, re-posting a batch stores nothing twice.
 
@@ -32,7 +36,7 @@ from aigc_apps.serve.auth import require_scope
 from aigc_apps.serve.deps import app_service
 from aigc_apps.serve.errors import ApiError
 
-from .schemas import Recommendations, SimilarItems, items_out
+from .schemas import Recommendations, SimilarItems, WithdrawnItem, items_out
 
 if TYPE_CHECKING:
     from .service import RecommenderService
@@ -192,8 +196,10 @@ def insert_events(
     dependencies=WRITE,
     summary="Insert or update items",
     description="A JSON array of items, upserted by `item_id` in one transaction; each needs "
-    "a title or a description. New items are recommended by their text from the next "
-    "request on; the next `aigc recommend train` learns who likes them.",
+    "a title or a description. New items are recommended by their text: in similar items and "
+    "steered lists from the next request on, in users' cached lists at their background "
+    "refresh (seconds); the next `aigc recommend train` learns who likes them. Posting a "
+    "withdrawn item lists it again.",
 )
 def insert_items(
     service: RecommenderDep,
@@ -209,3 +215,17 @@ def insert_items(
         updated=report.items_updated,
         unchanged=report.items_unchanged,
     )
+
+
+@router.delete(
+    "/items/{item_id}",
+    response_model=WithdrawnItem,
+    dependencies=WRITE,
+    summary="Withdraw an item",
+    description="The item is never recommended again (nor listed as similar), by any worker, "
+    "from the next request on; cached lists holding it are not served. Its row and events "
+    "stay (history, and the next training's signal). Posting the item again lists it "
+    "again. Unknown item: 404.",
+)
+def withdraw_item(service: RecommenderDep, item_id: ItemId) -> WithdrawnItem:
+    return WithdrawnItem(item_id=item_id, withdrawn=bool(service.withdraw([item_id])))

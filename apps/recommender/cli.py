@@ -173,6 +173,8 @@ def train(
         f"(ranker: {report['ranker']}, {report['ranker_rows']} rows); it is the active model now"
     )
     console.print(f"Saved to {report['path']}")
+    cache = report["cache"]
+    console.print(f"Cached the lists of {cache['users']} users in {cache['seconds']} s")
 
 
 def _print_list(items: list[Recommendation], explain: bool) -> None:
@@ -238,6 +240,27 @@ def similar(
         print_json({**found, "item": item, "similar": found["items"]})  # + 0.1.0's keys
         return
     _print_list(items, False)
+
+
+@app.command()
+def withdraw(
+    items: Annotated[list[str], typer.Argument(help="Item ids.")],
+    db: DbOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Never recommend these items again; their rows and events stay. Posting an item again
+    (POST /v1/recommend/items) lists it again; file ingest leaves it withdrawn."""
+    from .schemas import WithdrawnItem
+
+    with _service(db) as service:
+        newly = set(service.withdraw(items))
+    ids = dict.fromkeys(i.strip() for i in items)
+    out = [WithdrawnItem(item_id=i, withdrawn=i in newly) for i in ids]
+    if json_output:
+        print_json({"items": [o.model_dump(mode="json") for o in out]})
+        return
+    for o in out:
+        console.print(f"{o.item_id}: " + ("withdrawn" if o.withdrawn else "already withdrawn"))
 
 
 @app.command("eval")

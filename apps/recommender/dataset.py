@@ -220,3 +220,9 @@ def load_from_store(
         [event_weight(e[3] or "", e[4], event_weights) for e in events],
     )
     return catalog, log
+
+
+def stored_users(db: Database) -> list[str]:
+    """Every user with stored events, sorted."""
+    with db.session() as s:
+        return list(s.scalars(select(RecEvent.user_id).distinct().order_by(RecEvent.user_id)))

@@ -107,6 +107,8 @@ class Recommender:
         self.config = config or RecommenderConfig()
         self.settings = settings  # the workspace's, for the parts (None: the environment's)
         self.info: dict[str, Any] = {}
+        # indices of withdrawn items (the store's; set by the service): never recommended
+        self.withdrawn = np.zeros(0, np.int64)
 
     # ---------------------------------------------------------------- training
     def fit(
@@ -214,6 +216,9 @@ class Recommender:
         self, ctx: UserContext, exclude: np.ndarray | None, only: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         sig = self.features.signals(ctx)
+        if len(self.withdrawn):
+            gone = self.withdrawn
+            exclude = gone if exclude is None else np.concatenate([exclude, gone])
         cand = self.features.candidates(sig, exclude=exclude, only=only)
         if len(ctx.history):
             scores = self.ranker.score(self.features.matrix(sig, cand))
@@ -316,7 +321,8 @@ class Recommender:
             )
         if not len(history) and not text:
             pop = self.builder.popularity
-            top = pop.top(k, end=float(pop.times[-1]), days=30)
+            top = pop.top(k + len(self.withdrawn), end=float(pop.times[-1]), days=30)
+            top = top[~np.isin(top, self.withdrawn)][:k]
             why = f"unknown user {user!r}" if user is not None else "no history or interest given"
             items = [
                 Recommendation(
@@ -365,6 +371,7 @@ class Recommender:
                 score += p / top
         others = np.flatnonzero(np.isfinite(score))
         others = others[others != j]  # never the item itself, never a non-finite score
+        others = others[~np.isin(others, self.withdrawn)]
         top_idx = others[np.argsort(-score[others], kind="stable")[:k]]
         return [
             Recommendation(self.catalog.ids[i], self.catalog.titles[i], round(float(score[i]), 4))

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from aigc_apps.errors import DataError, NotFoundError
 from aigc_apps.rowparser import clean_text
+from aigc_apps.stamps import bump
 from aigc_apps.store import Database, utcnow
 
 from .ingest import (
@@ -29,7 +30,7 @@ from .ingest import (
     split_tags,
     upsert_items,
 )
-from .store import RecItem
+from .store import CATALOG_STAMP, STAMPS, RecItem
 
 MAX_ID_CHARS = 200  # the width of the id columns
 MAX_TYPE_CHARS = 40
@@ -78,7 +79,44 @@ def add_items(db: Database, items: Sequence[NewItem]) -> IngestReport:
     report = IngestReport()
     with db.session() as s:
         upsert_items(s, rows, report)
+        # posting a withdrawn item again lists it again (file ingest leaves it withdrawn)
+        restored = s.execute(  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+            update(RecItem)
+            .where(RecItem.id.in_(list(rows)), RecItem.withdrawn_at.is_not(None))
+            .values(withdrawn_at=None)
+        ).rowcount
+        if restored and not (report.items_added or report.items_updated):
+            bump(s, CATALOG_STAMP, table=STAMPS)  # upsert_items bumped when rows changed
     return report
+
+
+def withdraw_items(db: Database, item_ids: Sequence[str]) -> list[str]:
+    """Withdraw items (one transaction): never recommended again, until posted again with
+    :func:`add_items`. Their rows and events stay: a shop's history is not rewritten, and
+    the next training still learns from them. Returns the ids newly withdrawn (an item
+    already withdrawn is left as it is); NotFoundError, and nothing changed, for an id the
+    catalogue lacks."""
+    wanted = sorted({_id(i, "item_id") for i in item_ids})
+    if not wanted:
+        raise DataError("no items given")
+    with db.session() as s:
+        found = dict(
+            s.execute(select(RecItem.id, RecItem.withdrawn_at).where(RecItem.id.in_(wanted))).all()
+        )
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFoundError(f"unknown item {missing[0]!r}; nothing was withdrawn")
+        newly = [i for i in wanted if found[i] is None]
+        if newly:
+            s.execute(update(RecItem).where(RecItem.id.in_(newly)).values(withdrawn_at=utcnow()))
+            bump(s, CATALOG_STAMP, table=STAMPS)  # every worker's served model drops them
+    return newly
+
+
+def withdrawn_ids(db: Database) -> set[str]:
+    """Ids of the withdrawn items."""
+    with db.session() as s:
+        return set(s.scalars(select(RecItem.id).where(RecItem.withdrawn_at.is_not(None))))
 
 
 def add_events(db: Database, events: Sequence[NewEvent]) -> IngestReport:

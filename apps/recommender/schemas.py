@@ -39,6 +39,14 @@ class SimilarItems(BaseModel):
     items: list[RecommendedItem]
 
 
+class WithdrawnItem(BaseModel):
+    item_id: str
+    withdrawn: bool = Field(
+        description="True: withdrawn now; false: it already was. Either way it is never "
+        "recommended again, until it is posted again."
+    )
+
+
 def items_out(recs: Sequence[Recommendation]) -> list[RecommendedItem]:
     return [
         RecommendedItem(item_id=r.item_id, title=r.title, score=r.score, reasons=r.reasons)

@@ -2,12 +2,14 @@
 
 Trained models are entries of the core's model registry (app ``recommend``, role
 ``recommender``); serving uses the active one, loaded once per service and loaded again
-when another entry becomes active. Serving reads the user's events from the store on every
-request, so events ingested after training count at once, and items stored after training
-join the served model by their text (:mod:`.live_catalog`) until the next ``train`` learns
-their collaborative signal. Both hold across processes (every worker of ``aigc serve
---workers N``): the state is the store's and the registry's, and generation stamps in each
-say when what a worker holds in memory is out of date (:meth:`RecommenderService.model`).
+when another entry becomes active (:mod:`.serving`). A user's list comes from the store's
+cache (:mod:`.cache`), which an event of the user, a withdrawn item or another active model
+makes stale at once, so events ingested after training count from the next request on;
+items stored after training join the served model by their text (:mod:`.live_catalog`)
+until the next ``train`` learns their collaborative signal. All of it holds across
+processes (every worker of ``aigc serve --workers N``): the state is the store's and the
+registry's, and generation stamps in each say when what a worker holds in memory is out of
+date.
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from aigc_apps.errors import AigcError, ModelNotFoundError
+from aigc_apps.errors import AigcError
 from aigc_apps.lazy import lazy
 from aigc_apps.registry import ModelEntry, ModelRegistry, NameTakenError
 from aigc_apps.service import AppService
 from aigc_apps.settings import Settings
-from aigc_apps.stamps import Freshness
 from aigc_apps.store import Database, utcnow
 
+from .cache import WARM_K, CachedLists, user_history
 from .legacy_models import APP, NAME_PREFIX, ROLE, import_legacy_models, registry_fields
-from .store import CATALOG_STAMP, SCHEMA, STAMPS, RecEvent, counts
+from .serving import ServedModel
+from .store import SCHEMA, counts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["RecommenderService", "TrainingResult"]
 
 VERSION_NAME = re.compile(rf"{NAME_PREFIX}(\d+)")
-EntryKey = tuple[str, str, str]  # name, path, registered at: another value, another model
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,13 @@ class RecommenderService(AppService):
         settings: Settings | None = None,
     ) -> None:
         super().__init__(url, registry=registry, settings=settings)
-        self._loaded: tuple[EntryKey, Recommender] | None = None
-        # the loaded model grown to the store's catalogue, by the loaded model's key
-        self._live: tuple[EntryKey, Recommender] | None = None
-        # generation stamps of what is served (checked before each answer; see model())
-        self._models_fresh = self.registry.freshness(APP)
-        self._catalog_fresh = Freshness(lambda: self.db, CATALOG_STAMP, table=STAMPS)
+        self.served = ServedModel(self.registry, lambda: self.db, self.settings, self.active_entry)
+        self.cache = CachedLists(self.served, lambda: self.db)
+
+    def close(self) -> None:
+        """Stop the cache's background refreshes, then close the store."""
+        self.cache.close()
+        super().close()
 
     @property
     def url(self) -> str | None:
@@ -120,17 +122,33 @@ class RecommenderService(AppService):
 
     def add_items(self, items: Sequence[NewItem]) -> IngestReport:
         """Insert or update catalogue items now (one transaction); served by their text from
-        the next request on, without a retrain (see :mod:`.runtime`)."""
+        the next request on, without a retrain (see :mod:`.runtime`); cached lists take them
+        in at their background refresh."""
         from .runtime import add_items
 
-        return add_items(self.db, items)
+        report = add_items(self.db, items)
+        self.cache.after_catalog_change()
+        return report
+
+    def withdraw(self, item_ids: Sequence[str]) -> list[str]:
+        """Never recommend these items again (until posted again); returns those newly
+        withdrawn. A cached list holding one is not served from then on."""
+        from .runtime import withdraw_items
+
+        newly = withdraw_items(self.db, item_ids)
+        if newly:
+            self.cache.after_catalog_change()
+        return newly
 
     def add_events(self, events: Sequence[NewEvent]) -> IngestReport:
         """Store new events (one transaction; a batch naming an unknown item stores
-        nothing); they steer the user's next recommendations at once."""
+        nothing); they steer the user's next recommendations at once, and their cached
+        lists are ranked again in the background."""
         from .runtime import add_events
 
-        return add_events(self.db, events)
+        report = add_events(self.db, events)
+        self.cache.after_events(str(e.user_id).strip() for e in events)
+        return report
 
     def counts(self) -> dict[str, int]:
         """Items, events and distinct users in the store."""
@@ -170,49 +188,10 @@ class RecommenderService(AppService):
         return self.registry.activate(name)
 
     def model(self) -> Recommender:
-        """The active model, grown to the items stored since it was trained.
-
-        Loaded once and kept. Before each answer two generation stamps (one primary-key
-        SELECT each, :mod:`aigc_apps.stamps`) tell whether another process changed what it
-        serves: the registry's ``models:recommend`` (a model trained, activated, replaced or
-        deleted by any worker or command) and the store's ``catalog`` (items added or
-        changed by any worker or ``aigc recommend ingest``). Only then is the active entry
-        read again (and loaded when it is another) or the model grown to the catalogue.
-        """
-        models_moved = self._models_fresh.check()
-        catalog_moved = self._catalog_fresh.check()
-        live = self._live
-        if live is not None and not models_moved and not catalog_moved:
-            return live[1]
-        with self._lock:
-            try:
-                if models_moved or self._loaded is None:
-                    entry = self.active_entry()
-                    if entry is None:
-                        raise ModelNotFoundError(
-                            "no trained recommender yet; run `aigc recommend train`"
-                        )
-                    key = _entry_key(entry)
-                    if self._loaded is None or self._loaded[0] != key:
-                        self._loaded = (key, _load(entry, self.settings))
-                if catalog_moved or self._live is None or self._live[0] != self._loaded[0]:
-                    self._live = (self._loaded[0], self._grown())
-                return self._live[1]
-            except BaseException:  # what is served was not (fully) reloaded: check again
-                self._models_fresh.forget()
-                self._catalog_fresh.forget()
-                raise
-
-    def _grown(self) -> Recommender:
-        """The loaded model serving the stored catalogue: the live one grown by what changed
-        since (only new or changed items are embedded), else the loaded one."""
-        from .dataset import load_catalog
-        from .live_catalog import with_catalog
-
-        assert self._loaded is not None
-        key, loaded = self._loaded
-        base = self._live[1] if self._live is not None and self._live[0] == key else loaded
-        return with_catalog(base, load_catalog(self.db))
+        """The active model, grown to the items stored since it was trained, withdrawn
+        items masked; loaded once and kept until another process changes what is served
+        (see :mod:`.serving`)."""
+        return self.served.get()
 
     def train(self, config: RecommenderConfig | None = None) -> TrainingResult:
         """Fit on everything in the store, save the model, register it and make it active."""
@@ -247,9 +226,16 @@ class RecommenderService(AppService):
             raise AigcError("could not find a free recommend-<n> name after 20 tries")
         # "version" is deprecated: the number in "name"
         report = {"name": entry.name, "version": version, **report}
-        with self._lock:  # served as fitted: the registry's bump is this very entry
-            self._loaded, self._live = (_entry_key(self.registry.get(entry.name)), model), None
+        self.served.adopt(self.registry.get(entry.name), model)  # served as fitted
+        report["cache"] = self.warm_cache()
         return TrainingResult(entry, model, report)
+
+    def warm_cache(self, k: int = WARM_K) -> dict[str, float]:
+        """Rank and cache every user with events (at ``k``), as training does; returns how
+        many and how long. Only needed after the cache was emptied or ``k`` changed."""
+        from .dataset import stored_users
+
+        return self.cache.warm(stored_users(self.db), k)
 
     # ------------------------------------------------------------------ serving
     def for_user(
@@ -266,6 +252,8 @@ class RecommenderService(AppService):
         ``events`` given), optionally steered by free-text ``interest``; ``explain`` adds
         the reasons. A user with neither history nor interest gets popular items."""
         _check_k(k)
+        if events is None and user is not None and exclude_seen and not interest:
+            return self.cache.for_user(user, k, explain)  # the common request: see .cache
         model = self.model()
         if events is None and user is not None:
             events = self.user_events(user) or None
@@ -329,32 +317,7 @@ def models_dir(settings: Settings) -> Path:
 
 
 def user_events(db: Database, user: str) -> list[tuple[str, float]]:
-    if "\x00" in user:  # no stored id has one (PostgreSQL could not even compare it)
-        return []
-    with db.session() as s:
-        rows = s.execute(
-            select(RecEvent.item_id, RecEvent.ts)
-            .where(RecEvent.user_id == user)
-            .order_by(RecEvent.ts, RecEvent.id)
-        ).all()
-    return [(r[0], float(r[1])) for r in rows]
-
-
-def _entry_key(entry: ModelEntry) -> EntryKey:
-    """What tells a registry entry's model apart (a name re-registered is another model)."""
-    created = entry.created_at.isoformat() if entry.created_at is not None else ""
-    return entry.name, str(entry.path), created
-
-
-def _load(entry: ModelEntry, settings: Settings) -> Recommender:
-    from .recommender import Recommender
-
-    if not entry.path.is_dir():
-        raise ModelNotFoundError(
-            f"recommender model {entry.name!r}: folder {entry.path} is missing; retrain with "
-            "`aigc recommend train` or activate another with `aigc models activate`"
-        )
-    return Recommender.from_pretrained(entry.path, settings=settings)
+    return user_history(db, user)[0]
 
 
 def _check_k(k: int) -> None:

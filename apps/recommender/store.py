@@ -47,6 +47,9 @@ class RecItem(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # set by a withdrawal (DELETE /v1/recommend/items/{id}, ``aigc recommend withdraw``):
+    # the item and its events stay (history and training signal), it is never recommended
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @property
     def tag_list(self) -> list[str]:
@@ -57,7 +60,11 @@ class RecEvent(Base):
     """A user's interaction with an item; ``ts`` is seconds since the Unix epoch (UTC)."""
 
     __tablename__ = "rec_events"
-    __table_args__ = (Index("ix_rec_events_user_ts", "user_id", "ts"),)
+    __table_args__ = (
+        Index("ix_rec_events_user_ts", "user_id", "ts"),
+        # "has this user an event newer than the cached list?" is one index seek
+        Index("ix_rec_events_user_id_id", "user_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(200), index=True)
@@ -69,6 +76,22 @@ class RecEvent(Base):
     rating: Mapped[float | None] = mapped_column(Float, nullable=True)
     ts: Mapped[float] = mapped_column(Float)
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RecCacheEntry(Base):
+    """A user's top-``k`` as last computed (see :mod:`.cache`): the items with scores and
+    reasons as JSON, and what they were computed from (the model, the catalogue's generation,
+    the user's newest event), so a reader can tell a stale entry without a second query."""
+
+    __tablename__ = "rec_cache"
+
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    k: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(64))
+    catalog_gen: Mapped[int] = mapped_column(Integer)
+    last_event_id: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[float] = mapped_column(Float)
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class RecModel(Base):

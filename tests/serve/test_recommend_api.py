@@ -140,6 +140,8 @@ def test_items_posted_after_training_are_served_by_their_text(
     assert trained.post("/v1/recommend/items", json=[item]).json()["added"] == 1
     similar = ids(trained.get("/v1/recommend/items/jazz-new/similar", params={"k": 5}))
     assert len(similar) == 5 and all(i.startswith("jazz-") for i in similar)
+    # cached lists take it in at their background refresh (apps.recommender.cache)
+    assert trained.app.state.services["recommend"].cache.refresher.wait(timeout=60)
     recs = trained.get(RECS.format("user2"), params={"k": 10}).json()["items"]  # a jazz fan
     new = [r for r in recs if r["item_id"] == "jazz-new"]
     assert new and any("new item" in why for why in new[0]["reasons"])
@@ -302,6 +304,7 @@ def test_junk_items_stay_out_but_a_similar_new_item_gets_in_with_a_true_reason(
         "tags": ["fantasy", "novel", "dragons", "magic", "book"],
     }
     assert client.post("/v1/recommend/items", json=[new]).json()["added"] == 1
+    assert client.app.state.services["recommend"].cache.refresher.wait(timeout=60)  # cached lists
     items = top5()
     assert [i["item_id"] for i in items if not i["item_id"].startswith("fan-")] == [], items
     cold = next(i for i in items if i["item_id"] == "fan-new")  # cold start kept
