@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aigc_apps.errors import AigcError
+
 DEFAULT_HOME = Path(".aigc")
 DEFAULT_ENCODER = "minilm-l6"
 SUPPORT_ENCODER = "mpnet-base"
@@ -42,6 +44,9 @@ class Settings:
     models_cache: Path | None = None
     vector_backend: str = "faiss"
     store_urls: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # how long a user's cached recommendations are served at most (0: no cache); events and
+    # withdrawn items make an entry stale at once whatever this says
+    recommend_cache_ttl: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +61,7 @@ class Settings:
             models_cache=Path(env["AIGC_MODELS_DIR"]) if env.get("AIGC_MODELS_DIR") else None,
             vector_backend=(env.get("AIGC_VECTOR_BACKEND") or "faiss").strip().lower(),
             store_urls=store_urls_from_env(env),
+            recommend_cache_ttl=_seconds(env, "AIGC_RECOMMEND_CACHE_TTL", 24 * 3600.0),
         )
 
     @property
@@ -148,3 +154,17 @@ def sample_data_dir() -> Path:
 def get_settings() -> Settings:
     """Current settings, freshly read from the environment."""
     return Settings.from_env()
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration in seconds from ``env[name]`` (unset: ``default``), or a one-line error."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise AigcError(f"{name} must be a number of seconds >= 0, got {raw!r}")
+    return value

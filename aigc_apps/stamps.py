@@ -40,6 +40,7 @@ from sqlalchemy import (
     column,
     select,
     table,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -111,6 +112,8 @@ class Freshness:
         self.table = table
         self.loaded: int | None = None  # None: nothing loaded yet
         self._lock = threading.Lock()
+        # built once: per request, building and keying a select costs more than running it
+        self._query = text(f"SELECT value FROM {table} WHERE key = :key").bindparams(key=key)
 
     def check(self) -> bool:
         """True when the state must be (re)loaded: the first time, and whenever the stamp
@@ -130,7 +133,9 @@ class Freshness:
         only once loaded (so that other threads wait for that load instead of answering
         from the old state), rather than :meth:`check`'s mark-then-reload."""
         db = self._db if isinstance(self._db, Database) else self._db()
-        return current(db, self.key, table=self.table)
+        with db.engine.connect() as conn:
+            value = conn.execute(self._query).scalar()
+        return int(value) if value is not None else 0
 
     def forget(self) -> None:
         """The reload that :meth:`check` asked for failed: the next check asks again."""

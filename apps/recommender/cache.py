@@ -36,7 +36,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, delete, exists, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aigc_apps.store import Database
@@ -97,22 +97,21 @@ class RecommendationCache:
     def __init__(self, db: Callable[[], Database], ttl_s: float = DEFAULT_TTL_S) -> None:
         self._db = db
         self.ttl_s = ttl_s
-        newer = exists().where(
-            RecEvent.user_id == _entries.c.user_id, RecEvent.id > _entries.c.last_event_id
+        # one statement, built once (building and keying a select per request costs more
+        # than the indexed read itself): the entry, and whether an event came after it
+        self._read = text(
+            "SELECT c.model_key, c.catalog_gen, c.computed_at, c.payload, EXISTS ("
+            " SELECT 1 FROM rec_events e WHERE e.user_id = c.user_id"
+            " AND e.id > c.last_event_id) FROM rec_cache c WHERE c.user_id = :user AND c.k = :k"
         )
-        self._read = select(
-            _entries.c.model_key, _entries.c.catalog_gen, _entries.c.computed_at,
-            _entries.c.payload, newer,
-        )  # fmt: skip
 
     def read(self, user: str, k: int, model: str) -> Entry | None:
         """The entry of ``(user, k)`` if it was ranked by ``model``, no event of the user came
         after it, and it has not expired; else None."""
         if self.ttl_s <= 0 or "\x00" in user:
             return None
-        query = self._read.where(_entries.c.user_id == user, _entries.c.k == k)
         with self._db().engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._read, {"user": user, "k": k}).first()
         if row is None or row[0] != model or row[4] or row[2] < time.time() - self.ttl_s:
             return None
         from .recommender import Recommendation

@@ -79,7 +79,9 @@ class RecommenderService(AppService):
     ) -> None:
         super().__init__(url, registry=registry, settings=settings)
         self.served = ServedModel(self.registry, lambda: self.db, self.settings, self.active_entry)
-        self.cache = CachedLists(self.served, lambda: self.db)
+        self.cache = CachedLists(
+            self.served, lambda: self.db, ttl_s=self.settings.recommend_cache_ttl
+        )
 
     def close(self) -> None:
         """Stop the cache's background refreshes, then close the store."""

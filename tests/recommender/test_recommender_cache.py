@@ -139,3 +139,22 @@ def _users(service: RecommenderService) -> list[tuple[str, int]]:
     from apps.recommender.dataset import stored_users
 
     return [(u, WARM_K) for u in stored_users(service.db)]
+
+
+def test_a_cache_ttl_of_zero_ranks_every_request(
+    tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aigc_apps.errors import AigcError
+    from aigc_apps.settings import Settings
+
+    monkeypatch.setenv("AIGC_HOME", str(tmp_path))
+    monkeypatch.setenv("AIGC_RECOMMEND_CACHE_TTL", "0")
+    with RecommenderService.from_settings(Settings.from_env()) as service:
+        service.ingest(sample_dir / "items.csv", sample_dir / "events.csv")
+        service.train(fast())
+        assert service.cache.store.size() == 0
+        assert ranked(service, lambda: service.for_user("u01", k=WARM_K))
+        assert ranked(service, lambda: service.for_user("u01", k=WARM_K))
+    monkeypatch.setenv("AIGC_RECOMMEND_CACHE_TTL", "a day")
+    with pytest.raises(AigcError, match="AIGC_RECOMMEND_CACHE_TTL must be a number of seconds"):
+        Settings.from_env()
