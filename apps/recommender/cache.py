@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
+from aigc_apps.errors import AigcError
 from aigc_apps.store import Database
 
 from .store import RecCacheEntry, RecEvent
@@ -259,7 +261,10 @@ class CachedLists:
         events, last_event_id = user_history(self._db(), user)
         result = model.recommend(user, k=k, events=events or None, explain=True)
         if events:  # a user without events gets the popular items: no entry per visitor
-            self.store.write(user, k, key, catalog_gen, last_event_id, result)
+            try:
+                self.store.write(user, k, key, catalog_gen, last_event_id, result)
+            except (AigcError, SQLAlchemyError):  # a busy or read-only store: answer anyway
+                log.warning("could not cache the list of %r", user, exc_info=True)
         return result
 
     def warm(self, users: Iterable[str], k: int = WARM_K) -> dict[str, float]:

@@ -158,3 +158,20 @@ def test_a_cache_ttl_of_zero_ranks_every_request(
     monkeypatch.setenv("AIGC_RECOMMEND_CACHE_TTL", "a day")
     with pytest.raises(AigcError, match="AIGC_RECOMMEND_CACHE_TTL must be a number of seconds"):
         Settings.from_env()
+
+
+def test_a_store_that_cannot_take_the_entry_still_answers(
+    workers: tuple[RecommenderService, RecommenderService], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    _, b = workers
+
+    def locked(*args: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(b.cache.store, "write", locked)
+    b.add_events([NewEvent("u05", ids(b, "u05")[0], "view")])  # its entry is stale now
+    assert ids(b, "u05") == on_the_spot(b, "u05")
+    assert "could not cache the list of 'u05'" in caplog.text
