@@ -48,8 +48,9 @@ def per_user(
     scored on the same users can be compared pairwise (see ``apps.recommender.selection``)."""
     if len(ranked) != len(targets):
         raise ValueError(f"need one ranking per target (got {len(ranked)}, {len(targets)})")
-    ranks = np.array([rank_of(list(r)[:k], t) for r, t in zip(ranked, targets, strict=True)],
-                     dtype=np.int64)
+    ranks = np.array(
+        [rank_of(list(r)[:k], t) for r, t in zip(ranked, targets, strict=True)], dtype=np.int64
+    )
     gains = np.where(ranks > 0, 1.0 / np.log2(np.maximum(ranks, 1) + 1), 0.0)
     return {f"hit@{k}": (ranks > 0).astype(np.float64), f"ndcg@{k}": gains}
 

@@ -53,7 +53,10 @@ class Decision:
 
 
 def rule_text(
-    metric: str = "NDCG@10", resamples: int = 2000, level: float = 0.95, seed: int = 0,
+    metric: str = "NDCG@10",
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
     cost_margin: float = 0.1,
 ) -> str:
     """The rule of :func:`decide` in one paragraph, with its settings (printed before a run)."""
@@ -73,8 +76,9 @@ def paired_bootstrap_interval(
     """Percentile interval of ``mean(a - b)`` over users resampled with replacement."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"need two equal-length, non-empty per-user arrays (got {a.shape}, "
-                         f"{b.shape})")
+        raise ValueError(
+            f"need two equal-length, non-empty per-user arrays (got {a.shape}, {b.shape})"
+        )
     if resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1 (got {resamples}, {level})")
     diff = a - b
@@ -88,16 +92,23 @@ def paired_bootstrap_interval(
 
 
 def decide(
-    first: Alternative, second: Alternative, *, resamples: int = 2000, level: float = 0.95,
-    seed: int = 0, cost_margin: float = 0.1,
+    first: Alternative,
+    second: Alternative,
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    cost_margin: float = 0.1,
 ) -> Decision:
     """Apply the module's rule to two alternatives (``first`` is the incumbent)."""
     if not 0 <= cost_margin < 1:
         raise ValueError(f"cost_margin must be in [0, 1) (got {cost_margin})")
-    lo, hi = paired_bootstrap_interval(first.scores, second.scores, resamples=resamples,
-                                       level=level, seed=seed)
-    mean = float(np.mean(np.asarray(first.scores, np.float64) - np.asarray(second.scores,
-                                                                            np.float64)))
+    lo, hi = paired_bootstrap_interval(
+        first.scores, second.scores, resamples=resamples, level=level, seed=seed
+    )
+    mean = float(
+        np.mean(np.asarray(first.scores, np.float64) - np.asarray(second.scores, np.float64))
+    )
     higher = second.name if mean < 0 else first.name
     if lo > 0 or hi < 0:
         return Decision(higher, "better", mean, (lo, hi), tied=False)
