@@ -188,6 +188,7 @@ def recommender(args: argparse.Namespace) -> dict[str, Any]:
             "inner_validation": model.info.get("inner_validation"),
             "timings_shared_machine": model.info.get("timings"),
             "cost_seconds_shared_machine": costs[name],
+            "train_cpu_seconds": model.info.get("train_cpu_seconds"),
         }
         _say(args, name, out["alternatives"][name])
     only_lora = int((hits["lora"] & ~hits["full"]).sum())
