@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from aigc_apps.metrics import coverage, hit_rate, ndcg
+from aigc_apps.metrics import coverage, hit_rate, ndcg, rank_of
 
 from .collaborative import EASE, Popularity
 from .dataset import Catalog, Interactions
@@ -37,6 +37,22 @@ def metrics(
         "coverage": round(coverage(ranked, n_items, k), 4),
         "users": len(targets),
     }
+
+
+def per_user(
+    ranked: Sequence[Any], targets: Sequence[int] | np.ndarray, k: int = 10
+) -> dict[str, np.ndarray]:
+    """Each user's hit@k (0/1) and NDCG@k, in ``targets`` order.
+
+    Their means are :func:`metrics`' HR@k and NDCG@k; kept per user so that two models
+    scored on the same users can be compared pairwise (see ``apps.recommender.selection``)."""
+    if len(ranked) != len(targets):
+        raise ValueError(f"need one ranking per target (got {len(ranked)}, {len(targets)})")
+    ranks = np.array(
+        [rank_of(list(r)[:k], t) for r, t in zip(ranked, targets, strict=True)], dtype=np.int64
+    )
+    gains = np.where(ranks > 0, 1.0 / np.log2(np.maximum(ranks, 1) + 1), 0.0)
+    return {f"hit@{k}": (ranks > 0).astype(np.float64), f"ndcg@{k}": gains}
 
 
 def _top(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
@@ -96,6 +112,8 @@ def run_evaluation(
     """Fit with ``fit(catalog, train)`` (returns a recommender) and report the protocol's figures.
 
     The recommender must offer ``rank_history(history, times, k, exclude) -> item indices``.
+    ``_model`` and ``_split`` come back too (pop them before printing): ranking the split's
+    users again with ``_rank_users`` gives :func:`per_user` scores for paired comparisons.
     """
     split = leave_last_out(log)
     report: dict[str, Any] = {
