@@ -48,10 +48,12 @@ InterestOpt = Annotated[
 ]
 PairsOpt = Annotated[int, typer.Option(min=1, help="Training pairs for the interest model.")]
 LoraOpt = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--interest-lora/--interest-full",
-        help="Tune the interest encoder through LoRA adapters (default) or all its weights.",
+        help="Tune the interest encoder through LoRA adapters or all its weights (default: "
+        "the library's InterestConfig, chosen on validation; LoRA when --lora-* is given).",
+        show_default=False,
     ),
 ]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=500, help="How many items.")]
@@ -67,7 +69,7 @@ def _config(
     encoder: str | None,
     interest: bool,
     pairs: int,
-    lora: bool,
+    lora: bool | None,
     lora_r: int | None,
     lora_alpha: int | None,
     lora_dropout: float | None,
@@ -81,7 +83,10 @@ def _config(
         "lora_alpha": lora_alpha,
         "lora_dropout": lora_dropout,
     }
-    if not (interest and lora) and any(value is not None for value in knobs.values()):
+    shaped = any(value is not None for value in knobs.values())
+    if lora is None:  # the library's default, so that the CLI trains what the SDK trains
+        lora = shaped or InterestConfig().lora
+    if not (interest and lora) and shaped:
         raise AigcError(
             "--lora-r, --lora-alpha and --lora-dropout shape the LoRA interest model; "
             "they do not go with --interest-full or --no-interest-model"
@@ -151,7 +156,7 @@ def train(
     encoder: EncoderOpt = None,
     interest_model: InterestOpt = True,
     interest_pairs: PairsOpt = 3000,
-    interest_lora: LoraOpt = True,
+    interest_lora: LoraOpt = None,
     lora_r: LoraROpt = None,
     lora_alpha: LoraAlphaOpt = None,
     lora_dropout: LoraDropoutOpt = None,
@@ -268,7 +273,7 @@ def evaluate(
     encoder: EncoderOpt = None,
     interest_model: InterestOpt = True,
     interest_pairs: PairsOpt = 3000,
-    interest_lora: LoraOpt = True,
+    interest_lora: LoraOpt = None,
     lora_r: LoraROpt = None,
     lora_alpha: LoraAlphaOpt = None,
     lora_dropout: LoraDropoutOpt = None,

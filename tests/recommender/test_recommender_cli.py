@@ -219,3 +219,18 @@ def test_status_loads_no_model_library(tmp_path: Path, workspace: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_train_options_default_to_what_the_sdk_trains() -> None:
+    """`aigc recommend train` used to tune LoRA while InterestConfig() tuned every weight."""
+    from apps.recommender.cli import _config
+    from apps.recommender.interest import InterestConfig
+
+    plain = _config(None, True, 100, None, None, None, None).interest
+    assert plain is not None and plain.lora == InterestConfig().lora
+    shaped = _config(None, True, 100, None, 4, None, None).interest
+    assert shaped is not None and shaped.lora and shaped.lora_r == 4
+    full = _config(None, True, 100, False, None, None, None).interest
+    assert full is not None and not full.lora
+    with pytest.raises(AigcError, match="do not go with --interest-full"):
+        _config(None, True, 100, False, 4, None, None)
