@@ -326,10 +326,11 @@ class SentimentModel:
         folder = Path(adapter_dir)
         model = cls(TextClassifier.from_pretrained(folder), name or folder.name,
                     topic_dir=topic_dir, normalize=NormalizeConfig.from_pretrained(folder))
-        if wanted_precision(full_precision) == "full" or model.classifier.device.type != "cpu":
+        wanted = wanted_precision(full_precision)
+        if wanted == "full" or model.classifier.device.type != "cpu":
             return model
         decision = read_decision(folder)
-        if decision is None or not decision.use_int8:
+        if decision is None or not (decision.use_int8 or wanted == "int8"):
             return model
         return model.with_network(load_int8(model.classifier.model, folder))
 

@@ -17,7 +17,8 @@ in the model folder (:data:`INT8_INFO`) and in the registry entry's ``info["int8
 ``aigc sentiment models --json`` shows what was decided and why. The int8 weights are
 saved beside the trained ones (:data:`INT8_WEIGHTS`), so what scores is what was validated.
 ``AIGC_SENTIMENT_PRECISION=full`` (or ``full_precision=True`` when loading) forces full
-precision; on a GPU the full-precision model always scores (int8 kernels are CPU ones).
+precision, ``=int8`` the saved int8 weights (to measure them where the rule said no); on a
+GPU the full-precision model always scores (int8 kernels are CPU ones).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ INT8_WEIGHTS = "int8_weights.pt"
 INT8_INFO = "int8.json"
 MAX_F1_DROP = 0.005  # 0.5 macro-F1 points
 PRECISION_ENV = "AIGC_SENTIMENT_PRECISION"
-PRECISIONS = ("auto", "full")
+PRECISIONS = ("auto", "full", "int8")
 
 
 def quantize(model: Any) -> Any:
@@ -103,7 +104,8 @@ def read_decision(folder: Path) -> Int8Decision | None:
 
 def wanted_precision(full_precision: bool | None = None) -> str:
     """``full`` when asked for (argument, else ``AIGC_SENTIMENT_PRECISION``), else ``auto``:
-    int8 where the saved rule chose it."""
+    int8 where the saved rule chose it; ``int8`` (the setting only) scores with the saved
+    int8 weights whatever the rule said, to measure them."""
     if full_precision is not None:
         return "full" if full_precision else "auto"
     value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"

@@ -110,6 +110,9 @@ def test_a_decision_against_int8_loads_full_precision(trained: tuple[Path, dict]
     worse = info["validation_macro_f1_full"] - 2 * MAX_F1_DROP
     (copy / INT8_INFO).write_text(json.dumps(info | {"validation_macro_f1_int8": worse}))
     assert SentimentModel.from_pretrained(copy).precision == "full"
+    with pytest.MonkeyPatch.context() as env:  # forced, to measure it: int8 all the same
+        env.setenv(PRECISION_ENV, "int8")
+        assert SentimentModel.from_pretrained(copy).precision == "int8"
     (copy / INT8_WEIGHTS).unlink()  # a model from before int8: full precision, no error
     (copy / INT8_INFO).write_text(json.dumps(info | {"validation_macro_f1_int8": 1.0}))
     assert SentimentModel.from_pretrained(copy).precision == "full"
