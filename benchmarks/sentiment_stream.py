@@ -40,7 +40,7 @@ documents, embedding topics halved ingest throughput (keywords only 45/s, with e
 22-25/s on a loaded machine; FPB 33 against 17); forward passes were 95% of the time and
 alert checks a few percent. What grew with the store: the dedup query looked records up by
 ``text_hash`` alone, a scan of the whole ``(source, text_hash)`` index per batch; it now
-reads by both columns. So the fixes: int8 weights for the classifier (about 1.7x its
+reads by both columns. So the fixes: int8 weights for the classifier (about 1.5x its
 pass), the dedup lookup, and ``--threads`` for workers sharing a machine.
 """
 

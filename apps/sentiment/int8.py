@@ -5,7 +5,8 @@ Why: scoring is most of a stream worker's time (two MiniLM passes per document, 
 classifier's and the topic encoder's), and int8 weights make the classifier's linear
 layers (about 70% of a forward pass) cheaper on CPUs. Dynamic quantization
 (``torch.ao.quantization.quantize_dynamic``: int8 weights, activations quantized per batch)
-scored the stream benchmark's headlines 1.6-1.9x faster than float32 on 2 shared cores.
+scored the stream benchmark's headlines 1.2-2.0x as fast as float32 (median of interleaved
+runs about 1.5x) on 2 cores shared with other jobs, 2026-12-07.
 An ONNX export run by ONNX Runtime with int8 weights was faster still on the same texts
 (about 1.4x the torch int8 scorer), but needs two more packages (``onnx``,
 ``onnxruntime``) and an export step; it is measured in the issue's report, not shipped.
