@@ -162,6 +162,8 @@ def main() -> None:
     out["app_model"] = {
         "validation": _metrics(y["val"], lo_va), "test": _metrics(y["test"], lo_te),
         "train_seconds": round(report.train_seconds, 1),
+        "scorer": model.precision,  # what scored test and throughput: the rule's choice
+        "int8": report.int8,  # validation (the rule) and test figures, full and int8
         "settings": {"base": args.base, "epochs": args.epochs, "lr": args.lr, "r": args.r,
                      "targets": args.targets or "default",
                      "max_length": args.max_length, "batch_size": args.batch_size},

@@ -327,6 +327,8 @@ def app_model(sources: list[LabelledData], norm: NormalizeConfig, args: argparse
             "sources": {k: {m: v[m] for m in ("rows", "weight", "epoch_rows", "repeats")}
                         for k, v in per.items()},
             "train_seconds": round(report.train_seconds, 1),
+            "scorer": model.precision,  # what scored test and throughput: the rule's choice
+            "int8": report.int8,  # validation (the rule) and test figures, full and int8
             "settings": {"base": args.base, "epochs": epochs, "max_steps": args.max_steps,
                          "lr": args.lr, "lora_r": rank, "balance": args.balance,
                          "max_length": args.max_length, "batch_size": args.batch_size},

@@ -22,8 +22,26 @@ Then, on the same N distinct synthetic headlines (``apps.sentiment.synthetic``):
   omits that commit, a few ms). Under a burst, latency is mostly time queued in the stream.
 
 Torch threads: each process gets ``OMP_NUM_THREADS = cores // processes`` (2 cores: one
-worker 2 threads, two workers 1 thread each; ingest 2). Target: >= 150 documents/s with one
-worker. The machine's cores may be shared with other jobs; the load average is printed.
+worker 2 threads, two workers 1 thread each; ingest 2), and each worker ``--threads`` the
+same. Target: >= 150 documents/s with one worker. The machine's cores may be shared with
+other jobs; the load average is printed. The model scores with the precision its saved
+rule chose (``scorer`` in the output: int8 when its validation macro-F1 is within 0.5
+points of full precision's, :mod:`apps.sentiment.int8`); ``--precision full|int8`` forces
+one (the model trained here on 30 steps of the sample set fails the rule: measure its int8
+speed with ``--precision int8``).
+
+Why this ingest ran at 84 documents/s when ``sentiment_sources.py`` ingested FPB/TFNS texts
+at 241/s (profiled with cProfile on 1,024 documents of each, 2026-12-07): not text length
+(these headlines are shorter: 23 tokens on average against FPB's 31) and not threads (2
+in both). That 241/s is an ``Ingester`` with keyword topics only and no alert rules; here
+``aigc sentiment ingest`` also matches topics by embedding, which is a second MiniLM forward
+pass per document through the topic encoder, and runs the alert rules. On the same
+documents, embedding topics halved ingest throughput (keywords only 45/s, with embeddings
+22-25/s on a loaded machine; FPB 33 against 17); forward passes were 95% of the time and
+alert checks a few percent. What grew with the store: the dedup query looked records up by
+``text_hash`` alone, a scan of the whole ``(source, text_hash)`` index per batch; it now
+reads by both columns. So the fixes: int8 weights for the classifier (about 1.5x its
+pass), the dedup lookup, and ``--threads`` for workers sharing a machine.
 """
 
 from __future__ import annotations
@@ -175,6 +193,22 @@ def train_model(log: Callable[[str], None], steps: int) -> float:
     return seconds
 
 
+def scorer_precision(model: str) -> dict[str, Any]:
+    """Which weights score (``int8`` or ``full``) and the validation figures behind it."""
+    from aigc_apps.registry import ModelRegistry
+    from apps.sentiment.int8 import wanted_precision
+
+    registry = ModelRegistry()
+    try:
+        decision = registry.get(model).info.get("int8") or {}
+    finally:
+        registry.close()
+    wanted = wanted_precision()
+    chosen = "int8" if decision and (wanted == "int8" or
+                                     (wanted == "auto" and decision.get("use_int8"))) else "full"
+    return {"precision": chosen, "rule": decision or None}
+
+
 def child_env(threads: int, redis_url: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
             "AIGC_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
@@ -233,7 +267,7 @@ def run_workers(workers: int, texts: list[str], warm: list[str], url: str, model
     procs = [subprocess.Popen(
         [sys.executable, "-m", "aigc_apps.cli", "sentiment", "work", "--stream", stream,
          "--group", group, "--consumer", f"w{k}", "--batch", str(batch), "--model", model,
-         "--db", url, "--json"],
+         "--db", url, "--threads", str(threads), "--json"],
         env=child_env(threads, redis_url), stdout=subprocess.PIPE, stderr=logs[k],
         text=True) for k in range(workers)]
     reports: list[dict[str, Any]] = []
@@ -316,6 +350,12 @@ def print_table(out: dict[str, Any], stderr: bool = False) -> None:
                       f"{r['latency_p50_s']}", f"{r['latency_p95_s']}")
     console = Console(stderr=stderr)
     console.print(table)
+    scorer = out.get("scorer") or {}
+    rule = scorer.get("rule") or {}
+    if scorer:
+        console.print(f"scorer: {scorer['precision']} (validation macro-F1 full "
+                      f"{rule.get('validation_macro_f1_full', '-')}, int8 "
+                      f"{rule.get('validation_macro_f1_int8', '-')})")
     for line in out["verdicts"]:
         console.print(line)
 
@@ -334,8 +374,11 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=30, help="training steps of the model")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     ap.add_argument("--redis", default=None, help="Redis URL (default AIGC_REDIS_URL or local)")
+    ap.add_argument("--precision", choices=("auto", "full", "int8"), default="auto",
+                    help="auto: what the model's saved rule chose; full or int8: forced")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args()
+    os.environ["AIGC_SENTIMENT_PRECISION"] = args.precision  # read by every process started
     n = args.n or (2000 if args.quick else 20000)
     say: Callable[[str], None] = (lambda s: print(s, file=sys.stderr)) if args.json else print
 
@@ -358,6 +401,7 @@ def main() -> None:
         if args.model is None:
             os.environ["AIGC_HOME"] = str(home)
             out["train_seconds"] = round(train_model(say, args.train_steps), 1)
+        out["scorer"] = scorer_precision(model)
         texts = make_texts(n + 64 * max(counts))
         docs, warm = texts[:n], texts[n:]
         with fresh_store(args.db, home, "ingest") as url:

@@ -31,6 +31,7 @@ from aigc_apps.settings import Settings, get_settings
 
 from .constants import APP
 from .evaluation import EvalReport, LabelledData, evaluate_predictions
+from .int8 import decide_int8, load_int8, read_decision, save_int8, wanted_precision
 from .normalize import DEFAULT_NORMALIZE, NormalizeConfig
 from .registry import (
     INFO_FILE,
@@ -225,6 +226,9 @@ def train_sentiment(
     model = SentimentModel.from_pretrained(out_dir, name=name)
     val, val_by = evaluate_sources(model, sources, "validation")
     test, test_by = evaluate_sources(model, sources, "test")
+    int8 = decide_int8(model, sources, val, (test, test_by))
+    if int8 is not None:  # saved with the trained model; the rule decides if it scores
+        save_int8(int8[0], out_dir, int8[1])
     per_source = [SourceReport(s.name, s.path, s.counts(), m, s.validation_carved, v, t)
                   for s, m, v, t in zip(sources, mix, val_by, test_by, strict=False)]
     topic: TopicRun | None = None
@@ -237,6 +241,7 @@ def train_sentiment(
         counts=whole.counts(), skipped=whole.skipped,
         topic_model=topic.name if topic else None, topic_test=topic.test if topic else None,
         sources=per_source, normalization=norm.to_dict(),
+        int8=int8[1].to_dict() if int8 is not None else None,
     )
     register_trained(report, topic, registry, settings)
     return report
@@ -267,14 +272,16 @@ class SentimentModel:
     Columns of :meth:`predict_proba` always follow :data:`LABELS`, whatever label names or
     order the model was trained with; a class it never saw gets probability 0. Texts go
     through the model's own ``normalize`` config first (None, as for models saved before
-    normalisation existed: raw text).
+    normalisation existed: raw text). ``precision`` says which weights score: ``full``, or
+    ``int8`` where the rule saved with the model chose them (:mod:`apps.sentiment.int8`).
     """
 
     def __init__(self, classifier: Any, name: str, topic_classifier: Any = None, *,
                  topic_dir: str | Path | None = None,
-                 normalize: NormalizeConfig | None = None) -> None:
+                 normalize: NormalizeConfig | None = None, precision: str = "full") -> None:
         self.classifier = classifier
         self.name = name
+        self.precision = precision
         self.normalize = normalize
         self._topic_classifier = topic_classifier
         self.topic_dir = Path(topic_dir) if topic_dir else None
@@ -297,17 +304,40 @@ class SentimentModel:
     def topic_classifier(self, value: Any) -> None:
         self._topic_classifier = value
 
-    @classmethod
-    def from_pretrained(cls, adapter_dir: str | Path, name: str | None = None,
-                        topic_dir: str | Path | None = None) -> SentimentModel:
+    def with_network(self, network: Any, precision: str = "int8") -> SentimentModel:
+        """The same model (labels, tokenizer, normalisation, topics) scoring with another
+        network of the same architecture (its int8 copy), on the CPU."""
         from aigc_apps.finetune import TextClassifier
 
-        return cls(TextClassifier.from_pretrained(adapter_dir), name or Path(adapter_dir).name,
-                   topic_dir=topic_dir, normalize=NormalizeConfig.from_pretrained(adapter_dir))
+        clf = self.classifier
+        return SentimentModel(
+            TextClassifier(network, clf.tokenizer, clf.labels, max_length=clf.max_length,
+                           device="cpu"), self.name, self._topic_classifier,
+            topic_dir=self.topic_dir, normalize=self.normalize, precision=precision)
+
+    @classmethod
+    def from_pretrained(cls, adapter_dir: str | Path, name: str | None = None,
+                        topic_dir: str | Path | None = None,
+                        full_precision: bool | None = None) -> SentimentModel:
+        """The model in ``adapter_dir``, with int8 weights where the rule saved with it
+        chose them, unless ``full_precision`` (None: ``AIGC_SENTIMENT_PRECISION=full``)."""
+        from aigc_apps.finetune import TextClassifier
+
+        folder = Path(adapter_dir)
+        model = cls(TextClassifier.from_pretrained(folder), name or folder.name,
+                    topic_dir=topic_dir, normalize=NormalizeConfig.from_pretrained(folder))
+        wanted = wanted_precision(full_precision)
+        if wanted == "full" or model.classifier.device.type != "cpu":
+            return model
+        decision = read_decision(folder)
+        if decision is None or not (decision.use_int8 or wanted == "int8"):
+            return model
+        return model.with_network(load_int8(model.classifier.model, folder))
 
     @classmethod
     def load(cls, name: str | None = None, with_topics: bool = True,
-             registry: ModelRegistry | None = None) -> SentimentModel:
+             registry: ModelRegistry | None = None,
+             full_precision: bool | None = None) -> SentimentModel:
         """A registered model by name, or the active sentiment model of the registry."""
         from aigc_apps.registry import ModelRegistry
 
@@ -318,7 +348,7 @@ class SentimentModel:
         finally:
             if registry is None:
                 reg.close()
-        return cls.from_pretrained(entry.path, entry.name, topic_dir)
+        return cls.from_pretrained(entry.path, entry.name, topic_dir, full_precision)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Batches of 32 (the core's default): on 2 CPU cores, MiniLM scores a 256-text

@@ -265,13 +265,17 @@ class Ingester:
         """Drop records already stored or repeated inside the batch, by the identity rule of
         :mod:`apps.sentiment.store` (the same keys its unique constraints enforce)."""
         hashes = {r.text_hash for r in batch}
+        sources = {r.source for r in batch}
         ids = {r.ext_id for r in batch if r.ext_id is not None}
         seen: set[IdentityKey] = set()
         with self.db.session() as s:
+            # by (source, text_hash), the unique index's columns in its order: text_hash
+            # alone scanned the whole index, a cost per batch that grew with the store
             seen.update(
                 ("text", source, text_hash)
                 for source, text_hash in s.execute(
-                    select(Record.source, Record.text_hash).where(Record.text_hash.in_(hashes))
+                    select(Record.source, Record.text_hash).where(
+                        Record.source.in_(sources), Record.text_hash.in_(hashes))
                 )
             )
             if ids:

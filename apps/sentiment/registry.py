@@ -66,6 +66,8 @@ def _info(report: TrainReport) -> dict[str, Any]:
     """The entry's ``info``: the topic link and, for a multi-source model, each source's
     sampling weight and epoch rows (what ``aigc models`` shows of how it was trained)."""
     info: dict[str, Any] = {"topic_model": report.topic_model}
+    if report.int8 is not None:  # both validation macro-F1s and whether int8 scores
+        info["int8"] = report.int8
     if report.sources:
         info["sources"] = {s.name: s.mix.to_dict() for s in report.sources}
         info["selection"] = "validation macro-F1, mean over sources"
@@ -76,6 +78,8 @@ def model_summary(entry: ModelEntry) -> dict[str, Any]:
     """An entry as ``aigc sentiment models --json`` has always shown it, plus ``active``
     (and, for a model trained on several sources, each source's sampling weight)."""
     extra = {"sources": entry.info["sources"]} if entry.info.get("sources") else {}
+    if entry.info.get("int8"):
+        extra["int8"] = entry.info["int8"]
     return extra | {
         "name": entry.name,
         "base": entry.base,

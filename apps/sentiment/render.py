@@ -71,13 +71,15 @@ def confusion_table(report: EvalReport) -> Table:
 
 def models_table(entries: Sequence[ModelEntry]) -> Table:
     table = Table("name", "base", "labels", "val acc", "test acc", "test macro-F1", "topics",
-                  "active")
+                  "scorer", "active")
     for m in entries:
         x = m.metrics
+        int8 = m.info.get("int8") or {}
+        scorer = "-" if not int8 else ("int8" if int8.get("use_int8") else "full")
         table.add_row(m.name, m.base, ",".join(m.labels),
                       str(x.get("validation_accuracy", "-")), str(x.get("test_accuracy", "-")),
                       str(x.get("test_macro_f1", "-")), m.info.get("topic_model") or "-",
-                      "yes" if m.active else "")
+                      scorer, "yes" if m.active else "")
     return table
 
 

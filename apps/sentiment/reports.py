@@ -33,6 +33,7 @@ class TrainReport:
     topic_test: EvalReport | None = None
     sources: list[SourceReport] = field(default_factory=list)  # with several sources only
     normalization: dict[str, Any] | None = None
+    int8: dict[str, Any] | None = None  # the int8 scorer's figures and decision (.int8)
 
     @property
     def selection_macro_f1(self) -> float | None:
@@ -43,7 +44,7 @@ class TrainReport:
         return self.validation.macro_f1 if self.validation else None
 
     def to_dict(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"normalization": self.normalization}
+        extra: dict[str, Any] = {"normalization": self.normalization, "int8": self.int8}
         if self.sources:
             extra["sources"] = [s.to_dict() for s in self.sources]
             extra["selection"] = {"criterion": "validation macro-F1, mean over sources",

@@ -124,6 +124,10 @@ def work(
     embeddings: Annotated[bool, typer.Option(
         "--embeddings/--no-embeddings", help="Also match topics by embedding similarity.")
     ] = True,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1,
+        help="Torch threads for scoring (default: all cores; with N workers on one machine "
+             "give each cores/N, or they fight over the same cores).")] = None,
     broker_url: BrokerOpt = None,
     retries: RetriesOpt = 5,
     as_json: JsonOpt = False,
@@ -145,6 +149,10 @@ def work(
         if not as_json:
             console.print(f"[bold red]ALERT[/] {alert['message']}")
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     stop = threading.Event()
     broker = _broker(broker_url, retries, claim_idle_ms=int(claim_idle * 1000))
     previous = {sig: signal.signal(sig, lambda *_: stop.set())

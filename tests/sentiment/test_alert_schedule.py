@@ -63,3 +63,30 @@ def test_a_failed_check_is_kept_for_the_next_one() -> None:
     assert schedule.evaluate_since(None, {"banking": T0 + timedelta(hours=1)}) == [  # type: ignore[arg-type]
         {"topic": "banking"}]
     assert engine.checks == [{"banking": T0}] and schedule.pending == {}
+
+
+def test_slow_checks_are_spaced_out_further() -> None:
+    """A check that takes 0.2 s (a window full of records) is followed by 4 s without one
+    (5% of the time), then the spacing returns to the interval when checks are quick."""
+    now = [0.0]
+
+    class SlowEngine(RecordingEngine):
+        took = 0.2
+
+        def evaluate_since(self, db: Database, touched: dict[str, datetime]
+                           ) -> list[dict[str, Any]]:
+            now[0] += self.took
+            return super().evaluate_since(db, touched)
+
+    engine = SlowEngine()
+    schedule = AlertSchedule(engine, interval=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    db: Any = None
+    assert schedule.evaluate_since(db, {"banking": T0}) != []  # at 0.0, ends at 0.2
+    now[0] = 3.0
+    assert schedule.evaluate_since(db, {"banking": T0}) == []  # 3 s after it began: held back
+    now[0] = 4.3
+    engine.took = 0.0
+    assert schedule.evaluate_since(db, {"banking": T0}) != []  # 4.3 s after: checked
+    now[0] = 5.4
+    assert schedule.evaluate_since(db, {"banking": T0}) != []  # quick again: 1 s spacing
+    assert len(engine.checks) == 3

@@ -115,7 +115,8 @@ def test_train_tiny_encoder_registers_labels_and_metrics(tiny_encoder_dir: Path)
     registry = ModelRegistry()
     entry = registry.active("sentiment", "sentiment")
     assert entry is not None and entry.name == "tiny" and entry.base == str(tiny_encoder_dir)
-    assert entry.labels == report.labels and entry.info == {"topic_model": "tiny-topic"}
+    assert entry.labels == report.labels and entry.info["topic_model"] == "tiny-topic"
+    assert set(entry.info) == {"topic_model", "int8"}  # int8: both validation macro-F1s
     assert entry.metrics["test_accuracy"] == pytest.approx(report.test.accuracy, abs=1e-4)
     assert {"validation_macro_f1", "test_macro_f1"} <= set(entry.metrics)
     assert not {"app", "labels", "topic_model"} & set(entry.metrics) and entry.data_hash

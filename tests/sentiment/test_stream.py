@@ -437,6 +437,7 @@ def test_a_worker_process_outlives_a_broker_outage_and_stops_on_sigterm(
         worker = subprocess.Popen(
             [sys.executable, "-m", "aigc_apps.cli", "sentiment", "work", "--stream", stream,
              "--group", "g", "--db", str(db.engine.url), "--no-embeddings", "--json",
+             "--threads", "1",  # a worker sharing its machine: its own torch thread count
              "--broker", f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"],
             env=_env(workspace), stdout=subprocess.PIPE, stderr=stderr,
             start_new_session=True)
