@@ -47,6 +47,9 @@ class Settings:
     # how long a user's cached recommendations are served at most (0: no cache); events and
     # withdrawn items make an entry stale at once whatever this says
     recommend_cache_ttl: float = 24 * 3600.0
+    # which weights score sentiment: "auto" (int8 where its saved validation rule chose it),
+    # "full" (always full precision) or "int8" (the saved int8 weights, to measure them)
+    sentiment_precision: str = "auto"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,6 +65,7 @@ class Settings:
             vector_backend=(env.get("AIGC_VECTOR_BACKEND") or "faiss").strip().lower(),
             store_urls=store_urls_from_env(env),
             recommend_cache_ttl=_seconds(env, "AIGC_RECOMMEND_CACHE_TTL", 24 * 3600.0),
+            sentiment_precision=_choice(env, "AIGC_SENTIMENT_PRECISION", ("auto", "full", "int8")),
         )
 
     @property
@@ -167,4 +171,12 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise AigcError(f"{name} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """``env[name]`` (unset: the first of ``allowed``), or a one-line error."""
+    value = (env.get(name) or "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise AigcError(f"{name}={value!r}: use one of {', '.join(allowed)}")
     return value

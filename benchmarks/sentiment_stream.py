@@ -203,7 +203,9 @@ def scorer_precision(model: str) -> dict[str, Any]:
         decision = registry.get(model).info.get("int8") or {}
     finally:
         registry.close()
-    wanted = wanted_precision()
+    from aigc_apps.settings import Settings
+
+    wanted = wanted_precision(settings=Settings.from_env())
     chosen = "int8" if decision and (wanted == "int8" or
                                      (wanted == "auto" and decision.get("use_int8"))) else "full"
     return {"precision": chosen, "rule": decision or None}

@@ -318,15 +318,17 @@ class SentimentModel:
     @classmethod
     def from_pretrained(cls, adapter_dir: str | Path, name: str | None = None,
                         topic_dir: str | Path | None = None,
-                        full_precision: bool | None = None) -> SentimentModel:
+                        full_precision: bool | None = None,
+                        settings: Settings | None = None) -> SentimentModel:
         """The model in ``adapter_dir``, with int8 weights where the rule saved with it
-        chose them, unless ``full_precision`` (None: ``AIGC_SENTIMENT_PRECISION=full``)."""
+        chose them, unless ``full_precision`` (None: the settings' ``sentiment_precision``,
+        ``AIGC_SENTIMENT_PRECISION``)."""
         from aigc_apps.finetune import TextClassifier
 
         folder = Path(adapter_dir)
         model = cls(TextClassifier.from_pretrained(folder), name or folder.name,
                     topic_dir=topic_dir, normalize=NormalizeConfig.from_pretrained(folder))
-        wanted = wanted_precision(full_precision)
+        wanted = wanted_precision(full_precision, settings)
         if wanted == "full" or model.classifier.device.type != "cpu":
             return model
         decision = read_decision(folder)
@@ -337,7 +339,8 @@ class SentimentModel:
     @classmethod
     def load(cls, name: str | None = None, with_topics: bool = True,
              registry: ModelRegistry | None = None,
-             full_precision: bool | None = None) -> SentimentModel:
+             full_precision: bool | None = None,
+             settings: Settings | None = None) -> SentimentModel:
         """A registered model by name, or the active sentiment model of the registry."""
         from aigc_apps.registry import ModelRegistry
 
@@ -348,7 +351,7 @@ class SentimentModel:
         finally:
             if registry is None:
                 reg.close()
-        return cls.from_pretrained(entry.path, entry.name, topic_dir, full_precision)
+        return cls.from_pretrained(entry.path, entry.name, topic_dir, full_precision, settings)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Batches of 32 (the core's default): on 2 CPU cores, MiniLM scores a 256-text

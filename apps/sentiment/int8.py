@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +36,11 @@ import torch
 
 from aigc_apps.errors import DataError
 from aigc_apps.fileio import atomic_write
+from aigc_apps.settings import Settings, get_settings
 
 INT8_WEIGHTS = "int8_weights.pt"
 INT8_INFO = "int8.json"
 MAX_F1_DROP = 0.005  # 0.5 macro-F1 points
-PRECISION_ENV = "AIGC_SENTIMENT_PRECISION"
-PRECISIONS = ("auto", "full", "int8")
 
 
 def quantize(model: Any) -> Any:
@@ -103,16 +101,14 @@ def read_decision(folder: Path) -> Int8Decision | None:
                         "precision") from None
 
 
-def wanted_precision(full_precision: bool | None = None) -> str:
-    """``full`` when asked for (argument, else ``AIGC_SENTIMENT_PRECISION``), else ``auto``:
-    int8 where the saved rule chose it; ``int8`` (the setting only) scores with the saved
-    int8 weights whatever the rule said, to measure them."""
+def wanted_precision(full_precision: bool | None = None, settings: Settings | None = None) -> str:
+    """``full`` when asked for (argument, else the settings' ``sentiment_precision``, from
+    ``AIGC_SENTIMENT_PRECISION``), else ``auto``: int8 where the saved rule chose it;
+    ``int8`` (the setting only) scores with the saved int8 weights whatever the rule said,
+    to measure them."""
     if full_precision is not None:
         return "full" if full_precision else "auto"
-    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
-    if value not in PRECISIONS:
-        raise DataError(f"{PRECISION_ENV}={value!r}: use one of {', '.join(PRECISIONS)}")
-    return value
+    return (settings or get_settings()).sentiment_precision
 
 
 def load_int8(full_model: Any, folder: Path) -> Any:

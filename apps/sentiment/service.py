@@ -153,13 +153,16 @@ class SentimentService(AppService):
                 self._active = None
             if name is not None:
                 if name not in self._models:
-                    self._models[name] = SentimentModel.load(name, registry=self.registry)
+                    self._models[name] = SentimentModel.load(
+                        name, registry=self.registry, settings=self.settings
+                    )
                 return self._models[name]
             if self._active is None:
                 # by name, so that what is loaded is what was looked up
                 entry = self.registry.active(APP, SENTIMENT_ROLE)
                 self._active = SentimentModel.load(entry.name if entry else None,
-                                                   registry=self.registry)
+                                                   registry=self.registry,
+                                                   settings=self.settings)
             return self._active
 
     @lazy

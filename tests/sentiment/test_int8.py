@@ -10,20 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aigc_apps.errors import DataError
+from aigc_apps.errors import AigcError
 from aigc_apps.registry import ModelRegistry
+from aigc_apps.settings import Settings
 from apps.sentiment.classifier import FitOptions, SentimentModel, evaluate_model, train_sentiment
 from apps.sentiment.evaluation import load_labelled
 from apps.sentiment.int8 import (
     INT8_INFO,
     INT8_WEIGHTS,
     MAX_F1_DROP,
-    PRECISION_ENV,
     Int8Decision,
     read_decision,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sentiment" / "headlines.csv"
+
+PRECISION_ENV = "AIGC_SENTIMENT_PRECISION"
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +98,11 @@ def test_reloaded_int8_scorer_gives_the_validated_labels(
     assert agree >= 0.9, agree
     monkeypatch.setenv(PRECISION_ENV, "full")
     assert SentimentModel.from_pretrained(copy).precision == "full"
+    assert SentimentModel.from_pretrained(copy, settings=Settings(home=tmp_path)).precision == (
+        "int8"  # the settings given, not the environment's
+    )
     monkeypatch.setenv(PRECISION_ENV, "fastest")
-    with pytest.raises(DataError, match=PRECISION_ENV):
+    with pytest.raises(AigcError, match=PRECISION_ENV):
         SentimentModel.from_pretrained(copy)
 
 
