@@ -56,6 +56,9 @@ def as_utc(value: datetime) -> datetime:
     )
 
 
+SQLITE_POOL = 40  # connections kept per SQLite file: anyio's default thread-pool size
+
+
 class Database:
     """An engine plus a session factory; ``with db.session() as s:`` is one transaction.
 
@@ -75,9 +78,15 @@ class Database:
             else:  # a read-only workspace: read what is there, refuse writes in one line
                 self.read_only = True
                 engine_url, options = _read_only_sqlite(path)
+        if self.path is not None and not self.read_only:
+            # a local file: no connection can drop, so no ping per checkout; and a pool as
+            # wide as a server's thread pool, so that concurrent requests do not open, set
+            # up (WAL, timeouts) and close an overflow connection each
+            options |= {"pool_pre_ping": False, "pool_size": SQLITE_POOL, "max_overflow": 0,
+                        "pool_timeout": 60}
         try:
             self.engine: Engine = create_engine(
-                engine_url, echo=echo, pool_pre_ping=True, **options
+                engine_url, echo=echo, **({"pool_pre_ping": True} | options)
             )
         except (SQLAlchemyError, ImportError) as exc:
             raise AigcError(f"cannot open database {parsed!r}: {exc}") from None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -66,13 +65,12 @@ def movielens_home(base: Path, log: Callable[[str], None]) -> Path | None:
                 when = datetime.fromtimestamp(int(row["timestamp"]), timezone.utc).isoformat()
                 writer.writerow([f"u{row['userId']}", f"m{row['movieId']}", "rating",
                                  row["rating"], when])  # fmt: skip
-    os.environ["AIGC_HOME"] = str(home)
     from aigc_apps.settings import Settings
     from apps.recommender.recommender import RecommenderConfig
     from apps.recommender.service import RecommenderService
 
     started = time.perf_counter()
-    with RecommenderService.from_settings(Settings.from_env()) as rec:
+    with RecommenderService.from_settings(Settings(home=home)) as rec:
         rec.ingest(home / "items.csv", home / "events.csv")
         report = rec.train(RecommenderConfig(interest=None)).report
     log(f"recommend MovieLens: {report['items']} items, {report['users']} users, "
@@ -94,9 +92,8 @@ async def hit_rate(url: str, home: Path) -> dict[str, Any]:
         for user in heldout:
             body = (await http.get(RECS.format(user), params={"k": 10})).json()
             served[user] = [i["item_id"] for i in body["items"]]
-    os.environ["AIGC_HOME"] = str(home)
     spot: dict[str, list[str]] = {}
-    with RecommenderService.from_settings(Settings.from_env()) as rec:
+    with RecommenderService.from_settings(Settings(home=home)) as rec:
         model = rec.model()
         for user in heldout:
             events = rec.user_events(user)

@@ -34,16 +34,17 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from aigc_apps.errors import AigcError
+from aigc_apps.stamps import current
 from aigc_apps.store import Database
 
-from .store import RecCacheEntry, RecEvent
+from .store import CATALOG_STAMP, STAMPS, RecCacheEntry, RecEvent
 
 if TYPE_CHECKING:  # scikit-learn and torch load with the model, not with the service
     from .recommender import Recommendation, RecommendationList
@@ -100,27 +101,41 @@ class RecommendationCache:
         self._db = db
         self.ttl_s = ttl_s
         # one statement, built once (building and keying a select per request costs more
-        # than the indexed read itself): the entry, and whether an event came after it
+        # than the indexed read itself; each round trip also gives up the GIL, which a busy
+        # server takes back late): the catalogue's stamp, the entry if any, and whether an
+        # event of the user came after it
         self._read = text(
-            "SELECT c.model_key, c.catalog_gen, c.computed_at, c.payload, EXISTS ("
+            f"SELECT (SELECT value FROM {STAMPS} WHERE key = '{CATALOG_STAMP}'),"
+            " c.model_key, c.catalog_gen, c.computed_at, c.payload, EXISTS ("
             " SELECT 1 FROM rec_events e WHERE e.user_id = c.user_id"
-            " AND e.id > c.last_event_id) FROM rec_cache c WHERE c.user_id = :user AND c.k = :k"
+            " AND e.id > c.last_event_id)"
+            " FROM (SELECT 1 AS one) o LEFT JOIN rec_cache c ON c.user_id = :user AND c.k = :k"
         )
 
-    def read(self, user: str, k: int, model: str) -> Entry | None:
-        """The entry of ``(user, k)`` if it was ranked by ``model``, no event of the user came
-        after it, and it has not expired; else None."""
+    def lookup(self, user: str, k: int) -> tuple[Any, int]:
+        """The stored row of ``(user, k)`` (None: none, or no cache) and the catalogue's
+        stamp now, in one query; :meth:`entry` says whether the row may be served."""
         if self.ttl_s <= 0 or "\x00" in user:
-            return None
+            return None, current(self._db(), CATALOG_STAMP, table=STAMPS)
         with self._db().engine.connect() as conn:
             row = conn.execute(self._read, {"user": user, "k": k}).first()
-        if row is None or row[0] != model or row[4] or row[2] < time.time() - self.ttl_s:
+        assert row is not None  # one row, whatever the cache holds
+        return (row if row[1] is not None else None), int(row[0] or 0)
+
+    def entry(self, row: Any, model: str) -> Entry | None:
+        """The looked-up ``row`` as an entry if it was ranked by ``model``, no event of the
+        user came after it, and it has not expired; else None."""
+        if row is None or row[1] != model or row[5] or row[3] < time.time() - self.ttl_s:
             return None
         from .recommender import Recommendation
 
-        data = json.loads(row[3])
+        data = json.loads(row[4])
         items = [Recommendation(i, t, s, list(r)) for i, t, s, r in data["items"]]
-        return Entry(items, data["note"], int(row[1]))
+        return Entry(items, data["note"], int(row[2]))
+
+    def read(self, user: str, k: int, model: str) -> Entry | None:
+        """The entry of ``(user, k)`` if ``model`` may serve it (see :meth:`entry`)."""
+        return self.entry(self.lookup(user, k)[0], model)
 
     def write(
         self, user: str, k: int, model: str, catalog_gen: int, last_event_id: int,
@@ -245,14 +260,36 @@ class CachedLists:
 
     def for_user(self, user: str, k: int, explain: bool) -> RecommendationList:
         """The user's cached list when it is still valid, else ranked now and cached."""
-        self._served.get()  # the served model and catalogue are current (two stamp reads)
-        entry = self.store.read(user, k, self._served.key)
-        if entry is not None and self._served.withdrawn.isdisjoint(r.item_id for r in entry.items):
-            if entry.catalog_gen != self._served.catalog_gen:  # items came: rank again later
-                self.refresher.submit([((user, k), self._job(user, k))])
-            return entry.answer(user, explain)
+        row, catalog_stamp = self.store.lookup(user, k)
+        self._served.get(catalog_stamp)  # the served model is current (a stamp read)
+        found = self._answer(row, user, k, explain)
+        if found is not None:
+            return found
         result = self.rank(user, k)
         return result if explain else Entry(result.items, result.note, 0).answer(user, False)
+
+    @property
+    def local(self) -> bool:
+        """Whether a hit is microseconds: a serving process on SQLite files (no network).
+        The HTTP route then answers hits on its event loop, skipping the thread-pool hop
+        that cost a busy server half its throughput (``serve_load.py``)."""
+        return self._served.local
+
+    def hit(self, user: str, k: int, explain: bool) -> RecommendationList | None:
+        """The user's cached list if it may be served now, else None; never loads a model
+        or ranks (two statements: the entry with the catalogue stamp, the registry stamp)."""
+        row, catalog_stamp = self.store.lookup(user, k)
+        if not self._served.current(catalog_stamp):
+            return None
+        return self._answer(row, user, k, explain)
+
+    def _answer(self, row: Any, user: str, k: int, explain: bool) -> RecommendationList | None:
+        entry = self.store.entry(row, self._served.key)
+        if entry is None or not self._served.withdrawn.isdisjoint(r.item_id for r in entry.items):
+            return None
+        if entry.catalog_gen != self._served.catalog_gen:  # items came: rank again later
+            self.refresher.submit([((user, k), self._job(user, k))])
+        return entry.answer(user, explain)
 
     def rank(self, user: str, k: int) -> RecommendationList:
         """Rank ``user``'s list from the stored events (with reasons) and cache it."""

@@ -263,6 +263,12 @@ class RecommenderService(AppService):
             user, k=k, exclude_seen=exclude_seen, events=events, text=interest, explain=explain
         )
 
+    def cached(self, user: str, k: int = 10, explain: bool = False) -> RecommendationList | None:
+        """``user``'s cached top-``k`` if it may be served now (see :mod:`.cache`), else
+        None: then :meth:`for_user` ranks. Never loads a model or ranks."""
+        _check_k(k)
+        return self.cache.hit(user, k, explain)
+
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Up to ``k`` other items like ``item_id`` (never the item itself)."""
         _check_k(k)

@@ -50,6 +50,7 @@ class ServedModel:
         active_entry: Callable[[], ModelEntry | None],
     ) -> None:
         self._db, self._settings, self._active_entry = db, settings, active_entry
+        self._registry = registry
         self._lock = threading.RLock()
         self._loaded: tuple[EntryKey, Recommender] | None = None
         # the loaded model grown to the store's catalogue, by the loaded model's key
@@ -65,6 +66,20 @@ class ServedModel:
         return self._loaded is not None
 
     @property
+    def local(self) -> bool:
+        """Whether this process serves and its store and registry are SQLite files here: a
+        stamp or cache read is then microseconds with no network (see :mod:`.cache`)."""
+        return (self.serving and self._db().path is not None
+                and self._registry.db.path is not None)  # fmt: skip
+
+    def current(self, catalog_stamp: int) -> bool:
+        """Whether the model served is the one the stamps name (one stamp read; nothing is
+        loaded: False before the first :meth:`get` and after any change)."""
+        return self._live is not None and self._served_at == (
+            self._models_stamp.peek(), catalog_stamp
+        )
+
+    @property
     def key(self) -> str:
         """The served model's identity, as stored with each cached list (64 hex digits)."""
         assert self._loaded is not None, "get() first"
@@ -75,8 +90,11 @@ class ServedModel:
         """The catalogue generation the served model was grown at."""
         return self._served_at[1] if self._served_at is not None else 0
 
-    def get(self) -> Recommender:
-        at = (self._models_stamp.peek(), self._catalog_stamp.peek())
+    def get(self, catalog_stamp: int | None = None) -> Recommender:
+        """``catalog_stamp``: the store's catalogue stamp when the caller has just read it
+        (the cache reads it with the entry: one round trip less per request)."""
+        catalog = self._catalog_stamp.peek() if catalog_stamp is None else catalog_stamp
+        at = (self._models_stamp.peek(), catalog)
         live = self._live
         if live is not None and self._served_at == at:
             return live[1]

@@ -175,3 +175,25 @@ def test_a_store_that_cannot_take_the_entry_still_answers(
     b.add_events([NewEvent("u05", ids(b, "u05")[0], "view")])  # its entry is stale now
     assert ids(b, "u05") == on_the_spot(b, "u05")
     assert "could not cache the list of 'u05'" in caplog.text
+
+
+def test_a_hit_never_loads_or_ranks_and_says_none_when_it_would_have_to(
+    workers: tuple[RecommenderService, RecommenderService], db_url: str,
+) -> None:
+    """What the HTTP route answers on its event loop (SQLite files): only valid entries of
+    the model already served; anything else is None, for the thread pool to rank."""
+    a, b = workers
+    assert b.cached("u01", WARM_K) is None  # b serves nothing yet: it would have to load
+    listed = b.for_user("u01", k=WARM_K, explain=True)
+    assert b.cache.local == db_url.startswith("sqlite")
+    hit = b.cached("u01", WARM_K, explain=True)
+    assert hit is not None and hit.items == listed.items
+    plain = b.cached("u01", WARM_K)
+    assert plain is not None and [r.reasons for r in plain.items] == [[]] * len(plain.items)
+    assert not ranked(b, lambda: b.cached("u01", WARM_K))
+    assert b.cached("u03", 7) is None  # no entry of that k
+    a.add_events([NewEvent("u01", listed.items[0].item_id, "purchase")])
+    assert b.cached("u01", WARM_K) is None  # an event came after the entry
+    a.activate("recommend-1")  # the registry's stamp moves: b must reload before serving
+    assert b.cached("u02", WARM_K) is None
+    assert b.for_user("u02", k=WARM_K).items and b.cached("u02", WARM_K) is not None
