@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from aigc_apps.errors import DataError
 from aigc_apps.fileio import atomic_write
 from aigc_apps.settings import Settings, get_settings
@@ -47,6 +45,8 @@ def quantize(model: Any) -> Any:
     """A CPU copy of ``model`` with every ``nn.Linear`` as a dynamic int8 layer (the model
     given is left as it was)."""
     cpu = copy.deepcopy(model).to("cpu").eval()
+    import torch  # here, not at import: commands that touch no model must not load torch
+
     with warnings.catch_warnings():  # torch 2.x points to torchao for new code; same kernels
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(cpu, {torch.nn.Linear}, dtype=torch.qint8)
@@ -83,6 +83,8 @@ class Int8Decision:
 
 def save_int8(quantized: Any, folder: Path, decision: Int8Decision) -> None:
     """The int8 weights and the decision, each written whole or not at all."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(quantized.state_dict(), buffer)
     atomic_write(folder / INT8_WEIGHTS, buffer.getvalue())
@@ -114,6 +116,8 @@ def wanted_precision(full_precision: bool | None = None, settings: Settings | No
 def load_int8(full_model: Any, folder: Path) -> Any:
     """The saved int8 model: ``full_model`` quantized (the module layout), then the saved
     int8 weights loaded into it."""
+    import torch
+
     quantized = quantize(full_model)
     with warnings.catch_warnings():  # packed int8 weights still go through TypedStorage
         warnings.simplefilter("ignore", UserWarning)
