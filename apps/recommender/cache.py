@@ -133,10 +133,6 @@ class RecommendationCache:
         items = [Recommendation(i, t, s, list(r)) for i, t, s, r in data["items"]]
         return Entry(items, data["note"], int(row[2]))
 
-    def read(self, user: str, k: int, model: str) -> Entry | None:
-        """The entry of ``(user, k)`` if ``model`` may serve it (see :meth:`entry`)."""
-        return self.entry(self.lookup(user, k)[0], model)
-
     def write(
         self, user: str, k: int, model: str, catalog_gen: int, last_event_id: int,
         result: RecommendationList,
@@ -265,8 +261,8 @@ class CachedLists:
         found = self._answer(row, user, k, explain)
         if found is not None:
             return found
-        result = self.rank(user, k)
-        return result if explain else Entry(result.items, result.note, 0).answer(user, False)
+        result = self.rank(user, k)  # ranked with reasons, as cached
+        return result if explain else Entry(result.items, result.note, 0).answer(user, explain)
 
     @property
     def local(self) -> bool:
